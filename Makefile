@@ -1,0 +1,54 @@
+# upgrader: every target installs what it needs on a fresh Debian 12 machine (as root).
+SHELL := /bin/bash
+PYTHON := /usr/bin/python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+NODES ?= 3
+KEEP ?=
+
+# Debian packages the tool and its lab stand on.
+DEB_PACKAGES := pacemaker pacemaker-cli-utils corosync resource-agents lxc \
+	unattended-upgrades dpkg-dev apt-utils python3-apt python3-venv \
+	iproute2 procps util-linux kmod
+
+.PHONY: deps venv test demo lab-up lab-down lab-status bench install clean
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  [ "$$(id -u)" = 0 ] || { echo "error: installing $$missing needs root; run make as root" >&2; exit 2; }; \
+	  echo "Installing Debian packages:" $$missing; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv --system-site-packages $(VENV)
+
+$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+venv: deps $(VENV)/.installed
+
+test: venv
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+demo: venv
+	$(BIN)/python -m upgrader.lab.demo --nodes $(NODES) $(if $(KEEP),--keep)
+
+lab-up: venv
+	$(BIN)/upgrader-lab up --nodes $(NODES)
+
+lab-down: venv
+	$(BIN)/upgrader-lab down
+
+lab-status: venv
+	$(BIN)/upgrader-lab status
+
+bench: venv
+	$(BIN)/python -m upgrader.bench
+
+clean: lab-down
+	rm -rf $(VENV) *.egg-info .pytest_cache

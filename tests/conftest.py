@@ -1,0 +1,34 @@
+"""Shared fixtures: the real lab, brought up once per session and always torn down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from upgrader.lab import lab as ops
+from upgrader.lab.client import LabClient
+from upgrader.lab.layout import Lab
+
+
+def lab_name(suffix: str = "") -> str:
+    """A name of our own, so parallel test runs never share a lab."""
+    return f"t{os.getpid() % 100000}{suffix}"[:8]
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    """A 3-node lab with 3 applications at version 1 (session-wide)."""
+    name = lab_name()
+    try:
+        the_lab, _ = ops.up(name, nodes=3, apps=3)
+        yield the_lab
+    finally:
+        ops.down(name)
+
+
+@pytest.fixture()
+def client(lab: Lab) -> Iterator[LabClient]:
+    with LabClient(lab.client_netns) as c:
+        yield c

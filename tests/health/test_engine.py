@@ -1,0 +1,178 @@
+"""The engine: parallel checks, retries within deadlines, one cluster reading per round.
+
+Level 1 reads hand-built snapshots, level 2 a fake Runner (argv only), level 3
+real servers on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from time import monotonic
+from typing import Sequence
+
+from rich.console import Console
+
+from upgrader.health import (CHECK_CMD_ATTR, PROBE_ATTR, HealthDefaults, Level, Resource, ResourceConfig,
+                             Snapshot, Target, check_health, health_spec)
+from upgrader.health.cluster import Failure
+from upgrader.runner import Result, Runner
+
+FAST = HealthDefaults(deadline=3.0, attempt_timeout=1.0, interval=0.05)
+BASELINE = Snapshot()
+
+
+class LxcRunner(Runner):
+    """Says every container is RUNNING and every command succeeds; records argv (nothing is run)."""
+
+    def __init__(self, node: str, calls: list[tuple[str, ...]]) -> None:
+        super().__init__(prefix=("upgrader-lab", "exec", node, "--"))
+        self.calls = calls
+
+    def call(self, argv: Sequence[str], *, timeout: float | None = None, **_: object) -> Result:
+        full = tuple(self.prefix) + tuple(argv)
+        self.calls.append(full)
+        return Result(full, 0, "State:          RUNNING\n" if argv[0] == "lxc-info" else "", "", 0.0)
+
+
+def started_on(node: str, *ids: str) -> Snapshot:
+    return Snapshot({rid: Resource(rid, "Started", (node,)) for rid in ids})
+
+
+def lxc_group(gid: str, probe: str | None = None) -> ResourceConfig:
+    meta = {PROBE_ATTR: probe} if probe else {}
+    return ResourceConfig(gid, meta=meta, members=(
+        ResourceConfig(f"{gid}-vip", "ocf:heartbeat:IPaddr2"),
+        ResourceConfig(f"{gid}-ct", "ocf:heartbeat:lxc", {"container": f"{gid}-c"}, {CHECK_CMD_ATTR: "/bin/true"}),
+    ))
+
+
+def test_all_levels_pass(serve) -> None:
+    calls: list[tuple[str, ...]] = []
+    with serve(lambda n: (200, b"ok")) as (port, paths):
+        spec = health_spec(lxc_group("app", f"http://127.0.0.1:{port}/health#body=ok tcp://127.0.0.1:{port}"))
+        report = check_health([Target(spec, "node2")], snapshot=lambda t: started_on("node2", "app-vip", "app-ct"),
+                              baseline=BASELINE, runner_for=lambda node: LxcRunner(node, calls), defaults=FAST)
+    assert report.ok, report.problems()
+    assert [(r.level, r.target, r.attempts) for r in report.results] == [
+        (Level.CLUSTER, "app-vip, app-ct", 1), (Level.CONTAINER, "app-c", 1),
+        (Level.APPLICATION, f"http://127.0.0.1:{port}/health#body=ok", 1), (Level.APPLICATION, f"tcp://127.0.0.1:{port}", 1)]
+    assert paths == ["/health"]
+    assert calls == [("upgrader-lab", "exec", "node2", "--", "lxc-info", "-n", "app-c", "-s"),
+                     ("upgrader-lab", "exec", "node2", "--", "lxc-attach", "-n", "app-c", "--", "/bin/true")]
+
+
+def test_unchecked_levels_are_reported_not_failed() -> None:
+    spec = health_spec(ResourceConfig("dk", "ocf:heartbeat:docker"))
+    report = check_health([Target(spec, "node3")], snapshot=lambda t: started_on("node3", "dk"), baseline=BASELINE,
+                          runner_for=lambda node: Runner(), defaults=FAST)
+    assert report.ok
+    assert [(r.level, r.checked, r.note) for r in report.results] == [
+        (Level.CLUSTER, True, None),
+        (Level.CONTAINER, False, "container level not checked: agent ocf:heartbeat:docker"),
+        (Level.APPLICATION, False, "no application probe declared")]
+
+
+def test_retries_until_the_application_answers(serve) -> None:
+    with serve(lambda n: (503, b"") if n <= 2 else (200, b"")) as (port, paths):
+        spec = health_spec(ResourceConfig("a", "ocf:heartbeat:anything", meta={PROBE_ATTR: f"http://127.0.0.1:{port}/"}))
+        report = check_health([Target(spec, "node2")], snapshot=lambda t: started_on("node2", "a"),
+                              baseline=BASELINE, runner_for=lambda node: Runner(), defaults=FAST)
+    probe = report.results[-1]
+    assert report.ok and probe.attempts == 3 and len(paths) == 3
+    assert 0.1 <= probe.seconds < 0.5  # two 0.05 s pauses, no more
+
+
+def test_retries_limit_and_failure_report(serve) -> None:
+    with serve(lambda n: (500, b"")) as (port, paths):
+        spec = health_spec(ResourceConfig("a", "ocf:heartbeat:anything", meta={PROBE_ATTR: f"http://127.0.0.1:{port}/"}))
+        report = check_health([Target(spec, "node2")], snapshot=lambda t: started_on("node2", "a"), baseline=BASELINE,
+                              runner_for=lambda node: Runner(), defaults=HealthDefaults(retries=1, interval=0.01))
+    assert not report.ok and len(paths) == 2
+    assert report.problems() == [f"a on node2: application check http://127.0.0.1:{port}/ failed after 2 attempts in "
+                                 f"{report.failures[0].seconds:.1f}s: HTTP status 500 Internal Server Error, expected 200"]
+    data = json.loads(report.to_json())
+    assert data["ok"] is False and data["results"][-1]["level"] == "application"
+    assert data["results"][-1]["error"].startswith("HTTP status 500")
+    console = Console(record=True, width=200)
+    report.render(console)
+    text = console.export_text()
+    assert "FAILED" in text and "HTTP status 500" in text and "not checked" in text
+
+
+def test_slow_server_fails_at_the_deadline(serve) -> None:
+    with serve(lambda n: (200, b""), delay=10.0) as (port, _):
+        spec = health_spec(ResourceConfig("a", "ocf:heartbeat:anything", meta={PROBE_ATTR: f"http://127.0.0.1:{port}/"}))
+        started = monotonic()
+        report = check_health([Target(spec, "node2")], snapshot=lambda t: started_on("node2", "a"), baseline=BASELINE,
+                              runner_for=lambda node: Runner(),
+                              defaults=HealthDefaults(deadline=0.7, attempt_timeout=0.25, interval=0.05))
+        elapsed = monotonic() - started
+    probe = report.results[-1]
+    # attempts at 0-0.25 and 0.30-0.55; the third starts at 0.60 with only the 0.1 s left to the deadline
+    assert (probe.ok, probe.attempts) == (False, 3)
+    assert probe.error and probe.error.startswith("no answer within ")
+    assert 0.05 < float(probe.error.removeprefix("no answer within ").rstrip("s")) < 0.15
+    assert 0.7 <= elapsed < 0.95
+
+
+def test_new_failure_fails_at_once() -> None:
+    now = Snapshot({"w": Resource("w", "Started", ("node2",))}, (Failure("w", "node2", "w_monitor_5000"),))
+    spec = health_spec(ResourceConfig("w", "ocf:heartbeat:anything"))
+    report = check_health([Target(spec, "node2")], snapshot=lambda t: now, baseline=BASELINE,
+                          runner_for=lambda node: Runner(), defaults=HealthDefaults(deadline=30))
+    cluster = report.results[0]
+    assert not cluster.ok and cluster.attempts == 1 and cluster.seconds < 0.5
+    assert cluster.error == "new failure of w on node2: w_monitor_5000"
+
+
+def test_one_cluster_reading_per_round_for_many_resources() -> None:
+    ids = [f"r{i}" for i in range(20)]
+    calls: list[float] = []
+    lock = threading.Lock()
+
+    def snapshot(timeout: float) -> Snapshot:
+        with lock:
+            calls.append(timeout)
+            role = "Starting" if len(calls) <= 2 else "Started"
+        return Snapshot({rid: Resource(rid, role, ("node2",)) for rid in ids})
+
+    targets = [Target(health_spec(ResourceConfig(rid, "ocf:heartbeat:anything")), "node2") for rid in ids]
+    report = check_health(targets, snapshot=snapshot, baseline=BASELINE, runner_for=lambda node: Runner(), defaults=FAST)
+    assert report.ok
+    assert len(calls) == 3  # three rounds, not 20 x 3 crm_mon calls
+    assert {r.attempts for r in report.results if r.level is Level.CLUSTER} == {3}
+
+
+def test_fifty_probes_cost_about_one(serve) -> None:
+    """Each answer takes 0.2 s: serial would be 10 s for 50; parallel must stay under 2x one."""
+
+    def run(n: int, port: int) -> float:
+        targets = [Target(health_spec(ResourceConfig(f"a{i}", "ocf:heartbeat:anything",
+                                                     meta={PROBE_ATTR: f"http://127.0.0.1:{port}/{i}"})), "node2")
+                   for i in range(n)]
+        ids = [t.spec.resource for t in targets]
+        started = monotonic()
+        report = check_health(targets, snapshot=lambda t: started_on("node2", *ids), baseline=BASELINE,
+                              runner_for=lambda node: Runner(), defaults=FAST)
+        assert report.ok and len(report.results) == 3 * n
+        return monotonic() - started
+
+    with serve(lambda n: (200, b"ok"), delay=0.2) as (port, paths):
+        one = run(1, port)
+        fifty = run(50, port)
+    assert len(paths) == 51
+    print(f"1 probe: {one:.3f}s, 50 probes: {fifty:.3f}s")
+    assert fifty < 2 * one, (one, fifty)
+
+
+def test_a_crashing_check_does_not_hide_the_others() -> None:
+    class Unreachable(Runner):
+        def call(self, argv: Sequence[str], *, timeout: float | None = None, **_: object) -> Result:
+            raise PermissionError("upgrader-lab: permission denied")
+
+    spec = health_spec(lxc_group("app"))
+    report = check_health([Target(spec, "node2")], snapshot=lambda t: started_on("node2", "app-vip", "app-ct"),
+                          baseline=BASELINE, runner_for=lambda node: Unreachable(), defaults=FAST)
+    assert [(r.level, r.ok, r.attempts) for r in report.results[:2]] == [(Level.CLUSTER, True, 1), (Level.CONTAINER, False, 1)]
+    assert report.results[1].error == "unexpected PermissionError: upgrader-lab: permission denied"

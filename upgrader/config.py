@@ -1,0 +1,224 @@
+"""upgrader's settings: ``Rolling-Upgrade::...`` in APT's configuration syntax.
+
+They live in apt.conf.d-style files, so the APT hooks and the tool read the
+same place. :func:`load` reads them into an ``apt_pkg.Configuration`` of its
+own; the global ``apt_pkg.config`` is never touched. Every setting, with its
+default and meaning, is documented in ``apt.conf.d/50rolling-upgrade.conf``.
+Bad values and unknown keys raise :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from upgrader.timewindow import Window, parse_blackout, parse_window
+
+if TYPE_CHECKING:
+    import apt_pkg
+
+PREFIX = "Rolling-Upgrade"
+DEFAULT_DIR = Path("/etc/apt/apt.conf.d")
+DEFAULT_MAIN = Path("/etc/apt/apt.conf")
+MAIL_REPORTS = ("always", "only-on-error", "on-change")
+
+
+class ConfigError(ValueError):
+    """A setting upgrader cannot use; the one-line message names it and says what to do."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """upgrader's settings; durations are in seconds. Each field's APT key is in its comment."""
+
+    auto_standby: bool = False  # Auto-Standby
+    remote_shell: tuple[str, ...] = ("ssh", "-o", "BatchMode=yes", "{node}")  # Remote-Shell
+    soak_time: int = 0  # Soak-Time
+    settle_timeout: int = 300  # Settle-Timeout
+    health_timeout: int = 60  # Health::Timeout
+    health_retries: int = 3  # Health::Retries
+    health_interval: int = 10  # Health::Interval
+    boot_grace: int = 900  # Boot-Grace
+    reboot: bool = False  # Reboot
+    history_file: Path = Path("/var/lib/upgrader/history.jsonl")  # History-File
+    lock_expiry: int = 600  # Lock-Expiry
+    mail: str = ""  # Mail
+    mail_report: str = "on-change"  # MailReport
+    webhook: str = ""  # Webhook
+    windows: tuple[Window, ...] = ()  # Windows
+    blackout: tuple[date, ...] = ()  # Blackout
+    default_node_duration: int = 1800  # Default-Node-Duration
+
+    def remote_command(self, node: str) -> list[str]:
+        """The Remote-Shell argv for ``node`` (``{node}`` replaced)."""
+        return [arg.replace("{node}", node) for arg in self.remote_shell]
+
+
+def load(directory: Path | str = DEFAULT_DIR, main_file: Path | str | None = DEFAULT_MAIN) -> Config:
+    """Read ``directory`` as APT does (sorted; ``*.conf`` or no extension), then ``main_file`` if it exists."""
+    import apt_pkg
+
+    if not Path(directory).is_dir():
+        raise ConfigError(f"{directory}: not a directory (give APT's configuration directory, e.g. {DEFAULT_DIR})")
+    settings = apt_pkg.Configuration()
+    try:
+        apt_pkg.read_config_dir(settings, str(directory))
+        if main_file is not None and Path(main_file).is_file():
+            apt_pkg.read_config_file(settings, str(main_file))
+    except apt_pkg.Error as exc:
+        message = " ".join(line.removeprefix("E:") for line in str(exc).splitlines())
+        raise ConfigError(f"{message} (fix the APT syntax there)") from None
+    return from_apt(settings)
+
+
+def from_apt(settings: apt_pkg.Configuration) -> Config:
+    """The :class:`Config` given by the ``Rolling-Upgrade::`` tree of an APT configuration."""
+    _check_keys(settings, PREFIX)
+    values: dict[str, Any] = {}
+    for key, (name, parse) in _SCALARS.items():
+        full = f"{PREFIX}::{key}"
+        if settings.exists(full):
+            values[name] = _parse(full, parse, settings.find(full))
+    for key, (name, parse) in _LISTS.items():
+        full = f"{PREFIX}::{key}"
+        values[name] = tuple(_parse(full, parse, entry) for entry in settings.value_list(full))
+    return Config(**values)
+
+
+def _parse(key: str, parse: Callable[[str], Any], raw: str) -> Any:
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def _check_keys(settings: apt_pkg.Configuration, parent: str) -> None:
+    """Refuse unknown keys, values on groups and lists, and lists or groups where one value belongs."""
+    for full in settings.list(parent):
+        canonical = _KNOWN.get(full[len(PREFIX) + 2 :].lower())
+        if canonical is None:
+            raise ConfigError(f"{full}: unknown setting ({_suggest(full)})")
+        key, value = f"{PREFIX}::{canonical}", settings.find(full)
+        if canonical in _GROUPS:
+            if value:
+                members = ", ".join(f"{PREFIX}::{k}" for k in _SCALARS if k.startswith(canonical + "::"))
+                raise ConfigError(f"{key}: {value!r} cannot be set, it is a group (set {members})")
+            _check_keys(settings, full)
+        elif canonical in _LISTS and value:
+            raise ConfigError(f"{key}: {value!r} is a single value (write a list: {key} {{ \"...\"; }};)")
+        elif canonical in _SCALARS and settings.list(full):
+            raise ConfigError(f"{key}: a list or group was given (give one value: {key} \"...\";)")
+
+
+def _suggest(full: str) -> str:
+    relative = full[len(PREFIX) + 2 :].lower()
+    close = difflib.get_close_matches(relative, list(_KNOWN), n=1)
+    if close:
+        return f"did you mean {PREFIX}::{_KNOWN[close[0]]}?"
+    return "see 50rolling-upgrade.conf for the settings there are"
+
+
+_DURATION = re.compile(r"(\d+)\s*([smh]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+_TRUE = {"1", "yes", "true", "with", "on", "enable"}
+_FALSE = {"0", "no", "false", "without", "off", "disable"}
+
+
+def _duration(raw: str) -> int:
+    match = _DURATION.fullmatch(raw.strip().lower())
+    if not match:
+        raise ValueError(f"{raw!r} is not a duration (use seconds or 30s/15m/2h)")
+    return int(match[1]) * _UNITS[match[2]]
+
+
+def _positive_duration(raw: str) -> int:
+    seconds = _duration(raw)
+    if not seconds:
+        raise ValueError(f"{raw!r} is too short (use more than zero: seconds or 30s/15m/2h)")
+    return seconds
+
+
+def _count(raw: str) -> int:
+    if not raw.strip().isdigit():
+        raise ValueError(f"{raw!r} is not a whole number (use e.g. 3)")
+    return int(raw)
+
+
+def _bool(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in _TRUE | _FALSE:
+        return word in _TRUE
+    raise ValueError(f"{raw!r} is not a boolean (use true or false)")
+
+
+def _remote_shell(raw: str) -> tuple[str, ...]:
+    try:
+        argv = tuple(shlex.split(raw))
+    except ValueError as exc:
+        raise ValueError(f"{raw!r} is not a command line ({exc}; quote as in a shell)") from None
+    if not any("{node}" in arg for arg in argv):
+        raise ValueError(f"{raw!r} lacks the {{node}} placeholder (use e.g. 'ssh -o BatchMode=yes {{node}}')")
+    return argv
+
+
+def _absolute_path(raw: str) -> Path:
+    if not raw.startswith("/"):
+        raise ValueError(f"{raw!r} is not an absolute path (use e.g. {Config.history_file})")
+    return Path(raw)
+
+
+def _mail(raw: str) -> str:
+    if len(raw.split()) > 1:
+        raise ValueError(f"{raw!r} is not one address (use e.g. root or ops@example.com; empty for no mail)")
+    return raw.strip()
+
+
+def _mail_report(raw: str) -> str:
+    if raw.strip() not in MAIL_REPORTS:
+        raise ValueError(f"{raw!r} is not a report mode (use always, only-on-error or on-change)")
+    return raw.strip()
+
+
+def _webhook(raw: str) -> str:
+    url = raw.strip()
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"{raw!r} is not an http(s) URL (use e.g. https://hooks.example.com/upgrader; empty for none)"
+            )
+    return url
+
+
+# APT key (under Rolling-Upgrade::) -> Config field and parser of one value.
+_SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "Auto-Standby": ("auto_standby", _bool),
+    "Remote-Shell": ("remote_shell", _remote_shell),
+    "Soak-Time": ("soak_time", _duration),
+    "Settle-Timeout": ("settle_timeout", _positive_duration),
+    "Health::Timeout": ("health_timeout", _positive_duration),
+    "Health::Retries": ("health_retries", _count),
+    "Health::Interval": ("health_interval", _duration),
+    "Boot-Grace": ("boot_grace", _duration),
+    "Reboot": ("reboot", _bool),
+    "History-File": ("history_file", _absolute_path),
+    "Lock-Expiry": ("lock_expiry", _positive_duration),
+    "Mail": ("mail", _mail),
+    "MailReport": ("mail_report", _mail_report),
+    "Webhook": ("webhook", _webhook),
+    "Default-Node-Duration": ("default_node_duration", _positive_duration),
+}
+# APT list key -> Config field and parser of one entry.
+_LISTS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "Windows": ("windows", parse_window),
+    "Blackout": ("blackout", parse_blackout),
+}
+_GROUPS = ("Health",)
+_KNOWN = {key.lower(): key for key in (*_SCALARS, *_LISTS, *_GROUPS)}

@@ -1,0 +1,150 @@
+"""Runs every check of every moved resource in parallel, each retried within its deadline."""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from functools import partial
+from time import monotonic
+from typing import Callable, Sequence
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_before_delay, stop_never, wait_fixed
+
+from ..runner import Runner
+from .cluster import ClusterSnapshot, SnapshotRounds, cluster_problem
+from .container import check_container
+from .errors import CheckFailed
+from .probes import run_probe
+from .report import CheckResult, HealthReport, Level
+from .spec import HealthSpec
+
+MIN_ATTEMPT = 0.01  # seconds; an attempt started just before the deadline still gets this
+
+
+@dataclass(frozen=True)
+class HealthDefaults:
+    """Global settings (the caller fills them from its configuration)."""
+
+    deadline: float = 60.0  # per check: no attempt starts later than this after the first
+    attempt_timeout: float = 5.0  # one probe, one lxc command, one crm_mon reading
+    interval: float = 0.2  # pause between attempts
+    retries: int | None = None  # extra attempts at most; None: until the deadline
+    workers: int = 256  # threads; checks beyond this wait for a free one
+
+    def __post_init__(self) -> None:
+        if min(self.deadline, self.attempt_timeout, self.workers) <= 0 or self.interval < 0:
+            raise ValueError(f"health check settings must be positive: {self}")
+        if self.retries is not None and self.retries < 0:
+            raise ValueError(f"health check retries must be 0 or more, not {self.retries}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resource that was moved, and the node it must now run on."""
+
+    spec: HealthSpec
+    node: str
+
+
+@dataclass(frozen=True)
+class _Check:
+    resource: str
+    node: str
+    level: Level
+    target: str
+    attempt: Callable[[float], None]  # one try within the given seconds; raises CheckFailed
+
+
+def check_health(
+    targets: Sequence[Target],
+    *,
+    snapshot: Callable[[float], ClusterSnapshot],
+    baseline: ClusterSnapshot,
+    runner_for: Callable[[str], Runner],
+    defaults: HealthDefaults = HealthDefaults(),
+) -> HealthReport:
+    """Check every level of every target in parallel.
+
+    ``snapshot(timeout)`` reads the cluster status (one crm_mon call) and is
+    called once per poll round for all level-1 checks; ``baseline`` is such a
+    reading from before the move. ``runner_for(node)`` gives the Runner that
+    reaches ``node``.
+    """
+    started = monotonic()
+    rounds = SnapshotRounds(snapshot)
+    checks: list[_Check] = []
+    notes: list[CheckResult] = []
+    for t in targets:
+        checks.append(_Check(t.spec.resource, t.node, Level.CLUSTER, ", ".join(t.spec.primitives),
+                             _cluster_attempt(rounds, t.spec.primitives, t.node, baseline)))
+        if t.spec.containers:
+            runner = runner_for(t.node)
+            checks += [_Check(t.spec.resource, t.node, Level.CONTAINER, c.name, partial(check_container, runner, c))
+                       for c in t.spec.containers]
+        if t.spec.container_note:
+            notes.append(_note(t, Level.CONTAINER, t.spec.container_note))
+        checks += [_Check(t.spec.resource, t.node, Level.APPLICATION, p.text, partial(run_probe, p))
+                   for p in t.spec.probes]
+        if not t.spec.probes:
+            notes.append(_note(t, Level.APPLICATION, "no application probe declared"))
+    results = _run_all(checks, defaults)
+    place = {t.spec.resource: i for i, t in enumerate(targets)}
+    level = {lv: i for i, lv in enumerate(Level)}
+    rows = sorted(results + notes, key=lambda r: (place[r.resource], level[r.level]))  # stable sort
+    return HealthReport(tuple(rows), monotonic() - started)
+
+
+def _cluster_attempt(rounds: SnapshotRounds, primitives: tuple[str, ...], node: str,
+                     baseline: ClusterSnapshot) -> Callable[[float], None]:
+    read = rounds.reader()
+
+    def attempt(timeout: float) -> None:
+        problem = cluster_problem(primitives, node, read(timeout), baseline)
+        if problem:
+            raise CheckFailed(problem.message, final=problem.final)
+
+    return attempt
+
+
+def _note(t: Target, level: Level, note: str) -> CheckResult:
+    return CheckResult(t.spec.resource, t.node, level, "-", ok=True, note=note, checked=False)
+
+
+def _run_all(checks: list[_Check], d: HealthDefaults) -> list[CheckResult]:
+    if not checks:
+        return []
+    workers = min(d.workers, len(checks))
+    limit = math.ceil(len(checks) / workers) * (d.deadline + d.attempt_timeout) + 1.0
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health")
+    futures = [pool.submit(_run_one, c, d) for c in checks]
+    wait(futures, timeout=limit)
+    pool.shutdown(wait=False, cancel_futures=True)
+    return [
+        f.result() if f.done() else CheckResult(
+            c.resource, c.node, c.level, c.target, ok=False, error=f"check did not finish within {limit:.0f}s")
+        for c, f in zip(checks, futures)
+    ]
+
+
+def _run_one(check: _Check, d: HealthDefaults) -> CheckResult:
+    started = monotonic()
+    deadline = started + d.deadline
+    attempts, error = 0, None
+    retrying = Retrying(
+        stop=stop_before_delay(d.deadline) | (stop_never if d.retries is None else stop_after_attempt(d.retries + 1)),
+        wait=wait_fixed(d.interval),
+        retry=retry_if_exception(lambda exc: isinstance(exc, CheckFailed) and not exc.final),
+        reraise=True,
+    )
+    try:
+        for attempt in retrying:
+            with attempt:
+                attempts += 1
+                check.attempt(max(min(d.attempt_timeout, deadline - monotonic()), MIN_ATTEMPT))
+    except CheckFailed as exc:
+        error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a bug in one check must not hide the others' results
+        error = f"unexpected {type(exc).__name__}: {exc}"
+    return CheckResult(check.resource, check.node, check.level, check.target, ok=error is None,
+                       attempts=attempts, seconds=monotonic() - started, error=error)

@@ -1,0 +1,136 @@
+"""The lab cluster's configuration: corosync.conf, its key, and the initial CIB.
+
+Every node gets the same initial CIB: no fencing (the lab cannot fence; a
+production cluster must), a short dc-deadtime so the cluster forms in
+seconds, a resource-stickiness of 100 (resources stay where they are unless
+moved), and per application a group of a floating IP and an LXC container
+that serves HTTP on it.
+"""
+
+from __future__ import annotations
+
+import os
+from xml.sax.saxutils import quoteattr
+
+from upgrader.lab.layout import PACKAGE, Lab
+
+PROBE_ATTRIBUTE = "rolling-upgrade-probe"
+
+
+def corosync_conf(lab: Lab) -> str:
+    nodes = "\n".join(
+        f"    node {{\n        ring0_addr: {lab.node_ip(n)}\n        name: {n}\n        nodeid: {i}\n    }}"
+        for i, n in enumerate(lab.node_names, start=1)
+    )
+    two_node = "\n    two_node: 1" if lab.nodes == 2 else ""
+    return f"""totem {{
+    version: 2
+    cluster_name: {lab.name}
+    transport: knet
+    crypto_cipher: aes256
+    crypto_hash: sha256
+    token: 3000
+    ip_version: ipv4
+}}
+
+nodelist {{
+{nodes}
+}}
+
+quorum {{
+    provider: corosync_votequorum{two_node}
+}}
+
+logging {{
+    to_logfile: yes
+    logfile: /var/log/corosync/corosync.log
+    to_stderr: no
+    to_syslog: no
+    timestamp: on
+}}
+"""
+
+
+def authkey() -> bytes:
+    return os.urandom(256)
+
+
+def _nvpair(prefix: str, name: str, value: str) -> str:
+    return f'<nvpair id={quoteattr(f"{prefix}-{name}")} name={quoteattr(name)} value={quoteattr(value)}/>'
+
+
+def app_resources(lab: Lab, app: str) -> str:
+    """A group: floating IP first, then the container that binds to it."""
+    ip = lab.app_ip(app)
+    ct = lab.container(app)
+    return f"""
+      <group id="{app}">
+        <meta_attributes id="{app}-meta">
+          {_nvpair(f"{app}-meta", PROBE_ATTRIBUTE, f"http://{ip}/health")}
+        </meta_attributes>
+        <primitive id="{app}-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+          <instance_attributes id="{app}-ip-params">
+            {_nvpair(f"{app}-ip-params", "ip", ip)}
+            {_nvpair(f"{app}-ip-params", "cidr_netmask", str(lab.prefixlen))}
+            {_nvpair(f"{app}-ip-params", "nic", "eth0")}
+          </instance_attributes>
+          <operations>
+            <op id="{app}-ip-monitor-5s" name="monitor" interval="5s" timeout="20s"/>
+          </operations>
+        </primitive>
+        <primitive id="{app}-ct" class="ocf" provider="heartbeat" type="lxc">
+          <instance_attributes id="{app}-ct-params">
+            {_nvpair(f"{app}-ct-params", "container", ct)}
+            {_nvpair(f"{app}-ct-params", "config", f"/var/lib/lxc/{ct}/config")}
+            {_nvpair(f"{app}-ct-params", "log", f"/var/lib/lxc/{ct}/agent.log")}
+          </instance_attributes>
+          <operations>
+            <op id="{app}-ct-start-0" name="start" interval="0" timeout="30s"/>
+            <op id="{app}-ct-stop-0" name="stop" interval="0" timeout="30s"/>
+            <op id="{app}-ct-monitor-5s" name="monitor" interval="5s" timeout="20s"/>
+          </operations>
+        </primitive>
+      </group>"""
+
+
+def initial_cib(lab: Lab) -> str:
+    opts = "cib-bootstrap-options"
+    resources = "".join(app_resources(lab, app) for app in lab.app_names)
+    return f"""<cib validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0">
+  <configuration>
+    <crm_config>
+      <cluster_property_set id="{opts}">
+        {_nvpair(opts, "stonith-enabled", "false")}
+        {_nvpair(opts, "dc-deadtime", "5s")}
+        {_nvpair(opts, "cluster-name", lab.name)}
+        {_nvpair(opts, "cluster-recheck-interval", "1min")}
+      </cluster_property_set>
+    </crm_config>
+    <nodes/>
+    <resources>{resources}
+    </resources>
+    <constraints/>
+    <rsc_defaults>
+      <meta_attributes id="rsc-options">
+        {_nvpair("rsc-options", "resource-stickiness", "100")}
+      </meta_attributes>
+    </rsc_defaults>
+  </configuration>
+  <status/>
+</cib>
+"""
+
+
+def container_config(lab: Lab, app: str) -> str:
+    """LXC config: the container's root is an overlay of its node's root (the seed idea)."""
+    ct = lab.container(app)
+    return f"""lxc.uts.name = {app}
+lxc.rootfs.path = overlay:/var/lib/lxc/host/rootfs:/var/lib/lxc/{ct}/delta0
+lxc.include = /usr/share/lxc/config/common.conf
+lxc.apparmor.profile = unconfined
+lxc.autodev = 1
+lxc.net.0.type = none
+lxc.init.cmd = /usr/sbin/init.lxc -n {ct} -- /usr/bin/python3 /usr/lib/{PACKAGE}/app.py {lab.app_ip(app)} 80
+lxc.log.file = /var/lib/lxc/{ct}/lxc.log
+"""
+

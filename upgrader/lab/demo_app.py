@@ -1,0 +1,41 @@
+"""The lab application: shipped inside the demo-libfoo package, run in each container.
+
+``python3 app.py ADDRESS PORT`` serves ``GET /version`` (the package version
+this container saw when it started, i.e. the version its root had at its
+last start) and ``GET /health`` (200 ``ok``; 500 when the package is a
+``--bad`` build). Standard library only: it runs on the container's root.
+"""
+
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+SHARE = Path("/usr/share/demo-libfoo")
+VERSION = (SHARE / "VERSION").read_text().strip()
+BROKEN = (SHARE / "BROKEN").exists()
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path == "/version":
+            self._answer(200, VERSION)
+        elif self.path == "/health":
+            self._answer(500, "broken build") if BROKEN else self._answer(200, "ok")
+        else:
+            self._answer(404, "not found")
+
+    def _answer(self, code: int, text: str) -> None:
+        body = (text + "\n").encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+if __name__ == "__main__":
+    ThreadingHTTPServer.allow_reuse_address = True
+    ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Handler).serve_forever()

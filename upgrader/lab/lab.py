@@ -1,0 +1,332 @@
+"""Lab operations: up, down, publish, power and link faults, status.
+
+Each operation is a short procedure over :mod:`network`, :mod:`node` and
+:mod:`repo`. ``down`` is idempotent and finds leftovers by name prefix and by
+process identity, so it also cleans up after a crashed test or an
+interrupted ``up``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from upgrader.lab import cluster, network, node, repo
+from upgrader.lab.client import LabClient
+from upgrader.lab.layout import DEFAULT_NAME, LAB_ROOT, PACKAGE, Lab, LabError, free_slice
+from upgrader.runner import CommandError, Runner
+
+REQUIRED = ("corosync", "pacemakerd", "crm_mon", "cibadmin", "lxc-start", "apt-ftparchive",
+            "dpkg-deb", "ip", "nsenter", "mount", "pivot_root")
+FORM_TIMEOUT = 90.0
+SERVE_TIMEOUT = 120.0
+Say = Callable[[str], None]
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+def preflight() -> None:
+    """Root and the stack's programs, or one line that says what to do."""
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (namespaces, mounts, bridges); run it as root")
+    missing = [p for p in REQUIRED if shutil.which(p) is None]
+    if missing:
+        raise LabError(f"missing programs: {', '.join(missing)}; run 'make deps' (apt-get install) first")
+
+
+# ---------------------------------------------------------------- up / down
+
+@dataclass
+class UpReport:
+    formed_seconds: float = 0.0
+    serving_seconds: float = 0.0
+    total_seconds: float = 0.0
+    node_memory_mib: dict[str, float] = field(default_factory=dict)
+
+
+def up(name: str, nodes: int, apps: int = 3, say: Say = _quiet) -> tuple[Lab, UpReport]:
+    preflight()
+    existing = Lab.load(name)
+    if existing and any(node.running(existing, n) for n in existing.node_names):
+        raise LabError(f"lab {name} is already up; 'upgrader-lab{_flag(name)} down' first")
+    lab = Lab(name=name, nodes=nodes, apps=apps, slice=existing.slice if existing else free_slice(name))
+    if existing or network.lab_netns(lab) or network.lab_links(lab):
+        say("cleaning up what an earlier lab left")
+        down(name, say=say)
+    started = time.monotonic()
+    report = UpReport()
+    try:
+        lab.save()
+        repo.index(lab.repo_dir)
+        repo.publish(lab.repo_dir, "1")
+        key = cluster.authkey()
+        network.create_bridge(lab)
+        network.create_netns(lab, lab.client_netns, lab.host_veth("client"), lab.client_ip)
+        for n in lab.node_names:
+            node.prepare(lab, n, key)
+            node.power_on(lab, n, hold=True)
+        say(f"{lab.nodes} nodes started; installing {PACKAGE} 1 in each")
+        _each_node(lab, lambda n: install_package(lab, n))
+        for n in lab.node_names:
+            node.release_hold(lab, n)
+        say("cluster stack starting")
+        wait_formed(lab, FORM_TIMEOUT)
+        report.formed_seconds = time.monotonic() - started
+        say(f"cluster formed: {lab.nodes} nodes online with a DC in {report.formed_seconds:.1f}s")
+        wait_serving(lab, SERVE_TIMEOUT)
+        report.serving_seconds = time.monotonic() - started
+        say(f"{lab.apps} applications serving in {report.serving_seconds:.1f}s")
+    except BaseException:
+        say("up failed: tearing down what it started")
+        down(name, say=say, keep=True)
+        raise
+    report.total_seconds = time.monotonic() - started
+    report.node_memory_mib = {n: node_memory_mib(lab, n) for n in lab.node_names}
+    return lab, report
+
+
+def down(name: str, say: Say = _quiet, keep: bool = False) -> list[str]:
+    """Remove every trace of the lab; return what was removed."""
+    lab = Lab.load(name) or Lab(name=name)
+    removed = []
+    pids = {p for p in (node.init_pid(lab, n) for n in _all_node_names(lab)) if p} | set(node.stray_inits(lab))
+    for pid in sorted(pids):
+        node.kill(lab, pid)
+        removed.append(f"node process {pid}")
+    for ns in network.lab_netns(lab):
+        network.delete_netns(ns)
+        removed.append(f"netns {ns}")
+    for link in network.lab_links(lab):
+        network.delete_link(link)
+        removed.append(f"link {link}")
+    removed += [f"cgroup {c}" for c in _remove_cgroups(lab)]
+    if lab.state_dir.exists():
+        _unmount_under(lab.state_dir)
+        if not keep:
+            shutil.rmtree(lab.state_dir)
+            removed.append(f"state {lab.state_dir}")
+    for item in removed:
+        say(f"removed {item}")
+    return removed
+
+
+def all_labs() -> list[str]:
+    """Every lab with state on this machine, plus the default one (its leftovers too)."""
+    return sorted({DEFAULT_NAME} | {p.name for p in LAB_ROOT.iterdir() if p.is_dir()} if LAB_ROOT.exists()
+                  else {DEFAULT_NAME})
+
+
+def _all_node_names(lab: Lab) -> list[str]:
+    """Nodes by state directory too, in case lab.json is gone."""
+    names = set(lab.node_names)
+    nodes_dir = lab.state_dir / "nodes"
+    if nodes_dir.exists():
+        names |= {p.name for p in nodes_dir.iterdir()}
+    return sorted(names)
+
+
+def _remove_cgroups(lab: Lab) -> list[str]:
+    """LXC's cgroups of this lab's containers (cgroups are shared by all namespaces)."""
+    prefixes = tuple(f"lxc.{kind}.{lab.name}-" for kind in ("payload", "monitor"))
+    # lxc.pivot is LXC's shared scratch group: it goes with the last lab.
+    others = [p for p in LAB_ROOT.glob("*/lab.json") if p.parent.name != lab.name]
+    if not others:
+        prefixes += ("lxc.pivot",)
+    removed = []
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        if not hierarchy.is_dir():
+            continue
+        for group in hierarchy.iterdir():
+            if group.is_dir() and group.name.startswith(prefixes):
+                for sub in sorted(group.rglob("*"), key=lambda p: -len(p.parts)):
+                    if sub.is_dir():
+                        sub.rmdir()
+                group.rmdir()
+                removed.append(f"{hierarchy.name}/{group.name}")
+    return removed
+
+
+def _unmount_under(path: Path) -> None:
+    prefix = str(path) + "/"
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for target in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
+        Runner(timeout=15).run(["umount", "-l", target])
+
+
+# ---------------------------------------------------------------- inside nodes
+
+def _each_node(lab: Lab, fn: Callable[[str], object], nodes: list[str] | None = None) -> list:
+    targets = nodes or lab.node_names
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        return list(pool.map(fn, targets))
+
+
+def install_package(lab: Lab, n: str) -> None:
+    run = node.runner(lab, n, timeout=120)
+    run.run(["apt-get", "update", "-q"], what=f"apt-get update in {n}")
+    run.run(["apt-get", "install", "-y", "-q", PACKAGE], what=f"installing {PACKAGE} in {n}")
+
+
+def refresh_indexes(lab: Lab) -> list[str]:
+    """apt-get update in every running node; return the nodes refreshed."""
+    live = [n for n in lab.node_names if node.running(lab, n)]
+    if live:
+        _each_node(lab, lambda n: node.runner(lab, n).run(["apt-get", "update", "-q"],
+                                                         what=f"apt-get update in {n}"), live)
+    return live
+
+
+def installed_version(lab: Lab, n: str) -> str | None:
+    result = node.runner(lab, n, timeout=20).call(["dpkg-query", "-W", "-f", "${Version}", PACKAGE])
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def node_memory_mib(lab: Lab, n: str) -> float:
+    """Resident memory of every process in the node's PID namespace."""
+    pid = node.init_pid(lab, n)
+    if pid is None:
+        return 0.0
+    target = os.readlink(f"/proc/{pid}/ns/pid")
+    total_kib = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if os.readlink(proc / "ns/pid") != target:
+                continue
+            for line in (proc / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kib += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total_kib / 1024
+
+
+# ---------------------------------------------------------------- cluster view
+
+@dataclass(frozen=True)
+class View:
+    """Just enough of crm_mon for the lab to wait on; the product parses it fully."""
+
+    online: frozenset[str]
+    dc: str | None
+    placement: dict[str, tuple[str, ...]]
+    settled: bool
+
+    @classmethod
+    def parse(cls, text: str) -> "View":
+        root = ET.fromstring(text)
+        nodes = root.find("nodes")
+        online = frozenset(n.get("name", "") for n in (nodes if nodes is not None else [])
+                           if n.get("online") == "true")
+        dc = root.find("summary/current_dc")
+        placement: dict[str, tuple[str, ...]] = {}
+        settled = True
+        for group in root.iterfind("resources/group"):
+            members = group.findall("resource")
+            started = all(m.get("role") == "Started" and m.get("active") == "true" for m in members)
+            hosts = {h.get("name", "") for m in members for h in m.iterfind("node")}
+            settled &= started or all(m.get("role") == "Stopped" for m in members)
+            placement[group.get("id", "")] = tuple(sorted(hosts)) if started else ()
+        return cls(online, dc.get("name") if dc is not None and dc.get("present") == "true" else None,
+                   placement, settled)
+
+
+def view(lab: Lab, via: str | None = None) -> View:
+    """The cluster as one running node sees it."""
+    for n in ([via] if via else lab.node_names):
+        if node.running(lab, n):
+            out = node.runner(lab, n, timeout=15).run(
+                ["crm_mon", "--one-shot", "--inactive", "--output-as=xml"], what=f"crm_mon in {n}").stdout
+            return View.parse(out)
+    raise LabError(f"no node of lab {lab.name} is running")
+
+
+def _wait(what: str, timeout: float, probe: Callable[[], tuple[bool, str]]) -> None:
+    deadline = time.monotonic() + timeout
+    last = "nothing yet"
+    while time.monotonic() < deadline:
+        try:
+            done, last = probe()
+        except (CommandError, LabError, ET.ParseError) as exc:
+            done, last = False, str(exc)
+        if done:
+            return
+        time.sleep(0.3)
+    raise LabError(f"timed out after {timeout:g}s waiting for {what}; last seen: {last}")
+
+
+def wait_formed(lab: Lab, timeout: float, nodes: list[str] | None = None) -> None:
+    expected = set(nodes or lab.node_names)
+
+    def probe() -> tuple[bool, str]:
+        views = [view(lab, n) for n in expected]
+        ok = all(v.online >= expected and v.dc for v in views)
+        return ok, "; ".join(f"online={sorted(v.online)} dc={v.dc}" for v in views)
+
+    _wait(f"nodes {', '.join(sorted(expected))} online with a DC", timeout, probe)
+
+
+def wait_serving(lab: Lab, timeout: float, version: str | None = None) -> dict[str, str]:
+    """Every application Started and answering /version (optionally with ``version``)."""
+    answers: dict[str, str] = {}
+
+    def probe() -> tuple[bool, str]:
+        v = view(lab)
+        if not v.settled or not all(v.placement.get(a) for a in lab.app_names):
+            return False, f"placement {v.placement}"
+        with LabClient(lab.client_netns) as client:
+            got = client.get_many([(lab.app_ip(a), "/version") for a in lab.app_names])
+        answers.clear()
+        answers.update({a: (g.body if g.ok else g.error or str(g.status)) for a, g in zip(lab.app_names, got)})
+        good = all(g.ok and (version is None or g.body == version) for g in got)
+        return good, f"answers {answers}"
+
+    _wait("every application to answer /version" + (f" with {version}" if version else ""), timeout, probe)
+    return answers
+
+
+# ---------------------------------------------------------------- faults
+
+def require(name: str) -> Lab:
+    lab = Lab.load(name)
+    if lab is None:
+        raise LabError(f"lab {name} is not up; 'upgrader-lab{_flag(name)} up' starts it")
+    return lab
+
+
+def power_cut(lab: Lab, n: str) -> None:
+    lab.check_node(n)
+    if not node.running(lab, n):
+        raise LabError(f"{n} is not running")
+    node.power_off(lab, n)
+
+
+def boot(lab: Lab, n: str, timeout: float = FORM_TIMEOUT) -> None:
+    lab.check_node(n)
+    if node.running(lab, n):
+        raise LabError(f"{n} is already running")
+    node.power_on(lab, n, hold=False)
+    wait_formed(lab, timeout, [n])
+
+
+def cut(lab: Lab, n: str) -> None:
+    lab.check_node(n)
+    network.set_link(lab.host_veth(n), up=False)
+
+
+def heal(lab: Lab, n: str) -> None:
+    lab.check_node(n)
+    network.set_link(lab.host_veth(n), up=True)
+
+
+def _flag(name: str) -> str:
+    return "" if name == DEFAULT_NAME else f" --name {name}"

@@ -1,0 +1,238 @@
+"""Process 1 of a lab node: namespaces, an overlay root, then corosync and pacemakerd.
+
+Run as ``python -m upgrader.lab.node_init launch ...`` by the lab. The
+launcher enters the node's network namespace, unshares mount/UTS/IPC/PID
+namespaces and forks; the child is process 1 of the node. It mounts an
+OverlayFS of the host root (private upper directory), pivots into it,
+starts the cluster stack and reaps orphans until SIGTERM (graceful stop)
+or SIGKILL (power cut). The launcher prints the child's host PID and exits.
+
+Standard library only, no upgrader imports: this is the node's init.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWPID = 0x20000000
+
+DAEMON_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "HOME": "/root",
+    "PCMK_logfile": "/var/log/pacemaker/pacemaker.log",
+    "PCMK_debug": "no",
+}
+STOP_TIMEOUT = 60.0
+READY_TIMEOUT = 30.0
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class Shutdown(Exception):
+    """SIGTERM arrived: stop the stack gracefully."""
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _run(*argv: str) -> None:
+    subprocess.run(argv, check=True, timeout=30, stdin=subprocess.DEVNULL)
+
+
+def launch(args: argparse.Namespace) -> int:
+    """Enter the node's namespaces and fork its process 1; print its host PID."""
+    with open(f"/run/netns/{args.netns}") as netns:
+        _check(_libc.setns(netns.fileno(), CLONE_NEWNET), "setns(net)")
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID), "unshare")
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready_r)
+        os.setsid()
+        log = os.open(Path(args.state) / "init.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        try:
+            code = init(args, ready_w)
+        except BaseException as exc:  # process 1 must report, not vanish silently
+            print(f"init: fatal: {exc!r}", flush=True)
+            code = 1
+        os._exit(code)
+    os.close(ready_w)
+    Path(args.state, "init.pid").write_text(f"{pid}\n")
+    # Commands must not enter the node before its root is in place.
+    ready, _, _ = select.select([ready_r], [], [], READY_TIMEOUT)
+    if not ready or os.read(ready_r, 1) != b"1":
+        print(f"{args.node}: root not ready within {READY_TIMEOUT:g}s (see {args.state}/init.log)", file=sys.stderr)
+        return 1
+    print(pid)
+    return 0
+
+
+def init(args: argparse.Namespace, ready: int) -> int:
+    """Process 1: build the root, start the stack, reap until told to stop."""
+    state = Path(args.state)
+    root = state / "root"
+    _mount_root(state, root, args.bind)
+    socket.sethostname(args.node)
+    _prepare_runtime()
+    print(f"init: {args.node} root ready", flush=True)
+    os.write(ready, b"1")
+    os.close(ready)
+    signal.signal(signal.SIGTERM, _raise_shutdown)
+    if args.hold:
+        _wait_for_go()
+    stack = _start_stack()
+    try:
+        _reap_forever()
+    except Shutdown:
+        print("init: SIGTERM, stopping the cluster stack", flush=True)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _stop_stack(stack)
+    return 0
+
+
+def _mount_root(state: Path, root: Path, binds: list[str]) -> None:
+    _run("mount", "--make-rprivate", "/")
+    _run("mount", "-t", "overlay", "overlay", "-o",
+         f"lowerdir=/,upperdir={state / 'upper'},workdir={state / 'work'}", str(root))
+    _run("mount", "-t", "proc", "proc", str(root / "proc"))
+    _run("mount", "-t", "sysfs", "sysfs", str(root / "sys"))
+    _run("mount", "--rbind", "/sys/fs/cgroup", str(root / "sys/fs/cgroup"))
+    _run("mount", "--rbind", "/dev", str(root / "dev"))
+    _run("mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", str(root / "dev/shm"))
+    _run("mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", str(root / "run"))
+    _run("mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", str(root / "tmp"))
+    # Containers need a real directory for their overlay upper dirs.
+    _run("mount", "--bind", str(state / "lxc"), str(root / "var/lib/lxc"))
+    # Host directories the node must see live (a lower layer changed under a
+    # mounted overlay is not reliably seen: that is the containers' property).
+    for pair in binds:
+        source, target = pair.split(":", 1)
+        _run("mount", "--bind", source, str(root / target.lstrip("/")))
+    old = root / ".lab-oldroot"
+    old.mkdir(exist_ok=True)
+    _run("pivot_root", str(root), str(old))
+    os.chdir("/")
+    _run("umount", "-l", "/.lab-oldroot")
+    os.rmdir("/.lab-oldroot")
+
+
+def _prepare_runtime() -> None:
+    os.makedirs("/run/crm", exist_ok=True)
+    os.makedirs("/run/lxc", exist_ok=True)
+    os.makedirs("/run/netns", exist_ok=True)
+    import grp
+    import pwd
+
+    uid = pwd.getpwnam("hacluster").pw_uid
+    gid = grp.getgrnam("haclient").gr_gid
+    os.chown("/run/crm", uid, gid)
+    os.chmod("/run/crm", 0o750)
+    # The containers' lower layer: this node's own root, as the seed idea has it.
+    os.makedirs("/var/lib/lxc/host/rootfs", exist_ok=True)
+    _run("mount", "--bind", "/", "/var/lib/lxc/host/rootfs")
+
+
+def _wait_for_go() -> None:
+    """Hold before starting the stack until SIGUSR1 (the lab installs packages first)."""
+    go = False
+
+    def _go(_signo: int, _frame: object) -> None:
+        nonlocal go
+        go = True
+
+    signal.signal(signal.SIGUSR1, _go)
+    while not go:
+        signal.pause()
+    signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+
+
+def _start_stack() -> list[subprocess.Popen]:
+    log = open("/var/log/corosync/stdout.log", "ab")
+    corosync = subprocess.Popen(["corosync", "-f"], env=DAEMON_ENV, stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while subprocess.run(["corosync-cfgtool", "-s"], capture_output=True, timeout=10).returncode != 0:
+        if time.monotonic() > deadline or corosync.poll() is not None:
+            raise RuntimeError("corosync did not come up within 30s (see /var/log/corosync/corosync.log)")
+        time.sleep(0.1)
+    plog = open("/var/log/pacemaker/stdout.log", "ab")
+    pacemakerd = subprocess.Popen(["pacemakerd"], env=DAEMON_ENV, stdout=plog, stderr=plog,
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
+    print(f"init: corosync {corosync.pid}, pacemakerd {pacemakerd.pid}", flush=True)
+    return [pacemakerd, corosync]
+
+
+def _reap_forever() -> None:
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            signal.pause()
+
+
+def _stop_stack(stack: list[subprocess.Popen]) -> None:
+    """Stop pacemakerd (it stops the resources), then corosync; reap as we go."""
+    for proc in stack:
+        if proc.poll() is not None:
+            continue
+        proc.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while proc.poll() is None and time.monotonic() < deadline:
+            _reap_some()
+            time.sleep(0.1)
+        if proc.poll() is None:
+            print(f"init: pid {proc.pid} did not stop within {STOP_TIMEOUT:g}s, killing it", flush=True)
+            proc.kill()
+            proc.wait()
+
+
+def _reap_some() -> None:
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
+
+
+def _raise_shutdown(_signo: int, _frame: object) -> None:
+    raise Shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="node_init")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("launch")
+    p.add_argument("--lab", required=True)
+    p.add_argument("--node", required=True)
+    p.add_argument("--netns", required=True)
+    p.add_argument("--state", required=True)
+    p.add_argument("--hold", action="store_true")
+    p.add_argument("--bind", action="append", default=[], metavar="SRC:DST", help="bind a host directory in")
+    args = parser.parse_args(argv)
+    return launch(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

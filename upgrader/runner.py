@@ -1,0 +1,202 @@
+"""The one way upgrader runs an external command.
+
+Every call goes through :class:`Runner`: an argument list (never a shell), a
+timeout on every call, output captured, and exit codes given the meaning
+Pacemaker's tools document (``crm_exit_t``). Errors name the command and why
+it failed, so a refusal at 3 a.m. reads as a sentence, not a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+# Pacemaker's exit codes (include/crm/common/results.h, crm_exit_t).
+EXIT_MEANINGS: dict[int, str] = {
+    0: "ok",
+    1: "error",
+    2: "invalid parameter",
+    3: "unimplemented feature",
+    4: "insufficient privileges",
+    5: "not installed",
+    6: "not configured",
+    7: "not running",
+    64: "usage error",
+    65: "data error",
+    66: "no input",
+    69: "service unavailable",
+    70: "internal software bug",
+    71: "system error",
+    73: "cannot create file",
+    76: "protocol error",
+    77: "permission denied",
+    78: "configuration error (e.g. schema validation failed)",
+    100: "fatal error",
+    101: "panic",
+    102: "not connected to the cluster",
+    103: "cluster software too old",
+    104: "digest mismatch",
+    105: "no such object",
+    106: "quorum required",
+    107: "operation not safe",
+    108: "object already exists",
+    109: "more than one object matched",
+    110: "object expired",
+    111: "object not yet in effect",
+    112: "could not determine status",
+    113: "not satisfied",
+    124: "timed out",
+}
+
+NOT_CONNECTED = 102
+NO_SUCH_OBJECT = 105
+ALREADY_EXISTS = 108
+TIMED_OUT = 124
+
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished command left behind."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def meaning(self) -> str:
+        return EXIT_MEANINGS.get(self.returncode, f"exit code {self.returncode}")
+
+
+class CommandError(Exception):
+    """A command failed: says which one, its exit code's meaning and its last words."""
+
+    def __init__(self, result: Result, what: str | None = None) -> None:
+        self.result = result
+        self.returncode = result.returncode
+        detail = _last_line(result.stderr) or _last_line(result.stdout)
+        text = f"{what or _short(result.argv)} failed: {result.meaning}"
+        if detail:
+            text += f" ({detail})"
+        super().__init__(text)
+
+
+class CommandTimeout(CommandError):
+    """A command ran past its timeout and was killed."""
+
+    def __init__(self, result: Result, timeout: float, what: str | None = None) -> None:
+        super().__init__(result, what)
+        self.timeout = timeout
+        self.args = (f"{what or _short(result.argv)} did not answer within {timeout:g}s and was killed",)
+
+
+class CommandMissing(CommandError):
+    """The program is not installed."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result)
+        self.args = (f"{result.argv[0]} is not installed (needed for: {_short(result.argv)})",)
+
+
+@dataclass
+class Runner:
+    """Runs commands with a timeout and no shell.
+
+    ``env`` is added to the caller's environment (e.g. ``{"CIB_file": path}``
+    to point Pacemaker's tools at a copy of the CIB); ``prefix`` is put in
+    front of every argv (e.g. a remote shell or ``nsenter``).
+    """
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    prefix: Sequence[str] = ()
+    timeout: float = DEFAULT_TIMEOUT
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        input: str | None = None,
+        ok: Sequence[int] = (0,),
+        what: str | None = None,
+        cwd: str | os.PathLike | None = None,
+    ) -> Result:
+        """Run ``argv``; raise :class:`CommandError` unless its exit code is in ``ok``."""
+        result = self.call(argv, timeout=timeout, input=input, cwd=cwd)
+        if result.returncode == TIMED_OUT and TIMED_OUT not in ok:
+            raise CommandTimeout(result, timeout or self.timeout, what)
+        if result.returncode not in ok:
+            if result.returncode == 127:
+                raise CommandMissing(result)
+            raise CommandError(result, what)
+        return result
+
+    def call(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        input: str | None = None,
+        cwd: str | os.PathLike | None = None,
+    ) -> Result:
+        """Run ``argv`` and return its result whatever the exit code.
+
+        A timeout is reported as exit code 124, a missing program as 127.
+        """
+        full = tuple(self.prefix) + tuple(str(a) for a in argv)
+        limit = timeout if timeout is not None else self.timeout
+        env = dict(os.environ, **self.env) if self.env else None
+        started = time.monotonic()
+        try:
+            # A session of its own, so a timeout kills the whole process group
+            # (nsenter's child, a remote shell's child), not just the leader.
+            proc = subprocess.Popen(
+                full,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            return Result(full, 127, "", str(exc), time.monotonic() - started)
+        try:
+            out, err = proc.communicate(input, timeout=limit)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            out, err = proc.communicate()
+            return Result(full, TIMED_OUT, out or "", err or "", time.monotonic() - started)
+        except BaseException:
+            _kill_group(proc)
+            proc.wait()
+            raise
+        return Result(full, proc.returncode, out, err, time.monotonic() - started)
+
+    def with_env(self, **env: str) -> "Runner":
+        """A runner like this one with more environment variables."""
+        return Runner(env={**self.env, **env}, prefix=self.prefix, timeout=self.timeout)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, 9)
+    except ProcessLookupError:
+        pass
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def _short(argv: Sequence[str]) -> str:
+    shown = " ".join(argv)
+    return shown if len(shown) <= 160 else shown[:157] + "..."
