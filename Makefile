@@ -10,7 +10,7 @@ KEEP ?=
 # Debian packages the tool and its lab stand on.
 DEB_PACKAGES := pacemaker pacemaker-cli-utils corosync resource-agents lxc \
 	unattended-upgrades dpkg-dev apt-utils python3-apt python3-venv \
-	iproute2 procps util-linux kmod
+	iproute2 procps util-linux kmod openssh-server openssh-client
 
 .PHONY: deps venv test demo lab-up lab-down lab-status bench install clean
 

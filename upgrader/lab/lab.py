@@ -23,7 +23,7 @@ from upgrader.lab.layout import DEFAULT_NAME, LAB_ROOT, PACKAGE, Lab, LabError, 
 from upgrader.runner import CommandError, Runner
 
 REQUIRED = ("corosync", "pacemakerd", "crm_mon", "cibadmin", "lxc-start", "apt-ftparchive",
-            "dpkg-deb", "ip", "nsenter", "mount", "pivot_root")
+            "dpkg-deb", "ip", "nsenter", "mount", "pivot_root", "sshd", "ssh", "ssh-keygen")
 FORM_TIMEOUT = 90.0
 SERVE_TIMEOUT = 120.0
 Say = Callable[[str], None]

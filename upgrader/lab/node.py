@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import time
@@ -73,11 +74,38 @@ def prepare(lab: Lab, node: str, key: bytes) -> None:
     (upper / "etc/apt/sources.list").write_text("")
     (upper / REPO_MOUNT.lstrip("/")).mkdir(parents=True, exist_ok=True)
     (upper / "etc/apt/sources.list.d/upgrader-lab.sources").write_text(repo.sources_entry(Path(REPO_MOUNT)))
+    _prepare_ssh(lab, node, upper)
     for app in lab.app_names:
         ct = base / "lxc" / lab.container(app)
         for rel in CONTAINER_OPAQUE:
             _opaque(ct / "delta0" / rel)
         (ct / "config").write_text(cluster.container_config(lab, app))
+
+
+def _prepare_ssh(lab: Lab, node: str, upper: Path) -> None:
+    """Root logs in between nodes by key, as a rolling upgrade's remote shell does in production."""
+    key = lab.state_dir / "ssh" / "id_ed25519"
+    if not key.exists():
+        key.parent.mkdir(mode=0o700, exist_ok=True)
+        _host.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"upgrader-lab {lab.name}", "-f", str(key)])
+    hostkey = upper / "etc/ssh/ssh_host_ed25519_key"
+    hostkey.parent.mkdir(parents=True, exist_ok=True)
+    if not hostkey.exists():
+        _host.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", node, "-f", str(hostkey)])
+    (upper / "etc/ssh/sshd_config.d").mkdir(exist_ok=True)
+    (upper / "etc/ssh/sshd_config.d/upgrader-lab.conf").write_text(
+        f"ListenAddress {lab.node_ip(node)}\nHostKey /etc/ssh/ssh_host_ed25519_key\n"
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "UseDNS no\nPrintMotd no\n")
+    dot_ssh = upper / "root/.ssh"
+    _opaque(dot_ssh)
+    dot_ssh.chmod(0o700)
+    shutil.copy(key, dot_ssh / "id_ed25519")
+    (dot_ssh / "id_ed25519").chmod(0o600)
+    (dot_ssh / "authorized_keys").write_text(key.with_suffix(".pub").read_text())
+    (dot_ssh / "config").write_text(
+        "Host *\n    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n    LogLevel ERROR\n"
+        "    ConnectTimeout 5\n")
 
 
 def launch(lab: Lab, node: str, *, hold: bool) -> int:

@@ -102,7 +102,7 @@ def init(args: argparse.Namespace, ready: int) -> int:
     signal.signal(signal.SIGTERM, _raise_shutdown)
     if args.hold:
         _wait_for_go()
-    stack = _start_stack()
+    stack = _start_stack() + [_start_sshd()]
     try:
         _reap_forever()
     except Shutdown:
@@ -166,6 +166,13 @@ def _wait_for_go() -> None:
     while not go:
         signal.pause()
     signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+
+
+def _start_sshd() -> subprocess.Popen:
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    log = open("/var/log/sshd.log", "ab")
+    return subprocess.Popen(["/usr/sbin/sshd", "-D", "-e"], env=DAEMON_ENV, stdout=log, stderr=log,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def _start_stack() -> list[subprocess.Popen]:
