@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 # Pacemaker's exit codes (include/crm/common/results.h, crm_exit_t).
 EXIT_MEANINGS: dict[int, str] = {
@@ -179,6 +180,50 @@ class Runner:
             proc.wait()
             raise
         return Result(full, proc.returncode, out, err, time.monotonic() - started)
+
+    def stream(
+        self,
+        argv: Sequence[str],
+        on_line: Callable[[str], None],
+        *,
+        timeout: float | None = None,
+    ) -> Result:
+        """Run ``argv``, handing each stdout line to ``on_line`` as it comes.
+
+        The whole command is bounded by ``timeout`` (exit code 124 when it is
+        reached, the process group killed); stderr is kept for the result.
+        """
+        full = tuple(self.prefix) + tuple(str(a) for a in argv)
+        limit = timeout if timeout is not None else self.timeout
+        env = dict(os.environ, **self.env) if self.env else None
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, env=env, start_new_session=True)
+        except FileNotFoundError as exc:
+            return Result(full, 127, "", str(exc), time.monotonic() - started)
+        killer = threading.Timer(limit, _kill_group, (proc,))
+        killer.start()
+        err: list[str] = []
+        reader = threading.Thread(target=lambda: err.append(proc.stderr.read() if proc.stderr else ""))
+        reader.start()
+        try:
+            lines = []
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                on_line(line.rstrip("\n"))
+            proc.wait()
+        except BaseException:
+            _kill_group(proc)
+            proc.wait()
+            raise
+        finally:
+            killer.cancel()
+            reader.join(timeout=5)
+        seconds = time.monotonic() - started
+        code = TIMED_OUT if seconds >= limit and proc.returncode < 0 else proc.returncode
+        return Result(full, code, "".join(lines), "".join(err), seconds)
 
     def with_env(self, **env: str) -> "Runner":
         """A runner like this one with more environment variables."""
