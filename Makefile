@@ -47,6 +47,10 @@ lab-down: venv
 lab-status: venv
 	$(BIN)/upgrader-lab status
 
+# The APT/dpkg guard hooks and the Rolling-Upgrade:: settings, for this venv's tool.
+install: venv
+	$(BIN)/python -m upgrader.guard.install
+
 bench: venv
 	$(BIN)/python -m upgrader.bench
 

@@ -55,6 +55,8 @@ class Config:
     windows: tuple[Window, ...] = ()  # Windows
     blackout: tuple[date, ...] = ()  # Blackout
     default_node_duration: int = 1800  # Default-Node-Duration
+    hooks_query_timeout: int = 30  # Hooks::Query-Timeout
+    hooks_finish_wait: int = 7200  # Hooks::Finish-Wait
 
     def remote_command(self, node: str) -> list[str]:
         """The Remote-Shell argv for ``node`` (``{node}`` replaced)."""
@@ -214,11 +216,13 @@ _SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MailReport": ("mail_report", _mail_report),
     "Webhook": ("webhook", _webhook),
     "Default-Node-Duration": ("default_node_duration", _positive_duration),
+    "Hooks::Query-Timeout": ("hooks_query_timeout", _positive_duration),
+    "Hooks::Finish-Wait": ("hooks_finish_wait", _positive_duration),
 }
 # APT list key -> Config field and parser of one entry.
 _LISTS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Windows": ("windows", parse_window),
     "Blackout": ("blackout", parse_blackout),
 }
-_GROUPS = ("Health",)
+_GROUPS = ("Health", "Hooks")
 _KNOWN = {key.lower(): key for key in (*_SCALARS, *_LISTS, *_GROUPS)}

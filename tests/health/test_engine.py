@@ -176,3 +176,18 @@ def test_a_crashing_check_does_not_hide_the_others() -> None:
                           baseline=BASELINE, runner_for=lambda node: Unreachable(), defaults=FAST)
     assert [(r.level, r.ok, r.attempts) for r in report.results[:2]] == [(Level.CLUSTER, True, 1), (Level.CONTAINER, False, 1)]
     assert report.results[1].error == "unexpected PermissionError: upgrader-lab: permission denied"
+
+
+def test_no_attempt_starts_too_close_to_the_deadline_to_be_useful() -> None:
+    def snapshot(timeout: float) -> Snapshot:
+        if timeout < 0.05:
+            raise TimeoutError(f"crm_mon did not answer within {timeout:.2g}s")
+        return started_on("node3", "app-vip")
+
+    spec = health_spec(ResourceConfig("app-vip", "ocf:heartbeat:IPaddr2"))
+    report = check_health([Target(spec, "node2")], snapshot=snapshot, baseline=BASELINE, runner_for=lambda n: Runner(),
+                          defaults=HealthDefaults(deadline=1.0, attempt_timeout=1.0, interval=0.48))
+    cluster = report.results[0]
+    # attempts at 0 and 0.48; a third at 0.96 would have 0.04 s, less than a tenth of attempt_timeout
+    assert (cluster.ok, cluster.attempts) == (False, 2)
+    assert cluster.error == "app-vip runs on node3, expected node2"

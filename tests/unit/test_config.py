@@ -16,7 +16,7 @@ SHIPPED = Path(__file__).resolve().parents[2] / "apt.conf.d" / "50rolling-upgrad
 ALL_KEYS = {
     "Auto-Standby", "Remote-Shell", "Soak-Time", "Settle-Timeout", "Health::Timeout", "Health::Retries",
     "Health::Interval", "Boot-Grace", "Reboot", "History-File", "Lock-Expiry", "Mail", "MailReport",
-    "Webhook", "Windows", "Blackout", "Default-Node-Duration",
+    "Webhook", "Windows", "Blackout", "Default-Node-Duration", "Hooks::Query-Timeout", "Hooks::Finish-Wait",
 }  # fmt: skip
 
 

@@ -48,6 +48,19 @@ from all of them count; a primitive's check command wins over the group's.
 :func:`validate` checks every declaration at preflight and raises
 :class:`ProbeSpecError` with a one-line message naming the resource (``group/member``
 inside a group), the attribute and what is wrong.
+
+On a live cluster (:mod:`.live`, :mod:`.cib`, :mod:`.snapshot`): declarations
+come from ``cibadmin --query --scope resources`` (groups and ungrouped
+primitives; clones and bundles are not checked), level 1 from
+``crm_mon --one-shot --inactive --output-as=xml`` (fail-counts from its
+``node_history``), level 2 runs on the container's node (the local node
+directly, others through ``Rolling-Upgrade::Remote-Shell``), and
+``Rolling-Upgrade::Health::Timeout``/``Retries``/``Interval`` become each
+check's deadline, extra attempts and pause. The orchestrator calls
+:func:`.live.validate_probes` at preflight, :func:`.live.read_baseline` before
+a move and :func:`.live.verify_moved` after it. ``rolling-upgrade check
+[--json]`` (:mod:`.command`) checks every running resource now: exit 0 all
+passed, 1 a check failed, 2 a malformed declaration (nothing checked).
 """
 
 from .cluster import ClusterSnapshot, Failure, Resource, Snapshot, SnapshotRounds, cluster_problem

@@ -20,13 +20,16 @@ from .report import CheckResult, HealthReport, Level
 from .spec import HealthSpec
 
 MIN_ATTEMPT = 0.01  # seconds; an attempt started just before the deadline still gets this
+# No attempt starts with less than this share of attempt_timeout left before the deadline:
+# a crm_mon given 20 ms would only replace the real error with "did not answer".
+MIN_SHARE = 0.1
 
 
 @dataclass(frozen=True)
 class HealthDefaults:
     """Global settings (the caller fills them from its configuration)."""
 
-    deadline: float = 60.0  # per check: no attempt starts later than this after the first
+    deadline: float = 60.0  # per check: no attempt starts later than this after the first (see MIN_SHARE)
     attempt_timeout: float = 5.0  # one probe, one lxc command, one crm_mon reading
     interval: float = 0.2  # pause between attempts
     retries: int | None = None  # extra attempts at most; None: until the deadline
@@ -131,8 +134,9 @@ def _run_one(check: _Check, d: HealthDefaults) -> CheckResult:
     started = monotonic()
     deadline = started + d.deadline
     attempts, error = 0, None
+    last_start = d.deadline - max(MIN_ATTEMPT, MIN_SHARE * d.attempt_timeout)
     retrying = Retrying(
-        stop=stop_before_delay(d.deadline) | (stop_never if d.retries is None else stop_after_attempt(d.retries + 1)),
+        stop=stop_before_delay(last_start) | (stop_never if d.retries is None else stop_after_attempt(d.retries + 1)),
         wait=wait_fixed(d.interval),
         retry=retry_if_exception(lambda exc: isinstance(exc, CheckFailed) and not exc.final),
         reraise=True,

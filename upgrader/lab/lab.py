@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from upgrader.lab import cluster, network, node, repo
+from upgrader.lab import cluster, network, node, project, repo
 from upgrader.lab.client import LabClient
 from upgrader.lab.layout import DEFAULT_NAME, LAB_ROOT, PACKAGE, Lab, LabError, free_slice
 from upgrader.runner import CommandError, Runner
@@ -75,6 +75,7 @@ def up(name: str, nodes: int, apps: int = 3, say: Say = _quiet) -> tuple[Lab, Up
             node.power_on(lab, n, hold=True)
         say(f"{lab.nodes} nodes started; installing {PACKAGE} 1 in each")
         _each_node(lab, lambda n: install_package(lab, n))
+        _each_node(lab, lambda n: project.install_project(lab, n))
         for n in lab.node_names:
             node.release_hold(lab, n)
         say("cluster stack starting")

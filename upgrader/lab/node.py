@@ -28,6 +28,12 @@ NODE_ENV = {
     "TERM": os.environ.get("TERM", "dumb"),
 }
 INIT_MODULE = "upgrader.lab.node_init"
+# The lab's containers start in a fraction of a second: retry health checks every second.
+LAB_SETTINGS = """// upgrader-lab: settings for a lab node (see 50rolling-upgrade.conf for all settings)
+Rolling-Upgrade::Health::Interval "1";
+Rolling-Upgrade::Health::Timeout "20";
+Rolling-Upgrade::Settle-Timeout "120";
+"""
 REPO_MOUNT = "/srv/upgrader-lab/repo"  # where a node sees the lab's APT repository
 
 _host = Runner(timeout=30)
@@ -74,6 +80,8 @@ def prepare(lab: Lab, node: str, key: bytes) -> None:
     (upper / "etc/apt/sources.list").write_text("")
     (upper / REPO_MOUNT.lstrip("/")).mkdir(parents=True, exist_ok=True)
     (upper / "etc/apt/sources.list.d/upgrader-lab.sources").write_text(repo.sources_entry(Path(REPO_MOUNT)))
+    (upper / "etc/apt/apt.conf.d").mkdir(parents=True, exist_ok=True)
+    (upper / "etc/apt/apt.conf.d/60rolling-upgrade-lab").write_text(LAB_SETTINGS)
     _prepare_ssh(lab, node, upper)
     for app in lab.app_names:
         ct = base / "lxc" / lab.container(app)

@@ -1,0 +1,129 @@
+"""Pure parts of the guard and the package planner: no cluster, no apt run."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+import pytest
+
+from upgrader.guard import pkgs, runkey, store
+from upgrader.guard.decide import judge
+from upgrader.guard.install import install, uninstall, wrapper
+from upgrader.packages.after import _release_key, stale_processes
+from upgrader.packages.plan import is_ha_stack, is_security
+from upgrader.pacemaker.state import parse_crm_mon
+from upgrader.runner import Runner
+
+DATA = Path(__file__).parents[1] / "pacemaker" / "data"
+V3 = """VERSION 3
+APT::Architecture=amd64
+DPkg::Tools::Options::X::Version=3
+
+demo-libfoo 1 amd64 none < 2 all none /srv/repo/pool/lab/demo-libfoo_2_all.deb
+newpkg - - none < 1.0 amd64 same /srv/repo/pool/lab/newpkg_1.0_amd64.deb
+oldpkg 3.1 amd64 none > - - none **REMOVE**
+demo-libfoo 1 amd64 none < 2 all none **CONFIGURE**
+"""
+
+
+def test_pre_install_pkgs_v3_lines_become_changes() -> None:
+    changes = pkgs.parse(V3)
+    assert [(c.name, c.old, c.new, c.action) for c in changes] == [
+        ("demo-libfoo", "1", "2", "unpack"), ("newpkg", None, "1.0", "unpack"),
+        ("oldpkg", "3.1", None, "remove"), ("demo-libfoo", "1", "2", "configure")]
+    merged = pkgs.merge(changes)
+    assert [(c.name, c.old, c.new, c.action) for c in merged] == [
+        ("demo-libfoo", "1", "2", "unpack"), ("newpkg", None, "1.0", "unpack"), ("oldpkg", "3.1", None, "remove")]
+    assert all(pkgs.Change.from_tsv(c.tsv()) == c for c in changes)
+
+
+@pytest.mark.parametrize("text, says", [
+    ("demo-libfoo 1 < 2 /x.deb\n", "not 'VERSION 3'"),
+    ("VERSION 3\nA=b\n", "no blank line"),
+    ("VERSION 3\n\ndemo-libfoo 1 < 2 /x.deb\n", "5 fields, not 9"),
+])
+def test_other_protocols_are_refused_with_a_hint(text: str, says: str) -> None:
+    with pytest.raises(pkgs.ProtocolError, match=says):
+        pkgs.parse(text)
+
+
+def test_run_key_names_the_frontend_lock_holder_and_its_start_time(tmp_path: Path) -> None:
+    path = tmp_path / "lock-frontend"
+    path.touch()
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        fd = os.open(path, os.O_RDWR)
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        os.write(ready_w, b"x")
+        os.read(done_r, 1)
+        os._exit(0)
+    try:
+        os.read(ready_r, 1)
+        assert runkey.lock_holder(str(path)) == child
+        key = runkey.key_of(child)
+        assert key == f"{child}-{runkey.start_time(child)}" and runkey.alive(key)
+    finally:
+        os.write(done_w, b"x")
+        os.waitpid(child, 0)
+    assert runkey.lock_holder(str(path)) is None
+    assert not runkey.alive(key)
+    assert runkey.lock_holder(str(tmp_path / "missing")) is None
+
+
+def test_verdict_is_cached_per_run_and_a_refusal_is_left_for_the_caller(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    assert store.read_verdict("10-5", root) is None
+    store.write_verdict("10-5", store.ALLOWED, "node1 drained", root)
+    store.write_verdict("11-7", store.REFUSED, "refused: node1 is active (runs app1)", root)
+    assert store.read_verdict("10-5", root) == ("allowed", "node1 drained")
+    assert store.refusal_for("11-7", root) == "refused: node1 is active (runs app1)"
+    assert store.refusal_for("10-5", root) is None
+    assert (tmp_path / "run/upgrader/refusal").read_text() == "11-7\trefused: node1 is active (runs app1)\n"
+    assert store.claim("10-5", "finisher", root) and not store.claim("10-5", "finisher", root)
+    store.event("10-5", "pre-invoke", "cached-allowed", 'say "hi"', root)
+    assert '"detail": "say \\"hi\\""' in (tmp_path / "var/log/upgrader/hooks.jsonl").read_text()
+
+
+def test_judge_allows_only_a_drained_standby_node_in_a_quorate_cluster() -> None:
+    standby = parse_crm_mon((DATA / "crm_mon-standby-node1.xml").read_text())
+    online = parse_crm_mon((DATA / "crm_mon-all-online.xml").read_text())
+    assert judge(standby, "node1") is None
+    refusal = judge(online, "node1")
+    assert refusal is not None and refusal.startswith("refused: node1 is active (runs ")
+    assert refusal.endswith("; put it in standby or run rolling-upgrade")
+    assert "is not a node of this cluster" in (judge(online, "node9") or "")
+
+
+@pytest.mark.parametrize("name, ha", [
+    ("pacemaker", True), ("pacemaker-cli-utils", True), ("corosync", True), ("libqb100", True),
+    ("libknet1", True), ("resource-agents", True), ("crmsh", True), ("pcs", True), ("libcrmcommon34", True),
+    ("libcorosync-common4", True), ("libpe-status28", True), ("demo-libfoo", False), ("libc6", False),
+    ("openssl", False), ("lxc", False), ("pcscd", False), ("sbd", True), ("libcfg7", True),
+])
+def test_ha_stack_classification(name: str, ha: bool) -> None:
+    assert is_ha_stack(name) is ha
+
+
+def test_security_comes_from_the_candidate_archive() -> None:
+    assert is_security(["bookworm-security"]) and is_security(["lab", "lab-security"])
+    assert not is_security(["bookworm", "bookworm-updates"]) and not is_security([])
+
+
+def test_install_writes_snippets_and_a_wrapper_that_skips_a_removed_tool(tmp_path: Path) -> None:
+    written = install(tmp_path, python="/nonexistent/python3")
+    assert (tmp_path / "etc/apt/apt.conf.d/20rolling-upgrade-hooks").exists()
+    assert (tmp_path / "etc/dpkg/dpkg.cfg.d/rolling-upgrade").exists()
+    hook = tmp_path / "usr/local/lib/upgrader/rolling-upgrade-hook"
+    assert hook in written and os.access(hook, os.X_OK)
+    assert Runner(timeout=10).call([str(hook), "pre-invoke"]).returncode == 0  # interpreter gone: exit 0
+    assert "-sSE" in wrapper("/venv/bin/python3", Path("/src"))
+    assert len(uninstall(tmp_path)) == 4 and not hook.exists()
+
+
+def test_kernel_releases_sort_by_number_and_stale_scan_runs() -> None:
+    assert max(["6.1.0-9-amd64", "6.1.0-27-amd64"], key=_release_key) == "6.1.0-27-amd64"
+    assert all(p.files for p in stale_processes())

@@ -1,0 +1,120 @@
+"""The rolling upgrade on a real cluster: success, a bad build failed back, a broken postinst."""
+
+from __future__ import annotations
+
+import json
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import lab_name
+from upgrader.lab import lab as ops
+from upgrader.lab import node, repo
+from upgrader.lab.client import LabClient
+from upgrader.lab.layout import Lab
+
+pytestmark = pytest.mark.lab
+TOOL = str(Path(sys.executable).parent / "rolling-upgrade")
+
+
+@pytest.fixture(scope="module")
+def rlab() -> Iterator[Lab]:
+    """A lab of its own: these tests upgrade, break and quarantine nodes."""
+    name = lab_name("r")
+    try:
+        the_lab, _ = ops.up(name, nodes=3, apps=3)
+        yield the_lab
+    finally:
+        ops.down(name)
+
+
+def rolling(lab: Lab, *argv: str, via: str = "node1") -> tuple[int, dict]:
+    result = node.runner(lab, via, timeout=900).call([TOOL, *argv, "--json"])
+    try:
+        return result.returncode, json.loads(result.stdout)
+    except ValueError:
+        raise AssertionError(f"no JSON from rolling-upgrade (exit {result.returncode}): "
+                             f"{result.stdout[-2000:]} {result.stderr[-2000:]}") from None
+
+
+def cib(lab: Lab) -> str:
+    return node.runner(lab, "node1").run(["cibadmin", "--query"]).stdout
+
+
+def run_leftovers(lab: Lab) -> list[str]:
+    """Constraints, node attributes and the lock a run adds (the probes are configuration, not leftovers)."""
+    root = ET.fromstring(cib(lab))
+    found = [el.get("id", "") for el in root.iter() if el.get("id", "").startswith("rolling-upgrade-")]
+    found += [f"{el.get('name')} ({el.get('id')})" for el in root.iter("nvpair")
+              if el.get("name", "").startswith("rolling-upgrade-")
+              and el.get("name") not in ("rolling-upgrade-probe", "rolling-upgrade-check-cmd")]
+    return found
+
+
+def standby_nodes(lab: Lab) -> list[str]:
+    out = node.runner(lab, "node1").run(["crm_mon", "--one-shot", "--output-as=xml"]).stdout
+    return sorted(n.get("name", "") for n in ET.fromstring(out).iterfind("nodes/node") if n.get("standby") == "true")
+
+
+def history(lab: Lab, run_id: str) -> list[dict]:
+    text = node.runner(lab, "node1").run(["cat", "/var/lib/upgrader/history.jsonl"]).stdout
+    return [e for e in map(json.loads, text.splitlines()) if e["run"] == run_id]
+
+
+def versions_served(lab: Lab) -> dict[str, str]:
+    with LabClient(lab.client_netns) as client:
+        return {a: client.get(lab.app_ip(a), "/version").body for a in lab.app_names}
+
+
+def test_full_rolling_upgrade_to_version_2(rlab: Lab) -> None:
+    repo.publish(rlab.repo_dir, "2")
+    ops.refresh_indexes(rlab)
+    code, doc = rolling(rlab, "run", "--yes")
+    assert code == 0, doc
+    assert {n["node"]: n["result"] for n in doc["nodes"]} == {n: "ok" for n in rlab.node_names}
+    assert all(ops.installed_version(rlab, n) == "2" for n in rlab.node_names)
+    assert versions_served(rlab) == {a: "2" for a in rlab.app_names}
+    assert standby_nodes(rlab) == []
+    assert run_leftovers(rlab) == []  # no constraint, node attribute or lock of ours is left
+    events = history(rlab, doc["run"])
+    ends = [e for e in events if e["phase"] == "node" and e["event"] == "end"]
+    assert sorted(e["node"] for e in ends) == rlab.node_names and all(e["result"] == "ok" for e in ends)
+    assert events[-1]["phase"] == "run" and events[-1]["event"] == "end"
+
+
+def test_bad_build_fails_back_and_quarantines(rlab: Lab) -> None:
+    repo.publish(rlab.repo_dir, "3", bad=True)
+    ops.refresh_indexes(rlab)
+    code, doc = rolling(rlab, "run", "--yes")
+    assert code == 1, doc
+    failed = [n for n in doc["nodes"] if n["result"] == "failed"]
+    assert len(failed) == 1
+    bad = failed[0]["node"]
+    assert "health check failed" in failed[0]["error"] and "application" in failed[0]["error"]
+    assert versions_served(rlab) == {a: "2" for a in rlab.app_names}  # every app on the old build again
+    assert standby_nodes(rlab) == [bad]
+    assert [x for x in run_leftovers(rlab) if not x.startswith("rolling-upgrade-quarantine")] == []
+    assert any(x.startswith("rolling-upgrade-quarantine") for x in run_leftovers(rlab))
+    # The next run respects the quarantine and changes nothing.
+    code, doc = rolling(rlab, "run", "--yes")
+    assert code == 3 and "quarantined" in doc["refused"], doc
+
+
+def test_broken_postinst_keeps_the_node_in_standby(rlab: Lab) -> None:
+    # Clear the previous test's quarantine, as an operator would after fixing the build.
+    for n in rlab.node_names:
+        node.runner(rlab, "node1").run([TOOL, "unquarantine", n])
+        node.runner(rlab, "node1").run(["crm_attribute", "--node", n, "--name", "standby", "--update", "off"])
+    ops.wait_serving(rlab, 120)
+    repo.publish(rlab.repo_dir, "4", broken_postinst=True)
+    ops.refresh_indexes(rlab)
+    before = versions_served(rlab)
+    code, doc = rolling(rlab, "run", "--yes")
+    assert code == 4, doc
+    failed = [n for n in doc["nodes"] if n["result"] == "failed"]
+    assert len(failed) == 1 and "upgrade of" in failed[0]["error"]
+    assert standby_nodes(rlab) == [failed[0]["node"]]
+    assert versions_served(rlab) == before  # the peers are untouched

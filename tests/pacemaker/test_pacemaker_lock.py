@@ -1,0 +1,138 @@
+"""The upgrade lock with Pacemaker's real cibadmin on copies of captured CIBs."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
+from typing import Callable
+
+import pytest
+
+from upgrader.pacemaker import lock
+from upgrader.pacemaker.live import Cluster
+from upgrader.pacemaker.names import BadValue
+from upgrader.pacemaker.state import ClusterState
+
+Offline = Callable[[str], Cluster]
+
+
+def at(offset: float) -> lock.Clock:
+    moment = lock.utcnow() + timedelta(seconds=offset)
+    return lambda: moment
+
+
+def cib_ids(cluster: Cluster) -> Counter[str]:
+    config = ET.fromstring(cluster.runner.run(["cibadmin", "--query", "--scope", "configuration"]).stdout)
+    return Counter(el.get("id") for el in config.iter() if el.get("id"))
+
+
+def test_acquire_reenter_heartbeat_release(offline: Offline) -> None:
+    cluster = offline("all-online")
+    mine = lock.UpgradeLock(cluster, "run-1", "node1", ttl=60)
+    taken = mine.acquire("planning")
+    assert lock.read(cluster) == taken and taken.pid and taken.expires - taken.started == timedelta(seconds=60)
+    again = mine.acquire("upgrading")
+    assert (again.phase, again.started) == ("upgrading", taken.started)
+    assert mine.heartbeat("verifying").phase == "verifying"
+    assert mine.release() and lock.read(cluster) is None
+    assert not mine.release()
+
+
+def test_nvpair_ids_are_unique_in_the_cib(offline: Offline) -> None:
+    cluster = offline("all-online")
+    lock.UpgradeLock(cluster, "run-1", "node1").acquire()
+    ours = [i for i in cib_ids(cluster) if i.startswith(lock.LOCK_ID)]
+    assert len(ours) == 8 and all(count == 1 for count in cib_ids(cluster).values())
+
+
+def test_another_run_is_refused_and_cannot_release_or_refresh(offline: Offline) -> None:
+    cluster = offline("all-online")
+    lock.UpgradeLock(cluster, "run-1", "node1").acquire("upgrading")
+    other = lock.UpgradeLock(cluster, "run-2", "node2")
+    with pytest.raises(lock.LockHeld, match="holder node1, run run-1, .*phase upgrading") as err:
+        other.acquire()
+    assert not err.value.status.stale
+    assert not other.release()
+    with pytest.raises(lock.LockLost):
+        other.heartbeat()
+    assert lock.read(cluster).run_id == "run-1"
+
+
+def test_same_run_id_on_another_node_is_not_reentrant(offline: Offline) -> None:
+    cluster = offline("all-online")
+    lock.UpgradeLock(cluster, "run-1", "node1").acquire()
+    with pytest.raises(lock.LockHeld):
+        lock.UpgradeLock(cluster, "run-1", "node2").acquire()
+
+
+def test_offline_holder_not_yet_expired_is_stale_but_kept(offline: Offline) -> None:
+    cluster = offline("node3-offline")
+    lock.UpgradeLock(cluster, "run-3", "node3", ttl=60).acquire("upgrading")
+    with pytest.raises(lock.LockHeld, match=r"\(stale: holder offline\)") as err:
+        lock.UpgradeLock(cluster, "run-1", "node1", clock=at(30)).acquire()
+    assert err.value.status.stale and not err.value.status.breakable
+    assert lock.read(cluster).run_id == "run-3"
+
+
+def test_offline_and_expired_holder_is_broken_by_the_rule(offline: Offline) -> None:
+    cluster = offline("node3-offline")
+    lock.UpgradeLock(cluster, "run-3", "node3", ttl=60).acquire("upgrading")
+    status = lock.inspect(cluster, now=lock.utcnow() + timedelta(seconds=61))
+    assert status.breakable and "stale: holder offline and expired" in status.describe(lock.utcnow())
+    taken = lock.UpgradeLock(cluster, "run-1", "node1", clock=at(61)).acquire()
+    assert lock.read(cluster) == taken
+
+
+def test_online_holder_expired_is_stale_but_kept(offline: Offline) -> None:
+    cluster = offline("node3-offline")
+    lock.UpgradeLock(cluster, "run-2", "node2", ttl=60).acquire()
+    with pytest.raises(lock.LockHeld, match=r"\(stale: expired\)"):
+        lock.UpgradeLock(cluster, "run-1", "node1", clock=at(3600)).acquire()
+    assert lock.read(cluster).run_id == "run-2"
+
+
+def test_force_unlock_says_what_it_broke_and_the_owner_notices(offline: Offline) -> None:
+    cluster = offline("all-online")
+    owner = lock.UpgradeLock(cluster, "run-1", "node1")
+    taken = owner.acquire("upgrading")
+    assert lock.force_unlock(cluster) == taken
+    assert lock.read(cluster) is None and lock.force_unlock(cluster) is None
+    with pytest.raises(lock.LockLost, match="run-1 on node1 is gone"):
+        owner.heartbeat()
+
+
+def test_hostile_values_never_reach_the_cib(offline: Offline) -> None:
+    cluster = offline("all-online")
+    before = cluster.runner.run(["cibadmin", "--query"]).stdout
+    with pytest.raises(BadValue, match="invalid run id"):
+        lock.UpgradeLock(cluster, "x' or '1'='1", "node1")
+    with pytest.raises(BadValue, match="invalid node name"):
+        lock.UpgradeLock(cluster, "run-1", 'node1"/><nvpair id="x')
+    with pytest.raises(BadValue, match="invalid phase"):
+        lock.UpgradeLock(cluster, "run-1", "node1").acquire("Up<grading>")
+    assert cluster.runner.run(["cibadmin", "--query"]).stdout == before
+
+
+def test_judging_the_holder_against_the_cluster(mon: Callable[[str], ClusterState]) -> None:
+    state = mon("node3-offline")
+    unclean = replace(state, nodes=tuple(replace(n, unclean=True) if n.name == "node3" else n for n in state.nodes))
+    past = lock.utcnow() - timedelta(hours=1)
+    now = lock.utcnow()
+    held = lock.LockInfo("node3", "run-3", 42, "upgrading", past, past, past + timedelta(minutes=15))
+    judged = {
+        "offline": lock.LockStatus.judge(held, state, now),
+        "unclean": lock.LockStatus.judge(held, unclean, now),
+        "unknown": lock.LockStatus.judge(replace(held, holder="node9"), state, now),
+        "online": lock.LockStatus.judge(replace(held, holder="node1"), state, now),
+    }
+    assert {k: (s.holder_state, s.stale, s.breakable) for k, s in judged.items()} == {
+        "offline": ("offline", True, True),
+        "unclean": ("unclean", True, False),  # may still run until fenced: never broken automatically
+        "unknown": ("unknown", True, True),
+        "online": ("online", True, False),
+    }
+    assert judged["unclean"].describe(now).endswith("taken 60m ago, heartbeat 60m ago (stale: holder unclean and expired)")
+    fresh = replace(held, expires=now + timedelta(minutes=5))
+    assert lock.LockStatus.judge(fresh, state, now).breakable is False

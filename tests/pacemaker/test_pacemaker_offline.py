@@ -1,0 +1,71 @@
+"""Adapter operations with Pacemaker's real tools on copies of captured CIBs (CIB_file)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from upgrader.pacemaker.live import Cluster, NotSettled
+from upgrader.pacemaker.names import BadValue
+from upgrader.pacemaker.simulate import parse_transition_summary
+from upgrader.runner import CommandError
+
+Offline = Callable[[str], Cluster]
+DATA = Path(__file__).parent / "data"
+
+
+def test_prediction_on_a_copy_matches_the_capture(offline: Offline, situations: dict[str, Any]) -> None:
+    node = situations["standby"]["node"]
+    cluster = offline("all-online")
+    captured = parse_transition_summary((DATA / f"crm_simulate-standby-{node}.txt").read_text())
+    assert cluster.predict_standby(node) == captured
+    assert not cluster.state().node(node).standby, "the prediction leaves the CIB it copied alone"
+
+
+def test_standby_on_and_off_is_permanent(offline: Offline) -> None:
+    cluster = offline("all-online")
+    cluster.set_standby("node2", True)
+    assert cluster.state().node("node2").standby
+    assert cluster.runner.run(["cibadmin", "--query", "--xpath=//nodes/node[@uname='node2']//nvpair[@name='standby']"]).stdout
+    cluster.set_standby("node2", False)
+    assert not cluster.state().node("node2").standby
+
+
+def test_node_attributes_of_our_own(offline: Offline) -> None:
+    cluster = offline("all-online")
+    assert cluster.get_attribute("node1", "rolling-upgrade-state") is None
+    cluster.set_attribute("node1", "rolling-upgrade-state", "upgrading 1.2/3")
+    assert cluster.get_attribute("node1", "rolling-upgrade-state") == "upgrading 1.2/3"
+    cluster.delete_attribute("node1", "rolling-upgrade-state")
+    assert cluster.get_attribute("node1", "rolling-upgrade-state") is None
+    with pytest.raises(CommandError, match="there is no node 'node9'"):
+        cluster.get_attribute("node9", "rolling-upgrade-state")
+    with pytest.raises(BadValue, match="must start with 'rolling-upgrade-'"):
+        cluster.set_attribute("node1", "standby", "on")
+
+
+def test_preflight_finds_the_stray_ban(offline: Offline, situations: dict[str, Any]) -> None:
+    facts = situations["ban"]
+    pre = offline("ban").preflight()
+    ban = f"cli-ban-{facts['resource']}-on-{facts['node']}"
+    assert pre.cli_constraints == (ban,)
+    assert pre.quorum and pre.all_online and not pre.stonith_enabled and not pre.maintenance_mode
+    assert pre.problems() == [f"leftover crm_resource constraints: {ban} (crm_resource --clear)"]
+
+
+def test_preflight_of_a_clean_cluster_finds_nothing(offline: Offline) -> None:
+    assert offline("all-online").preflight().problems() == []
+
+
+def test_wait_settled_gives_up_at_its_deadline_saying_why(offline: Offline) -> None:
+    # No controller answers for a CIB file, so the DC can never be seen idle.
+    started = time.monotonic()
+    with pytest.raises(NotSettled) as err:
+        offline("all-online").wait_settled({"app1": "node1"}, deadline=2, interval=0.2)
+    assert time.monotonic() - started < 6
+    text = str(err.value)
+    assert text.startswith("cluster not settled after 2s (waited for: DC idle, no resource starting/stopping/pending, expected placement)")
+    assert "last seen: crmadmin (state of DC" in text

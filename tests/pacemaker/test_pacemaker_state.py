@@ -1,0 +1,124 @@
+"""crm_mon XML captured from the lab (capture.py), parsed into typed values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from upgrader.pacemaker.live import Preflight, in_flight, placement
+from upgrader.pacemaker.state import ClusterState, ParseError, parse_crm_mon
+
+Mon = Callable[[str], ClusterState]
+APPS = ("app1", "app2", "app3")
+
+
+def placed(state: ClusterState) -> dict[str, list[str]]:
+    return {rid: sorted(state.running_on(rid)) for rid in state.top_level_ids()}
+
+
+def test_all_online(mon: Mon, situations: dict[str, Any]) -> None:
+    state = mon("all-online")
+    assert [n.name for n in state.nodes] == ["node1", "node2", "node3"]
+    assert all(n.online and not (n.standby or n.maintenance or n.pending or n.unclean or n.shutdown) for n in state.nodes)
+    assert [n.name for n in state.nodes if n.is_dc] == [state.summary.dc] == [situations["all-online"]["dc"]]
+    assert state.summary.quorum and state.summary.stack == "corosync"
+    assert state.summary.stonith_enabled is False and state.summary.maintenance_mode is False
+    assert state.top_level_ids() == (*APPS, "probe-clone")
+    assert placed(state) == situations["all-online"]["placement"]
+    assert sorted(state.running_on("probe-clone")) == ["node1", "node2", "node3"]
+    assert state.failures == () and state.bans == () and in_flight(state) == []
+    assert sum(n.resources_running for n in state.nodes) == sum(len(r.nodes) for r in state.resources if r.running)
+
+
+def test_groups_keep_their_members_in_order(mon: Mon) -> None:
+    members = mon("all-online").members("app1")
+    assert [(r.id, r.agent, r.group) for r in members] == [
+        ("app1-ip", "ocf:heartbeat:IPaddr2", "app1"),
+        ("app1-ct", "ocf:heartbeat:lxc", "app1"),
+    ]
+    assert all(r.running and r.managed and not r.failed for r in members)
+
+
+def test_clone_instances_share_the_primitive_id(mon: Mon) -> None:
+    instances = mon("all-online").members("probe-clone")
+    assert {r.id for r in instances} == {"probe"} and {r.clone for r in instances} == {"probe-clone"}
+    assert sorted(n for r in instances for n in r.nodes) == ["node1", "node2", "node3"]
+
+
+def test_standby_node_is_drained(mon: Mon, situations: dict[str, Any]) -> None:
+    node = situations["standby"]["node"]
+    state = mon(f"standby-{node}")
+    standby = state.node(node)
+    assert standby is not None and standby.standby and standby.online and standby.resources_running == 0
+    assert placed(state) == situations["standby"]["placement"]
+    assert all(node not in state.running_on(app) for app in (*APPS, "probe-clone"))
+    assert Preflight.from_state(state, ()).standby == (node,)
+
+
+def test_group_moving_counts_nothing_in_flight_as_running(mon: Mon) -> None:
+    state = mon("group-moving")
+    busy = state.busy()
+    assert busy, "the capture shows a resource in flight"
+    assert not any(r.running for r in busy)
+    assert in_flight(state)
+    for r in busy:
+        group = r.group or r.id
+        assert all(n not in state.running_on(group) for n in r.nodes)
+
+
+def test_failed_action(mon: Mon, situations: dict[str, Any]) -> None:
+    facts = situations["failed-action"]
+    state = mon("failed-action")
+    failure = next(f for f in state.failures if f.resource == facts["resource"])
+    assert failure.node == facts["node"] and failure.task == "monitor" and failure.exitcode != 0
+    assert failure.op_key.startswith(f"{facts['resource']}_monitor_")
+    assert placed(state) == facts["placement"]
+    problems = Preflight.from_state(state, ()).problems()
+    assert any(failure.op_key in p and "crm_resource --cleanup" in p for p in problems)
+
+
+def test_ban(mon: Mon, situations: dict[str, Any]) -> None:
+    facts = situations["ban"]
+    state = mon("ban")
+    assert [(b.id, b.resource, b.node, b.from_cli) for b in state.bans] == [
+        (f"cli-ban-{facts['resource']}-on-{facts['node']}", facts["resource"], facts["node"], True)
+    ]
+    assert state.bans[0].weight < 0
+    assert facts["node"] not in state.running_on(facts["resource"])
+
+
+def test_node_offline(mon: Mon, situations: dict[str, Any]) -> None:
+    facts = situations["node3-offline"]
+    state = mon("node3-offline")
+    node3 = state.node("node3")
+    assert node3 is not None and not node3.online and node3.resources_running == 0
+    assert state.summary.quorum, "two of three nodes keep quorum"
+    assert placed(state) == facts["placement"]
+    assert Preflight.from_state(state, ()).offline == ("node3",)
+    assert "nodes offline: node3" in Preflight.from_state(state, ()).problems()
+
+
+def test_placement_check_names_what_is_wrong(mon: Mon, situations: dict[str, Any]) -> None:
+    state = mon("all-online")
+    where = situations["all-online"]["placement"]["app1"][0]
+    other = next(n for n in ("node1", "node2", "node3") if n != where)
+    assert placement({"app1": where})(state) == []
+    assert placement({"app1": other, "nope": where})(state) == [
+        f"app1 runs on {where}, expected {other}",
+        "no resource, group or clone called 'nope' in the cluster",
+    ]
+
+
+def test_unknown_resource_is_a_key_error(mon: Mon) -> None:
+    with pytest.raises(KeyError, match="no resource, group or clone called 'app9'"):
+        mon("all-online").running_on("app9")
+
+
+def test_not_crm_mon_output_is_a_clear_error() -> None:
+    cib = (Path(__file__).parent / "data" / "cib-all-online.xml").read_text()
+    with pytest.raises(ParseError, match="no <summary> or <nodes>"):
+        parse_crm_mon(cib)
+    with pytest.raises(ParseError, match="not XML"):
+        parse_crm_mon("crm_mon: Connection to cluster failed: Connection refused")

@@ -1,0 +1,102 @@
+"""The guard's rule: may dpkg touch this node now?
+
+Allowed only when the cluster is quorate, this node is in standby with no
+resource on it, and the upgrade lock is free (then taken for this run) or
+already held by this run. Every refusal is one line that says why and what
+to do; a refusal changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from upgrader.pacemaker import lock
+from upgrader.pacemaker.live import Cluster
+from upgrader.pacemaker.state import ClusterState
+from upgrader.runner import NOT_CONNECTED, CommandError
+
+LOCK_PHASE = "apt-upgrade"
+APT_RUN_PREFIX = "apt-"  # run ids the hooks give apt runs: apt-PID-STARTTIME
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+    node: str = ""
+
+
+def judge(state: ClusterState, node: str) -> str | None:
+    """Why ``node`` may not be patched in ``state`` (one line), None when it may."""
+    if not state.summary.quorum:
+        return f"refused: the cluster has no quorum as {node} sees it; wait until it is quorate again"
+    me = state.node(node)
+    if me is None:
+        return f"refused: {node} is not a node of this cluster (crm_mon does not list it); check the cluster configuration"
+    here = _resources_on(state, node)
+    if not me.standby:
+        runs = ", ".join(here) if here else "nothing right now"
+        return f"refused: {node} is active (runs {runs}); put it in standby or run rolling-upgrade"
+    if here or me.resources_running:
+        still = ", ".join(here) if here else f"{me.resources_running} resources"
+        return f"refused: {node} is in standby but still runs {still}; wait until the cluster has moved them away"
+    return None
+
+
+def _resources_on(state: ClusterState, node: str) -> list[str]:
+    """Top-level ids (group, clone or primitive) with a member active or busy on ``node``."""
+    found: dict[str, None] = {}
+    for r in state.resources:
+        if node in r.nodes and (r.active or r.busy):
+            top = r.clone or (r.group.split(":", 1)[0] if r.group else None) or r.id
+            found.setdefault(top, None)
+    return list(found)
+
+
+def decide(cluster: Cluster, run_id: str, lock_ttl: float, from_orchestrator: bool) -> Decision:
+    """Judge the live cluster, then take (or re-enter) the upgrade lock for ``run_id``."""
+    try:
+        node = cluster.local_node()
+        state = cluster.state()
+    except CommandError as exc:
+        if from_orchestrator and exc.returncode == NOT_CONNECTED:
+            # rolling-upgrade stops the stack around an HA-stack upgrade, holding the lock.
+            return Decision(True, f"cluster stack stopped on this node; trusting rolling-upgrade run {run_id}")
+        return Decision(False, f"refused: cannot ask the cluster ({exc}); start the cluster stack, "
+                               "or set UPGRADER_GUARD=off to run apt anyway")
+    why = judge(state, node)
+    if why:
+        return Decision(False, why, node)
+    held = lock.read(cluster)
+    if held is not None and held.run_id == run_id and (held.holder == node or from_orchestrator):
+        # An earlier call of this apt run, or the rolling-upgrade run that drives this node (it holds
+        # the lock from the node it runs on): leave the lock and its phase as they are.
+        return Decision(True, f"{node} is in standby and drained; the upgrade lock is already run {run_id}'s "
+                              f"(held on {held.holder})", node)
+    took_over = _take_over_ended_apt_run(cluster, node, run_id, held)
+    try:
+        lock.UpgradeLock(cluster, run_id, node, ttl=lock_ttl).acquire(LOCK_PHASE)
+    except lock.LockHeld as exc:
+        i = exc.status.info
+        return Decision(False, f"refused: the upgrade lock is held by {i.holder or '?'} "
+                               f"({exc.status.describe(lock.utcnow())}); wait until that run ends "
+                               "(rolling-upgrade status shows it)", node)
+    taken = f" (taken over from the ended apt run {took_over} on this node)" if took_over else ""
+    return Decision(True, f"{node} is in standby and drained; upgrade lock held by run {run_id}{taken}", node)
+
+
+def _take_over_ended_apt_run(cluster: Cluster, node: str, run_id: str, held: lock.LockInfo | None) -> str | None:
+    """Free the lock when an earlier apt run on this same node holds it and has ended; return its run id.
+
+    Its finishing step is still to come and the node is still drained, so a
+    second apt run there (``apt-get -f install`` after a failed dpkg, another
+    dist-upgrade) may go on; the lock then belongs to the new run.
+    """
+    from upgrader.guard.runkey import alive
+
+    if held is None or held.holder != node or held.run_id == run_id or not held.run_id.startswith(APT_RUN_PREFIX):
+        return None
+    if alive(held.run_id.removeprefix(APT_RUN_PREFIX)):
+        return None
+    lock.remove(cluster, held)
+    return held.run_id

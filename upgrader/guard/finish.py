@@ -1,0 +1,137 @@
+"""The finishing step after an apt run the hooks allowed: started once, after the whole run has ended.
+
+Post-Invoke fires after every dpkg batch (several times under
+unattended-upgrades), while the apt run still holds the frontend lock; the
+finishing step (fail over, health-check, fail back: ``rolling-upgrade node
+--finish``) must run once, after it. So the first Post-Invoke of a run
+spawns a detached waiter (double fork, own session, no inherited pipes) that
+waits, bounded by ``Rolling-Upgrade::Hooks::Finish-Wait``, for the run's
+process to exit, then records the run in the History-File and either starts
+the finishing step or, after a failed dpkg, keeps the node in standby and
+marks the lock ``dpkg-failed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from upgrader.guard import record, runkey, store
+from upgrader.guard.log import syslog
+
+FAILED_PHASE = "dpkg-failed"
+LOG = "/var/log/upgrader/finisher.log"
+POLL = 0.2
+
+
+def finish_command() -> list[str]:
+    """The one place that says how the finishing step is run (the orchestrator owns the command)."""
+    return [str(Path(sys.executable).with_name("rolling-upgrade")), "node", "--finish"]
+
+
+def finish_available() -> bool:
+    """Whether this tool's rolling-upgrade has ``node --finish`` yet."""
+    from upgrader.cli import parser
+
+    for action in parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            node = action.choices.get("node")
+            return node is not None and "--finish" in node._option_string_actions
+    return False
+
+
+def spawn(key: str) -> None:
+    """Start the waiter for run ``key`` fully detached; return at once."""
+    child = os.fork()
+    if child:
+        os.waitpid(child, 0)
+        return
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        _detach()
+        code = wait_and_finish(key)
+    except BaseException as exc:  # the waiter must report, never vanish
+        syslog(f"run {key}: the finishing-step waiter failed: {type(exc).__name__}: {exc}", "user.err")
+        code = 1
+    os._exit(code)
+
+
+def _detach() -> None:
+    """No terminal, no apt pipes: stdin /dev/null, stdout and stderr to the finisher log."""
+    os.makedirs(os.path.dirname(LOG), exist_ok=True)
+    null = os.open(os.devnull, os.O_RDONLY)
+    log = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+
+
+def wait_and_finish(key: str) -> int:
+    """Wait for run ``key`` to end, record it, then finish (or say why not)."""
+    from upgrader import config
+
+    conf = config.load()
+    deadline = time.monotonic() + conf.hooks_finish_wait
+    while runkey.alive(key):
+        if time.monotonic() > deadline:
+            _history(conf.history_file, key, "unknown", f"not started: apt run {key} still running after "
+                     f"{conf.hooks_finish_wait}s (Rolling-Upgrade::Hooks::Finish-Wait); run rolling-upgrade node --finish")
+            return 1
+        time.sleep(POLL)
+    result = record.record_result(key)
+    info = record.read_json(key, record.RUN_INFO) or {}
+    store.event(key, "finisher", "run-ended", result["result"])
+    if result["result"] != "ok":
+        _mark_failed(info)
+        _history(conf.history_file, key, result["result"], "not started: dpkg failed; the node stays in standby "
+                 "and keeps the upgrade lock (phase dpkg-failed) until a person repairs it")
+        return 1
+    if not finish_available():
+        _history(conf.history_file, key, "ok", "pending: 'rolling-upgrade node --finish' does not exist yet; "
+                 "finishing step pending (fail over, health-check) for a person or rolling-upgrade")
+        return 0
+    from upgrader.guard.hook import RUN_ID_ENV
+    from upgrader.runner import Runner
+
+    store.event(key, "finisher", "finish-started", " ".join(finish_command()))
+    done = Runner(env={RUN_ID_ENV: info.get("run_id", f"apt-{key}")}, timeout=conf.hooks_finish_wait).call(finish_command())
+    _history(conf.history_file, key, "ok", f"ran {' '.join(finish_command())}: exit {done.returncode}")
+    return 0 if done.returncode == 0 else 1
+
+
+def _mark_failed(info: dict) -> None:
+    """Keep the lock with phase dpkg-failed, so status and the next run see why this node stays in standby."""
+    from upgrader.pacemaker.live import Cluster
+    from upgrader.pacemaker.lock import LockError, UpgradeLock
+    from upgrader.runner import CommandError, Runner
+
+    if not info.get("run_id") or not info.get("node"):
+        return
+    try:
+        UpgradeLock(Cluster(Runner(timeout=30)), info["run_id"], info["node"]).heartbeat(FAILED_PHASE)
+    except (LockError, CommandError) as exc:
+        syslog(f"run {info['run_id']}: could not mark the upgrade lock {FAILED_PHASE}: {exc}", "user.err")
+
+
+def _history(path: Path, key: str, result: str, finish: str) -> None:
+    """One JSON line in the History-File, and the same news in the system log."""
+    info = record.read_json(key, record.RUN_INFO) or {}
+    outcome = record.read_json(key, record.RESULT) or {}
+    entry = {
+        "run_id": info.get("run_id", f"apt-{key}"), "node": info.get("node"), "source": "apt-hooks",
+        "phase": "apt", "started": info.get("decided"), "ended": outcome.get("at"), "result": result,
+        "changes": outcome.get("changes", []), "finish": finish,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+    store.event(key, "finisher", "recorded", finish)
+    syslog(f"run {entry['run_id']} on {entry['node']}: apt {result}; finishing step {finish}",
+           "user.warning" if result != "ok" or finish.startswith("pending") else "user.notice")

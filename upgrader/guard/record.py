@@ -1,0 +1,144 @@
+"""The hooks' slow paths: decide a run once, capture what it installs, record what it did.
+
+Imported lazily by :mod:`upgrader.guard.hook` (only on the first call of a
+run, or in Pre-Install-Pkgs and Post-Invoke).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from upgrader.guard import pkgs, store
+from upgrader.guard.log import loud, syslog
+
+RUN_INFO = "run.json"
+PACKAGES = "packages.tsv"
+RESULT = "result.json"
+FINISHER = "finisher"
+
+
+def decide_run(key: str, env_run_id: str) -> tuple[str, str]:
+    """Judge the cluster for run ``key``, cache and return (verdict, reason)."""
+    from upgrader import config
+    from upgrader.guard.decide import APT_RUN_PREFIX, decide
+    from upgrader.guard.hook import RUN_ID_ENV
+    from upgrader.pacemaker import names
+    from upgrader.pacemaker.live import Cluster
+    from upgrader.runner import Runner
+
+    run_id = env_run_id or f"{APT_RUN_PREFIX}{key}"
+    try:
+        conf = config.load()
+        names.run_id(run_id)
+    except config.ConfigError as exc:
+        return _verdict(key, False, f"refused: {exc}")
+    except names.BadValue as exc:
+        return _verdict(key, False, f"refused: {RUN_ID_ENV}: {exc}; unset it (rolling-upgrade sets it itself)")
+    decision = decide(Cluster(Runner(timeout=conf.hooks_query_timeout)), run_id, conf.lock_expiry, bool(env_run_id))
+    if decision.allowed:
+        info = {"key": key, "run_id": run_id, "node": decision.node, "decided": time.time(),
+                "from_orchestrator": bool(env_run_id), "pid": int(key.split("-")[0])}
+        _write_json(Path(store.run_dir(key)) / RUN_INFO, info)
+        store.event(key, "pre-invoke", "lock-acquired", run_id)
+    return _verdict(key, decision.allowed, decision.reason)
+
+
+def _verdict(key: str, allowed: bool, reason: str) -> tuple[str, str]:
+    verdict = store.ALLOWED if allowed else store.REFUSED
+    store.write_verdict(key, verdict, reason)
+    syslog(f"run {key}: {verdict}: {reason}", "user.warning" if not allowed else "user.notice")
+    return verdict, reason
+
+
+def capture(key: str, text: str) -> int:
+    """Pre-Install-Pkgs: append the packages this step changes to the run's capture."""
+    changes = pkgs.parse(text)
+    directory = Path(store.run_dir(key))
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / PACKAGES, "a") as f:
+        f.writelines(c.tsv() + "\n" for c in changes)
+    store.event(key, "pre-install-pkgs", "captured", f"{len(changes)} packages")
+    return 0
+
+
+def captured(key: str) -> list[pkgs.Change]:
+    """Everything the run's Pre-Install-Pkgs calls announced, one entry per package."""
+    try:
+        lines = (Path(store.run_dir(key)) / PACKAGES).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return pkgs.merge(pkgs.Change.from_tsv(line) for line in lines if line)
+
+
+def post_invoke(stage: str, key: str) -> int:
+    """Record what changed and dpkg's result; start the finishing step once per run when it is ours to start."""
+    from upgrader.guard.hook import GUARD_ENV, RUN_ID_ENV
+
+    if stage == "dpkg-post-invoke" and os.environ.get("DPKG_FRONTEND_LOCKED"):
+        store.event(key, stage, "left-to-apt")  # APT's own Post-Invoke follows
+        return 0
+    result = record_result(key)
+    store.event(key, stage, "recorded", result["result"])
+    if os.environ.get(GUARD_ENV, "").lower() == "off":
+        loud(f"WARNING: {GUARD_ENV}=off: run {key} ended ({result['result']}); no finishing step is started")
+        return 0
+    if os.environ.get(RUN_ID_ENV):
+        store.event(key, stage, "left-to-rolling-upgrade")
+        return 0
+    verdict = store.read_verdict(key)
+    if verdict is None or verdict[0] != store.ALLOWED:
+        store.event(key, stage, "no-verdict")
+        return 0
+    if store.claim(key, FINISHER):
+        from upgrader.guard import finish
+
+        finish.spawn(key)
+        store.event(key, stage, "finish-spawned")
+    else:
+        store.event(key, stage, "finish-already-spawned")
+    return 0
+
+
+def record_result(key: str) -> dict:
+    """The run's changes with the versions dpkg has now, and whether dpkg left anything broken."""
+    from upgrader.runner import Runner
+
+    runner = Runner(timeout=60)
+    changes = captured(key)
+    now: dict[str, tuple[str, str]] = {}
+    if changes:
+        listed = runner.call(["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${db:Status-Abbrev}\n",
+                              *(c.name for c in changes)])
+        for line in listed.stdout.splitlines():
+            name, version, status = (line.split("\t") + ["", ""])[:3]
+            now[name.split(":")[0]] = (version, status.strip())
+    audit = runner.call(["dpkg", "--audit"])
+    broken = [c.name for c in changes if c.action != "remove"
+              and (now.get(c.name, ("", ""))[0] != c.new or now.get(c.name, ("", ""))[1] != "ii")]
+    failed = bool(audit.stdout.strip()) or audit.returncode not in (0, 1) or bool(broken)
+    result = {
+        "key": key, "at": time.time(), "result": "dpkg-failed" if failed else "ok",
+        "changes": [{"package": c.name, "old": c.old, "new": c.new, "action": c.action,
+                     "now": now.get(c.name, (None, None))[0], "status": now.get(c.name, (None, None))[1]}
+                    for c in changes],
+        "broken": broken, "audit": audit.stdout.strip()[:2000],
+    }
+    _write_json(Path(store.run_dir(key)) / RESULT, result)
+    return result
+
+
+def read_json(key: str, name: str) -> dict | None:
+    try:
+        return json.loads((Path(store.run_dir(key)) / name).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,143 @@
+"""The health checks on a live cluster: the CIB's declarations, crm_mon, runners per node.
+
+Every command goes through the :class:`~upgrader.pacemaker.live.Cluster`'s
+runner (locally, or with its prefix). Level 2 runs on the node where the
+container runs: directly when that is the local node (``crm_node -n``),
+otherwise through the configured remote shell (``Rolling-Upgrade::Remote-Shell``).
+
+Entry points for the orchestrator: :func:`validate_probes` at preflight,
+:func:`read_baseline` before a move, :func:`verify_moved` after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Callable, Mapping
+
+from ..config import Config
+from ..pacemaker.live import Cluster
+from ..pacemaker.state import ClusterState
+from ..runner import Runner
+from .cib import CibResources, parse_resources
+from .cluster import ClusterSnapshot, Snapshot
+from .engine import HealthDefaults, Target, check_health
+from .errors import ProbeSpecError
+from .report import CheckResult, HealthReport, Level
+from .snapshot import read_crm_mon
+from .spec import HealthSpec, health_spec
+
+CRM_MON = ["crm_mon", "--one-shot", "--inactive"]
+ATTEMPT_TIMEOUT = 5.0  # seconds for one probe, one lxc command, one crm_mon reading
+
+
+@dataclass(frozen=True)
+class Declarations:
+    """The health declarations of every group and ungrouped primitive in the CIB."""
+
+    specs: Mapping[str, HealthSpec]  # by resource id, in CIB order
+    problems: Mapping[str, str]  # resource id -> one line naming it, the attribute and the fault
+    skipped: tuple[str, ...] = ()  # clones and bundles (not checked)
+
+
+def read_declarations(cluster: Cluster, timeout: float | None = None) -> Declarations:
+    """Read the CIB's resources (one cibadmin call) and parse every declaration."""
+    result = cluster.runner.run(["cibadmin", "--query", "--scope", "resources"], timeout=timeout,
+                                what="reading the resources from the CIB")
+    return declarations(parse_resources(result.stdout))
+
+
+def declarations(cib: CibResources) -> Declarations:
+    specs: dict[str, HealthSpec] = {}
+    problems: dict[str, str] = {}
+    for resource in cib.resources:
+        try:
+            specs[resource.id] = health_spec(resource)
+        except ProbeSpecError as exc:
+            problems[resource.id] = str(exc)
+    return Declarations(specs, problems, cib.skipped)
+
+
+def validate_probes(cluster: Cluster) -> list[str]:
+    """Preflight: one line per malformed declaration, empty when all are good. Only reads the CIB."""
+    return list(read_declarations(cluster).problems.values())
+
+
+def read_state(cluster: Cluster, timeout: float | None = None) -> tuple[ClusterState, Snapshot]:
+    """One crm_mon call: the cluster state and the level-1 snapshot (with fail-counts)."""
+    return read_crm_mon(cluster._xml(CRM_MON, timeout, "crm_mon (cluster status)"))  # noqa: SLF001 - the adapter's XML call
+
+
+def read_baseline(cluster: Cluster, timeout: float | None = None) -> Snapshot:
+    """The level-1 reading to take before a move and hand to :func:`verify_moved`."""
+    return read_state(cluster, timeout)[1]
+
+
+def defaults_from(config: Config) -> HealthDefaults:
+    """Health::Timeout is each check's deadline, Health::Retries its extra attempts, Health::Interval the pause."""
+    deadline = float(config.health_timeout)
+    return HealthDefaults(deadline=deadline, attempt_timeout=min(ATTEMPT_TIMEOUT, deadline),
+                          interval=float(config.health_interval), retries=config.health_retries)
+
+
+def node_runners(cluster: Cluster, config: Config) -> Callable[[str], Runner]:
+    """``runner_for(node)``: the cluster's runner on the local node, the remote shell elsewhere."""
+    base = cluster.runner
+    local = cache(cluster.local_node)
+
+    def runner_for(node: str) -> Runner:
+        if node == local():
+            return base
+        return Runner(env=base.env, prefix=(*base.prefix, *config.remote_command(node)), timeout=base.timeout)
+
+    return runner_for
+
+
+def verify_moved(cluster: Cluster, moved: Mapping[str, str], baseline: ClusterSnapshot,
+                 defaults: HealthDefaults, config: Config = Config()) -> HealthReport:
+    """All three levels for each moved resource (group or primitive id -> the node it must run on).
+
+    ``baseline`` comes from :func:`read_baseline` before the move. Raises
+    ProbeSpecError for a malformed declaration of a moved resource (preflight
+    should have refused it) and KeyError for an id the CIB does not define.
+    """
+    found = read_declarations(cluster)
+    for rid in moved:
+        if rid in found.problems:
+            raise ProbeSpecError(found.problems[rid])
+        if rid not in found.specs:
+            raise KeyError(f"no group or ungrouped primitive called {rid!r} in the CIB")
+    return check_health([Target(found.specs[rid], node) for rid, node in moved.items()],
+                        snapshot=lambda t: read_state(cluster, t)[1], baseline=baseline,
+                        runner_for=node_runners(cluster, config), defaults=defaults)
+
+
+def check_cluster(cluster: Cluster, found: Declarations, defaults: HealthDefaults,
+                  config: Config = Config()) -> HealthReport:
+    """Every level of every group and ungrouped primitive, where it runs now.
+
+    Failures and fail-counts already recorded count against a resource (the
+    baseline is empty): they need a ``crm_resource --cleanup``. A resource
+    that runs nowhere fails unless it is stopped on purpose (target-role Stopped).
+    """
+    state, _ = read_state(cluster, defaults.attempt_timeout)
+    targets: list[Target] = []
+    extra: list[CheckResult] = []
+    for rid, spec in found.specs.items():
+        members = state.members(rid)
+        nodes = list(dict.fromkeys(n for r in members for n in r.nodes))
+        if nodes:
+            targets.append(Target(spec, nodes[0]))
+        elif members and all((r.target_role or "").lower() == "stopped" for r in members):
+            extra.append(_row(rid, "stopped on purpose (target-role Stopped): not checked"))
+        else:
+            extra.append(CheckResult(rid, "-", Level.CLUSTER, ", ".join(spec.primitives), ok=False,
+                                     error=f"{rid} runs on no node"))
+    extra += [_row(rid, "clone or bundle: not checked") for rid in found.skipped]
+    report = check_health(targets, snapshot=lambda t: read_state(cluster, t)[1], baseline=Snapshot(),
+                          runner_for=node_runners(cluster, config), defaults=defaults)
+    return HealthReport(report.results + tuple(extra), report.seconds)
+
+
+def _row(rid: str, note: str) -> CheckResult:
+    return CheckResult(rid, "-", Level.CLUSTER, "-", ok=True, note=note, checked=False)

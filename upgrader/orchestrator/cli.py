@@ -1,0 +1,44 @@
+"""The orchestrator's subcommands of ``rolling-upgrade``.
+
+Exit codes: 0 done or nothing to do; 1 failed and failed back, the cluster
+healthy; 2 usage or configuration error; 3 refused by a safety check,
+nothing changed; 4 failed and needs a person.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from upgrader.orchestrator import commands
+from upgrader.orchestrator.apply import apply
+from upgrader.packages.cli import plan_command
+
+
+def _nodes(text: str) -> list[str]:
+    nodes = [n.strip() for n in text.split(",") if n.strip()]
+    if not nodes:
+        raise argparse.ArgumentTypeError("--nodes takes a comma-separated list of node names, e.g. node1,node2")
+    return nodes
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("plan", help="per node: pending changes, the order, and the moves Pacemaker would make")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--local", action="store_true", help="this node's pending changes only (no cluster needed)")
+    s.set_defaults(func=lambda a, c, out: plan_command(a.json, out) if a.local else commands.plan(c, out, as_json=a.json))
+    s = sub.add_parser("apply", help="internal: this drained node's dist-upgrade, as JSON lines (used by run)")
+    s.add_argument("--events", action="store_true", help="JSON lines on stdout (the only output form)")
+    s.set_defaults(func=lambda a, c, out: apply())
+    s = sub.add_parser("run", help="upgrade the whole cluster, node by node (exit 0 done, 1 failed back, "
+                                   "2 usage, 3 refused, 4 needs a person)")
+    s.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    s.add_argument("--nodes", type=_nodes, help="only these nodes, e.g. node1,node2")
+    s.add_argument("--json", action="store_true", help="print the result as JSON (no progress, no prompt)")
+    s.set_defaults(func=lambda a, c, out: commands.run(c, out, yes=a.yes, nodes=a.nodes, as_json=a.json))
+    s = sub.add_parser("node", help="upgrade this node only (cron and the APT hooks' finishing step)")
+    s.add_argument("--yes", action="store_true")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=lambda a, c, out: commands.node(c, out, yes=a.yes, as_json=a.json))
+    s = sub.add_parser("unquarantine", help="clear a node's quarantine mark after fixing it")
+    s.add_argument("node")
+    s.set_defaults(func=lambda a, c, out: commands.unquarantine(c, out, a.node))

@@ -1,0 +1,387 @@
+"""The rolling upgrade, as an operator would write it on a whiteboard.
+
+    preflight -> lock -> for each node: drain -> upgrade -> fail over -> verify
+                                        (on a bad check: fail back, quarantine, stop)
+              -> clean up -> unlock
+
+A node is drained by standby. Once a patched node exists, the drained
+resources are steered straight onto patched nodes, so each of them moves once
+and restarts on the patched root at that move; the first node's resources
+move away and come back. Every move is followed by the health checks. What
+the run adds to the CIB is removed at the end, whatever happened
+(:mod:`steering`); a quarantine mark stays until an operator clears it.
+Ctrl-C / SIGTERM stop at the next safe point: before a node is drained, or
+after its drain and before its packages are touched (it is then put back).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import IntEnum
+from typing import Any, Iterator, Mapping, Protocol
+
+from upgrader.config import Config
+from upgrader.orchestrator import steering
+from upgrader.orchestrator.history import History
+from upgrader.orchestrator.remote import ApplyResult, NodePlan, Nodes
+from upgrader.pacemaker.live import Cluster, NotSettled, drained
+from upgrader.pacemaker.lock import LockError, LockHeld, UpgradeLock
+from upgrader.pacemaker.state import ClusterState, ParseError
+from upgrader.runner import CommandError
+
+
+class Outcome(IntEnum):
+    """Exit codes of ``rolling-upgrade run`` and ``node``."""
+
+    DONE = 0  # upgraded, or nothing to do
+    FAILED_BACK = 1  # a check failed; failed back, the cluster is healthy
+    USAGE = 2  # bad usage or configuration
+    REFUSED = 3  # a safety check refused; nothing was changed
+    NEEDS_PERSON = 4  # failed, and the cluster needs a person
+
+
+class Refused(Exception):
+    """Preflight said no; nothing was changed."""
+
+
+class Stop(Exception):
+    """The rollout stops here with ``code``."""
+
+    def __init__(self, code: Outcome, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+class HealthReportLike(Protocol):
+    ok: bool
+
+    def problems(self) -> list[Any]: ...
+
+
+class Checks(Protocol):
+    """The health gate (see :mod:`upgrader.orchestrator.gate`)."""
+
+    def preflight(self) -> None:
+        """Raise with a one-line reason when a probe declaration is malformed."""
+
+    def baseline(self) -> tuple[ClusterState, Any]:
+        """The state now, and the reading a later :meth:`verify` compares with (one crm_mon)."""
+
+    def verify(self, moved: Mapping[str, str], baseline: tuple[ClusterState, Any]) -> HealthReportLike:
+        """All three levels for each resource on the node it moved to."""
+
+
+class Reporter(Protocol):
+    def step(self, node: str | None, phase: str, text: str) -> None: ...
+
+    def progress(self, node: str, event: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class NodeResult:
+    node: str
+    result: str = "pending"
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    moves: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+
+class Rollout:
+    def __init__(self, cluster: Cluster, nodes: Nodes, checks: Checks, config: Config, history: History,
+                 report: Reporter, run_id: str) -> None:
+        self.cluster = cluster
+        self.nodes = nodes
+        self.checks = checks
+        self.config = config
+        self.history = history
+        self.report = report
+        self.run_id = run_id
+        self.lock = UpgradeLock(cluster, run_id, nodes.local, ttl=config.lock_expiry)
+        self.patched: set[str] = set()
+        self.results: dict[str, NodeResult] = {}
+        self.all_nodes: list[str] = []
+        self._interrupted: str | None = None
+
+    # ------------------------------------------------------------------ the procedure
+
+    def run(self, only: list[str] | None = None, confirm: Any = None) -> Outcome:
+        try:
+            plans = self.preflight(only)
+        except (CommandError, ParseError, NotSettled) as exc:
+            raise Refused(f"refused: the cluster cannot be read safely: {exc}") from None
+        order = [n for n in plans if plans[n].changes]
+        for n, plan in plans.items():
+            self.results[n] = NodeResult(n, result="up to date" if not plan.changes else "pending",
+                                         changes=[c.__dict__ for c in plan.changes])
+        if not order:
+            self.report.step(None, "plan", "nothing to upgrade on any node")
+            return Outcome.DONE
+        if confirm is not None and not confirm(plans, order):
+            raise Refused("not confirmed; nothing was changed")
+        try:
+            self.lock.acquire("preflight")
+        except LockHeld as exc:
+            raise Refused(f"refused: {exc}; wait for it to finish, or see 'rolling-upgrade status'") from None
+        with self.locked(), self.signals_deferred():
+            try:
+                for n, plan in plans.items():
+                    if not plan.changes:
+                        self.mark_patched(n)
+                for i, node in enumerate(order):
+                    if i:
+                        self.soak()
+                    self.upgrade_one(node, plans[node])
+                return Outcome.DONE
+            except Stop as stop:
+                self.report.step(None, "stop", str(stop))
+                self.history.record(self.run_id, None, "run", "note", result="stopped", reason=str(stop))
+                return stop.code
+            except (CommandError, ParseError, NotSettled, LockError) as exc:
+                reason = f"stopped on an error: {exc}"
+                self.report.step(None, "stop", reason)
+                self.history.record(self.run_id, None, "run", "note", result="error", reason=reason)
+                return Outcome.NEEDS_PERSON
+
+    def preflight(self, only: list[str] | None) -> dict[str, NodePlan]:
+        """Every reason not to start, before anything changes; the plans, in upgrade order."""
+        facts = self.cluster.preflight()
+        problems = facts.problems()
+        state = self.cluster.state()
+        self.all_nodes = [n.name for n in state.nodes]
+        unknown = [n for n in only or [] if n not in self.all_nodes]
+        if unknown:
+            raise Refused(f"unknown node(s) {', '.join(unknown)}: the cluster has {', '.join(self.all_nodes)}")
+        quarantined = steering.quarantined(self.cluster, self.all_nodes)
+        wanted = [n for n in self.order(state) if (not only or n in only)]
+        for n in wanted:
+            if n in quarantined:
+                problems.append(f"{n} is quarantined ({quarantined[n]}); after fixing it, clear it with "
+                                f"'rolling-upgrade unquarantine {n}'")
+        try:
+            self.checks.preflight()
+        except Exception as exc:  # a malformed probe: one line naming resource and attribute
+            problems.append(str(exc))
+        if problems:
+            raise Refused("refused: " + "; ".join(problems))
+        plans = {n: self.nodes.plan(n) for n in wanted}
+        errors = [p.error for p in plans.values() if p.error]
+        if errors:
+            raise Refused("refused: " + "; ".join(e for e in errors if e))
+        online = [n for n in self.all_nodes if n not in quarantined]
+        if len(online) < 2:
+            raise Refused("refused: a rolling upgrade needs at least two nodes that can run resources")
+        return plans
+
+    def order(self, state: ClusterState) -> list[str]:
+        """Standby nodes first (they run nothing), the node we run on last, the rest by name."""
+        def key(n: Any) -> tuple[int, int, str]:
+            return (0 if n.standby else 1, 1 if n.name == self.nodes.local else 0, n.name)
+
+        return [n.name for n in sorted(state.nodes, key=key)]
+
+    def upgrade_one(self, node: str, plan: NodePlan) -> None:
+        started = time.monotonic()
+        result = self.results[node]
+        self.history.record(self.run_id, node, "node", "start", changes=[c.__dict__ for c in plan.changes])
+        try:
+            moved_away = self.drain(node)
+            self.safe_point(node, drained_untouched=True)
+            applied = self.upgrade(node)
+            result.changes = [c.__dict__ for c in applied.changes] or result.changes
+            self.fail_over(node, moved_away)
+            result.result = "ok"
+        except Stop as stop:
+            result.result, result.error = "failed", str(stop)
+            raise
+        finally:
+            result.seconds = round(time.monotonic() - started, 1)
+            self.history.record(self.run_id, node, "node", "end", result=result.result, seconds=result.seconds,
+                                moves=result.moves, error=result.error)
+
+    def drain(self, node: str) -> dict[str, str]:
+        """Standby; the node's resources move (onto patched nodes once there are any) and are checked."""
+        self.phase(node, "drain")
+        before = self.checks.baseline()
+        resources = tuple(r for r in before[0].top_level_ids() if node in before[0].running_on(r))
+        onto_patched = bool(self.patched - {node})
+        for rid in resources if onto_patched else ():
+            steering.prefer(self.cluster, rid, self.run_id, patched=True)
+        self.cluster.set_standby(node, True)
+        after = self.cluster.wait_settled(drained(node, resources), deadline=self.config.settle_timeout)
+        moved = {rid: sorted(after.running_on(rid))[0] for rid in resources}
+        self.note_moves(node, node, moved)
+        if moved:
+            suspects = {where for where in moved.values() if where in self.patched}
+            self.verify(node, moved, before, suspects=suspects, untouched=node)
+        for rid in resources if onto_patched else ():
+            steering.drop_preference(self.cluster, rid)
+        self.report.step(node, "drain", f"standby; {len(moved)} resource(s) moved and healthy" if moved
+                         else "standby; it ran nothing")
+        return moved
+
+    def upgrade(self, node: str) -> ApplyResult:
+        """The dist-upgrade on the drained node; a failure leaves it in standby, quarantined."""
+        self.phase(node, "upgrade")
+        applied = self.nodes.apply(node, self.run_id, lambda e: self.report.progress(node, e))
+        self.history.record(self.run_id, node, "upgrade", "end", ok=applied.ok, error=applied.error,
+                            changes=[c.__dict__ for c in applied.changes], reboot_required=applied.reboot_required,
+                            stale_processes=list(applied.stale_processes), seconds=round(applied.seconds, 1))
+        if not applied.ok:
+            self.quarantine(node)
+            raise Stop(Outcome.NEEDS_PERSON, f"the upgrade of {node} failed: {applied.error}; {node} stays in "
+                       f"standby and quarantined, its peers run its resources untouched")
+        done = ", ".join(f"{c.package} {c.installed or '-'} -> {c.candidate}" for c in applied.changes)
+        self.report.step(node, "upgrade", f"{done or 'packages upgraded'} in {applied.seconds:.1f}s")
+        if applied.reboot_required:
+            self.report.step(node, "upgrade", "a reboot is required; Rolling-Upgrade::Reboot is "
+                             f"{'on' if self.config.reboot else 'off'}: not rebooting (reported)")
+        return applied
+
+    def fail_over(self, node: str, moved_away: Mapping[str, str]) -> None:
+        """Back online; resources that still run on old packages come onto the patched node."""
+        self.phase(node, "fail-over")
+        self.mark_patched(node)
+        before = self.checks.baseline()
+        back = [rid for rid, where in moved_away.items() if where not in self.patched]
+        for rid in back:
+            steering.prefer(self.cluster, rid, self.run_id, patched=True)
+        self.cluster.set_standby(node, False)
+        after = self.cluster.wait_settled(self.on_patched(back), deadline=self.config.settle_timeout)
+        moved = {rid: sorted(after.running_on(rid))[0] for rid in back}
+        self.note_moves(node, None, moved)
+        if moved:
+            self.phase(node, "verify")
+            self.verify(node, moved, before, suspects={node})
+        for rid in back:
+            steering.drop_preference(self.cluster, rid)
+        self.report.step(node, "fail-over", f"online; {len(moved)} resource(s) restarted on the patched root "
+                         "and healthy" if moved else "online")
+
+    def verify(self, node: str, moved: Mapping[str, str], baseline: tuple[ClusterState, Any], *, suspects: set[str],
+               untouched: str | None = None) -> None:
+        report = self.checks.verify(moved, baseline)
+        self.results[node].checks += [str(p) for p in report.problems()] or [f"{len(moved)} resource(s) healthy"]
+        if report.ok:
+            return
+        problems = "; ".join(str(p) for p in report.problems())
+        self.history.record(self.run_id, node, "verify", "end", ok=False, problems=problems)
+        if not suspects:
+            # Moved onto old packages and unhealthy there: not the upgrade's doing.
+            if untouched:
+                self.cluster.set_standby(untouched, False)
+            raise Stop(Outcome.NEEDS_PERSON, f"resources moved off {node} are unhealthy on nodes that were not "
+                       f"upgraded: {problems}; {node} was put back online, nothing was upgraded")
+        self.fail_back(node, moved, suspects, untouched, problems)
+
+    def fail_back(self, node: str, moved: Mapping[str, str], suspects: set[str], untouched: str | None,
+                  problems: str) -> None:
+        """Resources back onto old packages, checked there; the suspect node(s) standby and quarantined."""
+        self.phase(node, "fail-back")
+        before = self.checks.baseline()
+        for rid in moved:
+            steering.prefer(self.cluster, rid, self.run_id, patched=False)
+        if untouched:
+            self.cluster.set_standby(untouched, False)
+        for suspect in suspects:
+            self.cluster.set_standby(suspect, True)
+            self.quarantine(suspect)
+        after = self.cluster.wait_settled(self.off_nodes(list(moved), suspects), deadline=self.config.settle_timeout)
+        back = {rid: sorted(after.running_on(rid))[0] for rid in moved}
+        self.note_moves(node, None, back)
+        report = self.checks.verify(back, before)
+        for rid in moved:
+            steering.drop_preference(self.cluster, rid)
+        who = ", ".join(sorted(suspects))
+        if report.ok:
+            raise Stop(Outcome.FAILED_BACK, f"health check failed after the move: {problems}; failed back onto "
+                       f"old packages (healthy again), {who} in standby and quarantined")
+        raise Stop(Outcome.NEEDS_PERSON, f"health check failed after the move: {problems}; and still unhealthy "
+                   f"after failing back: {'; '.join(str(p) for p in report.problems())}")
+
+    # ------------------------------------------------------------------ helpers
+
+    def on_patched(self, rids: list[str]) -> Any:
+        def check(state: ClusterState) -> list[str]:
+            return [f"{rid} not yet on a patched node" for rid in rids if not state.running_on(rid) & self.patched]
+        return check
+
+    def off_nodes(self, rids: list[str], nodes: set[str]) -> Any:
+        def check(state: ClusterState) -> list[str]:
+            return [f"{rid} still on {','.join(sorted(state.running_on(rid)))}" for rid in rids
+                    if not state.running_on(rid) or state.running_on(rid) & nodes]
+        return check
+
+    def mark_patched(self, node: str) -> None:
+        steering.mark_patched(self.cluster, node, self.run_id)
+        self.patched.add(node)
+
+    def quarantine(self, node: str) -> None:
+        steering.quarantine(self.cluster, node, self.run_id, _now())
+        self.history.record(self.run_id, node, "quarantine", "note")
+
+    def note_moves(self, node: str, origin: str | None, moved: Mapping[str, str]) -> None:
+        text = [f"{rid} {origin + ' ' if origin else ''}-> {where}" for rid, where in moved.items()]
+        self.results[node].moves += text
+        if text:
+            self.history.record(self.run_id, node, "move", "note", moves=text)
+
+    def phase(self, node: str | None, phase: str) -> None:
+        self.lock.heartbeat(phase)
+        self.history.record(self.run_id, node, phase, "start")
+
+    def soak(self) -> None:
+        if self.config.soak_time:
+            self.report.step(None, "soak", f"waiting {self.config.soak_time}s before the next node")
+            end = time.monotonic() + self.config.soak_time
+            while time.monotonic() < end:
+                self.safe_point(None)
+                time.sleep(min(5.0, max(0.0, end - time.monotonic())))
+                self.lock.heartbeat("soak")
+
+    def safe_point(self, node: str | None, drained_untouched: bool = False) -> None:
+        if not self._interrupted:
+            return
+        if node and drained_untouched:
+            self.cluster.set_standby(node, False)
+            self.cluster.wait_settled(None, deadline=self.config.settle_timeout)
+        where = f"after draining {node} (put back online, not upgraded)" if node else "between nodes"
+        raise Stop(Outcome.NEEDS_PERSON, f"interrupted by {self._interrupted}: stopped at a safe point {where}")
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Held from here (acquired by the caller); cleaned up and released whatever happens."""
+        self.history.record(self.run_id, None, "run", "start", holder=self.nodes.local)
+        try:
+            yield
+        finally:
+            try:
+                removed = steering.clean_up(self.cluster, self.all_nodes)
+            except (CommandError, RuntimeError) as exc:
+                removed = [f"clean-up failed: {exc}"]
+                self.report.step(None, "clean-up", f"[red]{removed[0]}[/]: remove rolling-upgrade-* constraints by hand")
+            self.history.record(self.run_id, None, "run", "end", cleaned=removed,
+                                nodes={n: r.result for n, r in self.results.items()})
+            self.lock.release()
+
+    @contextmanager
+    def signals_deferred(self) -> Iterator[None]:
+        def note(signo: int, _frame: Any) -> None:
+            self._interrupted = signal.Signals(signo).name
+            self.report.step(None, "signal", f"{self._interrupted}: stopping at the next safe point")
+
+        previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

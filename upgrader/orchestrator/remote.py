@@ -1,0 +1,130 @@
+"""Reaching a node: locally, or through the configured remote shell, running this same tool there.
+
+Package work always runs on the node itself, in a child process
+(``rolling-upgrade plan --local --json`` and ``rolling-upgrade apply``), the
+same way for the local node and for a peer. ``apply`` writes JSON lines:
+``{"event": "progress", ...}`` while it works and one ``{"event": "result", ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from upgrader.config import Config
+from upgrader.guard.hook import RUN_ID_ENV
+from upgrader.runner import Runner
+
+
+def tool_path() -> str:
+    """This tool's absolute path; peers are expected to have it at the same place."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "rolling-upgrade" and argv0.exists():
+        return str(argv0.absolute())
+    found = shutil.which("rolling-upgrade", path=str(Path(sys.executable).parent)) or shutil.which("rolling-upgrade")
+    if not found:
+        raise RuntimeError("cannot find the rolling-upgrade command itself; reinstall it (make install)")
+    return found
+
+
+@dataclass(frozen=True)
+class Change:
+    package: str
+    installed: str | None
+    candidate: str | None
+    security: bool = False
+    ha_stack: bool = False
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Change":
+        return cls(d["package"], d.get("installed"), d.get("candidate"), bool(d.get("security")), bool(d.get("ha_stack")))
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    node: str
+    changes: tuple[Change, ...] = ()
+    error: str | None = None
+
+    @property
+    def ha_stack(self) -> bool:
+        return any(c.ha_stack for c in self.changes)
+
+    @property
+    def security(self) -> int:
+        return sum(c.security for c in self.changes)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    ok: bool
+    changes: tuple[Change, ...] = ()
+    error: str | None = None
+    reboot_required: bool = False
+    stale_processes: tuple[str, ...] = ()
+    seconds: float = 0.0
+    events: list[dict[str, Any]] = field(default_factory=list, compare=False)
+
+
+class Nodes:
+    """Runners and package operations for every node, from the node this tool runs on."""
+
+    def __init__(self, config: Config, local: str, tool: str | None = None) -> None:
+        self.config = config
+        self.local = local
+        self.tool = tool or tool_path()
+
+    def runner(self, node: str, timeout: float = 60) -> Runner:
+        if node == self.local:
+            return Runner(timeout=timeout)
+        return Runner(prefix=self.config.remote_command(node), timeout=timeout)
+
+    def plan(self, node: str) -> NodePlan:
+        result = self.runner(node, timeout=180).call([self.tool, "plan", "--local", "--json"])
+        if result.returncode != 0:
+            why = (result.stderr.strip().splitlines() or [result.meaning])[-1]
+            return NodePlan(node, error=f"planning on {node} failed: {why}")
+        try:
+            doc = json.loads(result.stdout)
+            return NodePlan(node, tuple(Change.from_json(c) for c in doc["changes"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            return NodePlan(node, error=f"planning on {node} gave unreadable output ({exc})")
+
+    def apply(self, node: str, run_id: str, on_event: Callable[[dict[str, Any]], None],
+              timeout: float = 3600) -> ApplyResult:
+        """Upgrade ``node``'s packages now (it must be drained); never raises for a failed upgrade."""
+        events: list[dict[str, Any]] = []
+        final: dict[str, Any] = {}
+
+        def line(text: str) -> None:
+            try:
+                event = json.loads(text)
+            except ValueError:
+                return
+            if not isinstance(event, dict):
+                return
+            events.append(event)
+            if event.get("event") == "result":
+                final.update(event)
+            else:
+                on_event(event)
+
+        argv = ["env", f"{RUN_ID_ENV}={run_id}", self.tool, "apply", "--events"]
+        result = self.runner(node).stream(argv, line, timeout=timeout)
+        if not final:
+            why = (result.stderr.strip().splitlines() or [result.meaning])[-1]
+            return ApplyResult(False, error=f"the upgrade on {node} ended without a result: {why}",
+                               seconds=result.seconds, events=events)
+        return ApplyResult(
+            ok=bool(final.get("ok")) and result.returncode == 0,
+            changes=tuple(Change.from_json(c) for c in final.get("changes", [])),
+            error=final.get("error"),
+            reboot_required=bool(final.get("reboot_required")),
+            stale_processes=tuple(final.get("stale_processes", [])),
+            seconds=result.seconds,
+            events=events,
+        )

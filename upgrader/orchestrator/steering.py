@@ -1,0 +1,98 @@
+"""What a run adds to the CIB to steer resources, and how it is all taken away.
+
+Everything carries the ``rolling-upgrade-`` prefix so that one query finds it:
+
+- node attribute ``rolling-upgrade-patched`` = run id on nodes whose packages
+  are current in this run (a node with nothing to upgrade counts as patched);
+- location constraints ``rolling-upgrade-prefer-<rid>``: an INFINITY
+  preference for patched nodes (a failover onto the patched root) or, when
+  failing back, for nodes without the mark (the old packages). A positive
+  preference is never a ban: where no such node can host a resource, it runs
+  elsewhere rather than stop.
+- node attribute ``rolling-upgrade-quarantine`` on a node that failed its
+  checks: it outlives the run on purpose, until ``rolling-upgrade unquarantine``.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from upgrader.pacemaker import names
+from upgrader.pacemaker.live import Cluster
+from upgrader.runner import NO_SUCH_OBJECT
+
+PATCHED = "rolling-upgrade-patched"
+QUARANTINE = "rolling-upgrade-quarantine"
+CONSTRAINT_PREFIX = "rolling-upgrade-prefer-"
+_RESOURCE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+
+
+def resource_id(value: str) -> str:
+    if not _RESOURCE_ID.fullmatch(value):
+        raise names.BadValue(f"invalid resource id {value!r}: letters, digits, '_', '.', '-' only")
+    return value
+
+
+def prefer(cluster: Cluster, rid: str, run_id: str, *, patched: bool) -> None:
+    """Prefer patched nodes (fail over) or unpatched ones (fail back) for ``rid``."""
+    cid = CONSTRAINT_PREFIX + resource_id(rid)
+    expr = {"id": f"{cid}-expr", "attribute": PATCHED}
+    expr.update({"operation": "eq", "value": names.run_id(run_id)} if patched else {"operation": "not_defined"})
+    root = ET.Element("rsc_location", id=cid, rsc=rid)
+    rule = ET.SubElement(root, "rule", id=f"{cid}-rule", score="INFINITY")
+    ET.SubElement(rule, "expression", expr)
+    drop_preference(cluster, rid)
+    cluster.runner.run(["cibadmin", "--create", "--scope", "constraints", f"--xml-text={ET.tostring(root, encoding='unicode')}"],
+                       what=f"adding constraint {cid}")
+
+
+def drop_preference(cluster: Cluster, rid: str) -> None:
+    cid = CONSTRAINT_PREFIX + resource_id(rid)
+    cluster.runner.run(["cibadmin", "--delete", f"--xpath=//rsc_location[@id='{cid}']"], ok=(0, NO_SUCH_OBJECT),
+                       what=f"removing constraint {cid}")
+
+
+def our_constraints(cluster: Cluster) -> list[str]:
+    out = cluster.runner.run(["cibadmin", "--query", "--scope", "constraints"], what="reading constraints").stdout
+    return [el.get("id", "") for el in ET.fromstring(out).iter("rsc_location")
+            if el.get("id", "").startswith(CONSTRAINT_PREFIX)]
+
+
+def mark_patched(cluster: Cluster, node: str, run_id: str) -> None:
+    cluster.set_attribute(node, PATCHED, run_id)
+
+
+def quarantine(cluster: Cluster, node: str, run_id: str, when: str) -> None:
+    cluster.set_attribute(node, QUARANTINE, f"run {run_id} at {when}")
+
+
+def quarantined(cluster: Cluster, nodes: list[str]) -> dict[str, str]:
+    found = {}
+    for node in nodes:
+        value = cluster.get_attribute(node, QUARANTINE)
+        if value is not None:
+            found[node] = value
+    return found
+
+
+def clear_quarantine(cluster: Cluster, node: str) -> bool:
+    had = cluster.get_attribute(node, QUARANTINE) is not None
+    cluster.delete_attribute(node, QUARANTINE)
+    return had
+
+
+def clean_up(cluster: Cluster, nodes: list[str]) -> list[str]:
+    """Remove every constraint and patched mark a run added; return what was removed."""
+    removed = []
+    for cid in our_constraints(cluster):
+        cluster.runner.run(["cibadmin", "--delete", f"--xpath=//rsc_location[@id='{cid}']"], what=f"removing {cid}")
+        removed.append(f"constraint {cid}")
+    for node in nodes:
+        if cluster.get_attribute(node, PATCHED) is not None:
+            cluster.delete_attribute(node, PATCHED)
+            removed.append(f"{PATCHED} on {node}")
+    left = our_constraints(cluster)
+    if left:
+        raise RuntimeError(f"constraints still in the CIB after removing them: {', '.join(left)}")
+    return removed

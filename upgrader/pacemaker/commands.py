@@ -1,0 +1,129 @@
+"""``rolling-upgrade status`` and ``rolling-upgrade unlock``: what they do and print."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from upgrader.pacemaker import lock
+from upgrader.pacemaker.live import Cluster
+from upgrader.pacemaker.state import ClusterState
+
+EXIT_OK, EXIT_REFUSED = 0, 3
+
+
+class Refused(Exception):
+    """A safety check said no; the message is the one line to print."""
+
+
+def status(cluster: Cluster, as_json: bool, out: Console) -> int:
+    """Nodes, resources and where they run, and the upgrade lock."""
+    state = cluster.state()
+    now = lock.utcnow()
+    info = lock.read(cluster)
+    held = None if info is None else lock.LockStatus.judge(info, state, now)
+    if as_json:
+        out.file.write(json.dumps(status_document(state, held, now), indent=2) + "\n")
+    else:
+        _print_status(out, state, held, now)
+    return EXIT_OK
+
+
+def unlock(cluster: Cluster, force: bool, out: Console) -> int:
+    """Release our node's lock; with ``force``, break anyone's and say whose."""
+    now = lock.utcnow()
+    if force:
+        broken = lock.force_unlock(cluster)
+        out.print("no upgrade lock was held" if broken is None else f"broke the upgrade lock: {_describe(cluster, broken, now)}")
+        return EXIT_OK
+    held = lock.inspect(cluster, now)
+    if held is None:
+        out.print("no upgrade lock is held")
+        return EXIT_OK
+    local = cluster.local_node()
+    if held.info.holder != local:
+        raise Refused(
+            f"refused: the upgrade lock belongs to {held.info.holder or '?'}, not {local} ({held.describe(now)}); "
+            "release it there, or break it with 'rolling-upgrade unlock --force'"
+        )
+    lock.remove(cluster, held.info)
+    out.print(f"released the upgrade lock: {held.describe(now)}")
+    return EXIT_OK
+
+
+def status_document(state: ClusterState, held: lock.LockStatus | None, now: datetime) -> dict[str, Any]:
+    """The status as plain data (``status --json``)."""
+    s = state.summary
+    return {
+        "cluster": {
+            "dc": s.dc, "quorum": s.quorum, "stack": s.stack,
+            "stonith_enabled": s.stonith_enabled, "maintenance_mode": s.maintenance_mode,
+        },
+        "nodes": [asdict(n) for n in state.nodes],
+        "resources": [
+            {"id": rid, "running_on": sorted(state.running_on(rid)), "members": [asdict(r) for r in state.members(rid)]}
+            for rid in state.top_level_ids()
+        ],
+        "failures": [dict(asdict(f), resource=f.resource) for f in state.failures],
+        "bans": [dict(asdict(b), from_cli=b.from_cli) for b in state.bans],
+        "lock": None if held is None else _lock_document(held, now),
+    }
+
+
+def _lock_document(held: lock.LockStatus, now: datetime) -> dict[str, Any]:
+    i = held.info
+    return {
+        "holder": i.holder, "run_id": i.run_id, "pid": i.pid, "phase": i.phase,
+        "started": lock.iso(i.started), "heartbeat": lock.iso(i.heartbeat), "expires": lock.iso(i.expires),
+        "age_seconds": int((now - i.started).total_seconds()) if i.started else None,
+        "holder_state": held.holder_state, "expired": held.expired,
+        "stale": held.stale, "breakable": held.breakable,
+    }
+
+
+def _print_status(out: Console, state: ClusterState, held: lock.LockStatus | None, now: datetime) -> None:
+    s = state.summary
+    out.print(f"DC {s.dc or 'none'}, quorum {'yes' if s.quorum else '[red]no[/]'}, fencing {'on' if s.stonith_enabled else 'off'}"
+              + (", [yellow]maintenance-mode on[/]" if s.maintenance_mode else ""))
+    nodes = Table(title="nodes")
+    for col in ("node", "state", "DC", "resources"):
+        nodes.add_column(col)
+    for n in state.nodes:
+        flags = [f for f, on in (("standby", n.standby), ("maintenance", n.maintenance), ("unclean", n.unclean), ("pending", n.pending)) if on]
+        text = ("online" if n.online else "[red]offline[/]") + "".join(f", [yellow]{f}[/]" for f in flags)
+        nodes.add_row(n.name, text, "yes" if n.is_dc else "", str(n.resources_running))
+    out.print(nodes)
+    resources = Table(title="resources")
+    for col in ("resource", "running on", "members"):
+        resources.add_column(col)
+    for rid in state.top_level_ids():
+        members = state.members(rid)
+        roles = ", ".join(
+            f"{r.id} {r.pending or r.role}{' ' + ','.join(r.nodes) if r.nodes else ''}" + (" [red]failed[/]" if r.failed else "") + ("" if r.managed else " unmanaged")
+            for r in members
+        )
+        resources.add_row(rid, ", ".join(sorted(state.running_on(rid))) or "[red]nowhere[/]", roles)
+    out.print(resources)
+    for f in state.failures:
+        out.print(f"[red]failed action[/] {f.op_key} on {f.node}: {f.exitstatus} {f.exitreason}".rstrip())
+    for b in state.bans:
+        out.print(f"[yellow]ban[/] {b.id}: {b.resource} kept off {b.node}" + (" (left by crm_resource)" if b.from_cli else ""))
+    if held is None:
+        out.print("upgrade lock: free")
+        return
+    i = held.info
+    table = Table(title="upgrade lock")
+    for col in ("holder", "run", "pid", "phase", "age", "heartbeat", "state"):
+        table.add_column(col)
+    state_text = f"[red]stale[/]: {held.why_stale}" if held.stale else "held"
+    table.add_row(i.holder, i.run_id, str(i.pid or "?"), i.phase, lock.ago(i.started, now), lock.ago(i.heartbeat, now), state_text)
+    out.print(table)
+
+
+def _describe(cluster: Cluster, info: lock.LockInfo, now: datetime) -> str:
+    return lock.LockStatus.judge(info, cluster.state(), now).describe(now)

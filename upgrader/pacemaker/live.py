@@ -1,0 +1,288 @@
+"""Operations on a live cluster, every one through :class:`~upgrader.runner.Runner`."""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, replace
+from typing import Callable, Literal, Mapping
+
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from upgrader.pacemaker import names
+from upgrader.pacemaker.simulate import Move, parse_transition_summary
+from upgrader.pacemaker.state import ClusterState, Failure, ParseError, parse_crm_mon
+from upgrader.runner import NO_SUCH_OBJECT, TIMED_OUT, CommandError, CommandMissing, CommandTimeout, Runner
+
+# A placement check: the problems it sees in a state (empty when it holds).
+Check = Callable[[ClusterState], list[str]]
+Lifetime = Literal["forever", "reboot"]
+DC_QUERY_TIMEOUT = 5.0
+
+
+class NotSettled(Exception):
+    """The cluster did not settle within the caller's deadline."""
+
+
+def placement(expected: Mapping[str, str]) -> Check:
+    """A check that each resource/group/clone id runs on the node given for it."""
+
+    def check(state: ClusterState) -> list[str]:
+        problems = []
+        for rid, node in expected.items():
+            try:
+                where = state.running_on(rid)
+            except KeyError as exc:
+                problems.append(str(exc.args[0]))
+                continue
+            if node not in where:
+                problems.append(f"{rid} runs on {_nodes(where)}, expected {node}")
+        return problems
+
+    return check
+
+
+def drained(node: str, resources: tuple[str, ...]) -> Check:
+    """A check that each of ``resources`` runs somewhere, and not on ``node``."""
+
+    def check(state: ClusterState) -> list[str]:
+        problems = []
+        for rid in resources:
+            where = state.running_on(rid)
+            if not where or node in where:
+                problems.append(f"{rid} runs on {_nodes(where)}, expected it away from {node}")
+        return problems
+
+    return check
+
+
+def in_flight(state: ClusterState) -> list[str]:
+    """What keeps a state from being settled, apart from the DC's state."""
+    problems = []
+    if state.summary.dc is None:
+        problems.append("no DC elected")
+    for r in state.busy():
+        problems.append(f"{r.id} is {r.pending or r.role} on {_nodes(r.nodes)}")
+    return problems
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """Facts to check before touching the cluster."""
+
+    quorum: bool
+    dc: str | None
+    offline: tuple[str, ...]
+    unclean: tuple[str, ...]
+    pending: tuple[str, ...]
+    standby: tuple[str, ...]
+    failures: tuple[Failure, ...]
+    maintenance_mode: bool
+    stonith_enabled: bool
+    cli_constraints: tuple[str, ...]
+
+    @property
+    def all_online(self) -> bool:
+        return not self.offline
+
+    def problems(self) -> list[str]:
+        """Each fact that should stop an upgrade, as one sentence (fencing is only reported)."""
+        found = []
+        if not self.quorum:
+            found.append("the cluster has no quorum")
+        if self.offline:
+            found.append(f"nodes offline: {', '.join(self.offline)}")
+        if self.unclean:
+            found.append(f"nodes unclean: {', '.join(self.unclean)}")
+        if self.pending:
+            found.append(f"nodes pending: {', '.join(self.pending)}")
+        for f in self.failures:
+            found.append(f"failed action {f.op_key} on {f.node} ({f.exitstatus}); clean it up with crm_resource --cleanup")
+        if self.maintenance_mode:
+            found.append("maintenance-mode is on")
+        if self.cli_constraints:
+            found.append(f"leftover crm_resource constraints: {', '.join(self.cli_constraints)} (crm_resource --clear)")
+        return found
+
+    @classmethod
+    def from_state(cls, state: ClusterState, cli_constraints: tuple[str, ...]) -> "Preflight":
+        nodes = state.nodes
+        return cls(
+            quorum=state.summary.quorum,
+            dc=state.summary.dc,
+            offline=tuple(n.name for n in nodes if not n.online),
+            unclean=tuple(n.name for n in nodes if n.unclean),
+            pending=tuple(n.name for n in nodes if n.pending),
+            standby=tuple(n.name for n in nodes if n.standby),
+            failures=state.failures,
+            maintenance_mode=bool(state.summary.maintenance_mode),
+            stonith_enabled=bool(state.summary.stonith_enabled),
+            cli_constraints=cli_constraints,
+        )
+
+
+@dataclass
+class Cluster:
+    """The cluster as the Pacemaker CLI on one node sees it."""
+
+    runner: Runner
+
+    def local_node(self) -> str:
+        """This node's name in the cluster (``crm_node -n``)."""
+        return self.runner.run(["crm_node", "-n"], what="asking crm_node for the local node name").stdout.strip()
+
+    def state(self, timeout: float | None = None) -> ClusterState:
+        """The cluster now, as crm_mon shows it."""
+        return parse_crm_mon(self._xml(["crm_mon", "--one-shot", "--inactive"], timeout, "crm_mon (cluster status)"))
+
+    def set_standby(self, node: str, on: bool) -> None:
+        """Put ``node`` in standby or bring it back (permanent: survives a node restart)."""
+        names.node_name(node)
+        value = "on" if on else "off"
+        self.runner.run(
+            ["crm_attribute", "--node", node, "--name", "standby", f"--update={value}", "--lifetime", "forever"],
+            what=f"setting standby {value} for {node}",
+        )
+
+    def get_attribute(self, node: str, name: str, lifetime: Lifetime = "forever") -> str | None:
+        """One of our node attributes, None when it is not set."""
+        result = self.runner.run(
+            ["crm_attribute", "--node", names.node_name(node), "--name", names.attribute_name(name), "--query", "--quiet", "--lifetime", lifetime],
+            ok=(0, NO_SUCH_OBJECT),
+            what=f"reading node attribute {name} of {node}",
+        )
+        if result.returncode == NO_SUCH_OBJECT:
+            if "Could not map name" in result.stderr:
+                raise CommandError(result, what=f"reading node attribute {name}: there is no node {node!r}")
+            return None
+        return result.stdout.strip()
+
+    def set_attribute(self, node: str, name: str, value: str, lifetime: Lifetime = "forever") -> None:
+        """Set one of our node attributes (names start with ``rolling-upgrade-``)."""
+        self.runner.run(
+            [
+                "crm_attribute", "--node", names.node_name(node), "--name", names.attribute_name(name),
+                f"--update={names.attribute_value(value)}", "--lifetime", lifetime,
+            ],
+            what=f"setting node attribute {name} of {node}",
+        )
+
+    def delete_attribute(self, node: str, name: str, lifetime: Lifetime = "forever") -> None:
+        """Remove one of our node attributes (nothing happens when it is not set)."""
+        self.runner.run(
+            ["crm_attribute", "--node", names.node_name(node), "--name", names.attribute_name(name), "--delete", "--lifetime", lifetime],
+            what=f"deleting node attribute {name} of {node}",
+        )
+
+    def dc_state(self, dc: str, timeout: float | None = None) -> str:
+        """The DC controller's FSA state, e.g. ``S_IDLE`` (``crmadmin -S``)."""
+        what = f"crmadmin (state of DC {dc})"
+        crmd = ET.fromstring(self._xml(["crmadmin", "--status", names.node_name(dc)], timeout, what)).find("crmd")
+        if crmd is None:
+            raise ParseError(f"{what} gave no <crmd> element")
+        return crmd.get("state", "unknown")
+
+    def settled_problems(self, check: Check | None = None, timeout: float | None = None) -> tuple[ClusterState, list[str]]:
+        """The state now and what keeps it from being settled (empty when settled)."""
+        state = self.state(timeout)
+        problems = in_flight(state)
+        dc = state.summary.dc
+        if dc is not None:
+            # A DC that just died is still named until membership catches up, and
+            # crmadmin waits for its answer: ask briefly, then look again.
+            try:
+                dc_state = self.dc_state(dc, min(timeout or self.runner.timeout, DC_QUERY_TIMEOUT))
+            except CommandTimeout:
+                dc_state = f"no answer within {DC_QUERY_TIMEOUT:g}s"
+            if dc_state != "S_IDLE":
+                problems.insert(0, f"DC {dc}: {dc_state}, not S_IDLE")
+        if check is not None:
+            problems += check(state)
+        return state, problems
+
+    def wait_settled(
+        self, expect: Mapping[str, str] | Check | None = None, *, deadline: float, interval: float = 0.5
+    ) -> ClusterState:
+        """Wait until the DC is idle, nothing is in flight and ``expect`` holds.
+
+        ``expect`` maps resource/group/clone ids to the node each should run
+        on, or is a :data:`Check`. Raises :class:`NotSettled` after
+        ``deadline`` seconds, saying what it waited for and what it last saw.
+        """
+        check = placement(expect) if isinstance(expect, Mapping) else expect
+        end = time.monotonic() + deadline
+        last = ["nothing yet"]
+
+        def attempt() -> ClusterState | None:
+            timeout = max(1.0, min(self.runner.timeout, end - time.monotonic()))
+            try:
+                state, problems = self.settled_problems(check, timeout)
+            except (CommandError, ParseError, ET.ParseError) as exc:
+                last[:] = [str(exc)]
+                return None
+            last[:] = problems
+            return None if problems else state
+
+        waited_for = "DC idle, no resource starting/stopping/pending" + (", expected placement" if check else "")
+        try:
+            return Retrying(
+                stop=stop_after_delay(deadline), wait=wait_fixed(interval), retry=retry_if_result(lambda s: s is None)
+            )(attempt)
+        except RetryError:
+            raise NotSettled(f"cluster not settled after {deadline:g}s (waited for: {waited_for}); last seen: {'; '.join(last)}") from None
+
+    def cli_constraints(self) -> tuple[str, ...]:
+        """Ids of constraints left by ``crm_resource --ban/--move`` (``cli-ban-*``, ``cli-prefer-*``)."""
+        result = self.runner.run(["cibadmin", "--query", "--scope", "constraints"], what="reading the CIB's constraints")
+        root = ET.fromstring(result.stdout)
+        return tuple(
+            el.get("id", "") for el in root.iter() if el.get("id", "").startswith(("cli-ban-", "cli-prefer-"))
+        )
+
+    def preflight(self) -> Preflight:
+        """Quorum, nodes, failures, maintenance-mode, stray cli- constraints and fencing, now."""
+        return Preflight.from_state(self.state(), self.cli_constraints())
+
+    def predict_standby(self, node: str) -> tuple[Move, ...]:
+        """The actions Pacemaker would take if ``node`` went into standby now."""
+        return parse_transition_summary(self.simulate_standby(node))
+
+    def simulate_standby(self, node: str) -> str:
+        """crm_simulate's text output for "``node`` goes into standby".
+
+        Works on a copy of the live CIB (in a temporary directory made by the
+        runner, so it also works through a prefix): the live cluster is not touched.
+        """
+        names.node_name(node)
+        tmp = self.runner.run(["mktemp", "-d", "/tmp/rolling-upgrade-plan.XXXXXX"], what="making a temporary directory").stdout.strip()
+        path = f"{tmp}/cib.xml"
+        try:
+            self.runner.run(["crm_simulate", "--live-check", f"--save-input={path}"], what="copying the live CIB")
+            self.runner.with_env(CIB_file=path).run(
+                ["crm_attribute", "--node", node, "--name", "standby", "--update=on", "--lifetime", "forever"],
+                what=f"setting standby on {node} in the copy of the CIB",
+            )
+            return self.runner.run(["crm_simulate", f"--xml-file={path}", "--simulate"], what="crm_simulate (prediction)").stdout
+        finally:
+            self.runner.run(["rm", "-rf", "--", tmp], what="removing the temporary copy of the CIB")
+
+
+    def _xml(self, argv: list[str], timeout: float | None, what: str) -> str:
+        """Run a tool with ``--output-as=xml``; on failure, its <error> lines say why."""
+        result = self.runner.call([*argv, "--output-as=xml"], timeout=timeout)
+        if result.returncode == 0:
+            return result.stdout
+        if result.returncode == TIMED_OUT:
+            raise CommandTimeout(result, timeout or self.runner.timeout, what)
+        if result.returncode == 127:
+            raise CommandMissing(result)
+        try:
+            errors = [e.text or "" for e in ET.fromstring(result.stdout).iter("error")]
+        except ET.ParseError:
+            errors = []
+        raise CommandError(replace(result, stderr="; ".join(errors)) if errors else result, what)
+
+
+def _nodes(nodes: object) -> str:
+    listed = sorted(nodes)  # type: ignore[call-overload]
+    return ",".join(listed) if listed else "nowhere"

@@ -1,0 +1,66 @@
+"""What an upgrade leaves behind: a reboot to do, processes still running old libraries."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+REBOOT_REQUIRED = Path("/var/run/reboot-required")
+
+
+@dataclass(frozen=True)
+class StaleProcess:
+    """A process mapping a library that was replaced or removed on disk."""
+
+    pid: int
+    command: str
+    files: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.command} (pid {self.pid}): {', '.join(self.files)}"
+
+
+def reboot_reasons(root: Path = Path("/")) -> list[str]:
+    """Why the node needs a reboot (empty: it does not): reboot-required, or a newer kernel than the running one."""
+    reasons = []
+    flag = root / REBOOT_REQUIRED.relative_to("/")
+    if flag.exists():
+        pkgs = flag.with_name(flag.name + ".pkgs")
+        listed = " ".join(pkgs.read_text().split()) if pkgs.exists() else ""
+        reasons.append(f"{REBOOT_REQUIRED} exists" + (f" (packages: {listed})" if listed else ""))
+    newest = newest_kernel(root / "boot")
+    running = os.uname().release
+    if newest and newest != running:
+        reasons.append(f"kernel {newest} is installed, {running} is running")
+    return reasons
+
+
+def newest_kernel(boot: Path) -> str | None:
+    """The newest kernel release with an image in ``boot`` (vmlinuz-RELEASE), numbers compared as numbers."""
+    releases = [p.name.removeprefix("vmlinuz-") for p in boot.glob("vmlinuz-*")]
+    return max(releases, key=_release_key) if releases else None
+
+
+def _release_key(release: str) -> list[tuple[int, str]]:
+    """6.1.0-27-amd64 sorts after 6.1.0-9-amd64."""
+    return [(int(part), "") if part.isdigit() else (-1, part) for part in re.split(r"(\d+)", release) if part]
+
+
+def stale_processes(proc: Path = Path("/proc")) -> list[StaleProcess]:
+    """Processes whose memory maps show a deleted shared library (``... .so... (deleted)``)."""
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            maps = (entry / "maps").read_text()
+            command = (entry / "comm").read_text().strip()
+        except (OSError, ProcessLookupError):
+            continue
+        files = sorted({line.split(None, 5)[5].removesuffix(" (deleted)") for line in maps.splitlines()
+                        if line.endswith(" (deleted)") and ".so" in line and len(line.split(None, 5)) == 6})
+        if files:
+            found.append(StaleProcess(int(entry.name), command, tuple(files)))
+    return sorted(found, key=lambda p: p.pid)

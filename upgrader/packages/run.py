@@ -1,0 +1,162 @@
+"""Run this node's dist-upgrade through python-apt, with progress, and report it in plain words.
+
+:func:`upgrade_node` marks ``dist-upgrade``, commits (download, then dpkg),
+and returns an :class:`UpgradeReport`: what changed, whether it worked,
+which package failed and dpkg's message, the guard's refusal when the APT
+hook said no, the process holding dpkg's lock when another apt runs, and
+what the upgrade leaves behind (reboot, processes on deleted libraries).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from upgrader.guard import runkey, store
+from upgrader.guard.hook import RUN_ID_ENV
+from upgrader.packages.after import reboot_reasons, stale_processes
+from upgrader.packages.plan import Change, plan_node
+
+
+class Progress(Protocol):
+    """What the caller is told while the upgrade runs."""
+
+    def download(self, done_bytes: int, total_bytes: int, done_items: int, total_items: int) -> None: ...
+    def install(self, package: str, percent: float, status: str) -> None: ...
+    def error(self, package: str, message: str) -> None: ...
+
+
+@dataclass
+class UpgradeReport:
+    """result: ok, nothing (up to date), refused (the guard), busy (another apt), download-failed or dpkg-failed."""
+
+    result: str
+    message: str = ""
+    changes: tuple[Change, ...] = ()
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (package, dpkg's message)
+    reboot: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.result in ("ok", "nothing")
+
+    def document(self) -> dict[str, Any]:
+        return dict(asdict(self), ok=self.ok)
+
+
+def holder_text(pid: int) -> str:
+    """``apt-get (pid 1234)`` for the process holding dpkg's frontend lock."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        cmd = "?"
+    return f"{cmd or '?'} (pid {pid})"
+
+
+def upgrade_node(progress: Progress | None = None, run_id: str | None = None) -> UpgradeReport:
+    """dist-upgrade this node now; ``run_id`` is passed to the guard hooks as UPGRADER_RUN_ID."""
+    import apt
+
+    started = time.monotonic()
+    holder = runkey.lock_holder()
+    if holder:
+        return UpgradeReport("busy", f"another package manager is running: {holder_text(holder)} holds "
+                                     f"{runkey.FRONTEND_LOCK}; wait until it ends")
+    cache = apt.Cache()
+    changes = plan_node(cache)
+    if not changes:
+        return UpgradeReport("nothing", "up to date, nothing to upgrade")
+    fetch, install = _progress_adapters(progress)
+    before = os.environ.get(RUN_ID_ENV)
+    if run_id:
+        os.environ[RUN_ID_ENV] = run_id
+    try:
+        cache.commit(fetch, install)
+        report = UpgradeReport("ok", f"{len(changes)} packages changed", changes)
+    except apt.cache.LockFailedException as exc:
+        holder = runkey.lock_holder()
+        who = holder_text(holder) if holder else "another package manager"
+        report = UpgradeReport("busy", f"{who} holds the dpkg lock ({exc}); wait until it ends", changes)
+    except apt.cache.FetchFailedException as exc:
+        report = UpgradeReport("download-failed", f"downloading failed: {exc}", changes)
+    except SystemError as exc:
+        report = _failed(changes, install.errors, str(exc))
+    finally:
+        if run_id:
+            os.environ.pop(RUN_ID_ENV) if before is None else os.environ.__setitem__(RUN_ID_ENV, before)
+    report.reboot = reboot_reasons()
+    report.stale = [str(p) for p in stale_processes()]
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _failed(changes: tuple[Change, ...], errors: list[tuple[str, str]], raised: str) -> UpgradeReport:
+    """A failed commit: the guard's refusal for our run if it refused, else dpkg's own words."""
+    refusal = store.refusal_for(runkey.key_of(os.getpid()) or "")
+    if refusal:
+        return UpgradeReport("refused", refusal, changes)
+    if errors:
+        text = "; ".join(f"{pkg}: {msg.strip()}" for pkg, msg in errors)
+        return UpgradeReport("dpkg-failed", f"dpkg failed: {text}", changes, list(errors))
+    return UpgradeReport("dpkg-failed", f"the package run failed ({raised}); see /var/log/apt/term.log", changes)
+
+
+def _progress_adapters(progress: Progress | None) -> tuple[Any, Any]:
+    """python-apt progress objects that forward to ``progress`` and collect dpkg's errors."""
+    import apt.progress.base as base
+
+    class Fetch(base.AcquireProgress):
+        def pulse(self, owner: Any) -> bool:
+            if progress:
+                progress.download(int(self.current_bytes), int(self.total_bytes),
+                                  int(self.current_items), int(self.total_items))
+            return True
+
+    class Install(base.InstallProgress):
+        def __init__(self) -> None:
+            super().__init__()
+            self.errors: list[tuple[str, str]] = []
+
+        def status_change(self, pkg: str, percent: float, status: str) -> None:
+            if progress:
+                progress.install(pkg, percent, status)
+
+        def error(self, pkg: str, errormsg: str) -> None:
+            self.errors.append((pkg, errormsg))
+            if progress:
+                progress.error(pkg, errormsg)
+
+    return Fetch(), Install()
+
+
+class RichProgress:
+    """:class:`Progress` drawn with rich: a download bar and an install bar."""
+
+    def __init__(self, console: Any = None) -> None:
+        from rich.progress import BarColumn, DownloadColumn, Progress as Bars, TextColumn
+
+        self.bars = Bars(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=console)
+        self.fetch = self.bars.add_task("download", total=None)
+        self.setup = self.bars.add_task("install", total=100, visible=False)
+
+    def __enter__(self) -> "RichProgress":
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bars.stop()
+
+    def download(self, done_bytes: int, total_bytes: int, done_items: int, total_items: int) -> None:
+        self.bars.update(self.fetch, completed=done_bytes, total=total_bytes or None,
+                         description=f"download {done_items}/{total_items}")
+
+    def install(self, package: str, percent: float, status: str) -> None:
+        self.bars.update(self.setup, completed=percent, visible=True, description=status)
+
+    def error(self, package: str, message: str) -> None:
+        self.bars.console.print(f"[red]{package}[/]: {message.strip()}")
