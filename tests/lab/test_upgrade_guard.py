@@ -82,6 +82,13 @@ def history(lab: Lab, n: str) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
+def finishing_step(lab: Lab, n: str, key: str) -> list[dict]:
+    """The finisher's record of apt run ``key`` on ``n`` (it ends with the finishing step's exit code)."""
+    return wait_for(f"the finishing step of apt run {key} on {n}",
+                    lambda: [h for h in history(lab, n) if h["run"] == f"apt-{key}" and h["phase"] == "apt"],
+                    timeout=120)
+
+
 @pytest.fixture(autouse=True)
 def clean_cluster(lab: Lab) -> Iterator[None]:
     """Every node online, no upgrade lock, the apps serving: before and after each test."""
@@ -134,11 +141,15 @@ def test_standby_node_upgrades_and_the_finishing_step_is_recorded_once(lab: Lab)
     assert got.returncode == 0, got.stderr
     assert ops.installed_version(lab, "node1") == version
     key = last_run(lab, "node1")
-    assert lock.read(cluster(lab)).run_id == f"apt-{key}"
-    finished = wait_for("the finisher's record", lambda: [h for h in history(lab, "node1") if h["run_id"] == f"apt-{key}"])
+    finished = finishing_step(lab, "node1", key)
     assert len(finished) == 1 and finished[0]["result"] == "ok"
     assert finished[0]["changes"][0]["new"] == version and finished[0]["changes"][0]["now"] == version
-    assert finished[0]["finish"].startswith(("pending", "ran"))
+    assert finished[0]["finish"].endswith("exit 0"), finished[0]["finish"]
+    # The finishing step brought node1 back, moved its share onto the patched root, and let go of the lock.
+    state = cluster(lab).state()
+    assert not state.node("node1").standby
+    assert any("node1" in state.running_on(a) for a in lab.app_names)
+    assert lock.read(cluster(lab)) is None
     seen = [e["event"] for e in events(lab, "node1", key)]
     assert seen.count("lock-acquired") == 1 and seen.count("finish-spawned") == 1
 
@@ -152,7 +163,7 @@ def test_unattended_upgrades_on_a_standby_node_is_one_logical_run(lab: Lab) -> N
     assert got.returncode == 0, got.stdout + got.stderr
     assert ops.installed_version(lab, "node2") == version
     key = last_run(lab, "node2")
-    wait_for("the finisher's record", lambda: [h for h in history(lab, "node2") if h["run_id"] == f"apt-{key}"])
+    assert finishing_step(lab, "node2", key)[0]["finish"].endswith("exit 0")
     seen = events(lab, "node2", key)
     firings = [e for e in seen if e["stage"] in ("pre-invoke", "dpkg-pre-invoke", "pre-install-pkgs", "post-invoke", "dpkg-post-invoke")]
     hook_calls = len({e["pid"] for e in firings})
@@ -181,10 +192,12 @@ def test_two_standby_nodes_at_once_one_proceeds_the_other_is_told_who_holds_the_
     assert f"refused: the upgrade lock is held by {winner}" in results[loser].stderr
     assert ops.installed_version(lab, winner) == version
     assert ops.installed_version(lab, loser) != version
-    # Nothing lost: once the winner's run is over and its lock released, the other one goes.
-    lock.force_unlock(cluster(lab))
+    # Nothing lost: once the winner's finishing step has released the lock, the other one goes.
+    finishing_step(lab, winner, last_run(lab, winner))
+    wait_for("the lock to be free", lambda: lock.read(cluster(lab)) is None, timeout=30)
     assert run(lab, loser, "apt-get", "dist-upgrade", "-y").returncode == 0
     assert ops.installed_version(lab, loser) == version
+    finishing_step(lab, loser, last_run(lab, loser))
 
 
 def test_removed_tool_never_blocks_apt_and_a_crashing_guard_refuses(lab: Lab) -> None:

@@ -14,7 +14,6 @@ marks the lock ``dpkg-failed``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -121,17 +120,14 @@ def _mark_failed(info: dict) -> None:
 
 
 def _history(path: Path, key: str, result: str, finish: str) -> None:
-    """One JSON line in the History-File, and the same news in the system log."""
+    """One record in the History-File (the orchestrator's format), and the same news in the system log."""
+    from upgrader.orchestrator.history import History
+
     info = record.read_json(key, record.RUN_INFO) or {}
     outcome = record.read_json(key, record.RESULT) or {}
-    entry = {
-        "run_id": info.get("run_id", f"apt-{key}"), "node": info.get("node"), "source": "apt-hooks",
-        "phase": "apt", "started": info.get("decided"), "ended": outcome.get("at"), "result": result,
-        "changes": outcome.get("changes", []), "finish": finish,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        f.write(json.dumps(entry) + "\n")
+    run_id = info.get("run_id", f"apt-{key}")
+    History(path).record(run_id, info.get("node"), "apt", "end", source="apt-hooks", started=info.get("decided"),
+                         ended=outcome.get("at"), result=result, changes=outcome.get("changes", []), finish=finish)
     store.event(key, "finisher", "recorded", finish)
-    syslog(f"run {entry['run_id']} on {entry['node']}: apt {result}; finishing step {finish}",
+    syslog(f"run {run_id} on {info.get('node')}: apt {result}; finishing step {finish}",
            "user.warning" if result != "ok" or finish.startswith("pending") else "user.notice")

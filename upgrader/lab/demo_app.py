@@ -38,4 +38,5 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     ThreadingHTTPServer.allow_reuse_address = True
+    ThreadingHTTPServer.request_queue_size = 128  # many probes at once must not overflow the backlog
     ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Handler).serve_forever()

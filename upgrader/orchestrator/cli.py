@@ -38,7 +38,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("node", help="upgrade this node only (cron and the APT hooks' finishing step)")
     s.add_argument("--yes", action="store_true")
     s.add_argument("--json", action="store_true")
-    s.set_defaults(func=lambda a, c, out: commands.node(c, out, yes=a.yes, as_json=a.json))
+    s.add_argument("--finish", action="store_true",
+                   help="only the finishing step after an apt run on this drained node (started by the APT hooks)")
+    s.set_defaults(func=lambda a, c, out: commands.finish(c, out, as_json=a.json) if a.finish
+                   else commands.node(c, out, yes=a.yes, as_json=a.json))
     s = sub.add_parser("unquarantine", help="clear a node's quarantine mark after fixing it")
     s.add_argument("node")
     s.set_defaults(func=lambda a, c, out: commands.unquarantine(c, out, a.node))

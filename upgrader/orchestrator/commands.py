@@ -80,6 +80,22 @@ def node(cluster: Cluster, out: Console, *, yes: bool, as_json: bool) -> int:
     return run(cluster, out, yes=yes, nodes=[local], as_json=as_json)
 
 
+def finish(cluster: Cluster, out: Console, *, as_json: bool) -> int:
+    """``node --finish``: the APT hooks' finishing step (UPGRADER_RUN_ID names the apt run's lock)."""
+    if not os.environ.get("UPGRADER_RUN_ID"):
+        print("rolling-upgrade: node --finish is started by the APT hooks with UPGRADER_RUN_ID set to the apt "
+              "run's lock; to upgrade this node yourself, run 'rolling-upgrade node'", file=sys.stderr)
+        return Outcome.USAGE
+    r = rollout(cluster, out, as_json)
+    try:
+        code = r.finish()
+    except Refused as exc:
+        _finish(out, r, as_json, Outcome.REFUSED, str(exc))
+        return Outcome.REFUSED
+    _finish(out, r, as_json, code, None)
+    return code
+
+
 def plan(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     cfg = configuration.load()
     nodes = Nodes(cfg, cluster.local_node())

@@ -148,6 +148,62 @@ class Rollout:
                 self.history.record(self.run_id, None, "run", "note", result="error", reason=reason)
                 return Outcome.NEEDS_PERSON
 
+    def finish(self) -> Outcome:
+        """The APT hooks' finishing step on this node, upgraded by an apt run it was drained for.
+
+        The same procedure from "fail over" on: this node comes online and
+        resources still on old packages come onto it, checked, failed back
+        on a bad check. In a two-node cluster the old peer then goes to
+        standby, ready for its own apt run (the seed idea); with more nodes
+        this node takes its fair share, from the nodes with most resources.
+        """
+        node = self.nodes.local
+        state = self.cluster.state()
+        self.all_nodes = [n.name for n in state.nodes]
+        self.results[node] = NodeResult(node, result="pending")
+        try:
+            self.lock.acquire("fail-over")
+        except LockHeld as exc:
+            raise Refused(f"refused: {exc}; the finishing step of {node} waits for that run") from None
+        with self.locked(), self.signals_deferred():
+            try:
+                plans = {n: self.nodes.plan(n) for n in self.all_nodes if n != node}
+                for n, plan in plans.items():
+                    if not plan.changes and not plan.error:
+                        self.mark_patched(n)
+                self.mark_patched(node)
+                take = self.fair_share(state, node)
+                self.fail_over(node, take)
+                old_peers = [n for n in self.all_nodes if n not in self.patched]
+                if len(self.all_nodes) == 2 and old_peers:
+                    self.cluster.set_standby(old_peers[0], True)
+                    self.cluster.wait_settled(drained(old_peers[0], ()), deadline=self.config.settle_timeout)
+                    self.report.step(old_peers[0], "standby", "the old peer waits in standby for its own upgrade")
+                    self.history.record(self.run_id, old_peers[0], "standby", "note",
+                                        reason="two-node cluster: the old peer waits in standby for its upgrade")
+                self.results[node].result = "ok"
+                return Outcome.DONE
+            except Stop as stop:
+                self.results[node].result, self.results[node].error = "failed", str(stop)
+                self.report.step(node, "stop", str(stop))
+                return stop.code
+            except (CommandError, ParseError, NotSettled, LockError) as exc:
+                self.results[node].result, self.results[node].error = "failed", str(exc)
+                return Outcome.NEEDS_PERSON
+
+    def fair_share(self, state: ClusterState, node: str) -> dict[str, str]:
+        """Resources on old packages that ``node`` should take: all of them with one peer, else its share."""
+        on_old = {rid: sorted(state.running_on(rid))[0] for rid in state.top_level_ids()
+                  if state.running_on(rid) and not state.running_on(rid) & self.patched}
+        if len(self.all_nodes) == 2:
+            return on_old
+        share = -(-len(state.top_level_ids()) // len(self.all_nodes))
+        load: dict[str, int] = {}
+        for where in on_old.values():
+            load[where] = load.get(where, 0) + 1
+        ranked = sorted(on_old.items(), key=lambda item: (-load[item[1]], item[0]))
+        return dict(ranked[:share])
+
     def preflight(self, only: list[str] | None) -> dict[str, NodePlan]:
         """Every reason not to start, before anything changes; the plans, in upgrade order."""
         facts = self.cluster.preflight()

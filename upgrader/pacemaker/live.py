@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
-from typing import Callable, Literal, Mapping
+from typing import Callable, Iterable, Literal, Mapping
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
@@ -214,7 +214,7 @@ class Cluster:
         last = ["nothing yet"]
 
         def attempt() -> ClusterState | None:
-            timeout = max(1.0, min(self.runner.timeout, end - time.monotonic()))
+            timeout = round(max(1.0, min(self.runner.timeout, end - time.monotonic())), 1)
             try:
                 state, problems = self.settled_problems(check, timeout)
             except (CommandError, ParseError, ET.ParseError) as exc:
@@ -266,7 +266,6 @@ class Cluster:
         finally:
             self.runner.run(["rm", "-rf", "--", tmp], what="removing the temporary copy of the CIB")
 
-
     def _xml(self, argv: list[str], timeout: float | None, what: str) -> str:
         """Run a tool with ``--output-as=xml``; on failure, its <error> lines say why."""
         result = self.runner.call([*argv, "--output-as=xml"], timeout=timeout)
@@ -283,6 +282,6 @@ class Cluster:
         raise CommandError(replace(result, stderr="; ".join(errors)) if errors else result, what)
 
 
-def _nodes(nodes: object) -> str:
-    listed = sorted(nodes)  # type: ignore[call-overload]
+def _nodes(nodes: Iterable[str]) -> str:
+    listed = sorted(nodes)
     return ",".join(listed) if listed else "nowhere"

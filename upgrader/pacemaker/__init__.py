@@ -1,0 +1,8 @@
+"""The Pacemaker adapter (pcs style) and the cluster-wide upgrade lock.
+
+``state`` parses crm_mon's XML into frozen dataclasses, ``simulate`` parses
+crm_simulate's transition summary, ``live`` runs operations through the
+runner, ``lock`` keeps the upgrade lock in the CIB, ``names`` validates
+everything that goes into XML, XPath or argv, and ``commands`` implements
+``rolling-upgrade status`` and ``unlock``.
+"""
