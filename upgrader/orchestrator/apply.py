@@ -9,16 +9,26 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import time
 from typing import Any
 
 from upgrader.guard.hook import RUN_ID_ENV
+from upgrader.guard.runkey import lock_holder
 from upgrader.packages.run import upgrade_node
+from upgrader.runner import Runner
 
 
 def _emit(**event: Any) -> None:
-    sys.stdout.write(json.dumps(event, default=str) + "\n")
-    sys.stdout.flush()
+    """One JSON line; if whoever reads us is gone, carry on silently: dpkg must never stop half-way."""
+    try:
+        sys.stdout.write(json.dumps(event, default=str) + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 class JsonProgress:
@@ -37,8 +47,30 @@ class JsonProgress:
 
 
 def apply() -> int:
+    # A lost controller (its ssh session dropped, the run killed) must not interrupt dpkg.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     report = upgrade_node(JsonProgress(), run_id=os.environ.get(RUN_ID_ENV) or None)
     _emit(event="result", ok=report.ok, result=report.result, error=None if report.ok else report.message,
           changes=[c.__dict__ for c in report.changes], reboot_required=bool(report.reboot),
           reboot=report.reboot, stale_processes=report.stale, seconds=round(report.seconds, 1))
     return 0 if report.ok else 1
+
+
+def dpkg_state(wait: float) -> int:
+    """Wait (bounded) until no package manager runs here, then say whether dpkg is clean.
+
+    Exit 0 clean, 1 not clean (``dpkg --audit`` lists packages), 124 still busy after ``wait`` seconds.
+    """
+    deadline = time.monotonic() + wait
+    while (holder := lock_holder()) is not None:
+        if time.monotonic() > deadline:
+            print(f"a package manager (pid {holder}) still holds the dpkg lock after {wait:g}s")
+            return 124
+        time.sleep(0.5)
+    audit = Runner(timeout=120).call(["dpkg", "--audit"])
+    if audit.returncode != 0 or audit.stdout.strip():
+        print(audit.stdout.strip() or audit.stderr.strip())
+        return 1
+    print("clean")
+    return 0

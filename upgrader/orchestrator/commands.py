@@ -17,8 +17,11 @@ from upgrader.orchestrator import steering
 from upgrader.orchestrator.gate import HealthGate
 from upgrader.orchestrator.history import History
 from upgrader.orchestrator.procedure import Checks, NodeResult, Outcome, Refused, Rollout
+from upgrader.orchestrator.recovery import recover
 from upgrader.orchestrator.remote import NodePlan, Nodes
-from upgrader.pacemaker.live import Cluster
+from upgrader.pacemaker.live import Cluster, NotSettled
+from upgrader.pacemaker.lock import LockError
+from upgrader.runner import CommandError
 
 
 
@@ -65,6 +68,14 @@ def default_checks(cluster: Cluster, cfg: configuration.Config) -> Checks:
 def run(cluster: Cluster, out: Console, *, yes: bool, nodes: list[str] | None, as_json: bool) -> int:
     r = rollout(cluster, out, as_json)
     confirm = None if yes or as_json else _confirm_on_terminal(out)
+    try:
+        r.recovered = recover(cluster, r.nodes, r.history, r.config)
+    except (CommandError, NotSettled, LockError) as exc:
+        _finish(out, r, as_json, Outcome.NEEDS_PERSON, None, f"an interrupted run was found but could not be "
+                f"rolled back: {exc}")
+        return Outcome.NEEDS_PERSON
+    for line in r.recovered:
+        r.report.step(None, "recover", line)
     try:
         code = r.run(nodes, confirm=confirm)
     except Refused as exc:
@@ -148,14 +159,15 @@ def _confirm_on_terminal(out: Console) -> Any:
     return confirm
 
 
-def _finish(out: Console, r: Rollout, as_json: bool, code: int, refused: str | None) -> None:
+def _finish(out: Console, r: Rollout, as_json: bool, code: int, refused: str | None, error: str | None = None) -> None:
     results = list(r.results.values())
     if as_json:
         print(json.dumps({"run": r.run_id, "exit": int(code), "outcome": Outcome(code).name.lower(),
-                          "refused": refused, "nodes": [vars(x) for x in results]}, indent=2, default=str))
+                          "refused": refused, "error": error, "recovered": r.recovered,
+                          "nodes": [vars(x) for x in results]}, indent=2, default=str))
         return
-    if refused:
-        print(refused, file=sys.stderr)
+    if refused or error:
+        print(refused or f"rolling-upgrade: {error}", file=sys.stderr)
         return
     out.print(_table(r.run_id, results))
     out.print(f"run {r.run_id}: {Outcome(code).name.lower().replace('_', ' ')} (exit {int(code)})")

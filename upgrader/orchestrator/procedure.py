@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import IntEnum
-from typing import Any, Iterator, Mapping, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
 from upgrader.config import Config
 from upgrader.orchestrator import steering
@@ -94,7 +94,7 @@ class NodeResult:
 
 class Rollout:
     def __init__(self, cluster: Cluster, nodes: Nodes, checks: Checks, config: Config, history: History,
-                 report: Reporter, run_id: str) -> None:
+                 report: Reporter, run_id: str, before_node: Callable[[str], str | None] | None = None) -> None:
         self.cluster = cluster
         self.nodes = nodes
         self.checks = checks
@@ -102,10 +102,12 @@ class Rollout:
         self.history = history
         self.report = report
         self.run_id = run_id
+        self.before_node = before_node  # a reason not to start this node now (the patch window), or None
         self.lock = UpgradeLock(cluster, run_id, nodes.local, ttl=config.lock_expiry)
         self.patched: set[str] = set()
         self.results: dict[str, NodeResult] = {}
         self.all_nodes: list[str] = []
+        self.recovered: list[str] = []  # what rolling back an interrupted run did before this one
         self._interrupted: str | None = None
 
     # ------------------------------------------------------------------ the procedure
@@ -136,6 +138,8 @@ class Rollout:
                 for i, node in enumerate(order):
                     if i:
                         self.soak()
+                    if self.deferred(order[i:]):
+                        break
                     self.upgrade_one(node, plans[node])
                 return Outcome.DONE
             except Stop as stop:
@@ -259,6 +263,17 @@ class Rollout:
             result.seconds = round(time.monotonic() - started, 1)
             self.history.record(self.run_id, node, "node", "end", result=result.result, seconds=result.seconds,
                                 moves=result.moves, error=result.error)
+
+    def deferred(self, rest: list[str]) -> bool:
+        """Whether ``before_node`` defers the next node; if so, ``rest`` is recorded as deferred, untouched."""
+        reason = self.before_node(rest[0]) if self.before_node else None
+        if not reason:
+            return False
+        for n in rest:
+            self.results[n].result, self.results[n].error = "deferred", reason
+            self.history.record(self.run_id, n, "node", "deferred", reason=reason)
+        self.report.step(rest[0], "defer", f"{', '.join(rest)} deferred: {reason}")
+        return True
 
     def drain(self, node: str) -> dict[str, str]:
         """Standby; the node's resources move (onto patched nodes once there are any) and are checked."""

@@ -1,0 +1,111 @@
+"""A rolling upgrade killed or stopped mid-way: the next run rolls back what is half done, then finishes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import lab_name
+from tests.lab.test_rollout import run_leftovers, standby_nodes, versions_served
+from upgrader.lab import lab as ops
+from upgrader.lab import node, repo
+from upgrader.lab.layout import Lab
+from upgrader.pacemaker import lock
+from upgrader.pacemaker.live import Cluster
+
+pytestmark = pytest.mark.lab
+TOOL = str(Path(sys.executable).parent / "rolling-upgrade")
+HISTORY = "/var/lib/upgrader/history.jsonl"
+
+
+@pytest.fixture(scope="module")
+def ilab() -> Iterator[Lab]:
+    name = lab_name("k")
+    try:
+        the_lab, _ = ops.up(name, nodes=3, apps=3)
+        yield the_lab
+    finally:
+        ops.down(name)
+
+
+def history(lab: Lab) -> list[dict]:
+    out = node.runner(lab, "node1").call(["cat", HISTORY]).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def start_run(lab: Lab) -> subprocess.Popen:
+    argv = node.exec_argv(lab, "node1", [TOOL, "run", "--yes", "--json"])
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(node.NODE_ENV))
+
+
+def wait_for_phase(lab: Lab, run: subprocess.Popen, seen: int, phase: str, timeout: float = 120) -> dict:
+    """The first start of ``phase`` written after the first ``seen`` history records."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in history(lab)[seen:]:
+            if entry["phase"] == phase and entry["event"] == "start":
+                return entry
+        if run.poll() is not None:
+            raise AssertionError(f"the run ended before phase {phase}: {run.communicate()}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for phase {phase}")
+
+
+def signal_run(lab: Lab, run: subprocess.Popen, signame: str) -> None:
+    """Signal the run by the PID its lock records (a process we started), inside node1."""
+    info = lock.read(Cluster(node.runner(lab, "node1")))
+    assert info is not None and info.pid
+    node.runner(lab, "node1").run(["kill", f"-{signame}", str(info.pid)])
+    run.wait(timeout=120)
+
+
+def rerun(lab: Lab) -> tuple[int, dict]:
+    result = node.runner(lab, "node1", timeout=900).call([TOOL, "run", "--yes", "--json"])
+    return result.returncode, json.loads(result.stdout)
+
+
+def assert_nothing_lost(lab: Lab, version: str) -> None:
+    assert all(ops.installed_version(lab, n) == version for n in lab.node_names)
+    assert versions_served(lab) == {a: version for a in lab.app_names}
+    assert standby_nodes(lab) == []
+    assert run_leftovers(lab) == []
+
+
+@pytest.mark.parametrize("phase, version", [("drain", "2"), ("upgrade", "3"), ("fail-over", "4")])
+def test_sigkill_then_the_next_run_rolls_back_and_finishes(ilab: Lab, phase: str, version: str) -> None:
+    repo.publish(ilab.repo_dir, version)
+    ops.refresh_indexes(ilab)
+    seen = len(history(ilab))
+    run = start_run(ilab)
+    entry = wait_for_phase(ilab, run, seen, phase)
+    signal_run(ilab, run, "KILL")
+    assert lock.read(Cluster(node.runner(ilab, "node1"))) is not None  # the dead run's lock outlives it
+    code, doc = rerun(ilab)
+    assert code == 0, doc
+    assert doc["recovered"][0].startswith(f"found run {entry['run']} interrupted")
+    assert_nothing_lost(ilab, version)
+
+
+def test_sigterm_stops_at_a_safe_point_and_leaves_no_half_done_node(ilab: Lab) -> None:
+    repo.publish(ilab.repo_dir, "5")
+    ops.refresh_indexes(ilab)
+    seen = len(history(ilab))
+    run = start_run(ilab)
+    wait_for_phase(ilab, run, seen, "drain")
+    signal_run(ilab, run, "TERM")
+    out, _ = run.communicate()
+    doc = json.loads(out)
+    assert doc["exit"] == 4 and "stopped at a safe point" in json.dumps(doc)
+    assert standby_nodes(ilab) == []  # the drained node was put back, untouched
+    assert run_leftovers(ilab) == []  # constraints, marks and the lock are gone
+    code, doc = rerun(ilab)
+    assert code == 0, doc
+    assert doc["recovered"] == []
+    assert_nothing_lost(ilab, "5")
