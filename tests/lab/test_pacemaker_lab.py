@@ -112,30 +112,32 @@ def test_twelve_concurrent_acquisitions_have_exactly_one_winner(lab: Lab) -> Non
 
 
 def test_power_cut_holder_is_stale_and_broken_only_once_expired(lab: Lab) -> None:
+    # The holder is the DC: the harder case, where the survivors first keep asking a dead DC.
+    victim = cluster(lab, "node1").wait_settled(deadline=30).summary.dc
+    survivor = next(n for n in lab.node_names if n != victim)
     ttl = 25
-    holder = lock.UpgradeLock(cluster(lab, "node3"), "run-node3", "node3", ttl=ttl)
-    taken = holder.acquire("upgrading")
-    c1 = cluster(lab, "node1")
-    contender = lock.UpgradeLock(c1, "run-node1", "node1")
-    ops.power_cut(lab, "node3")
+    taken = lock.UpgradeLock(cluster(lab, victim), f"run-{victim}", victim, ttl=ttl).acquire("upgrading")
+    c = cluster(lab, survivor)
+    contender = lock.UpgradeLock(c, f"run-{survivor}", survivor)
+    ops.power_cut(lab, victim)
     try:
-        c1.wait_settled(lambda s: [] if not s.node("node3").online else ["node3 still online"], deadline=30)
-        status = lock.inspect(c1)
+        c.wait_settled(lambda s: [] if not s.node(victim).online else [f"{victim} still online"], deadline=30)
+        status = lock.inspect(c)
         assert status.info == taken and status.stale and not status.breakable
-        with pytest.raises(lock.LockHeld, match=r"holder node3, run run-node3, .*phase upgrading.*\(stale: holder offline\)"):
+        with pytest.raises(lock.LockHeld, match=rf"holder {victim}, run run-{victim}, .*phase upgrading.*\(stale: holder offline\)"):
             contender.acquire()
-        shown = json.loads(c1.runner.run([CLI, "status", "--json"]).stdout)["lock"]
+        shown = json.loads(c.runner.run([CLI, "status", "--json"]).stdout)["lock"]
         assert (shown["holder"], shown["phase"], shown["holder_state"], shown["stale"], shown["breakable"]) == (
-            "node3", "upgrading", "offline", True, False)
+            victim, "upgrading", "offline", True, False)
         remaining = (taken.expires - lock.utcnow()).total_seconds()
         assert remaining > 0, "detecting the power cut took longer than the lock's ttl"
-        print(f"power cut holder seen offline; lock stale, kept for {remaining:.0f}s more until it expires")
+        print(f"power cut of DC {victim}: lock stale, kept for {remaining:.0f}s more until it expired, then broken")
         time.sleep(remaining + 1)
-        assert lock.inspect(c1).breakable
-        assert contender.acquire("planning").holder == "node1"
+        assert lock.inspect(c).breakable
+        assert contender.acquire("planning").holder == survivor
         assert contender.release()
     finally:
-        ops.boot(lab, "node3")
+        ops.boot(lab, victim)
 
 
 def test_unlock_by_a_non_owner_refuses_and_changes_nothing(lab: Lab) -> None:

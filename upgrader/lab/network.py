@@ -61,7 +61,9 @@ def link_is_up(veth: str) -> bool:
 
 
 def delete_link(name: str) -> None:
-    if link_exists(name):
+    """Delete a link; one that vanished meanwhile (its namespace's veth peer) is fine."""
+    result = _ip.call(["ip", "link", "delete", name])
+    if result.returncode != 0 and link_exists(name):
         _ip.run(["ip", "link", "delete", name])
 
 
