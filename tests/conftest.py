@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -17,15 +18,22 @@ def lab_name(suffix: str = "") -> str:
     return f"t{os.getpid() % 100000}{suffix}"[:8]
 
 
-@pytest.fixture(scope="session")
-def lab() -> Iterator[Lab]:
-    """A 3-node lab with 3 applications at version 1 (session-wide)."""
-    name = lab_name()
+@contextmanager
+def private_lab(suffix: str = "", nodes: int = 3, apps: int = 3) -> Iterator[Lab]:
+    """A lab of this test run's own, always torn down."""
+    name = lab_name(suffix)
     try:
-        the_lab, _ = ops.up(name, nodes=3, apps=3)
+        the_lab, _ = ops.up(name, nodes=nodes, apps=apps)
         yield the_lab
     finally:
         ops.down(name)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    """A 3-node lab with 3 applications at version 1 (session-wide)."""
+    with private_lab() as the_lab:
+        yield the_lab
 
 
 @pytest.fixture()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import lab_name
+from tests.conftest import private_lab
 from tests.lab.test_rollout import run_leftovers, standby_nodes, versions_served
 from upgrader.lab import lab as ops
 from upgrader.lab import node, repo
@@ -26,12 +26,8 @@ HISTORY = "/var/lib/upgrader/history.jsonl"
 
 @pytest.fixture(scope="module")
 def ilab() -> Iterator[Lab]:
-    name = lab_name("k")
-    try:
-        the_lab, _ = ops.up(name, nodes=3, apps=3)
+    with private_lab("k") as the_lab:
         yield the_lab
-    finally:
-        ops.down(name)
 
 
 def history(lab: Lab) -> list[dict]:

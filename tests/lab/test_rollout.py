@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import lab_name
+from tests.conftest import private_lab
 from upgrader.lab import lab as ops
 from upgrader.lab import node, repo
 from upgrader.lab.client import LabClient
@@ -23,12 +23,8 @@ TOOL = str(Path(sys.executable).parent / "rolling-upgrade")
 @pytest.fixture(scope="module")
 def rlab() -> Iterator[Lab]:
     """A lab of its own: these tests upgrade, break and quarantine nodes."""
-    name = lab_name("r")
-    try:
-        the_lab, _ = ops.up(name, nodes=3, apps=3)
+    with private_lab("r") as the_lab:
         yield the_lab
-    finally:
-        ops.down(name)
 
 
 def rolling(lab: Lab, *argv: str, via: str = "node1") -> tuple[int, dict]:

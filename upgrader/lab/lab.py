@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
 from upgrader.lab import cluster, network, node, project, repo
 from upgrader.lab.client import LabClient
 from upgrader.lab.layout import DEFAULT_NAME, LAB_ROOT, PACKAGE, Lab, LabError, free_slice
@@ -252,17 +254,20 @@ def view(lab: Lab, via: str | None = None) -> View:
 
 
 def _wait(what: str, timeout: float, probe: Callable[[], tuple[bool, str]]) -> None:
-    deadline = time.monotonic() + timeout
-    last = "nothing yet"
-    while time.monotonic() < deadline:
+    """Poll ``probe`` until it says done, within ``timeout``; the error says what it last saw."""
+    last = ["nothing yet"]
+
+    def attempt() -> bool:
         try:
-            done, last = probe()
+            done, last[0] = probe()
         except (CommandError, LabError, ET.ParseError) as exc:
-            done, last = False, str(exc)
-        if done:
-            return
-        time.sleep(0.3)
-    raise LabError(f"timed out after {timeout:g}s waiting for {what}; last seen: {last}")
+            done, last[0] = False, str(exc)
+        return done
+
+    try:
+        Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.3), retry=retry_if_result(lambda ok: not ok))(attempt)
+    except RetryError:
+        raise LabError(f"timed out after {timeout:g}s waiting for {what}; last seen: {last[0]}") from None
 
 
 def wait_formed(lab: Lab, timeout: float, nodes: list[str] | None = None) -> None:

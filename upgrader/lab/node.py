@@ -6,8 +6,9 @@ import os
 import shutil
 import signal
 import sys
-import time
 from pathlib import Path
+
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from upgrader.lab import cluster, network, repo
 from upgrader.lab.layout import Lab, LabError
@@ -203,16 +204,17 @@ def stop(lab: Lab, node: str, timeout: float = 90) -> None:
 
 
 def wait_gone(pid: int, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def dead() -> bool:
         try:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except (FileNotFoundError, ProcessLookupError):
-            return
-        if state in ("Z", "X"):
-            return
-        time.sleep(0.05)
-    raise LabError(f"timed out after {timeout:g}s waiting for {what} (pid {pid})")
+            return True
+        return state in ("Z", "X")
+
+    try:
+        Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.05), retry=retry_if_result(lambda d: not d))(dead)
+    except RetryError:
+        raise LabError(f"timed out after {timeout:g}s waiting for {what} (pid {pid})") from None
 
 
 def power_on(lab: Lab, node: str, *, hold: bool) -> int:

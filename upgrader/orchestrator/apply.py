@@ -11,8 +11,9 @@ import json
 import os
 import signal
 import sys
-import time
 from typing import Any
+
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from upgrader.guard.hook import RUN_ID_ENV
 from upgrader.guard.runkey import lock_holder
@@ -62,12 +63,12 @@ def dpkg_state(wait: float) -> int:
 
     Exit 0 clean, 1 not clean (``dpkg --audit`` lists packages), 124 still busy after ``wait`` seconds.
     """
-    deadline = time.monotonic() + wait
-    while (holder := lock_holder()) is not None:
-        if time.monotonic() > deadline:
-            print(f"a package manager (pid {holder}) still holds the dpkg lock after {wait:g}s")
-            return 124
-        time.sleep(0.5)
+    try:
+        Retrying(stop=stop_after_delay(wait), wait=wait_fixed(0.5), retry=retry_if_result(lambda pid: pid is not None))(
+            lock_holder)
+    except RetryError:
+        print(f"a package manager (pid {lock_holder()}) still holds the dpkg lock after {wait:g}s")
+        return 124
     audit = Runner(timeout=120).call(["dpkg", "--audit"])
     if audit.returncode != 0 or audit.stdout.strip():
         print(audit.stdout.strip() or audit.stderr.strip())
