@@ -114,11 +114,17 @@ def down(name: str, say: Say = _quiet, keep: bool = False) -> list[str]:
     if lab.state_dir.exists():
         _unmount_under(lab.state_dir)
         if not keep:
-            shutil.rmtree(lab.state_dir)
+            shutil.rmtree(lab.state_dir, onerror=_gone_is_fine)
             removed.append(f"state {lab.state_dir}")
     for item in removed:
         say(f"removed {item}")
     return removed
+
+
+def _gone_is_fine(func: Callable, path: str, exc: tuple) -> None:
+    """rmtree: something another 'down' of the same lab removed first is not an error."""
+    if not isinstance(exc[1], FileNotFoundError):
+        raise exc[1]
 
 
 def all_labs() -> list[str]:
