@@ -36,6 +36,9 @@ Rolling-Upgrade::Health::Timeout "20";
 Rolling-Upgrade::Settle-Timeout "120";
 """
 REPO_MOUNT = "/srv/upgrader-lab/repo"  # where a node sees the lab's APT repository
+# This source tree and its venv, seen live at the same path in every node (wherever it is
+# cloned: under /tmp a node would not see it, /tmp being its own).
+PROJECT = str(Path(__file__).resolve().parents[2])
 
 _host = Runner(timeout=30)
 
@@ -123,7 +126,7 @@ def launch(lab: Lab, node: str, *, hold: bool) -> int:
             "--netns", lab.netns(node), "--state", str(lab.node_dir(node))]
     if hold:
         argv.append("--hold")
-    argv += ["--bind", f"{lab.repo_dir}:{REPO_MOUNT}"]
+    argv += ["--bind", f"{lab.repo_dir}:{REPO_MOUNT}", "--bind", f"{PROJECT}:{PROJECT}"]
     result = _host.run(argv, what=f"starting {node}", timeout=30)
     return int(result.stdout.strip())
 

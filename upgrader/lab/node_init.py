@@ -129,7 +129,9 @@ def _mount_root(state: Path, root: Path, binds: list[str]) -> None:
     # mounted overlay is not reliably seen: that is the containers' property).
     for pair in binds:
         source, target = pair.split(":", 1)
-        _run("mount", "--bind", source, str(root / target.lstrip("/")))
+        where = root / target.lstrip("/")
+        os.makedirs(where, exist_ok=True)  # e.g. under the node's fresh /tmp
+        _run("mount", "--bind", source, str(where))
     old = root / ".lab-oldroot"
     old.mkdir(exist_ok=True)
     _run("pivot_root", str(root), str(old))
