@@ -233,6 +233,12 @@ class Rollout:
         errors = [p.error for p in plans.values() if p.error]
         if errors:
             raise Refused("refused: " + "; ".join(e for e in errors if e))
+        stack = {n: ", ".join(c.package for c in p.changes if c.ha_stack) for n, p in plans.items() if p.ha_stack}
+        if stack:
+            # Pacemaker's rule: stop the stack around its own upgrade. Not automated yet: never do it live.
+            raise Refused("refused: the upgrade includes the cluster stack (" + "; ".join(
+                f"{n}: {pkgs}" for n, pkgs in stack.items()) + "); rolling-upgrade does not stop the stack around "
+                "it yet: upgrade those packages by Pacemaker's rolling-upgrade procedure first, or hold them")
         online = [n for n in self.all_nodes if n not in quarantined]
         if len(online) < 2:
             raise Refused("refused: a rolling upgrade needs at least two nodes that can run resources")

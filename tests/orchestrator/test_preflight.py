@@ -1,0 +1,75 @@
+"""Preflight refusals, on a CIB captured from the lab and read by Pacemaker's own tools (CIB_file)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from upgrader.config import Config
+from upgrader.orchestrator.history import History
+from upgrader.orchestrator.procedure import Refused, Rollout
+from upgrader.orchestrator.remote import Change, NodePlan
+from upgrader.pacemaker.live import Cluster
+from upgrader.runner import Runner
+
+CAPTURED = Path(__file__).parents[1] / "pacemaker" / "data" / "cib-all-online.xml"
+
+
+class Plans:
+    """Node plans as `rolling-upgrade plan --local` would give them (no node is asked)."""
+
+    local = "node1"
+
+    def __init__(self, plans: dict[str, tuple[Change, ...]]) -> None:
+        self.plans = plans
+
+    def plan(self, node: str) -> NodePlan:
+        return NodePlan(node, self.plans.get(node, ()))
+
+
+class GoodProbes:
+    def preflight(self) -> None:
+        return None
+
+
+class Quiet:
+    def step(self, *args: Any) -> None:
+        pass
+
+    def progress(self, *args: Any) -> None:
+        pass
+
+
+def rollout(tmp_path: Path, plans: dict[str, tuple[Change, ...]]) -> tuple[Rollout, Path]:
+    cib = tmp_path / "cib.xml"
+    shutil.copy(CAPTURED, cib)
+    cluster = Cluster(Runner(env={"CIB_file": str(cib)}, timeout=30))
+    r = Rollout(cluster, Plans(plans), GoodProbes(), Config(), History(tmp_path / "h.jsonl"), Quiet(), "r1")  # type: ignore[arg-type]
+    return r, cib
+
+
+LIB = Change("demo-libfoo", "1", "2")
+STACK = Change("pacemaker", "2.1.5-1", "2.1.5-2", security=True, ha_stack=True)
+
+
+def test_an_upgrade_of_the_cluster_stack_is_refused_and_nothing_changes(tmp_path: Path) -> None:
+    r, cib = rollout(tmp_path, {"node1": (LIB,), "node2": (LIB, STACK), "node3": (LIB,)})
+    before = cib.read_text()
+    with pytest.raises(Refused, match=r"includes the cluster stack \(node2: pacemaker\)"):
+        r.run()
+    assert cib.read_text() == before
+    assert not (tmp_path / "h.jsonl").exists()
+
+
+def test_unknown_node_names_are_refused_naming_the_cluster_nodes(tmp_path: Path) -> None:
+    r, _ = rollout(tmp_path, {"node1": (LIB,)})
+    with pytest.raises(Refused, match=r"unknown node\(s\) nodeX: the cluster has node1, node2, node3"):
+        r.run(["nodeX"])
+
+
+def test_order_is_standby_first_and_the_local_node_last(tmp_path: Path) -> None:
+    r, _ = rollout(tmp_path, {})
+    assert r.order(r.cluster.state()) == ["node2", "node3", "node1"]
