@@ -57,6 +57,7 @@ class Config:
     default_node_duration: int = 1800  # Default-Node-Duration
     hooks_query_timeout: int = 30  # Hooks::Query-Timeout
     hooks_finish_wait: int = 7200  # Hooks::Finish-Wait
+    random_delay: int = 0  # Random-Delay
 
     def remote_command(self, node: str) -> list[str]:
         """The Remote-Shell argv for ``node`` (``{node}`` replaced)."""
@@ -147,6 +148,16 @@ def _positive_duration(raw: str) -> int:
     return seconds
 
 
+MAX_RANDOM_DELAY = 3600
+
+
+def _random_delay(raw: str) -> int:
+    seconds = _duration(raw)
+    if seconds > MAX_RANDOM_DELAY:
+        raise ValueError(f"{raw!r} is too long (at most {MAX_RANDOM_DELAY // 60}m; 0 for no delay)")
+    return seconds
+
+
 def _count(raw: str) -> int:
     if not raw.strip().isdigit():
         raise ValueError(f"{raw!r} is not a whole number (use e.g. 3)")
@@ -218,6 +229,7 @@ _SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Default-Node-Duration": ("default_node_duration", _positive_duration),
     "Hooks::Query-Timeout": ("hooks_query_timeout", _positive_duration),
     "Hooks::Finish-Wait": ("hooks_finish_wait", _positive_duration),
+    "Random-Delay": ("random_delay", _random_delay),
 }
 # APT list key -> Config field and parser of one entry.
 _LISTS: dict[str, tuple[str, Callable[[str], Any]]] = {

@@ -121,7 +121,9 @@ def test_install_writes_snippets_and_a_wrapper_that_skips_a_removed_tool(tmp_pat
     assert hook in written and os.access(hook, os.X_OK)
     assert Runner(timeout=10).call([str(hook), "pre-invoke"]).returncode == 0  # interpreter gone: exit 0
     assert "-sSE" in wrapper("/venv/bin/python3", Path("/src"))
-    assert len(uninstall(tmp_path)) == 4 and not hook.exists()
+    assert (tmp_path / "etc/cron.d/rolling-upgrade").exists()
+    assert (tmp_path / "usr/local/sbin/rolling-upgrade").readlink() == Path("/nonexistent/rolling-upgrade")
+    assert len(uninstall(tmp_path)) == len(written) and not hook.exists()
 
 
 def test_kernel_releases_sort_by_number_and_stale_scan_runs() -> None:

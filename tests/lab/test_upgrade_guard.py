@@ -157,7 +157,8 @@ def test_standby_node_upgrades_and_the_finishing_step_is_recorded_once(lab: Lab)
 def test_unattended_upgrades_on_a_standby_node_is_one_logical_run(lab: Lab) -> None:
     version = fresh_version(lab)
     node.runner(lab, "node2").run(["tee", UU_CONF], input='Unattended-Upgrade::Origins-Pattern { "origin=upgrader-lab"; };\n'
-                                                           'Unattended-Upgrade::MinimalSteps "true";\n')
+                                                           'Unattended-Upgrade::MinimalSteps "true";\n'
+                                                           'Rolling-Upgrade::Boot-Grace "0";\n')
     drain(lab, "node2")
     got = run(lab, "node2", "unattended-upgrade", "-v", timeout=300)
     assert got.returncode == 0, got.stdout + got.stderr

@@ -17,6 +17,7 @@ ALL_KEYS = {
     "Auto-Standby", "Remote-Shell", "Soak-Time", "Settle-Timeout", "Health::Timeout", "Health::Retries",
     "Health::Interval", "Boot-Grace", "Reboot", "History-File", "Lock-Expiry", "Mail", "MailReport",
     "Webhook", "Windows", "Blackout", "Default-Node-Duration", "Hooks::Query-Timeout", "Hooks::Finish-Wait",
+    "Random-Delay",
 }  # fmt: skip
 
 

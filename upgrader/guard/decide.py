@@ -33,7 +33,7 @@ def judge(state: ClusterState, node: str) -> str | None:
     me = state.node(node)
     if me is None:
         return f"refused: {node} is not a node of this cluster (crm_mon does not list it); check the cluster configuration"
-    here = _resources_on(state, node)
+    here = resources_on(state, node)
     if not me.standby:
         runs = ", ".join(here) if here else "nothing right now"
         return f"refused: {node} is active (runs {runs}); put it in standby or run rolling-upgrade"
@@ -43,7 +43,7 @@ def judge(state: ClusterState, node: str) -> str | None:
     return None
 
 
-def _resources_on(state: ClusterState, node: str) -> list[str]:
+def resources_on(state: ClusterState, node: str) -> list[str]:
     """Top-level ids (group, clone or primitive) with a member active or busy on ``node``."""
     found: dict[str, None] = {}
     for r in state.resources:
@@ -53,8 +53,13 @@ def _resources_on(state: ClusterState, node: str) -> list[str]:
     return list(found)
 
 
-def decide(cluster: Cluster, run_id: str, lock_ttl: float, from_orchestrator: bool) -> Decision:
-    """Judge the live cluster, then take (or re-enter) the upgrade lock for ``run_id``."""
+def decide(cluster: Cluster, run_id: str, lock_ttl: float, from_orchestrator: bool,
+           auto_standby_within: float | None = None) -> Decision:
+    """Judge the live cluster, then take (or re-enter) the upgrade lock for ``run_id``.
+
+    ``auto_standby_within``: seconds an active node may take to drain first
+    (unattended-upgrades with Auto-Standby); None: an active node is refused.
+    """
     try:
         node = cluster.local_node()
         state = cluster.state()
@@ -65,6 +70,11 @@ def decide(cluster: Cluster, run_id: str, lock_ttl: float, from_orchestrator: bo
         return Decision(False, f"refused: cannot ask the cluster ({exc}); start the cluster stack, "
                                "or set UPGRADER_GUARD=off to run apt anyway")
     why = judge(state, node)
+    me = state.node(node)
+    if why and auto_standby_within is not None and state.summary.quorum and me is not None and not me.standby:
+        from upgrader.guard.auto import drain_for_apt
+
+        return drain_for_apt(cluster, state, node, run_id, lock_ttl, auto_standby_within)
     if why:
         return Decision(False, why, node)
     held = lock.read(cluster)

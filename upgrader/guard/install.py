@@ -1,4 +1,8 @@
-"""Install (or remove) the guard: APT and dpkg snippets and the hook wrapper.
+"""Install (or remove) the guard: APT and dpkg snippets and the hook wrapper; the nightly cron entry.
+
+Also the unattended-upgrades and needrestart snippets for cluster nodes, and
+/usr/local/sbin/rolling-upgrade (a link to this venv's command, which the
+cron entry runs; a removed tool leaves a dangling link that cron skips).
 
 ``python -m upgrader.guard.install [--root DIR] [--uninstall]`` (``make
 install`` runs it with the venv's python). The wrapper written to
@@ -23,7 +27,11 @@ SNIPPETS = {
     "apt.conf.d/20rolling-upgrade-hooks": Path("etc/apt/apt.conf.d/20rolling-upgrade-hooks"),
     "apt.conf.d/50rolling-upgrade.conf": Path("etc/apt/apt.conf.d/50rolling-upgrade.conf"),
     "dpkg.cfg.d/rolling-upgrade": Path("etc/dpkg/dpkg.cfg.d/rolling-upgrade"),
+    "apt.conf.d/51rolling-upgrade-unattended": Path("etc/apt/apt.conf.d/51rolling-upgrade-unattended"),
+    "cron.d/rolling-upgrade": Path("etc/cron.d/rolling-upgrade"),
+    "needrestart/50rolling-upgrade.conf": Path("etc/needrestart/conf.d/50rolling-upgrade.conf"),
 }
+COMMAND = Path("usr/local/sbin/rolling-upgrade")  # what cron.d/rolling-upgrade runs: this venv's command
 
 
 def wrapper(python: str, source: Path) -> str:
@@ -51,14 +59,18 @@ def install(root: Path = Path("/"), python: str = sys.executable, source: Path =
     tmp.write_text(wrapper(python, source))
     tmp.chmod(0o755)
     tmp.replace(hook)
-    return [*written, hook]
+    command = root / COMMAND
+    command.parent.mkdir(parents=True, exist_ok=True)
+    command.unlink(missing_ok=True)
+    command.symlink_to(Path(python).parent / "rolling-upgrade")
+    return [*written, hook, command]
 
 
 def uninstall(root: Path = Path("/")) -> list[Path]:
     """Remove what :func:`install` wrote; return what was there."""
     removed = []
-    for path in (root / HOOK, *(root / t for t in SNIPPETS.values())):
-        if path.exists():
+    for path in (root / HOOK, root / COMMAND, *(root / t for t in SNIPPETS.values())):
+        if path.exists() or path.is_symlink():
             path.unlink()
             removed.append(path)
     return removed

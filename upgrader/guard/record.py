@@ -23,7 +23,9 @@ FINISHER = "finisher"
 def decide_run(key: str, env_run_id: str) -> tuple[str, str]:
     """Judge the cluster for run ``key``, cache and return (verdict, reason)."""
     from upgrader import config
+    from upgrader.guard.auto import is_unattended
     from upgrader.guard.decide import APT_RUN_PREFIX, decide
+    from upgrader.nightly.boot import grace_refusal
     from upgrader.guard.hook import RUN_ID_ENV
     from upgrader.pacemaker import names
     from upgrader.pacemaker.live import Cluster
@@ -37,7 +39,14 @@ def decide_run(key: str, env_run_id: str) -> tuple[str, str]:
         return _verdict(key, False, f"refused: {exc}")
     except names.BadValue as exc:
         return _verdict(key, False, f"refused: {RUN_ID_ENV}: {exc}; unset it (rolling-upgrade sets it itself)")
-    decision = decide(Cluster(Runner(timeout=conf.hooks_query_timeout)), run_id, conf.lock_expiry, bool(env_run_id))
+    drain_within = None
+    if not env_run_id and is_unattended(int(key.split("-")[0])):
+        refusal = grace_refusal(conf.boot_grace, "unattended-upgrades")
+        if refusal:
+            return _verdict(key, False, refusal)
+        drain_within = float(conf.settle_timeout) if conf.auto_standby else None
+    decision = decide(Cluster(Runner(timeout=conf.hooks_query_timeout)), run_id, conf.lock_expiry, bool(env_run_id),
+                      drain_within)
     if decision.allowed:
         info = {"key": key, "run_id": run_id, "node": decision.node, "decided": time.time(),
                 "from_orchestrator": bool(env_run_id), "pid": int(key.split("-")[0])}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from upgrader.nightly.command import parse_at, window
 from upgrader.orchestrator import commands
 from upgrader.orchestrator.apply import apply, dpkg_state
 from upgrader.packages.cli import plan_command
@@ -46,6 +47,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="only the finishing step after an apt run on this drained node (started by the APT hooks)")
     s.set_defaults(func=lambda a, c, out: commands.finish(c, out, as_json=a.json) if a.finish
                    else commands.node(c, out, yes=a.yes, as_json=a.json))
+    s = sub.add_parser("window", help="the nightly patch window (cron): upgrade what fits into the open window")
+    s.add_argument("--check", action="store_true", help="only say whether the window is open and what would run")
+    s.add_argument("--at", type=parse_at, metavar="TIME", help="pretend the clock reads TIME (ISO 8601) at the start")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=lambda a, c, out: window(c, out, check=a.check, at=a.at, as_json=a.json))
     s = sub.add_parser("unquarantine", help="clear a node's quarantine mark after fixing it")
     s.add_argument("node")
     s.set_defaults(func=lambda a, c, out: commands.unquarantine(c, out, a.node))

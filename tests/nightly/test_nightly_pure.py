@@ -1,0 +1,152 @@
+"""The window's pure decisions: what fits, the random delay, when to mail, the mail text, the webhook."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import random
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from upgrader.nightly import boot, fit, report
+from upgrader.runner import Runner
+
+M = timedelta(minutes=1)
+
+
+def test_a_node_starts_only_when_its_expected_duration_fits() -> None:
+    assert fit.defer_reason("node1", 30 * M, 31 * M, "default") is None
+    assert fit.defer_reason("node1", 30 * M, 30 * M, "default") is None
+    why = fit.defer_reason("node2", 30 * M, 29 * M, "Rolling-Upgrade::Default-Node-Duration, no history yet")
+    assert why == ("node2 not started: it is expected to take 30m (Rolling-Upgrade::Default-Node-Duration, "
+                   "no history yet) and the patch window has 29m left")
+    assert fit.defer_reason("node3", 30 * M, timedelta(0), "x") == "node3 not started: the patch window has closed"
+
+
+def test_schedule_counts_each_node_and_the_soak_and_defers_the_rest() -> None:
+    order = ["node1", "node2", "node3"]
+    assert fit.schedule(order, 30 * M, 95 * M) == (order, [])
+    assert fit.schedule(order, 30 * M, 89 * M) == (["node1", "node2"], ["node3"])
+    assert fit.schedule(order, 30 * M, 95 * M, soak=5 * M) == (["node1", "node2"], ["node3"])
+    assert fit.schedule(order, 30 * M, 10 * M) == ([], order)
+    assert fit.schedule([], 30 * M, 0 * M) == ([], [])
+
+
+def test_random_delay_is_bounded_by_the_setting_and_the_room_left() -> None:
+    rng = random.Random(7)
+    assert fit.random_delay(0, 120 * M, 30 * M) == 0
+    delays = [fit.random_delay(600, 120 * M, 30 * M, rng) for _ in range(200)]
+    assert min(delays) >= 0 and max(delays) <= 600 and len(set(delays)) > 50
+    assert all(fit.random_delay(3600, 40 * M, 30 * M, rng) <= 600 for _ in range(50))  # first node keeps its time
+    assert fit.random_delay(3600, 20 * M, 30 * M, rng) == 0
+
+
+def test_human_durations() -> None:
+    assert [fit.human(s) for s in (45 * M, 90 * M, timedelta(seconds=40), timedelta(seconds=75))] == \
+        ["45m", "1h30m", "40s", "1m15s"]
+
+
+def summary(*results: str, exit: int = 0, refused: str | None = None) -> report.Summary:
+    nodes = [{"node": f"node{i}", "result": r, "error": "it is expected to take 30m" if r == "deferred" else None,
+              "changes": [{"package": "demo-libfoo", "installed": "1", "candidate": "2"}]}
+             for i, r in enumerate(results, start=1)]
+    return report.Summary("R1", "node1", "done" if not exit else "failed_back", exit, nodes, refused,
+                          ["  0.1s node1 drain: standby"])
+
+
+@pytest.mark.parametrize(("mode", "case", "expected"), [
+    ("always", summary("up to date"), True),
+    ("only-on-error", summary("ok"), False),
+    ("only-on-error", summary("ok", "failed", exit=1), True),
+    ("only-on-error", summary(exit=3, refused="refused: nodes offline: node3"), True),
+    ("on-change", summary("up to date", "up to date"), False),
+    ("on-change", summary("ok"), True),
+    ("on-change", summary("deferred"), True),
+])
+def test_mail_report_policy(mode: str, case: report.Summary, expected: bool) -> None:
+    assert report.should_mail(mode, case) is expected
+
+
+def test_mail_reads_like_unattended_upgrades() -> None:
+    msg = report.mail_message(summary("ok", "deferred"), "ops@example.com")
+    assert msg["Subject"] == "[deferred] rolling-upgrade window result for node1: SUCCESS"
+    assert msg["To"] == "ops@example.com" and msg["Auto-Submitted"] == "auto-generated"
+    body = msg.get_content()
+    assert "Packages that were upgraded:\n node1 (ok): demo-libfoo 1 -> 2" in body
+    assert "Nodes deferred to the next patch window:\n node2: it is expected to take 30m" in body
+    assert "Rolling-upgrade log:\n   0.1s node1 drain: standby" in body
+    failed = report.mail_message(summary("failed", exit=1), "root")
+    assert failed["Subject"].endswith(": FAILURE")
+
+
+def test_sendmail_gets_the_message_and_a_missing_one_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    fake = tmp_path / "sendmail"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/args\ncat > {tmp_path}/mail\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(report, "SENDMAIL", str(fake))
+    assert report.send_mail(report.mail_message(summary("ok"), "root"), Runner(timeout=10)) is None
+    assert (tmp_path / "args").read_text().split() == ["-t", "-oi"]
+    assert "Subject: rolling-upgrade window result for node1: SUCCESS" in (tmp_path / "mail").read_text()
+    monkeypatch.setattr(report, "SENDMAIL", str(tmp_path / "missing"))
+    why = report.send_mail(report.mail_message(summary("ok"), "root"))
+    assert why is not None and "is not installed" in why and "\n" not in why
+
+
+@pytest.fixture()
+def server() -> Iterator[tuple[str, list[dict]]]:
+    """An HTTP server on 127.0.0.1: /hook records POSTs, /moved redirects elsewhere."""
+    got: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append({"path": self.path, "type": self.headers["Content-Type"], "doc": json.loads(body)})
+            if self.path == "/moved":
+                self.send_response(307)
+                self.send_header("Location", "/hook")
+            else:
+                self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", got
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_webhook_posts_json_to_the_url_only(server: tuple[str, list[dict]]) -> None:
+    base, got = server
+    doc = summary("ok").document()
+    assert report.post_webhook(f"{base}/hook", doc, timeout=5) is None
+    assert got == [{"path": "/hook", "type": "application/json", "doc": json.loads(json.dumps(doc))}]
+    why = report.post_webhook(f"{base}/moved", doc, timeout=5)
+    assert why is not None and "not followed" in why and len(got) == 2  # the redirect target was not asked
+    assert "is not an http(s) URL" in (report.post_webhook("file:///etc/passwd", doc) or "")
+
+
+def test_boot_grace_counts_from_corosync_start_or_boot(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "uptime").write_text("5000.00 100.00\n")
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "comm").write_text("init\n")
+    assert boot.settled_for(tmp_path) == (5000.0, "boot")
+    assert boot.grace_refusal(900, "x", tmp_path) is None
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "comm").write_text("corosync\n")
+    monkeypatch.setattr(boot.runkey, "start_time", lambda pid: 4800 * 100 if pid == 42 else None)
+    monkeypatch.setattr(boot.os, "sysconf", lambda name: 100)
+    assert boot.settled_for(tmp_path) == (200.0, "cluster join (corosync start)")
+    why = boot.grace_refusal(900, "unattended-upgrades", tmp_path)
+    assert why == ("refused: unattended-upgrades within Rolling-Upgrade::Boot-Grace (900s) of this node's "
+                   "cluster join (corosync start) 200s ago; it runs again later (or lower Boot-Grace)")
+    assert boot.grace_refusal(0, "x", tmp_path) is None

@@ -1,0 +1,250 @@
+"""``rolling-upgrade window [--check] [--at TIME] [--json]``: the cron entry point.
+
+Outside every patch window, or with nothing to upgrade, it exits 0 with one
+log line. Inside, it runs the rolling upgrade of the whole cluster
+(unconfirmed), but never starts a node whose expected duration does not fit
+into the time left; the nodes it defers, and why, go to the log, the history
+and the report. Exit codes are ``rolling-upgrade run``'s; 3 (refused, nothing
+changed) also when another run holds the upgrade lock (its holder named: on
+a cluster every node's cron entry fires, one of them does the work) and
+within Rolling-Upgrade::Boot-Grace of boot or cluster join.
+
+Output: one summary line on stdout (or ``--json``); the cron entry discards
+it, since syslog, the history and the mail report carry it. Only a bad
+configuration or a crash reaches stderr, and so cron's own mail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from rich.console import Console
+
+from upgrader import config as configuration
+from upgrader.nightly import boot, fit, report
+from upgrader.orchestrator import commands
+from upgrader.orchestrator.history import History
+from upgrader.orchestrator.procedure import Outcome, Refused, Rollout
+from upgrader.pacemaker import lock
+from upgrader.pacemaker.live import Cluster
+from upgrader.runner import Runner
+from upgrader.timewindow import expected_node_duration, is_open, local_zone, next_opening
+
+TAG = "rolling-upgrade-window"
+LOG_FILE = "/var/log/upgrader/window.log"
+
+
+def parse_at(text: str) -> datetime:
+    """``--at``: an ISO 8601 time; without an offset, in the system's time zone."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--at {text!r} is not a time (use ISO 8601, e.g. 2026-03-02T02:30 "
+                                         "or 2026-03-02T02:30+01:00)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=local_zone())
+
+
+def log(message: str, priority: str = "user.notice") -> None:
+    """One line to syslog (``logger``; a missing log daemon is ignored) and to the window's log file."""
+    Runner(timeout=5).call(["logger", "-t", TAG, "-p", priority, "--", message])
+    try:
+        os.makedirs(os.path.dirname(LOG_FILE), exist_ok=True)
+        with open(LOG_FILE, "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} [{os.getpid()}] {message}\n")
+    except OSError:
+        pass
+
+
+class Collect:
+    """The Rollout's reporter for an unattended run: every step kept for the report."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.lines: list[str] = []
+
+    def step(self, node: str | None, phase: str, text: str) -> None:
+        self.lines.append(f"{time.monotonic() - self.started:6.1f}s {node or 'cluster'} {phase}: {text}")
+
+    def progress(self, node: str, event: dict[str, Any]) -> None:
+        """apt's progress is not kept: the steps say what was upgraded."""
+
+
+class Estimate:
+    """The expected duration of one node, and what it is based on."""
+
+    def __init__(self, cfg: configuration.Config) -> None:
+        past = History(cfg.history_file).node_durations()
+        self.span = expected_node_duration(past, cfg.default_node_duration)
+        self.basis = (f"1.5 x the longest of the last {min(len(past), 5)} node upgrades" if past
+                      else "Rolling-Upgrade::Default-Node-Duration, no history yet")
+
+
+def window(cluster: Cluster, out: Console, *, check: bool, at: datetime | None, as_json: bool) -> int:
+    started, t0 = at or datetime.now(local_zone()), time.monotonic()
+
+    def clock() -> datetime:
+        return started + timedelta(seconds=time.monotonic() - t0)
+
+    try:
+        cfg = configuration.load()
+    except configuration.ConfigError as exc:
+        print(f"rolling-upgrade: {exc}", file=sys.stderr)
+        return Outcome.USAGE
+    estimate, history = Estimate(cfg), History(cfg.history_file)
+    if not check:
+        quiet = _not_now(cfg, clock(), at is not None)
+        if quiet is not None:
+            return _end(history, commands.new_run_id(socket.gethostname()), out, as_json, *quiet)
+    r = commands.rollout(cluster, out, as_json=True)
+    if check:
+        return _check(r, cfg, estimate, started, out, as_json)
+    delay = fit.random_delay(cfg.random_delay, _left(cfg, clock()), estimate.span)
+    if delay:
+        log(f"waiting a random {delay}s (Rolling-Upgrade::Random-Delay {cfg.random_delay}s) before starting")
+        time.sleep(delay)
+    busy = _lock_held(cluster, r.run_id)
+    if busy:
+        return _end(r.history, r.run_id, out, as_json, Outcome.REFUSED, busy)
+    collect = Collect()
+    r.report = collect
+    r.before_node = _deferral(cfg, estimate, clock)
+    try:
+        code, refused = r.run(None, confirm=None), None
+    except Refused as exc:
+        busy = _lock_held(cluster, r.run_id)  # another node's window won the race for the lock
+        if busy:
+            return _end(r.history, r.run_id, out, as_json, Outcome.REFUSED, busy)
+        code, refused = Outcome.REFUSED, str(exc)
+    nodes = [vars(x) for x in r.results.values()]
+    if code == Outcome.DONE and not refused and all(n["result"] == "up to date" for n in nodes):
+        return _end(r.history, r.run_id, out, as_json, Outcome.DONE, "window open; nothing to upgrade on any node")
+    summary = report.Summary(r.run_id, socket.gethostname(), Outcome(code).name.lower(), int(code), nodes,
+                             refused, collect.lines)
+    return _report(r, cfg, summary, out, as_json)
+
+
+def _lock_held(cluster: Cluster, run_id: str) -> str | None:
+    """One line naming the holder when another run holds the upgrade lock, else None."""
+    held = lock.inspect(cluster)
+    if held is None or held.info.run_id == run_id:
+        return None
+    return (f"refused: the upgrade lock is held by {held.info.holder or '?'} ({held.describe(lock.utcnow())}); "
+            "that run does the work")
+
+
+def _left(cfg: configuration.Config, now: datetime) -> timedelta:
+    current = is_open(cfg.windows, cfg.blackout, now)
+    return current.left if current else timedelta(0)
+
+
+def _not_now(cfg: configuration.Config, now: datetime, at_given: bool) -> tuple[int, str] | None:
+    """Why this run does nothing (exit code and the log line), None when it goes on."""
+    if not cfg.windows:
+        return Outcome.DONE, "no patch window configured (Rolling-Upgrade::Windows); nothing done"
+    opening = is_open(cfg.windows, cfg.blackout, now)
+    if opening is None:
+        upcoming = next_opening(cfg.windows, cfg.blackout, now)
+        when = f"next opens {_local(upcoming.start)}" if upcoming else "no opening within a year"
+        return Outcome.DONE, f"patch window closed at {_local(now)} ({when}); nothing done"
+    refusal = boot.grace_refusal(cfg.boot_grace, "the nightly window")
+    if refusal:
+        return Outcome.REFUSED, refusal
+    if at_given:
+        log(f"the clock is set by --at to {_local(now)} (a run by hand)")
+    return None
+
+
+def _deferral(cfg: configuration.Config, estimate: Estimate, clock: Callable[[], datetime]) -> Callable[[str], str | None]:
+    def before_node(node: str) -> str | None:
+        return fit.defer_reason(node, estimate.span, _left(cfg, clock()), estimate.basis)
+    return before_node
+
+
+def _check(r: Rollout, cfg: configuration.Config, estimate: Estimate, now: datetime, out: Console,
+           as_json: bool) -> int:
+    """Whether the window is open at ``now`` and what would run (nothing is changed)."""
+    opening = is_open(cfg.windows, cfg.blackout, now)
+    upcoming = None if opening else next_opening(cfg.windows, cfg.blackout, now)
+    state = r.cluster.state()
+    order = r.order(state)
+    plans = {n: r.nodes.plan(n) for n in order}
+    pending = [n for n in order if plans[n].changes]
+    runs, deferred = fit.schedule(pending, estimate.span, opening.left if opening else timedelta(0),
+                                  timedelta(seconds=cfg.soak_time))
+    doc = {"at": now.isoformat(), "open": opening is not None,
+           "closes": opening.end.isoformat() if opening else None,
+           "left_seconds": int(opening.left.total_seconds()) if opening else 0,
+           "next_opening": upcoming.start.isoformat() if upcoming else None,
+           "expected_node_seconds": int(estimate.span.total_seconds()), "expected_basis": estimate.basis,
+           "boot_grace": boot.grace_refusal(cfg.boot_grace, "the nightly window"),
+           "would_upgrade": runs, "would_defer": deferred,
+           "errors": {n: p.error for n, p in plans.items() if p.error},
+           "changes": {n: [f"{c.package} {c.installed or '-'} -> {c.candidate}" for c in plans[n].changes]
+                       for n in pending}}
+    if as_json:
+        print(json.dumps(doc, indent=2))
+        return Outcome.DONE
+
+    def say(text: str) -> None:
+        out.print(text, markup=False, soft_wrap=True)
+
+    if opening:
+        say(f"patch window open at {_local(now)} until {_local(opening.end)} ({fit.human(opening.left)} left)")
+    else:
+        say(f"patch window closed at {_local(now)}; "
+            f"{'next opens ' + _local(upcoming.start) if upcoming else 'no opening within a year'}")
+    say(f"expected time per node: {fit.human(estimate.span)} ({estimate.basis})")
+    if doc["boot_grace"]:
+        say(doc["boot_grace"])
+    for n in pending:
+        verdict = "would upgrade" if n in runs else "would defer"
+        say(f"  {n}: {verdict}: {', '.join(doc['changes'][n])}")
+    for n, error in doc["errors"].items():
+        say(f"  {n}: {error}")
+    if not pending:
+        say("nothing to upgrade on any node")
+    return Outcome.DONE
+
+
+def _report(r: Rollout, cfg: configuration.Config, summary: report.Summary, out: Console, as_json: bool) -> int:
+    """Log, history, mail and webhook for a run that did (or refused) something."""
+    line = summary.headline()
+    log(line, "user.notice" if not summary.failed else "user.err")
+    r.history.record(r.run_id, None, "window", "end", result=summary.outcome, summary=line,
+                     deferred={n["node"]: n["error"] for n in summary.nodes if n["result"] == "deferred"})
+    if cfg.mail and report.should_mail(cfg.mail_report, summary):
+        problem = report.send_mail(report.mail_message(summary, cfg.mail))
+        log(problem or f"report mailed to {cfg.mail}", "user.warning" if problem else "user.info")
+    if cfg.webhook:
+        problem = report.post_webhook(cfg.webhook, summary.document())
+        if problem:
+            log(problem, "user.warning")
+    _print(out, as_json, summary.document(), line)
+    return summary.exit
+
+
+def _end(history: History, run_id: str, out: Console, as_json: bool, code: int, line: str) -> int:
+    """A run that did nothing: one log line, one history record, one line of output."""
+    log(line, "user.notice" if code == Outcome.DONE else "user.warning")
+    history.record(run_id, None, "window", "end", result=Outcome(code).name.lower(), summary=line)
+    _print(out, as_json, {"run": run_id, "exit": int(code), "outcome": Outcome(code).name.lower(),
+                          "refused": line if code else None, "summary": line, "nodes": []}, line)
+    return code
+
+
+def _print(out: Console, as_json: bool, doc: dict[str, Any], line: str) -> None:
+    if as_json:
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        out.print(line, markup=False, soft_wrap=True)
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone(local_zone()).strftime("%Y-%m-%d %H:%M %Z")

@@ -1,0 +1,134 @@
+"""The window run's report: when to send it, the mail (unattended-upgrades' style) and the webhook."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+from urllib.error import URLError
+
+from upgrader.runner import Runner
+
+SENDMAIL = "/usr/sbin/sendmail"
+MAIL_TIMEOUT = 60.0
+WEBHOOK_TIMEOUT = 10.0
+
+
+@dataclass
+class Summary:
+    """What one window run did: per node a result (ok, failed, deferred, up to date), and how it ended."""
+
+    run_id: str
+    host: str
+    outcome: str  # done, failed_back, refused, needs_person
+    exit: int
+    nodes: list[dict[str, Any]] = field(default_factory=list)  # NodeResult fields
+    refused: str | None = None
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.exit != 0
+
+    @property
+    def changed(self) -> bool:
+        """Something was upgraded, or left deferred (the cluster is on mixed versions until the next window)."""
+        return any(n["result"] in ("ok", "failed", "deferred") for n in self.nodes)
+
+    def document(self) -> dict[str, Any]:
+        return {"run": self.run_id, "host": self.host, "outcome": self.outcome, "exit": self.exit,
+                "refused": self.refused, "nodes": self.nodes, "log": self.log}
+
+    def headline(self) -> str:
+        """One line for the log: the outcome, what was upgraded, what was deferred."""
+        if self.refused:
+            return f"window run {self.run_id}: {self.refused}"
+        done = [n["node"] for n in self.nodes if n["result"] == "ok"]
+        failed = [f"{n['node']} ({n['error']})" for n in self.nodes if n["result"] == "failed"]
+        deferred = [n for n in self.nodes if n["result"] == "deferred"]
+        parts = [f"upgraded {', '.join(done) or 'no node'}"]
+        if failed:
+            parts.append(f"failed {', '.join(failed)}")
+        if deferred:
+            parts.append(f"deferred {', '.join(n['node'] for n in deferred)}: {deferred[0]['error']}")
+        return f"window run {self.run_id}: {self.outcome.replace('_', ' ')} (exit {self.exit}); " + "; ".join(parts)
+
+
+def should_mail(mode: str, summary: Summary) -> bool:
+    """``always``, ``only-on-error`` (a failure or refusal), ``on-change`` (upgraded, deferred or failed)."""
+    if mode == "always":
+        return True
+    if mode == "only-on-error":
+        return summary.failed
+    return summary.failed or summary.changed
+
+
+def mail_message(summary: Summary, to: str, sender: str = "root") -> EmailMessage:
+    """The report as unattended-upgrades words it: a SUCCESS/FAILURE subject, packages, then the log."""
+    result = "FAILURE" if summary.failed else "SUCCESS"
+    deferred = [n for n in summary.nodes if n["result"] == "deferred"]
+    tag = "[deferred] " if deferred else ""
+    msg = EmailMessage()
+    msg["Subject"] = f"{tag}rolling-upgrade window result for {summary.host}: {result}"
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Auto-Submitted"] = "auto-generated"
+    lines = [f"Rolling upgrade result: {summary.headline()}", ""]
+    if summary.refused:
+        lines += ["Nothing was changed.", ""]
+    upgraded = [n for n in summary.nodes if n["result"] in ("ok", "failed") and n.get("changes")]
+    if upgraded:
+        lines.append("Packages that were upgraded:")
+        for n in upgraded:
+            pkgs = ", ".join(f"{c['package']} {c.get('installed') or '-'} -> {c.get('candidate')}" for c in n["changes"])
+            lines.append(f" {n['node']} ({n['result']}): {pkgs}")
+        lines.append("")
+    if deferred:
+        lines.append("Nodes deferred to the next patch window:")
+        lines += [f" {n['node']}: {n['error']}" for n in deferred]
+        lines.append("")
+    if summary.nodes:
+        lines.append("Nodes:")
+        lines += [f" {n['node']}: {n['result']}" + (f" ({n['error']})" if n.get("error") and n["result"] != "deferred"
+                                                     else "") for n in summary.nodes]
+        lines.append("")
+    if summary.log:
+        lines.append("Rolling-upgrade log:")
+        lines += [f" {line}" for line in summary.log]
+    msg.set_content("\n".join(lines) + "\n")
+    return msg
+
+
+def send_mail(msg: EmailMessage, runner: Runner | None = None) -> str | None:
+    """Hand ``msg`` to the system's sendmail (``-t``: recipients from the headers); a reason when it failed."""
+    result = (runner or Runner(timeout=MAIL_TIMEOUT)).call([SENDMAIL, "-t", "-oi"], input=msg.as_string())
+    if result.returncode == 127:
+        return f"no mail sent: {SENDMAIL} is not installed (install an MTA, e.g. exim4 or msmtp-mta)"
+    if result.returncode != 0:
+        why = (result.stderr.strip().splitlines() or [result.meaning])[-1]
+        return f"no mail sent: {SENDMAIL} failed ({why})"
+    return None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """The report goes to the configured URL and nowhere else: a redirect is an error."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+        raise URLError(f"redirected ({code}) to {newurl}; not followed (set Rolling-Upgrade::Webhook to the final URL)")
+
+
+def post_webhook(url: str, doc: dict[str, Any], timeout: float = WEBHOOK_TIMEOUT) -> str | None:
+    """POST ``doc`` as JSON to ``url`` (http/https only, no proxy, no redirect); a reason when it failed."""
+    if not url.startswith(("http://", "https://")):
+        return f"no webhook sent: {url!r} is not an http(s) URL"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    request = urllib.request.Request(url, data=json.dumps(doc, default=str).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "User-Agent": "rolling-upgrade"})
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            response.read(4096)
+    except (URLError, OSError, ValueError) as exc:
+        return f"webhook {url} failed: {getattr(exc, 'reason', exc)}"
+    return None
