@@ -29,9 +29,10 @@ def test_a_failed_monitor_is_a_new_failure_and_a_fail_count_rise() -> None:
     assert after.fail_counts == {("app3-ct", "node3"): 1}
     problem = cluster_problem(("app3-ip", "app3-ct"), "node3", after, before)
     assert problem is not None and problem.final
+    failure = state.failures[0]  # as captured: its call number and time come from the lab
     assert problem.message == (
-        "new failure of app3-ct on node3: app3-ct_monitor_5000 (error, call 29, at 2026-11-22 12:48:09Z); "
-        "fail-count of app3-ct on node3 rose from 0 to 1")
+        f"new failure of app3-ct on node3: app3-ct_monitor_5000 (error, call {failure.call}, "
+        f"at {failure.last_rc_change}); fail-count of app3-ct on node3 rose from 0 to 1")
     assert cluster_problem(("app3-ip", "app3-ct"), "node3", after, after) is None
     again = replace(state, failures=(replace(state.failures[0], call=41),))
     assert "call 41" in cluster_problem(("app3-ct",), "node3", to_snapshot(again), after).message
