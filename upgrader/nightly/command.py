@@ -32,6 +32,7 @@ from upgrader.nightly import boot, fit, report
 from upgrader.orchestrator import commands
 from upgrader.orchestrator.history import History
 from upgrader.orchestrator.procedure import Outcome, Refused, Rollout
+from upgrader.orchestrator.recovery import recover
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster
 from upgrader.runner import Runner
@@ -109,6 +110,9 @@ def window(cluster: Cluster, out: Console, *, check: bool, at: datetime | None, 
     if delay:
         log(f"waiting a random {delay}s (Rolling-Upgrade::Random-Delay {cfg.random_delay}s) before starting")
         time.sleep(delay)
+    r.recovered = recover(cluster, r.nodes, r.history, r.config)  # a run of this node that was killed
+    for line in r.recovered:
+        log(line)
     busy = _lock_held(cluster, r.run_id)
     if busy:
         return _end(r.history, r.run_id, out, as_json, Outcome.REFUSED, busy)
