@@ -1,0 +1,62 @@
+"""The benchmarks' pure parts: summaries, outages from probe samples, the ratio table."""
+
+from __future__ import annotations
+
+import pytest
+
+from upgrader.bench.report import TARGETS, ratio_rows
+from upgrader.bench.stats import Summary, outages, ratio, summarize, verdict
+
+
+def test_summary_is_median_min_max() -> None:
+    assert summarize([3.0, 1.0, 2.0, 10.0]) == Summary(2.5, 1.0, 10.0, 4)
+    assert summarize(iter([5.0])) == Summary(5.0, 5.0, 5.0, 1)
+    assert summarize([1.23456, 2.0, 3.0]).as_dict(2) == {"median": 2.0, "min": 1.23, "max": 3.0, "n": 3}
+    with pytest.raises(ValueError):
+        summarize([])
+
+
+def probes(start: float, pattern: str, period: float = 0.05) -> list[tuple[float, bool]]:
+    """One sample per character: '+' answered 200, '-' failed."""
+    return [(start + i * period, c == "+") for i, c in enumerate(pattern)]
+
+
+def test_an_outage_runs_from_the_last_success_to_the_next() -> None:
+    samples = probes(10.0, "+++----++++")
+    assert outages(samples, 10.0, 11.0) == [pytest.approx(0.25)]  # 10.10 -> 10.35
+
+
+def test_jitter_without_a_failed_probe_is_no_outage() -> None:
+    samples = [(0.0, True), (0.4, True), (0.45, True)]
+    assert outages(samples, 0.0, 1.0) == []
+
+
+def test_two_moves_are_two_outages() -> None:
+    samples = probes(0.0, "++--++++---++")
+    assert outages(samples, 0.0, 1.0) == [pytest.approx(0.15), pytest.approx(0.2)]
+
+
+def test_window_keeps_the_success_before_it_as_anchor_and_counts_an_open_outage_to_its_end() -> None:
+    samples = probes(0.0, "++++----")  # successes at 0-0.15, failures from 0.2
+    assert outages(samples, 0.18, 0.5) == [pytest.approx(0.35)]  # 0.15 -> end 0.5
+    assert outages(samples, 0.0, 0.1) == []
+
+
+def test_outages_ignore_probes_outside_the_window_and_order() -> None:
+    samples = list(reversed(probes(0.0, "+-+" + "+" * 10 + "-+")))
+    assert outages(samples, 0.3, 1.0) == [pytest.approx(0.1)]
+
+
+def test_ratio_and_verdict() -> None:
+    assert ratio(3.0, 2.0) == 1.5
+    with pytest.raises(ValueError):
+        ratio(1.0, 0.0)
+    assert verdict(1.5, 1.5) == "met" and verdict(1.51, 1.5) == "MISSED"
+
+
+def test_ratio_table_marks_each_target_met_or_missed_in_a_fixed_order() -> None:
+    rows = ratio_rows({"run_overhead": Summary(2.345, 2.0, 3.0, 5),
+                       "hook_repeat_vs_crm_mon": Summary(0.84, 0.8, 0.9, 5)})
+    assert rows == [("hook_repeat_vs_crm_mon", "0.84x", "0.80-0.90", "5", "<= 1.5x", "met"),
+                    ("run_overhead", "2.35x", "2.00-3.00", "5", "<= 1.2x", "MISSED")]
+    assert list(TARGETS) == ["hook_repeat_vs_crm_mon", "downtime_vs_bare_standby", "run_overhead", "health_50_vs_1"]

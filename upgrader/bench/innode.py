@@ -1,0 +1,87 @@
+"""Bare cluster and package operations, timed inside a lab node (``python -m upgrader.bench.innode ...``).
+
+What an operator would do by hand, with no guard and no checks, timed
+in-process (interpreter start-up is not counted); each prints one JSON
+object:
+
+    move NODE on|off       crm_attribute standby, until the cluster is settled
+                           (DC idle, nothing in flight, NODE's resources elsewhere)
+    place RID=NODE ...     put resources where they are wanted (crm_resource --move,
+                           settled, --clear); not a measurement, the setup of one
+    dist-upgrade           apt-get dist-upgrade on this node with upgrader's APT and
+                           dpkg hooks switched off (the node must be drained)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from time import monotonic
+from typing import Any
+
+from upgrader.pacemaker.live import Cluster, drained
+from upgrader.runner import Runner
+
+SETTLE_DEADLINE = 120.0
+POLL = 0.1
+NO_APT_HOOKS = "#clear DPkg::Pre-Invoke;\n#clear DPkg::Post-Invoke;\n#clear DPkg::Pre-Install-Pkgs;\n"
+DPKG_SNIPPET = Path("/etc/dpkg/dpkg.cfg.d/rolling-upgrade")
+DPKG_ASIDE = DPKG_SNIPPET.with_name(".rolling-upgrade.bench-aside")  # dpkg skips names with a dot
+
+
+def move(cluster: Cluster, node: str, on: bool) -> dict[str, Any]:
+    state = cluster.state()
+    resources = tuple(r for r in state.top_level_ids() if node in state.running_on(r))
+    started = monotonic()
+    cluster.set_standby(node, on)
+    cluster.wait_settled(drained(node, resources) if on else None, deadline=SETTLE_DEADLINE, interval=POLL)
+    return {"seconds": monotonic() - started, "moved": list(resources) if on else []}
+
+
+def place(cluster: Cluster, wanted: dict[str, str]) -> dict[str, Any]:
+    started = monotonic()
+    state = cluster.state()
+    moving = [rid for rid, n in wanted.items() if n not in state.running_on(rid)]
+    try:
+        for rid in moving:
+            cluster.runner.run(["crm_resource", "--resource", rid, "--move", "--node", wanted[rid]],
+                               what=f"moving {rid} to {wanted[rid]}")
+        cluster.wait_settled(wanted, deadline=SETTLE_DEADLINE)
+    finally:
+        for rid in moving:
+            cluster.runner.run(["crm_resource", "--resource", rid, "--clear"], what=f"clearing the move of {rid}")
+    cluster.wait_settled(wanted, deadline=SETTLE_DEADLINE)
+    return {"seconds": monotonic() - started, "moved": moving}
+
+
+def dist_upgrade() -> dict[str, Any]:
+    conf = Path("/tmp/upgrader-bench-no-hooks.conf")
+    conf.write_text(NO_APT_HOOKS)
+    DPKG_SNIPPET.rename(DPKG_ASIDE)
+    try:
+        result = Runner(timeout=300, env={"DEBIAN_FRONTEND": "noninteractive"}).run(
+            ["apt-get", "-c", str(conf), "dist-upgrade", "-y", "-q"], what="bare apt-get dist-upgrade")
+    finally:
+        DPKG_ASIDE.rename(DPKG_SNIPPET)
+    return {"seconds": result.seconds}
+
+
+def main(argv: list[str]) -> int:
+    cluster = Cluster(Runner(timeout=30))
+    command, args = argv[0], argv[1:]
+    if command == "move":
+        doc = move(cluster, args[0], args[1] == "on")
+    elif command == "place":
+        doc = place(cluster, dict(a.split("=", 1) for a in args))
+    elif command == "dist-upgrade":
+        doc = dist_upgrade()
+    else:
+        print(f"unknown command {command!r}; see the module's docstring", file=sys.stderr)
+        return 2
+    print(json.dumps(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

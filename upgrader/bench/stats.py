@@ -1,0 +1,65 @@
+"""The pure arithmetic of the benchmarks: summaries, outages seen by a prober, ratios against targets."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+from typing import Iterable, Sequence
+
+Sample = tuple[float, bool]  # (monotonic time a probe was sent, whether it got a 200)
+
+
+@dataclass(frozen=True)
+class Summary:
+    median: float
+    min: float
+    max: float
+    n: int
+
+    def as_dict(self, digits: int = 3) -> dict[str, float | int]:
+        return {k: (round(v, digits) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def summarize(values: Iterable[float]) -> Summary:
+    """Median, min and max of at least one value."""
+    got = list(values)
+    if not got:
+        raise ValueError("nothing to summarize: no values")
+    return Summary(float(statistics.median(got)), float(min(got)), float(max(got)), len(got))
+
+
+def outages(samples: Sequence[Sample], start: float, end: float) -> list[float]:
+    """Each gap between two successful answers with at least one failed probe between them.
+
+    Only probes sent in [start, end] count, plus the last success before
+    ``start`` as the anchor a gap may begin at. A failure still going on at
+    ``end`` counts up to ``end``. Gaps without a failure (scheduling jitter)
+    are not outages.
+    """
+    ordered = sorted(samples)
+    last_ok = max((t for t, ok in ordered if ok and t < start), default=None)
+    failed = False
+    found = []
+    for t, ok in ordered:
+        if t < start or t > end:
+            continue
+        if not ok:
+            failed = True
+            continue
+        if failed and last_ok is not None:
+            found.append(t - last_ok)
+        failed, last_ok = False, t
+    if failed and last_ok is not None:
+        found.append(end - last_ok)
+    return found
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    if denominator <= 0:
+        raise ValueError(f"cannot take a ratio over {denominator}")
+    return numerator / denominator
+
+
+def verdict(value: float, target: float) -> str:
+    """'met' when ``value`` is at most ``target``, else 'MISSED'."""
+    return "met" if value <= target else "MISSED"
