@@ -12,7 +12,7 @@ DEB_PACKAGES := pacemaker pacemaker-cli-utils corosync resource-agents lxc \
 	unattended-upgrades dpkg-dev apt-utils python3-apt python3-venv \
 	iproute2 procps util-linux kmod openssh-server openssh-client
 
-.PHONY: deps venv test demo lab-up lab-down lab-status bench install clean
+.PHONY: deps venv test faults demo lab-up lab-down lab-status bench install clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -34,6 +34,10 @@ venv: deps $(VENV)/.installed
 
 test: venv
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The fault-injection suite alone (also part of 'test'): a table of scenarios, then "faults: N passed, M failed".
+faults: venv
+	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
 
 demo: venv
 	$(BIN)/python -m upgrader.lab.demo --nodes $(NODES) $(if $(KEEP),--keep)

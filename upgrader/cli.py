@@ -11,8 +11,10 @@ import sys
 
 from rich.console import Console
 
+from upgrader.config import ConfigError
 from upgrader.health import command as health_command
 from upgrader.orchestrator import cli as orchestrator
+from upgrader.orchestrator.history import HistoryError
 from upgrader.pacemaker import commands
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.lock import LockError
@@ -47,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     except commands.Refused as exc:
         print(exc, file=sys.stderr)
         return commands.EXIT_REFUSED
-    except BadValue as exc:
+    except (BadValue, ConfigError) as exc:
         print(f"rolling-upgrade: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (CommandError, LockError, ParseError) as exc:
+    except (CommandError, LockError, ParseError, HistoryError) as exc:
         print(f"rolling-upgrade: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
 

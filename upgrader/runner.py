@@ -9,6 +9,7 @@ it failed, so a refusal at 3 a.m. reads as a sentence, not a traceback.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import threading
 import time
@@ -111,12 +112,16 @@ class Runner:
 
     ``env`` is added to the caller's environment (e.g. ``{"CIB_file": path}``
     to point Pacemaker's tools at a copy of the CIB); ``prefix`` is put in
-    front of every argv (e.g. a remote shell or ``nsenter``).
+    front of every argv (e.g. a remote shell or ``nsenter``). ``remote``: the
+    prefix is a remote shell that joins the words after it into one command
+    line for a shell on the other side (as ssh does), so each word is quoted
+    for that shell: a value never becomes shell syntax there.
     """
 
     env: Mapping[str, str] = field(default_factory=dict)
     prefix: Sequence[str] = ()
     timeout: float = DEFAULT_TIMEOUT
+    remote: bool = False
 
     def run(
         self,
@@ -150,7 +155,7 @@ class Runner:
 
         A timeout is reported as exit code 124, a missing program as 127.
         """
-        full = tuple(self.prefix) + tuple(str(a) for a in argv)
+        full = self._full(argv)
         limit = timeout if timeout is not None else self.timeout
         env = dict(os.environ, **self.env) if self.env else None
         started = time.monotonic()
@@ -193,7 +198,7 @@ class Runner:
         The whole command is bounded by ``timeout`` (exit code 124 when it is
         reached, the process group killed); stderr is kept for the result.
         """
-        full = tuple(self.prefix) + tuple(str(a) for a in argv)
+        full = self._full(argv)
         limit = timeout if timeout is not None else self.timeout
         env = dict(os.environ, **self.env) if self.env else None
         started = time.monotonic()
@@ -227,7 +232,11 @@ class Runner:
 
     def with_env(self, **env: str) -> "Runner":
         """A runner like this one with more environment variables."""
-        return Runner(env={**self.env, **env}, prefix=self.prefix, timeout=self.timeout)
+        return Runner(env={**self.env, **env}, prefix=self.prefix, timeout=self.timeout, remote=self.remote)
+
+    def _full(self, argv: Sequence[str]) -> tuple[str, ...]:
+        words = tuple(str(a) for a in argv)
+        return tuple(self.prefix) + (tuple(shlex.quote(w) for w in words) if self.remote else words)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import private_lab
-from tests.lab.test_rollout import run_leftovers, standby_nodes, versions_served
+from tests.lab.helpers import (TOOL, history, run_leftovers, signal_run, standby_nodes, start_run, versions_served,
+                               wait_for_phase)
 from upgrader.lab import lab as ops
 from upgrader.lab import node, repo
 from upgrader.lab.layout import Lab
@@ -20,46 +17,12 @@ from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster
 
 pytestmark = pytest.mark.lab
-TOOL = str(Path(sys.executable).parent / "rolling-upgrade")
-HISTORY = "/var/lib/upgrader/history.jsonl"
 
 
 @pytest.fixture(scope="module")
 def ilab() -> Iterator[Lab]:
     with private_lab("k") as the_lab:
         yield the_lab
-
-
-def history(lab: Lab) -> list[dict]:
-    out = node.runner(lab, "node1").call(["cat", HISTORY]).stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-
-def start_run(lab: Lab) -> subprocess.Popen:
-    argv = node.exec_argv(lab, "node1", [TOOL, "run", "--yes", "--json"])
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(node.NODE_ENV))
-
-
-def wait_for_phase(lab: Lab, run: subprocess.Popen, seen: int, phase: str, timeout: float = 120) -> dict:
-    """The first start of ``phase`` written after the first ``seen`` history records."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for entry in history(lab)[seen:]:
-            if entry["phase"] == phase and entry["event"] == "start":
-                return entry
-        if run.poll() is not None:
-            raise AssertionError(f"the run ended before phase {phase}: {run.communicate()}")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for phase {phase}")
-
-
-def signal_run(lab: Lab, run: subprocess.Popen, signame: str) -> None:
-    """Signal the run by the PID its lock records (a process we started), inside node1."""
-    info = lock.read(Cluster(node.runner(lab, "node1")))
-    assert info is not None and info.pid
-    node.runner(lab, "node1").run(["kill", f"-{signame}", str(info.pid)])
-    run.wait(timeout=120)
 
 
 def rerun(lab: Lab) -> tuple[int, dict]:

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import private_lab
+from tests.lab.helpers import TOOL, history, rolling, run_leftovers, standby_nodes, versions_served
 from upgrader.lab import lab as ops
 from upgrader.lab import node, repo
-from upgrader.lab.client import LabClient
 from upgrader.lab.layout import Lab
 
 pytestmark = pytest.mark.lab
-TOOL = str(Path(sys.executable).parent / "rolling-upgrade")
 
 
 @pytest.fixture(scope="module")
@@ -25,44 +21,6 @@ def rlab() -> Iterator[Lab]:
     """A lab of its own: these tests upgrade, break and quarantine nodes."""
     with private_lab("r") as the_lab:
         yield the_lab
-
-
-def rolling(lab: Lab, *argv: str, via: str = "node1") -> tuple[int, dict]:
-    result = node.runner(lab, via, timeout=900).call([TOOL, *argv, "--json"])
-    try:
-        return result.returncode, json.loads(result.stdout)
-    except ValueError:
-        raise AssertionError(f"no JSON from rolling-upgrade (exit {result.returncode}): "
-                             f"{result.stdout[-2000:]} {result.stderr[-2000:]}") from None
-
-
-def cib(lab: Lab) -> str:
-    return node.runner(lab, "node1").run(["cibadmin", "--query"]).stdout
-
-
-def run_leftovers(lab: Lab) -> list[str]:
-    """Constraints, node attributes and the lock a run adds (the probes are configuration, not leftovers)."""
-    root = ET.fromstring(cib(lab))
-    found = [el.get("id", "") for el in root.iter() if el.get("id", "").startswith("rolling-upgrade-")]
-    found += [f"{el.get('name')} ({el.get('id')})" for el in root.iter("nvpair")
-              if el.get("name", "").startswith("rolling-upgrade-")
-              and el.get("name") not in ("rolling-upgrade-probe", "rolling-upgrade-check-cmd")]
-    return found
-
-
-def standby_nodes(lab: Lab) -> list[str]:
-    out = node.runner(lab, "node1").run(["crm_mon", "--one-shot", "--output-as=xml"]).stdout
-    return sorted(n.get("name", "") for n in ET.fromstring(out).iterfind("nodes/node") if n.get("standby") == "true")
-
-
-def history(lab: Lab, run_id: str) -> list[dict]:
-    text = node.runner(lab, "node1").run(["cat", "/var/lib/upgrader/history.jsonl"]).stdout
-    return [e for e in map(json.loads, text.splitlines()) if e["run"] == run_id]
-
-
-def versions_served(lab: Lab) -> dict[str, str]:
-    with LabClient(lab.client_netns) as client:
-        return {a: client.get(lab.app_ip(a), "/version").body for a in lab.app_names}
 
 
 def test_full_rolling_upgrade_to_version_2(rlab: Lab) -> None:
@@ -86,10 +44,10 @@ def test_bad_build_fails_back_and_quarantines(rlab: Lab) -> None:
     ops.refresh_indexes(rlab)
     code, doc = rolling(rlab, "run", "--yes")
     assert code == 1, doc
-    failed = [n for n in doc["nodes"] if n["result"] == "failed"]
-    assert len(failed) == 1
-    bad = failed[0]["node"]
-    assert "health check failed" in failed[0]["error"] and "application" in failed[0]["error"]
+    quarantined = [n for n in doc["nodes"] if n["result"] == "quarantined"]
+    assert len(quarantined) == 1, doc  # caught on the first node the build reached
+    bad = quarantined[0]["node"]
+    assert "health check failed" in json.dumps(doc) and "application" in quarantined[0]["error"]
     assert versions_served(rlab) == {a: "2" for a in rlab.app_names}  # every app on the old build again
     assert standby_nodes(rlab) == [bad]
     assert [x for x in run_leftovers(rlab) if not x.startswith("rolling-upgrade-quarantine")] == []

@@ -88,7 +88,8 @@ def node_runners(cluster: Cluster, config: Config) -> Callable[[str], Runner]:
     def runner_for(node: str) -> Runner:
         if node == local():
             return base
-        return Runner(env=base.env, prefix=(*base.prefix, *config.remote_command(node)), timeout=base.timeout)
+        return Runner(env=base.env, prefix=(*base.prefix, *config.remote_command(node)), timeout=base.timeout,
+                      remote=True)
 
     return runner_for
 

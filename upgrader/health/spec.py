@@ -5,6 +5,7 @@ See the package docstring for the attribute names and the probe URL format.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -84,6 +85,7 @@ def parse_probe(text: str) -> ProbeSpec:
         raise ValueError(f"{text!r} has an invalid port") from None
     if not url.hostname:
         raise ValueError(f"{text!r} has no host")
+    _host(text, url.hostname)
     if url.username is not None:
         raise ValueError(f"{text!r}: credentials in the URL are not supported")
     if port == 0:
@@ -175,6 +177,20 @@ def _command(owner: ResourceConfig, where: str) -> tuple[str, ...] | None:
     if not argv:
         raise ProbeSpecError(f"{prefix}: empty command")
     return argv
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+
+
+def _host(text: str, host: str) -> None:
+    """An IP address, or a DNS name whose last label is not all digits (198.51.100.300 is neither)."""
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    if len(host) > 253 or not _HOST_NAME.fullmatch(host) or host.rstrip(".").rsplit(".", 1)[-1].isdigit():
+        raise ValueError(f"{text!r}: {host!r} is neither an IP address nor a host name")
 
 
 def _options(text: str, fragment: str) -> dict[str, str]:

@@ -64,6 +64,7 @@ def prepare(lab: Lab, node: str, key: bytes) -> None:
         (base / sub).mkdir(parents=True, exist_ok=True)
     for rel in NODE_OPAQUE:
         _opaque(upper / rel)
+    (upper / "var/lib/upgrader").chmod(0o700)  # as the tool makes it on a machine without it (history 0600)
     (upper / "etc/hostname").write_text(node + "\n")
     hosts = "".join(f"{lab.node_ip(n)} {n}\n" for n in lab.node_names)
     (upper / "etc/hosts").write_text(f"127.0.0.1 localhost\n{hosts}")

@@ -15,7 +15,7 @@ from rich.table import Table
 from upgrader import config as configuration
 from upgrader.orchestrator import steering
 from upgrader.orchestrator.gate import HealthGate
-from upgrader.orchestrator.history import History
+from upgrader.orchestrator.history import History, HistoryError
 from upgrader.orchestrator.procedure import Checks, NodeResult, Outcome, Refused, Rollout
 from upgrader.orchestrator.recovery import recover
 from upgrader.orchestrator.remote import NodePlan, Nodes
@@ -70,7 +70,7 @@ def run(cluster: Cluster, out: Console, *, yes: bool, nodes: list[str] | None, a
     confirm = None if yes or as_json else _confirm_on_terminal(out)
     try:
         r.recovered = recover(cluster, r.nodes, r.history, r.config)
-    except (CommandError, NotSettled, LockError) as exc:
+    except (CommandError, NotSettled, LockError, HistoryError) as exc:
         _finish(out, r, as_json, Outcome.NEEDS_PERSON, None, f"an interrupted run was found but could not be "
                 f"rolled back: {exc}")
         return Outcome.NEEDS_PERSON
@@ -179,7 +179,7 @@ def _table(run_id: str, results: list[NodeResult]) -> Table:
         table.add_column(col)
     for x in results:
         pkgs = "\n".join(f"{c['package']} {c.get('installed') or '-'} -> {c['candidate']}" for c in x.changes)
-        colour = {"ok": "green", "failed": "red"}.get(x.result, "")
+        colour = {"ok": "green", "failed": "red", "quarantined": "red"}.get(x.result, "")
         table.add_row(x.node, f"[{colour}]{x.result}[/]" if colour else x.result, pkgs, "\n".join(x.moves),
                       "\n".join(x.checks[-3:]), f"{x.seconds:.1f}s" if x.seconds else "")
     return table

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,7 +30,8 @@ from upgrader.orchestrator import steering
 from upgrader.orchestrator.history import History
 from upgrader.orchestrator.remote import ApplyResult, NodePlan, Nodes
 from upgrader.pacemaker.live import Cluster, NotSettled, drained
-from upgrader.pacemaker.lock import LockError, LockHeld, UpgradeLock
+from upgrader.pacemaker.lock import LockError, LockHeld, UpgradeLock, utcnow
+from upgrader.pacemaker.lock import inspect as lock_status
 from upgrader.pacemaker.state import ClusterState, ParseError
 from upgrader.runner import CommandError
 
@@ -138,6 +140,7 @@ class Rollout:
                 for i, node in enumerate(order):
                     if i:
                         self.soak()
+                        self.safe_point(None)  # a signal during the last node: stop before this one is drained
                     if self.deferred(order[i:]):
                         break
                     self.upgrade_one(node, plans[node])
@@ -212,11 +215,14 @@ class Rollout:
         """Every reason not to start, before anything changes; the plans, in upgrade order."""
         facts = self.cluster.preflight()
         problems = facts.problems()
+        held = lock_status(self.cluster)
+        if held is not None and not held.breakable:  # said first: an offline holder is also an offline node
+            problems.insert(0, f"the upgrade lock is held: {held.describe(utcnow())}")
         state = self.cluster.state()
         self.all_nodes = [n.name for n in state.nodes]
         unknown = [n for n in only or [] if n not in self.all_nodes]
         if unknown:
-            raise Refused(f"unknown node(s) {', '.join(unknown)}: the cluster has {', '.join(self.all_nodes)}")
+            raise Refused(f"refused: unknown node(s) {', '.join(unknown)}: the cluster has {', '.join(self.all_nodes)}")
         quarantined = steering.quarantined(self.cluster, self.all_nodes)
         wanted = [n for n in self.order(state) if (not only or n in only)]
         for n in wanted:
@@ -229,7 +235,8 @@ class Rollout:
             problems.append(str(exc))
         if problems:
             raise Refused("refused: " + "; ".join(problems))
-        plans = {n: self.nodes.plan(n) for n in wanted}
+        with ThreadPoolExecutor(max_workers=len(wanted) or 1) as pool:  # each node asks its own apt cache
+            plans = dict(zip(wanted, pool.map(self.nodes.plan, wanted)))
         errors = [p.error for p in plans.values() if p.error]
         if errors:
             raise Refused("refused: " + "; ".join(e for e in errors if e))
@@ -245,25 +252,37 @@ class Rollout:
         return plans
 
     def order(self, state: ClusterState) -> list[str]:
-        """Standby nodes first (they run nothing), the node we run on last, the rest by name."""
-        def key(n: Any) -> tuple[int, int, str]:
-            return (0 if n.standby else 1, 1 if n.name == self.nodes.local else 0, n.name)
+        """Standby nodes first, the node we run on last, the rest by name; with no standby node, one
+        node that runs nothing goes first (its peers' resources then move once, onto it).
 
-        return [n.name for n in sorted(state.nodes, key=key)]
+        Only one: a node that runs nothing is not verified until resources move onto it, and the next
+        drain does that, before a second node is touched.
+        """
+        ranked = sorted(state.nodes, key=lambda n: (0 if n.standby else 1, 1 if n.name == self.nodes.local else 0,
+                                                    n.name))
+        if ranked and not ranked[0].standby:
+            empty = next((n for n in ranked if not n.resources_running), None)
+            if empty is not None:
+                ranked.remove(empty)
+                ranked.insert(0, empty)
+        return [n.name for n in ranked]
 
     def upgrade_one(self, node: str, plan: NodePlan) -> None:
         started = time.monotonic()
         result = self.results[node]
         self.history.record(self.run_id, node, "node", "start", changes=[c.__dict__ for c in plan.changes])
         try:
+            self.still_whole(node)
             moved_away = self.drain(node)
             self.safe_point(node, drained_untouched=True)
+            self.still_whole(node, drained_untouched=True)
             applied = self.upgrade(node)
             result.changes = [c.__dict__ for c in applied.changes] or result.changes
             self.fail_over(node, moved_away)
             result.result = "ok"
         except Stop as stop:
-            result.result, result.error = "failed", str(stop)
+            result.result = "quarantined" if result.result == "quarantined" else "failed"
+            result.error = str(stop)
             raise
         finally:
             result.seconds = round(time.monotonic() - started, 1)
@@ -303,12 +322,17 @@ class Rollout:
         return moved
 
     def upgrade(self, node: str) -> ApplyResult:
-        """The dist-upgrade on the drained node; a failure leaves it in standby, quarantined."""
+        """The dist-upgrade on the drained node; a failure of dpkg leaves it in standby, quarantined."""
         self.phase(node, "upgrade")
         applied = self.nodes.apply(node, self.run_id, lambda e: self.report.progress(node, e))
         self.history.record(self.run_id, node, "upgrade", "end", ok=applied.ok, error=applied.error,
                             changes=[c.__dict__ for c in applied.changes], reboot_required=applied.reboot_required,
                             stale_processes=list(applied.stale_processes), seconds=round(applied.seconds, 1))
+        if not applied.ok and not applied.touched:
+            self.cluster.set_standby(node, False)
+            self.cluster.wait_settled(None, deadline=self.config.settle_timeout)
+            raise Stop(Outcome.NEEDS_PERSON, f"the upgrade of {node} failed before dpkg ran: {applied.error}; "
+                       f"nothing was changed there, {node} is back online")
         if not applied.ok:
             self.quarantine(node)
             raise Stop(Outcome.NEEDS_PERSON, f"the upgrade of {node} failed: {applied.error}; {node} stays in "
@@ -324,8 +348,12 @@ class Rollout:
         """Back online; resources that still run on old packages come onto the patched node."""
         self.phase(node, "fail-over")
         self.mark_patched(node)
-        before = self.checks.baseline()
         back = [rid for rid, where in moved_away.items() if where not in self.patched]
+        if not back:  # its resources already run on patched nodes: nothing to move, nothing to wait for
+            self.cluster.set_standby(node, False)
+            self.report.step(node, "fail-over", "online")
+            return
+        before = self.checks.baseline()
         for rid in back:
             steering.prefer(self.cluster, rid, self.run_id, patched=True)
         self.cluster.set_standby(node, False)
@@ -368,6 +396,8 @@ class Rollout:
         for suspect in suspects:
             self.cluster.set_standby(suspect, True)
             self.quarantine(suspect)
+            self.results[suspect].result = "quarantined"
+            self.results[suspect].error = f"quarantined: {problems}"
         after = self.cluster.wait_settled(self.off_nodes(list(moved), suspects), deadline=self.config.settle_timeout)
         back = {rid: sorted(after.running_on(rid))[0] for rid in moved}
         self.note_moves(node, None, back)
@@ -429,6 +459,18 @@ class Rollout:
             self.cluster.wait_settled(None, deadline=self.config.settle_timeout)
         where = f"after draining {node} (put back online, not upgraded)" if node else "between nodes"
         raise Stop(Outcome.NEEDS_PERSON, f"interrupted by {self._interrupted}: stopped at a safe point {where}")
+
+    def still_whole(self, node: str, drained_untouched: bool = False) -> None:
+        """Stop before touching ``node`` if a node left the cluster or quorum was lost since the preflight."""
+        state = self.cluster.state()
+        gone = [n.name for n in state.nodes if not n.online]
+        if state.summary.quorum and not gone:
+            return
+        why = f"nodes offline: {', '.join(gone)}" if gone else "the cluster lost quorum"
+        if drained_untouched:
+            self.cluster.set_standby(node, False)
+            raise Stop(Outcome.NEEDS_PERSON, f"{why}; stopped after draining {node} (put back online, not upgraded)")
+        raise Stop(Outcome.NEEDS_PERSON, f"{why}; stopped before draining {node}")
 
     @contextmanager
     def locked(self) -> Iterator[None]:

@@ -18,8 +18,6 @@ what is still to upgrade.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from upgrader.config import Config
 from upgrader.guard.hook import RUN_ID_ENV
 from upgrader.orchestrator import steering
@@ -32,25 +30,11 @@ NODE_PHASES = ("drain", "upgrade", "fail-over", "verify", "fail-back")
 DPKG_WAIT = 600.0  # seconds an interrupted upgrade may still take to end on its node
 
 
-def process_alive(pid: int | None) -> bool:
-    """A rolling-upgrade process with this PID runs on this node."""
-    if not pid:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X") and b"rolling-upgrade" in cmdline
-
-
 def recover(cluster: Cluster, nodes: Nodes, history: History, config: Config) -> list[str]:
     """Roll back a dead run of this node, if there is one; return what was done (empty: nothing)."""
     info = lock.read(cluster)
-    if info is None or info.holder != nodes.local or process_alive(info.pid):
+    if info is None or info.holder != nodes.local or lock.run_alive(info):
         return []
-    if info.run_id.startswith("apt-"):
-        return []  # an apt run's lock: the APT guard and its finishing step own it
     entries = history.entries(info.run_id)
     last = next((e for e in reversed(entries) if e.get("phase") in NODE_PHASES and e.get("node")), None)
     done = [f"found run {info.run_id} interrupted in phase {info.phase} (pid {info.pid} is gone)"]

@@ -19,6 +19,8 @@ from upgrader.config import Config
 from upgrader.guard.hook import RUN_ID_ENV
 from upgrader.runner import Runner
 
+UNTOUCHED = ("download-failed", "refused", "busy")  # apply results that leave the node's packages as they were
+
 
 def tool_path() -> str:
     """This tool's absolute path; peers are expected to have it at the same place."""
@@ -68,6 +70,7 @@ class ApplyResult:
     stale_processes: tuple[str, ...] = ()
     seconds: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list, compare=False)
+    touched: bool = True  # False: it failed before dpkg ran (download, the guard, another apt), the node is unchanged
 
 
 class Nodes:
@@ -81,7 +84,7 @@ class Nodes:
     def runner(self, node: str, timeout: float = 60) -> Runner:
         if node == self.local:
             return Runner(timeout=timeout)
-        return Runner(prefix=self.config.remote_command(node), timeout=timeout)
+        return Runner(prefix=self.config.remote_command(node), timeout=timeout, remote=True)
 
     def plan(self, node: str) -> NodePlan:
         result = self.runner(node, timeout=180).call([self.tool, "plan", "--local", "--json"])
@@ -127,4 +130,5 @@ class Nodes:
             stale_processes=tuple(final.get("stale_processes", [])),
             seconds=result.seconds,
             events=events,
+            touched=final.get("result") not in UNTOUCHED,
         )

@@ -13,6 +13,7 @@ from rich.table import Table
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.state import ClusterState
+from upgrader.runner import CommandError
 
 EXIT_OK, EXIT_REFUSED = 0, 3
 
@@ -27,11 +28,26 @@ def status(cluster: Cluster, as_json: bool, out: Console) -> int:
     now = lock.utcnow()
     info = lock.read(cluster)
     held = None if info is None else lock.LockStatus.judge(info, state, now)
+    gone = info is not None and not lock.run_alive(info) and info.holder == _local_or_none(cluster)
     if as_json:
-        out.file.write(json.dumps(status_document(state, held, now), indent=2) + "\n")
+        doc = status_document(state, held, now)
+        if doc["lock"] is not None:
+            doc["lock"]["interrupted"] = gone
+        out.file.write(json.dumps(doc, indent=2) + "\n")
     else:
         _print_status(out, state, held, now)
+        if gone and info is not None:
+            out.print(f"[red]interrupted:[/] the run that holds the lock is gone (pid {info.pid}, phase {info.phase}); "
+                      f"the next 'rolling-upgrade run' on {info.holder} rolls it back and goes on")
     return EXIT_OK
+
+
+def _local_or_none(cluster: Cluster) -> str | None:
+    """This node's name, None where it cannot be known (e.g. status of a CIB file)."""
+    try:
+        return cluster.local_node()
+    except CommandError:
+        return None
 
 
 def unlock(cluster: Cluster, force: bool, out: Console) -> int:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -147,6 +148,23 @@ class LockStatus:
             holder_state=holder_state,
             expired=info.expires is None or now >= info.expires,
         )
+
+
+def run_alive(info: LockInfo) -> bool:
+    """Whether the rolling-upgrade process that holds ``info`` still runs on this node (ask on the holder).
+
+    An apt run's lock (``apt-...``) counts as alive: the APT guard and its finishing step own it.
+    """
+    if info.run_id.startswith("apt-"):
+        return True
+    if not info.pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{info.pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{info.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X") and b"rolling-upgrade" in cmdline
 
 
 def read(cluster: Cluster) -> LockInfo | None:

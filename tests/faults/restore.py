@@ -1,0 +1,39 @@
+"""Put a fault lab back to a healthy, unlocked cluster between scenarios (instead of rebuilding it)."""
+
+from __future__ import annotations
+
+from upgrader.lab import lab as ops
+from upgrader.lab import network, node
+from upgrader.lab.layout import Lab
+from upgrader.orchestrator import steering
+from upgrader.pacemaker import lock
+from upgrader.pacemaker.live import Cluster
+
+TEST_SETTINGS = "/etc/apt/apt.conf.d/61upgrader-fault"  # settings a scenario writes; always removed here
+FORM = 90.0
+SERVE = 120.0
+
+
+def restore(lab: Lab) -> None:
+    """Every node powered, linked and online; no lock, mark, constraint or failure; every application serving."""
+    for n in lab.node_names:
+        network.set_link(lab.host_veth(n), up=True)
+        if not node.running(lab, n):
+            ops.boot(lab, n, timeout=FORM)
+    ops.wait_formed(lab, FORM)
+    for n in lab.node_names:
+        inside = node.runner(lab, n, timeout=120)
+        inside.run(["rm", "-f", TEST_SETTINGS])
+        # A scenario may leave dpkg half done: repair it as an operator would (guard off: we own it). Only
+        # then: a dpkg run on a node fires the guard's hooks, whose finishing step would start a run of its own.
+        if inside.run(["dpkg", "--audit"]).stdout.strip():
+            inside.with_env(UPGRADER_GUARD="off").run(["dpkg", "--configure", "-a"])
+    cluster = Cluster(node.runner(lab, "node1", timeout=30))
+    lock.force_unlock(cluster)
+    steering.clean_up(cluster, lab.node_names)
+    for n in lab.node_names:
+        steering.clear_quarantine(cluster, n)
+        cluster.set_standby(n, False)
+    cluster.runner.run(["crm_resource", "--cleanup"])
+    cluster.wait_settled(deadline=FORM)
+    ops.wait_serving(lab, SERVE)

@@ -1,0 +1,102 @@
+"""What lab tests share: the tool inside a node, runs started and signalled, and what a run leaves behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from upgrader.lab import lab as ops
+from upgrader.lab import node, repo
+from upgrader.lab.client import LabClient
+from upgrader.lab.layout import Lab
+from upgrader.pacemaker import lock
+from upgrader.pacemaker.live import Cluster
+
+TOOL = str(Path(sys.executable).parent / "rolling-upgrade")
+HISTORY = "/var/lib/upgrader/history.jsonl"
+CONFIGURATION = ("rolling-upgrade-probe", "rolling-upgrade-check-cmd")  # declarations, not leftovers
+
+
+def rolling(lab: Lab, *argv: str, via: str = "node1", timeout: float = 900) -> tuple[int, dict]:
+    """``rolling-upgrade ARGV --json`` inside ``via``: its exit code and its JSON."""
+    result = node.runner(lab, via, timeout=timeout).call([TOOL, *argv, "--json"])
+    try:
+        return result.returncode, json.loads(result.stdout)
+    except ValueError:
+        raise AssertionError(f"no JSON from rolling-upgrade (exit {result.returncode}): "
+                             f"{result.stdout[-2000:]} {result.stderr[-2000:]}") from None
+
+
+def cib(lab: Lab, via: str = "node1") -> str:
+    return node.runner(lab, via).run(["cibadmin", "--query"]).stdout
+
+
+def run_leftovers(lab: Lab, via: str = "node1") -> list[str]:
+    """Constraints, node attributes and the lock a run adds (the probes are configuration, not leftovers)."""
+    root = ET.fromstring(cib(lab, via))
+    found = [el.get("id", "") for el in root.iter() if el.get("id", "").startswith("rolling-upgrade-")]
+    found += [f"{el.get('name')} ({el.get('id')})" for el in root.iter("nvpair")
+              if el.get("name", "").startswith("rolling-upgrade-") and el.get("name") not in CONFIGURATION]
+    return found
+
+
+def standby_nodes(lab: Lab, via: str = "node1") -> list[str]:
+    out = node.runner(lab, via).run(["crm_mon", "--one-shot", "--output-as=xml"]).stdout
+    return sorted(n.get("name", "") for n in ET.fromstring(out).iterfind("nodes/node") if n.get("standby") == "true")
+
+
+def versions_served(lab: Lab) -> dict[str, str]:
+    with LabClient(lab.client_netns) as client:
+        return {a: client.get(lab.app_ip(a), "/version").body for a in lab.app_names}
+
+
+def history(lab: Lab, run_id: str | None = None, via: str = "node1") -> list[dict]:
+    """The history file of ``via`` (every record, or one run's)."""
+    result = node.runner(lab, via).call(["cat", HISTORY])
+    if result.returncode != 0 and "No such file" not in result.stderr:
+        raise AssertionError(f"cannot read the history of {via}: {result.stderr.strip() or result.meaning}")
+    found = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return [e for e in found if run_id is None or e.get("run") == run_id]
+
+
+def fresh_version(lab: Lab, **build: bool) -> str:
+    """Publish a version nobody published before (``bad=``, ``broken_postinst=``) and refresh every index."""
+    taken = {d.name.split("_")[1] for d in lab.repo_dir.glob("**/*.deb")}
+    version = next(str(v) for v in range(2, 1000) if str(v) not in taken)
+    repo.publish(lab.repo_dir, version, **build)
+    ops.refresh_indexes(lab)
+    return version
+
+
+def start_run(lab: Lab, via: str = "node1", *argv: str) -> subprocess.Popen:
+    """``rolling-upgrade run --yes --json`` started in the background inside ``via``."""
+    full = node.exec_argv(lab, via, [TOOL, "run", "--yes", "--json", *argv])
+    return subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(node.NODE_ENV))
+
+
+def wait_for_phase(lab: Lab, run: subprocess.Popen, seen: int, phase: str, timeout: float = 120,
+                   via: str = "node1") -> dict:
+    """The first start of ``phase`` by a run that started after ``via``'s first ``seen`` history records."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        entries = history(lab, via=via)[seen:]
+        new_runs = {e["run"] for e in entries if (e["phase"], e["event"]) == ("run", "start")}
+        for entry in entries:
+            if entry["phase"] == phase and entry["event"] == "start" and entry["run"] in new_runs:
+                return entry
+        if run.poll() is not None:
+            raise AssertionError(f"the run ended before phase {phase}: {run.communicate()}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for phase {phase}")
+
+
+def signal_run(lab: Lab, run: subprocess.Popen, signame: str, via: str = "node1", timeout: float = 300) -> None:
+    """Signal the run by the PID its lock records (a process we started), inside ``via``; wait for it to end."""
+    info = lock.read(Cluster(node.runner(lab, via)))
+    assert info is not None and info.pid
+    node.runner(lab, via).run(["kill", f"-{signame}", str(info.pid)])
+    run.wait(timeout=timeout)
