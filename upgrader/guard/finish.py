@@ -13,7 +13,6 @@ marks the lock ``dpkg-failed``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -30,17 +29,6 @@ POLL = 0.2
 def finish_command() -> list[str]:
     """The one place that says how the finishing step is run (the orchestrator owns the command)."""
     return [str(Path(sys.executable).with_name("rolling-upgrade")), "node", "--finish"]
-
-
-def finish_available() -> bool:
-    """Whether this tool's rolling-upgrade has ``node --finish`` yet."""
-    from upgrader.cli import parser
-
-    for action in parser()._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            node = action.choices.get("node")
-            return node is not None and "--finish" in node._option_string_actions
-    return False
 
 
 def spawn(key: str) -> None:
@@ -92,10 +80,6 @@ def wait_and_finish(key: str) -> int:
         _history(conf.history_file, key, result["result"], "not started: dpkg failed; the node stays in standby "
                  "and keeps the upgrade lock (phase dpkg-failed) until a person repairs it")
         return 1
-    if not finish_available():
-        _history(conf.history_file, key, "ok", "pending: 'rolling-upgrade node --finish' does not exist yet; "
-                 "finishing step pending (fail over, health-check) for a person or rolling-upgrade")
-        return 0
     from upgrader.guard.hook import RUN_ID_ENV
     from upgrader.runner import Runner
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 from upgrader.lab import cluster, network, node, project, repo
 from upgrader.lab.client import LabClient
 from upgrader.lab.layout import DEFAULT_NAME, LAB_ROOT, PACKAGE, Lab, LabError, free_slice
+from upgrader.pacemaker.state import ParseError, parse_crm_mon
 from upgrader.runner import CommandError, Runner
 
 REQUIRED = ("corosync", "pacemakerd", "crm_mon", "cibadmin", "lxc-start", "apt-ftparchive",
@@ -223,30 +223,19 @@ def node_memory_mib(lab: Lab, n: str) -> float:
 
 @dataclass(frozen=True)
 class View:
-    """Just enough of crm_mon for the lab to wait on; the product parses it fully."""
+    """What the lab waits on, from the product's crm_mon parser."""
 
     online: frozenset[str]
     dc: str | None
-    placement: dict[str, tuple[str, ...]]
-    settled: bool
+    placement: dict[str, tuple[str, ...]]  # group -> where it runs whole, () when it does not
+    settled: bool  # no operation in flight
 
     @classmethod
     def parse(cls, text: str) -> "View":
-        root = ET.fromstring(text)
-        nodes = root.find("nodes")
-        online = frozenset(n.get("name", "") for n in (nodes if nodes is not None else [])
-                           if n.get("online") == "true")
-        dc = root.find("summary/current_dc")
-        placement: dict[str, tuple[str, ...]] = {}
-        settled = True
-        for group in root.iterfind("resources/group"):
-            members = group.findall("resource")
-            started = all(m.get("role") == "Started" and m.get("active") == "true" for m in members)
-            hosts = {h.get("name", "") for m in members for h in m.iterfind("node")}
-            settled &= started or all(m.get("role") == "Stopped" for m in members)
-            placement[group.get("id", "")] = tuple(sorted(hosts)) if started else ()
-        return cls(online, dc.get("name") if dc is not None and dc.get("present") == "true" else None,
-                   placement, settled)
+        state = parse_crm_mon(text)
+        placement = {rid: tuple(sorted(state.running_on(rid))) for rid in state.top_level_ids()}
+        return cls(frozenset(n.name for n in state.nodes if n.online), state.summary.dc, placement,
+                   not state.busy())
 
 
 def view(lab: Lab, via: str | None = None) -> View:
@@ -266,7 +255,7 @@ def _wait(what: str, timeout: float, probe: Callable[[], tuple[bool, str]]) -> N
     def attempt() -> bool:
         try:
             done, last[0] = probe()
-        except (CommandError, LabError, ET.ParseError) as exc:
+        except (CommandError, LabError, ParseError) as exc:
             done, last[0] = False, str(exc)
         return done
 

@@ -145,15 +145,8 @@ class Rollout:
                         break
                     self.upgrade_one(node, plans[node])
                 return Outcome.DONE
-            except Stop as stop:
-                self.report.step(None, "stop", str(stop))
-                self.history.record(self.run_id, None, "run", "note", result="stopped", reason=str(stop))
-                return stop.code
-            except (CommandError, ParseError, NotSettled, LockError) as exc:
-                reason = f"stopped on an error: {exc}"
-                self.report.step(None, "stop", reason)
-                self.history.record(self.run_id, None, "run", "note", result="error", reason=reason)
-                return Outcome.NEEDS_PERSON
+            except (Stop, CommandError, ParseError, NotSettled, LockError) as exc:
+                return self.stopped(None, exc)
 
     def finish(self) -> Outcome:
         """The APT hooks' finishing step on this node, upgraded by an apt run it was drained for.
@@ -174,7 +167,7 @@ class Rollout:
             raise Refused(f"refused: {exc}; the finishing step of {node} waits for that run") from None
         with self.locked(), self.signals_deferred():
             try:
-                plans = {n: self.nodes.plan(n) for n in self.all_nodes if n != node}
+                plans = self.plan_all([n for n in self.all_nodes if n != node])
                 for n, plan in plans.items():
                     if not plan.changes and not plan.error:
                         self.mark_patched(n)
@@ -190,13 +183,16 @@ class Rollout:
                                         reason="two-node cluster: the old peer waits in standby for its upgrade")
                 self.results[node].result = "ok"
                 return Outcome.DONE
-            except Stop as stop:
-                self.results[node].result, self.results[node].error = "failed", str(stop)
-                self.report.step(node, "stop", str(stop))
-                return stop.code
-            except (CommandError, ParseError, NotSettled, LockError) as exc:
+            except (Stop, CommandError, ParseError, NotSettled, LockError) as exc:
                 self.results[node].result, self.results[node].error = "failed", str(exc)
-                return Outcome.NEEDS_PERSON
+                return self.stopped(node, exc)
+
+    def stopped(self, node: str | None, exc: Exception) -> Outcome:
+        """Report and record why the run stops here; its exit code (an error mid-run needs a person)."""
+        stop = exc if isinstance(exc, Stop) else Stop(Outcome.NEEDS_PERSON, f"stopped on an error: {exc}")
+        self.report.step(node, "stop", str(stop))
+        self.history.record(self.run_id, node, "run", "note", result="stopped", reason=str(stop))
+        return stop.code
 
     def fair_share(self, state: ClusterState, node: str) -> dict[str, str]:
         """Resources on old packages that ``node`` should take: all of them with one peer, else its share."""
@@ -235,8 +231,7 @@ class Rollout:
             problems.append(str(exc))
         if problems:
             raise Refused("refused: " + "; ".join(problems))
-        with ThreadPoolExecutor(max_workers=len(wanted) or 1) as pool:  # each node asks its own apt cache
-            plans = dict(zip(wanted, pool.map(self.nodes.plan, wanted)))
+        plans = self.plan_all(wanted)
         errors = [p.error for p in plans.values() if p.error]
         if errors:
             raise Refused("refused: " + "; ".join(e for e in errors if e))
@@ -250,6 +245,11 @@ class Rollout:
         if len(online) < 2:
             raise Refused("refused: a rolling upgrade needs at least two nodes that can run resources")
         return plans
+
+    def plan_all(self, nodes: list[str]) -> dict[str, NodePlan]:
+        """Each node's pending changes, asked in parallel (each node opens its own apt cache)."""
+        with ThreadPoolExecutor(max_workers=len(nodes) or 1) as pool:
+            return dict(zip(nodes, pool.map(self.nodes.plan, nodes)))
 
     def order(self, state: ClusterState) -> list[str]:
         """Standby nodes first, the node we run on last, the rest by name; with no standby node, one
