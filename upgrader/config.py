@@ -39,7 +39,8 @@ class Config:
     """upgrader's settings; durations are in seconds. Each field's APT key is in its comment."""
 
     auto_standby: bool = False  # Auto-Standby
-    remote_shell: tuple[str, ...] = ("ssh", "-o", "BatchMode=yes", "{node}")  # Remote-Shell
+    remote_shell: tuple[str, ...] = ("ssh", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5", "-o",
+                                     "ServerAliveCountMax=3", "{node}")  # Remote-Shell
     soak_time: int = 0  # Soak-Time
     settle_timeout: int = 300  # Settle-Timeout
     health_timeout: int = 60  # Health::Timeout
@@ -47,6 +48,10 @@ class Config:
     health_interval: int = 10  # Health::Interval
     boot_grace: int = 900  # Boot-Grace
     reboot: bool = False  # Reboot
+    reboot_command: tuple[str, ...] = ("systemctl", "reboot")  # Reboot-Command
+    stack_stop: tuple[str, ...] = ("systemctl", "stop", "pacemaker.service", "corosync.service")  # Stack::Stop
+    stack_start: tuple[str, ...] = ("systemctl", "start", "corosync.service", "pacemaker.service")  # Stack::Start
+    rejoin_timeout: int = 600  # Rejoin-Timeout
     history_file: Path = Path("/var/lib/upgrader/history.jsonl")  # History-File
     lock_expiry: int = 600  # Lock-Expiry
     mail: str = ""  # Mail
@@ -181,6 +186,16 @@ def _remote_shell(raw: str) -> tuple[str, ...]:
     return argv
 
 
+def _command(raw: str) -> tuple[str, ...]:
+    try:
+        argv = tuple(shlex.split(raw))
+    except ValueError as exc:
+        raise ValueError(f"{raw!r} is not a command line ({exc}; quote as in a shell)") from None
+    if not argv:
+        raise ValueError("the command is empty (give a command line, e.g. 'systemctl reboot')")
+    return argv
+
+
 def _absolute_path(raw: str) -> Path:
     if not raw.startswith("/"):
         raise ValueError(f"{raw!r} is not an absolute path (use e.g. {Config.history_file})")
@@ -221,6 +236,10 @@ _SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Health::Interval": ("health_interval", _duration),
     "Boot-Grace": ("boot_grace", _duration),
     "Reboot": ("reboot", _bool),
+    "Reboot-Command": ("reboot_command", _command),
+    "Stack::Stop": ("stack_stop", _command),
+    "Stack::Start": ("stack_start", _command),
+    "Rejoin-Timeout": ("rejoin_timeout", _positive_duration),
     "History-File": ("history_file", _absolute_path),
     "Lock-Expiry": ("lock_expiry", _positive_duration),
     "Mail": ("mail", _mail),
@@ -236,5 +255,5 @@ _LISTS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Windows": ("windows", parse_window),
     "Blackout": ("blackout", parse_blackout),
 }
-_GROUPS = ("Health", "Hooks")
+_GROUPS = ("Health", "Hooks", "Stack")
 _KNOWN = {key.lower(): key for key in (*_SCALARS, *_LISTS, *_GROUPS)}

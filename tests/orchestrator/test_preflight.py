@@ -55,11 +55,12 @@ LIB = Change("demo-libfoo", "1", "2")
 STACK = Change("pacemaker", "2.1.5-1", "2.1.5-2", security=True, ha_stack=True)
 
 
-def test_an_upgrade_of_the_cluster_stack_is_refused_and_nothing_changes(tmp_path: Path) -> None:
+def test_an_upgrade_of_the_cluster_stack_is_planned_not_refused_and_preflight_changes_nothing(tmp_path: Path) -> None:
     r, cib = rollout(tmp_path, {"node1": (LIB,), "node2": (LIB, STACK), "node3": (LIB,)})
     before = cib.read_text()
-    with pytest.raises(Refused, match=r"includes the cluster stack \(node2: pacemaker\)"):
-        r.run()
+    plans = r.preflight(None)
+    assert [n for n, p in plans.items() if p.ha_stack] == ["node2"]  # its stack is stopped around it (restarts)
+    assert list(plans) == ["node2", "node3", "node1"]
     assert cib.read_text() == before
     assert not (tmp_path / "h.jsonl").exists()
 

@@ -17,7 +17,7 @@ ALL_KEYS = {
     "Auto-Standby", "Remote-Shell", "Soak-Time", "Settle-Timeout", "Health::Timeout", "Health::Retries",
     "Health::Interval", "Boot-Grace", "Reboot", "History-File", "Lock-Expiry", "Mail", "MailReport",
     "Webhook", "Windows", "Blackout", "Default-Node-Duration", "Hooks::Query-Timeout", "Hooks::Finish-Wait",
-    "Random-Delay",
+    "Random-Delay", "Reboot-Command", "Stack::Stop", "Stack::Start", "Rejoin-Timeout",
 }  # fmt: skip
 
 
@@ -39,7 +39,11 @@ def error(tmp_path: Path, text: str) -> str:
 def test_defaults_when_nothing_is_set(tmp_path: Path) -> None:
     config = read(tmp_path, 'Other::Setting "1";\n')
     assert config == Config()
-    assert config.remote_shell == ("ssh", "-o", "BatchMode=yes", "{node}")
+    assert config.remote_shell == ("ssh", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5", "-o",
+                                   "ServerAliveCountMax=3", "{node}")
+    assert config.reboot_command == ("systemctl", "reboot") and config.rejoin_timeout == 600
+    assert config.stack_stop == ("systemctl", "stop", "pacemaker.service", "corosync.service")
+    assert config.stack_start == ("systemctl", "start", "corosync.service", "pacemaker.service")
     assert (config.soak_time, config.settle_timeout, config.health_timeout) == (0, 300, 60)
     assert (config.boot_grace, config.lock_expiry, config.default_node_duration) == (900, 600, 1800)
     assert config.auto_standby is False and config.reboot is False
@@ -68,6 +72,9 @@ def test_every_key_parsed(tmp_path: Path) -> None:
           Windows { "Mon-Fri 02:00-05:00 Europe/Berlin"; "Sat,Sun 01:00-06:00 UTC"; };
           Blackout { "2026-12-24"; "2026-12-31"; };
           Default-Node-Duration "45m";
+          Reboot-Command "/sbin/shutdown -r now";
+          Stack { Stop "crm cluster stop"; Start "crm cluster start"; };
+          Rejoin-Timeout "20m";
         };
         """,
     )
@@ -83,6 +90,8 @@ def test_every_key_parsed(tmp_path: Path) -> None:
     assert config.windows[0].zone == ZoneInfo("Europe/Berlin") and config.windows[0].start == time(2)
     assert config.blackout == (date(2026, 12, 24), date(2026, 12, 31))
     assert config.default_node_duration == 2700
+    assert config.reboot_command == ("/sbin/shutdown", "-r", "now") and config.rejoin_timeout == 1200
+    assert (config.stack_stop, config.stack_start) == (("crm", "cluster", "stop"), ("crm", "cluster", "start"))
 
 
 @pytest.mark.parametrize("raw, seconds", [("90", 90), ("90s", 90), ("15m", 900), ("2h", 7200), (" 2H ", 7200), ("0", 0)])
@@ -116,6 +125,10 @@ def test_keys_are_case_insensitive_as_in_apt(tmp_path: Path) -> None:
         ('Rolling-Upgrade::Health::Timeout "0s";', "Rolling-Upgrade::Health::Timeout: '0s' is too short (use more than zero: seconds or 30s/15m/2h)"),
         ('Rolling-Upgrade::Lock-Expiry "0";', "Rolling-Upgrade::Lock-Expiry: '0' is too short (use more than zero: seconds or 30s/15m/2h)"),
         ('Rolling-Upgrade::Default-Node-Duration "0m";', "Rolling-Upgrade::Default-Node-Duration: '0m' is too short (use more than zero: seconds or 30s/15m/2h)"),
+        ('Rolling-Upgrade::Reboot-Command "";', "Rolling-Upgrade::Reboot-Command: the command is empty (give a command line, e.g. 'systemctl reboot')"),
+        ("Rolling-Upgrade::Stack::Stop \"sh -c 'x\";", "Rolling-Upgrade::Stack::Stop: \"sh -c 'x\" is not a command line (No closing quotation; quote as in a shell)"),
+        ('Rolling-Upgrade::Stack "on";', "Rolling-Upgrade::Stack: 'on' cannot be set, it is a group (set Rolling-Upgrade::Stack::Stop, Rolling-Upgrade::Stack::Start)"),
+        ('Rolling-Upgrade::Rejoin-Timeout "0";', "Rolling-Upgrade::Rejoin-Timeout: '0' is too short (use more than zero: seconds or 30s/15m/2h)"),
         ('Rolling-Upgrade::Health::Retries "three";', "Rolling-Upgrade::Health::Retries: 'three' is not a whole number (use e.g. 3)"),
         ('Rolling-Upgrade::Auto-Standby "maybe";', "Rolling-Upgrade::Auto-Standby: 'maybe' is not a boolean (use true or false)"),
         ('Rolling-Upgrade::Reboot "";', "Rolling-Upgrade::Reboot: '' is not a boolean (use true or false)"),

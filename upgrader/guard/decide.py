@@ -65,8 +65,12 @@ def decide(cluster: Cluster, run_id: str, lock_ttl: float, from_orchestrator: bo
         state = cluster.state()
     except CommandError as exc:
         if from_orchestrator and exc.returncode == NOT_CONNECTED:
-            # rolling-upgrade stops the stack around an HA-stack upgrade, holding the lock.
-            return Decision(True, f"cluster stack stopped on this node; trusting rolling-upgrade run {run_id}")
+            from upgrader.hastack.control import stopped_by
+
+            # rolling-upgrade stopped the stack here around an HA-stack upgrade, holding the lock: the
+            # marker it wrote before stopping names the run; any other run is refused.
+            if stopped_by(run_id):
+                return Decision(True, f"the cluster stack is stopped on this node by rolling-upgrade run {run_id}")
         return Decision(False, f"refused: cannot ask the cluster ({exc}); start the cluster stack, "
                                "or set UPGRADER_GUARD=off to run apt anyway")
     why = judge(state, node)

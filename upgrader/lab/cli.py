@@ -69,8 +69,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     lab = ops.require(args.name)
+    if args.slow_postinst < 0:
+        raise LabError(f"--slow-postinst {args.slow_postinst:g}: give seconds, 0 or more")
     deb = repo.publish(lab.repo_dir, args.version, security=args.security, bad=args.bad,
-                       broken_postinst=args.broken_postinst)
+                       broken_postinst=args.broken_postinst, postinst_sleep=args.slow_postinst,
+                       reboot_required=args.reboot_required, ha_stack=args.ha_stack)
     refreshed = ops.refresh_indexes(lab)
     console.print(f"published {deb.name} to suite {'lab-security' if args.security else 'lab'}; "
                   f"apt-get update ran in {', '.join(refreshed) or 'no running node'}")
@@ -118,6 +121,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--security", action="store_true", help="into the lab-security suite")
     s.add_argument("--bad", action="store_true", help="installs fine, but the application answers 500 on /health")
     s.add_argument("--broken-postinst", action="store_true", help="its postinst fails, so dpkg fails")
+    s.add_argument("--slow-postinst", type=float, default=0, metavar="SECONDS", help="its postinst takes this long")
+    s.add_argument("--reboot-required", action="store_true", help="its postinst asks for a reboot (/run/reboot-required)")
+    s.add_argument("--ha-stack", action="store_true",
+                   help=f"it depends on {repo.HA_PACKAGE} of the same version, a cluster-stack package")
     s.set_defaults(func=cmd_publish)
     s = sub.add_parser("exec", help="run a command inside a node (exit code passed through)")
     s.add_argument("node")

@@ -30,10 +30,16 @@ NODE_ENV = {
 }
 INIT_MODULE = "upgrader.lab.node_init"
 # The lab's containers start in a fraction of a second: retry health checks every second.
-LAB_SETTINGS = """// upgrader-lab: settings for a lab node (see 50rolling-upgrade.conf for all settings)
+# The node's own process 1 plays systemd for the cluster stack and reboots (upgrader.lab.power).
+POWER = f"{sys.executable} -m upgrader.lab.power"
+LAB_SETTINGS = f"""// upgrader-lab: settings for a lab node (see 50rolling-upgrade.conf for all settings)
 Rolling-Upgrade::Health::Interval "1";
 Rolling-Upgrade::Health::Timeout "20";
 Rolling-Upgrade::Settle-Timeout "120";
+Rolling-Upgrade::Rejoin-Timeout "120";
+Rolling-Upgrade::Stack::Stop "{POWER} stop";
+Rolling-Upgrade::Stack::Start "{POWER} start";
+Rolling-Upgrade::Reboot-Command "{POWER} reboot";
 """
 REPO_MOUNT = "/srv/upgrader-lab/repo"  # where a node sees the lab's APT repository
 # This source tree and its venv, seen live at the same path in every node (wherever it is

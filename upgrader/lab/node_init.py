@@ -7,6 +7,12 @@ OverlayFS of the host root (private upper directory), pivots into it,
 starts the cluster stack and reaps orphans until SIGTERM (graceful stop)
 or SIGKILL (power cut). The launcher prints the child's host PID and exits.
 
+Inside the node (:mod:`upgrader.lab.power` sends them), as systemd would on
+a real host: SIGUSR2 stops the cluster stack, SIGUSR1 starts it again,
+SIGHUP reboots the node (stack stopped, every other process of the node
+ended, /run and /tmp fresh, then the stack and sshd started again; the
+root's upper directory, the node's "disk", stays).
+
 Standard library only, no upgrader imports: this is the node's init.
 """
 
@@ -40,10 +46,6 @@ STOP_TIMEOUT = 60.0
 READY_TIMEOUT = 30.0
 
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-class Shutdown(Exception):
-    """SIGTERM arrived: stop the stack gracefully."""
 
 
 def _check(ret: int, what: str) -> None:
@@ -99,17 +101,66 @@ def init(args: argparse.Namespace, ready: int) -> int:
     print(f"init: {args.node} root ready", flush=True)
     os.write(ready, b"1")
     os.close(ready)
-    signal.signal(signal.SIGTERM, _raise_shutdown)
-    if args.hold:
-        _wait_for_go()
-    stack = _start_stack() + [_start_sshd()]
-    try:
-        _reap_forever()
-    except Shutdown:
-        print("init: SIGTERM, stopping the cluster stack", flush=True)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        _stop_stack(stack)
-    return 0
+    requests = _Requests()
+    if args.hold and not requests.wait_for(signal.SIGUSR1):
+        return 0
+    stack = _start_stack()
+    sshd = _start_sshd()
+    while True:
+        signo = requests.next()
+        if signo == signal.SIGTERM:
+            print("init: SIGTERM, stopping the cluster stack", flush=True)
+            _stop_stack(stack)
+            return 0
+        if signo == signal.SIGUSR2 and stack:
+            print("init: SIGUSR2, stopping the cluster stack", flush=True)
+            _stop_stack(stack)
+            stack = []
+        elif signo == signal.SIGUSR1 and not stack:
+            print("init: SIGUSR1, starting the cluster stack", flush=True)
+            stack = _start_stack()
+        elif signo == signal.SIGHUP:
+            print("init: SIGHUP, rebooting", flush=True)
+            _stop_stack(stack)
+            _end_everything_else([sshd])
+            _fresh_runtime()
+            stack = _start_stack()
+            sshd = _start_sshd()
+            print("init: rebooted", flush=True)
+
+
+class _Requests:
+    """Signals to process 1, handled one at a time in its main loop (never inside a handler)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+        self.wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        for signo in self.SIGNALS:
+            signal.signal(signo, lambda s, _f: self.pending.append(s))
+
+    def next(self) -> int:
+        """Reap orphans until a signal comes; return it."""
+        while not self.pending:
+            select.select([self.wake_r], [], [], 1.0)
+            try:
+                os.read(self.wake_r, 512)
+            except BlockingIOError:
+                pass
+            _reap_some()
+        return self.pending.pop(0)
+
+    def wait_for(self, wanted: int) -> bool:
+        """Hold until ``wanted`` (True) or SIGTERM (False); other signals are dropped."""
+        while True:
+            signo = self.next()
+            if signo == wanted:
+                return True
+            if signo == signal.SIGTERM:
+                return False
 
 
 def _mount_root(state: Path, root: Path, binds: list[str]) -> None:
@@ -140,6 +191,41 @@ def _mount_root(state: Path, root: Path, binds: list[str]) -> None:
     os.rmdir("/.lab-oldroot")
 
 
+def _end_everything_else(sshd: list[subprocess.Popen]) -> None:
+    """A reboot's end of every process of the node but this one: TERM, a grace, then KILL."""
+    for proc in sshd:
+        proc.terminate()
+    try:
+        os.kill(-1, signal.SIGTERM)  # in a PID namespace: every process of it but process 1
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        _reap_some()
+        if not _others_alive():
+            return
+        time.sleep(0.1)
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    while _others_alive() and time.monotonic() < deadline + 10:
+        _reap_some()
+        time.sleep(0.1)
+
+
+def _others_alive() -> bool:
+    return any(p.name.isdigit() and p.name != "1" for p in Path("/proc").iterdir())
+
+
+def _fresh_runtime() -> None:
+    """/run and /tmp as a boot finds them (tmpfs), then what the node needs in /run."""
+    for where, mode in (("/run", "755"), ("/tmp", "1777")):
+        _run("umount", "-l", where)
+        _run("mount", "-t", "tmpfs", "-o", f"mode={mode}", "tmpfs", where)
+    _prepare_runtime()
+
+
 def _prepare_runtime() -> None:
     os.makedirs("/run/crm", exist_ok=True)
     os.makedirs("/run/lxc", exist_ok=True)
@@ -153,21 +239,8 @@ def _prepare_runtime() -> None:
     os.chmod("/run/crm", 0o750)
     # The containers' lower layer: this node's own root, as the seed idea has it.
     os.makedirs("/var/lib/lxc/host/rootfs", exist_ok=True)
-    _run("mount", "--bind", "/", "/var/lib/lxc/host/rootfs")
-
-
-def _wait_for_go() -> None:
-    """Hold before starting the stack until SIGUSR1 (the lab installs packages first)."""
-    go = False
-
-    def _go(_signo: int, _frame: object) -> None:
-        nonlocal go
-        go = True
-
-    signal.signal(signal.SIGUSR1, _go)
-    while not go:
-        signal.pause()
-    signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+    if not os.path.ismount("/var/lib/lxc/host/rootfs"):
+        _run("mount", "--bind", "/", "/var/lib/lxc/host/rootfs")
 
 
 def _start_sshd() -> subprocess.Popen:
@@ -193,14 +266,6 @@ def _start_stack() -> list[subprocess.Popen]:
     return [pacemakerd, corosync]
 
 
-def _reap_forever() -> None:
-    while True:
-        try:
-            os.waitpid(-1, 0)
-        except ChildProcessError:
-            signal.pause()
-
-
 def _stop_stack(stack: list[subprocess.Popen]) -> None:
     """Stop pacemakerd (it stops the resources), then corosync; reap as we go."""
     for proc in stack:
@@ -223,10 +288,6 @@ def _reap_some() -> None:
             pass
     except ChildProcessError:
         pass
-
-
-def _raise_shutdown(_signo: int, _frame: object) -> None:
-    raise Shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,16 @@
 Two suites, ``lab`` and ``lab-security`` (origin ``upgrader-lab``), served
 as a trusted ``file:`` source that every node sees through its overlay. A
 suite holds exactly the version last published into it.
+
+Builds for the procedure's branches: ``bad`` (the application answers 500),
+``broken_postinst`` (dpkg fails), ``postinst_sleep`` (dpkg takes that long),
+``reboot_required`` (the postinst asks for a reboot, as a kernel does), and
+``ha_stack``: the demo package then depends on ``resource-agents-lab`` of
+the same version, a cluster-stack package by its name, whose postinst does
+what pacemaker's does (``invoke-rc.d pacemaker start``) and logs to
+/var/log/resource-agents-lab.log whether the stack ran while it was
+configured, whose policy-rc.d was in place and what it answered for
+starting pacemaker.
 """
 
 from __future__ import annotations
@@ -44,8 +54,13 @@ def published(repo: Path) -> dict[str, str]:
     return found
 
 
+HA_PACKAGE = "resource-agents-lab"
+HA_LOG = "/var/log/resource-agents-lab.log"
+
+
 def publish(repo: Path, version: str, *, security: bool = False, bad: bool = False,
-            broken_postinst: bool = False) -> Path:
+            broken_postinst: bool = False, postinst_sleep: float = 0, reboot_required: bool = False,
+            ha_stack: bool = False) -> Path:
     """Build the package at exactly ``version`` and make it the suite's only version."""
     check_version(version)
     every = {d.name.split("_")[1].replace("%3a", ":") for d in repo.glob(f"**/{PACKAGE}_*.deb")}
@@ -59,23 +74,34 @@ def publish(repo: Path, version: str, *, security: bool = False, bad: bool = Fal
     for old in pool.glob("*.deb"):
         old.replace(archive / old.name)
     deb = pool / f"{PACKAGE}_{version.replace(':', '%3a')}_all.deb"
-    _build(deb, version, bad=bad, broken_postinst=broken_postinst)
+    _build(deb, version, bad=bad, broken_postinst=broken_postinst, postinst_sleep=postinst_sleep,
+           reboot_required=reboot_required, depends=f"{HA_PACKAGE} (= {version})" if ha_stack else None)
+    if ha_stack:
+        _build_ha(pool / f"{HA_PACKAGE}_{version.replace(':', '%3a')}_all.deb", version)
     index(repo)
     return deb
 
 
-def _build(deb: Path, version: str, *, bad: bool, broken_postinst: bool) -> None:
+def _build(deb: Path, version: str, *, bad: bool, broken_postinst: bool, postinst_sleep: float,
+           reboot_required: bool, depends: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="upgrader-deb-") as tmp:
         root = Path(tmp)
         (root / "DEBIAN").mkdir()
         (root / "DEBIAN/control").write_text(
             f"Package: {PACKAGE}\nVersion: {version}\nArchitecture: all\nSection: libs\n"
-            "Priority: optional\nMaintainer: upgrader lab <lab@invalid>\n"
+            + (f"Depends: {depends}\n" if depends else "")
+            + "Priority: optional\nMaintainer: upgrader lab <lab@invalid>\n"
             "Description: upgrader lab library the demo application runs on\n")
+        script = ["#!/bin/sh"]
+        if postinst_sleep:
+            script.append(f"sleep {float(postinst_sleep):g}")
+        if reboot_required:
+            script += ["touch /run/reboot-required", f"echo {PACKAGE} >> /run/reboot-required.pkgs"]
         if broken_postinst:
+            script += ["echo 'demo-libfoo: postinst fails on purpose (--broken-postinst)' >&2", "exit 1"]
+        if len(script) > 1:
             postinst = root / "DEBIAN/postinst"
-            postinst.write_text("#!/bin/sh\necho 'demo-libfoo: postinst fails on purpose (--broken-postinst)' >&2\n"
-                                "exit 1\n")
+            postinst.write_text("\n".join(script) + "\n")
             postinst.chmod(0o755)
         share = root / "usr/share" / PACKAGE
         share.mkdir(parents=True)
@@ -85,6 +111,45 @@ def _build(deb: Path, version: str, *, bad: bool, broken_postinst: bool) -> None
         lib = root / "usr/lib" / PACKAGE
         lib.mkdir(parents=True)
         shutil.copy(APP_SOURCE, lib / "app.py")
+        _run.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)])
+
+
+HA_POSTINST = """#!/bin/sh
+# As pacemaker's own postinst: start the stack through invoke-rc.d, which asks policy-rc.d first.
+set -e
+if [ "$1" = configure ]; then
+    stack=none
+    for comm in /proc/[0-9]*/comm; do
+        case "$(cat "$comm" 2>/dev/null)" in corosync|pacemakerd) stack=running ;; esac
+    done
+    policy=none
+    answer=none
+    if [ -x /usr/sbin/policy-rc.d ]; then
+        policy=other
+        if grep -q "rolling-upgrade: cluster stack stopped" /usr/sbin/policy-rc.d; then policy=rolling-upgrade; fi
+        answer=0
+        /usr/sbin/policy-rc.d pacemaker start >/dev/null 2>&1 || answer=$?
+    fi
+    echo "configure {version}: stack=$stack policy=$policy pacemaker-start=$answer" >> {log}
+    invoke-rc.d pacemaker start >/dev/null 2>&1 || true
+fi
+"""
+
+
+def _build_ha(deb: Path, version: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="upgrader-deb-") as tmp:
+        root = Path(tmp)
+        (root / "DEBIAN").mkdir()
+        (root / "DEBIAN/control").write_text(
+            f"Package: {HA_PACKAGE}\nVersion: {version}\nArchitecture: all\nSection: admin\n"
+            "Priority: optional\nMaintainer: upgrader lab <lab@invalid>\n"
+            "Description: upgrader lab stand-in for a cluster-stack package (resource agents)\n")
+        postinst = root / "DEBIAN/postinst"
+        postinst.write_text(HA_POSTINST.format(version=version, log=HA_LOG))
+        postinst.chmod(0o755)
+        share = root / "usr/share" / HA_PACKAGE
+        share.mkdir(parents=True)
+        (share / "VERSION").write_text(version + "\n")
         _run.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)])
 
 

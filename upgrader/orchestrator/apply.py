@@ -75,3 +75,31 @@ def dpkg_state(wait: float) -> int:
         return 1
     print("clean")
     return 0
+
+
+def stack_command(action: str, run_id: str | None, by: str, pid: int) -> int:
+    """``rolling-upgrade stack stop|start|reboot`` on this node: 0 done, 1 failed (one line on stderr)."""
+    from upgrader.config import load
+    from upgrader.hastack import control, marker
+
+    config = load()
+    try:
+        if action == "stop":
+            if not run_id:
+                print("rolling-upgrade stack stop: --run-id is required (the run that stops the stack)", file=sys.stderr)
+                return 2
+            print(control.stop(config, marker.Stopped(run_id, by, pid), timeout=config.settle_timeout))
+        elif action == "start":
+            print(control.start(config, run_id, timeout=config.settle_timeout))
+        else:
+            # A lost session must not stop the reboot half-way.
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            result = Runner(timeout=120).call(list(config.reboot_command))
+            if result.returncode != 0:
+                why = (result.stderr.strip().splitlines() or [result.meaning])[-1]
+                raise control.StackError(f"Reboot-Command ({' '.join(config.reboot_command)}) failed: {why}")
+            print(f"rebooting (run {run_id or '-'})")
+    except control.StackError as exc:
+        print(f"rolling-upgrade stack {action}: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -11,7 +11,7 @@ import argparse
 
 from upgrader.nightly.command import parse_at, window
 from upgrader.orchestrator import commands
-from upgrader.orchestrator.apply import apply, dpkg_state
+from upgrader.orchestrator.apply import apply, dpkg_state, stack_command
 from upgrader.packages.cli import plan_command
 
 
@@ -34,6 +34,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                           "clean, 1 if not, 124 if still busy")
     s.add_argument("--wait", type=float, default=600.0, metavar="SECONDS")
     s.set_defaults(func=lambda a, c, out: dpkg_state(a.wait))
+    s = sub.add_parser("stack", help="stop or start this drained node's cluster stack around an upgrade of it, or "
+                                     "reboot it (used by run; 'stack start' by hand after an interrupted run)")
+    s.add_argument("action", choices=("stop", "start", "reboot"))
+    s.add_argument("--run-id", help="the run that stops (or stopped) the stack; start: only if that run stopped it")
+    s.add_argument("--by", default="", help="stop: the node the run drives this one from")
+    s.add_argument("--pid", type=int, default=0, help="stop: the run's process id on that node")
+    s.set_defaults(func=lambda a, c, out: stack_command(a.action, a.run_id, a.by, a.pid))
     s = sub.add_parser("run", help="upgrade the whole cluster, node by node (exit 0 done, 1 failed back, "
                                    "2 usage, 3 refused, 4 needs a person)")
     s.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -47,6 +54,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="only the finishing step after an apt run on this drained node (started by the APT hooks)")
     s.set_defaults(func=lambda a, c, out: commands.finish(c, out, as_json=a.json) if a.finish
                    else commands.node(c, out, yes=a.yes, as_json=a.json))
+    s = sub.add_parser("resume", help="at boot (cron @reboot): end the run of this node that its reboot "
+                                      "interrupted; nothing when there is none")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=lambda a, c, out: commands.resume(c, out, as_json=a.json))
     s = sub.add_parser("window", help="the nightly patch window (cron): upgrade what fits into the open window")
     s.add_argument("--check", action="store_true", help="only say whether the window is open and what would run")
     s.add_argument("--at", type=parse_at, metavar="TIME", help="pretend the clock reads TIME (ISO 8601) at the start")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import time
 import uuid
@@ -17,7 +18,10 @@ from upgrader.orchestrator import steering
 from upgrader.orchestrator.gate import HealthGate
 from upgrader.orchestrator.history import History, HistoryError
 from upgrader.orchestrator.procedure import Checks, NodeResult, Outcome, Refused, Rollout
-from upgrader.orchestrator.recovery import recover
+from upgrader.hastack.control import StackError
+from upgrader.orchestrator.recovery import recover, restart_own_stack
+from upgrader.orchestrator.restarts import online
+from upgrader.pacemaker.commands import Refused as PacemakerRefused
 from upgrader.orchestrator.remote import NodePlan, Nodes
 from upgrader.pacemaker.live import Cluster, NotSettled
 from upgrader.pacemaker.lock import LockError
@@ -55,10 +59,54 @@ def new_run_id(node: str) -> str:
 
 def rollout(cluster: Cluster, out: Console, as_json: bool, checks: Checks | None = None) -> Rollout:
     cfg = configuration.load()
+    restarted = own_stack_first(cluster, cfg)
     local = cluster.local_node()
     report = ConsoleReport(out, quiet=as_json)
-    return Rollout(cluster, Nodes(cfg, local), checks or default_checks(cluster, cfg), cfg,
-                   History(cfg.history_file), report, os.environ.get("UPGRADER_RUN_ID") or new_run_id(local))
+    r = Rollout(cluster, Nodes(cfg, local), checks or default_checks(cluster, cfg), cfg,
+                History(cfg.history_file), report, os.environ.get("UPGRADER_RUN_ID") or new_run_id(local))
+    if restarted:
+        report.step(local, "recover", restarted)
+    return r
+
+
+def own_stack_first(cluster: Cluster, cfg: configuration.Config) -> str | None:
+    """This node's cluster stack, if a run of this node stopped it and died: started, and rejoined."""
+    host = socket.gethostname()
+    try:
+        restarted = restart_own_stack(cfg, host)
+    except StackError as exc:
+        raise PacemakerRefused(f"refused: {exc}") from None
+    if restarted:
+        cluster.wait_settled(online(host), deadline=cfg.rejoin_timeout)
+    return restarted
+
+
+def resume(cluster: Cluster, out: Console, *, as_json: bool) -> int:
+    """At boot (cron @reboot): end the run of this node its reboot interrupted; otherwise nothing.
+
+    Waits (up to Rejoin-Timeout) until the cluster stack answers and this node is online, then
+    rolls back / finishes what the run left, as ``run`` does before its own rollout.
+    """
+    cfg = configuration.load()
+    host = socket.gethostname()
+    try:
+        cluster.wait_settled(online(host), deadline=cfg.rejoin_timeout)
+    except NotSettled as exc:
+        print(f"rolling-upgrade resume: this node did not join the cluster: {exc}", file=sys.stderr)
+        return Outcome.NEEDS_PERSON
+    r = rollout(cluster, out, as_json)
+    try:
+        r.recovered = recover(cluster, r.nodes, r.history, r.config)
+    except (CommandError, NotSettled, LockError, HistoryError) as exc:
+        _finish(out, r, as_json, Outcome.NEEDS_PERSON, None, f"the interrupted run could not be ended: {exc}")
+        return Outcome.NEEDS_PERSON
+    lines = r.recovered or ["nothing to resume: no interrupted run of this node holds the lock"]
+    if as_json:
+        print(json.dumps({"run": r.run_id, "exit": 0, "recovered": r.recovered}, indent=2))
+    else:
+        for line in lines:
+            r.report.step(None, "resume", line)
+    return Outcome.DONE
 
 
 def default_checks(cluster: Cluster, cfg: configuration.Config) -> Checks:

@@ -4,6 +4,10 @@
                                         (on a bad check: fail back, quarantine, stop)
               -> clean up -> unlock
 
+The upgrade of a node whose changes include the cluster stack runs with its
+stack stopped; a node that asks for a reboot is rebooted when Reboot is on
+(:mod:`restarts`), both before it takes resources again.
+
 A node is drained by standby. Once a patched node exists, the drained
 resources are steered straight onto patched nodes, so each of them moves once
 and restarts on the patched root at that move; the first node's resources
@@ -22,40 +26,19 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from enum import IntEnum
 from typing import Any, Callable, Iterator, Mapping, Protocol
 
 from upgrader.config import Config
 from upgrader.orchestrator import steering
 from upgrader.orchestrator.history import History
+from upgrader.orchestrator.outcome import Outcome, Refused, Stop
 from upgrader.orchestrator.remote import ApplyResult, NodePlan, Nodes
+from upgrader.orchestrator.restarts import Restarts
 from upgrader.pacemaker.live import Cluster, NotSettled, drained
 from upgrader.pacemaker.lock import LockError, LockHeld, UpgradeLock, utcnow
 from upgrader.pacemaker.lock import inspect as lock_status
 from upgrader.pacemaker.state import ClusterState, ParseError
 from upgrader.runner import CommandError
-
-
-class Outcome(IntEnum):
-    """Exit codes of ``rolling-upgrade run`` and ``node``."""
-
-    DONE = 0  # upgraded, or nothing to do
-    FAILED_BACK = 1  # a check failed; failed back, the cluster is healthy
-    USAGE = 2  # bad usage or configuration
-    REFUSED = 3  # a safety check refused; nothing was changed
-    NEEDS_PERSON = 4  # failed, and the cluster needs a person
-
-
-class Refused(Exception):
-    """Preflight said no; nothing was changed."""
-
-
-class Stop(Exception):
-    """The rollout stops here with ``code``."""
-
-    def __init__(self, code: Outcome, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
 
 
 class HealthReportLike(Protocol):
@@ -106,6 +89,8 @@ class Rollout:
         self.run_id = run_id
         self.before_node = before_node  # a reason not to start this node now (the patch window), or None
         self.lock = UpgradeLock(cluster, run_id, nodes.local, ttl=config.lock_expiry)
+        self.restarts = Restarts(cluster, nodes, config, run_id, self.phase,
+                                 lambda node, phase, text: self.report.step(node, phase, text))
         self.patched: set[str] = set()
         self.results: dict[str, NodeResult] = {}
         self.all_nodes: list[str] = []
@@ -235,12 +220,6 @@ class Rollout:
         errors = [p.error for p in plans.values() if p.error]
         if errors:
             raise Refused("refused: " + "; ".join(e for e in errors if e))
-        stack = {n: ", ".join(c.package for c in p.changes if c.ha_stack) for n, p in plans.items() if p.ha_stack}
-        if stack:
-            # Pacemaker's rule: stop the stack around its own upgrade. Not automated yet: never do it live.
-            raise Refused("refused: the upgrade includes the cluster stack (" + "; ".join(
-                f"{n}: {pkgs}" for n, pkgs in stack.items()) + "); rolling-upgrade does not stop the stack around "
-                "it yet: upgrade those packages by Pacemaker's rolling-upgrade procedure first, or hold them")
         online = [n for n in self.all_nodes if n not in quarantined]
         if len(online) < 2:
             raise Refused("refused: a rolling upgrade needs at least two nodes that can run resources")
@@ -276,7 +255,7 @@ class Rollout:
             moved_away = self.drain(node)
             self.safe_point(node, drained_untouched=True)
             self.still_whole(node, drained_untouched=True)
-            applied = self.upgrade(node)
+            applied = self.upgrade(node, stack=plan.ha_stack)
             result.changes = [c.__dict__ for c in applied.changes] or result.changes
             self.fail_over(node, moved_away)
             result.result = "ok"
@@ -321,13 +300,15 @@ class Rollout:
                          else "standby; it ran nothing")
         return moved
 
-    def upgrade(self, node: str) -> ApplyResult:
-        """The dist-upgrade on the drained node; a failure of dpkg leaves it in standby, quarantined."""
+    def upgrade(self, node: str, stack: bool = False) -> ApplyResult:
+        """The dist-upgrade on the drained node (its cluster stack stopped around it when ``stack``), then
+        its reboot if it asks for one and Reboot is on; a failure of dpkg leaves it in standby, quarantined."""
         self.phase(node, "upgrade")
-        applied = self.nodes.apply(node, self.run_id, lambda e: self.report.progress(node, e))
-        self.history.record(self.run_id, node, "upgrade", "end", ok=applied.ok, error=applied.error,
-                            changes=[c.__dict__ for c in applied.changes], reboot_required=applied.reboot_required,
-                            stale_processes=list(applied.stale_processes), seconds=round(applied.seconds, 1))
+        if stack:
+            with self.restarts.stack_stopped(node):
+                applied = self.apply(node)
+        else:
+            applied = self.apply(node)
         if not applied.ok and not applied.touched:
             self.cluster.set_standby(node, False)
             self.cluster.wait_settled(None, deadline=self.config.settle_timeout)
@@ -339,9 +320,18 @@ class Rollout:
                        f"standby and quarantined, its peers run its resources untouched")
         done = ", ".join(f"{c.package} {c.installed or '-'} -> {c.candidate}" for c in applied.changes)
         self.report.step(node, "upgrade", f"{done or 'packages upgraded'} in {applied.seconds:.1f}s")
-        if applied.reboot_required:
-            self.report.step(node, "upgrade", "a reboot is required; Rolling-Upgrade::Reboot is "
-                             f"{'on' if self.config.reboot else 'off'}: not rebooting (reported)")
+        if applied.reboot_required and self.config.reboot:
+            self.restarts.reboot(node)
+        elif applied.reboot_required:
+            self.report.step(node, "upgrade", "a reboot is required; Rolling-Upgrade::Reboot is off: not "
+                             "rebooting (reported)")
+        return applied
+
+    def apply(self, node: str) -> ApplyResult:
+        applied = self.nodes.apply(node, self.run_id, lambda e: self.report.progress(node, e))
+        self.history.record(self.run_id, node, "upgrade", "end", ok=applied.ok, error=applied.error,
+                            changes=[c.__dict__ for c in applied.changes], reboot_required=applied.reboot_required,
+                            stale_processes=list(applied.stale_processes), seconds=round(applied.seconds, 1))
         return applied
 
     def fail_over(self, node: str, moved_away: Mapping[str, str]) -> None:

@@ -5,11 +5,18 @@ finds the lock of a run whose process is gone. It reads that run's last
 phase from the history and undoes what is half done:
 
 - drain: the node was not touched; it comes back online;
-- upgrade: dpkg's state decides: clean (``dpkg --audit`` empty) -> online,
-  the new run upgrades what is left; not clean -> standby and quarantined;
+- upgrade (stack-stop, stack-start): dpkg's state decides: clean (``dpkg
+  --audit`` empty) -> online, the new run upgrades what is left; not clean
+  -> standby and quarantined. A cluster stack the run stopped there is
+  started again first, and the node must rejoin;
+- reboot: the node must rejoin (up to Rejoin-Timeout), then comes online;
 - fail-over / verify / fail-back: a node quarantined by the fail-back stays
   in standby; otherwise it comes back online (its resources are checked by
   the moves of the new run).
+
+A run that stopped the cluster stack of the node it ran on and died there
+leaves that node unable to ask the cluster: :func:`restart_own_stack`
+starts it again first (``rolling-upgrade run``, ``node``, ``resume``).
 
 Then every constraint and mark of the dead run goes, the cluster settles,
 the dead lock is removed, and the new run goes on: the rollout resumes with
@@ -18,15 +25,19 @@ what is still to upgrade.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from upgrader.config import Config
 from upgrader.guard.hook import RUN_ID_ENV
 from upgrader.orchestrator import steering
 from upgrader.orchestrator.history import History
 from upgrader.orchestrator.remote import Nodes
 from upgrader.pacemaker import lock
-from upgrader.pacemaker.live import Cluster
+from upgrader.orchestrator.restarts import online
+from upgrader.pacemaker.live import Cluster, NotSettled
 
-NODE_PHASES = ("drain", "upgrade", "fail-over", "verify", "fail-back")
+NODE_PHASES = ("drain", "upgrade", "stack-stop", "stack-start", "reboot", "fail-over", "verify", "fail-back")
+UPGRADE_PHASES = ("upgrade", "stack-stop", "stack-start")
 DPKG_WAIT = 600.0  # seconds an interrupted upgrade may still take to end on its node
 
 
@@ -41,7 +52,7 @@ def recover(cluster: Cluster, nodes: Nodes, history: History, config: Config) ->
     all_nodes = [n.name for n in cluster.state().nodes]
     done += [f"removed {item}" for item in steering.clean_up(cluster, all_nodes)]
     if last is not None:
-        done += _undo(cluster, nodes, info.run_id, last["node"], last["phase"])
+        done += _undo(cluster, nodes, config, info.run_id, last["node"], last["phase"])
     cluster.wait_settled(None, deadline=config.settle_timeout)
     lock.remove(cluster, info)
     done.append(f"released the lock of run {info.run_id}")
@@ -49,18 +60,65 @@ def recover(cluster: Cluster, nodes: Nodes, history: History, config: Config) ->
     return done
 
 
-def _undo(cluster: Cluster, nodes: Nodes, run_id: str, node: str, phase: str) -> list[str]:
-    if phase == "upgrade":
+def _undo(cluster: Cluster, nodes: Nodes, config: Config, run_id: str, node: str, phase: str) -> list[str]:
+    done: list[str] = []
+    clean = True
+    if phase in UPGRADE_PHASES:
         # The killed run's upgrade may still be running there: wait for it, then judge dpkg.
         state = nodes.runner(node, timeout=DPKG_WAIT + 60).call([nodes.tool, "dpkg-state", "--wait", str(DPKG_WAIT)])
         if state.returncode == 1:  # interrupted half-way: what an operator does first, once
             nodes.runner(node, timeout=DPKG_WAIT).call(["env", f"{RUN_ID_ENV}={run_id}", "dpkg", "--configure", "-a"])
             state = nodes.runner(node, timeout=120).call([nodes.tool, "dpkg-state", "--wait", "60"])
-        if state.returncode != 0:
+        clean = state.returncode == 0
+        started = nodes.runner(node, timeout=config.settle_timeout + 60).call(
+            [nodes.tool, "stack", "start", "--run-id", run_id])
+        if started.returncode != 0:
             steering.quarantine(cluster, node, run_id, "interrupted-upgrade")
-            return [f"{node}: dpkg was interrupted and is not clean (dpkg --audit); it stays in standby, "
-                    "quarantined: repair it (dpkg --configure -a), then rolling-upgrade unquarantine"]
+            why = (started.stderr.strip().splitlines() or [started.meaning])[-1]
+            return [f"{node}: its cluster stack, stopped by the interrupted run, did not start ({why}); it stays "
+                    "in standby, quarantined: start it there (rolling-upgrade stack start), then "
+                    "rolling-upgrade unquarantine"]
+        if "not stopped by rolling-upgrade" not in started.stdout:
+            done.append(f"{node}: started its cluster stack again (stopped by the interrupted run)")
+    if phase in (*UPGRADE_PHASES, "reboot"):
+        try:
+            cluster.wait_settled(online(node), deadline=config.rejoin_timeout)
+        except NotSettled as exc:
+            return done + [f"{node}: did not rejoin the cluster ({exc}); it stays in standby"]
+    if not clean:
+        steering.quarantine(cluster, node, run_id, "interrupted-upgrade")
+        return done + [f"{node}: dpkg was interrupted and is not clean (dpkg --audit); it stays in standby, "
+                       "quarantined: repair it (dpkg --configure -a), then rolling-upgrade unquarantine"]
     if phase == "fail-back" or cluster.get_attribute(node, steering.QUARANTINE) is not None:
-        return [f"{node}: quarantined by the interrupted run; it stays in standby"]
+        return done + [f"{node}: quarantined by the interrupted run; it stays in standby"]
     cluster.set_standby(node, False)
-    return [f"{node}: back online (it was in phase {phase})"]
+    return done + [f"{node}: back online (it was in phase {phase})"]
+
+
+def restart_own_stack(config: Config, local: str) -> str | None:
+    """Start this node's cluster stack if a run of this node stopped it and is gone; what was done, or None.
+
+    Raises :class:`StackError` when it is stopped by a run driven from another node (that run, or a person,
+    starts it) or cannot be started.
+    """
+    from upgrader.hastack import control, marker
+
+    held = marker.read()
+    if held is None or control.running_daemons():
+        return None
+    if held.by != local:
+        raise control.StackError(f"this node's cluster stack is stopped by run {held.run_id}, driven from "
+                                 f"{held.by}; that run starts it again, or start it yourself: rolling-upgrade "
+                                 "stack start")
+    if _alive(held.pid):
+        raise control.StackError(f"this node's cluster stack is stopped by run {held.run_id} (pid {held.pid}), "
+                                 "which still runs; wait for it")
+    text = control.start(config, held.run_id, timeout=config.settle_timeout)
+    return f"{text} (stopped by run {held.run_id}, which is gone)"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return b"rolling-upgrade" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False

@@ -71,6 +71,14 @@ def upgrade_node(progress: Progress | None = None, run_id: str | None = None) ->
     changes = plan_node(cache)
     if not changes:
         return UpgradeReport("nothing", "up to date, nothing to upgrade")
+    stack = [c.package for c in changes if c.ha_stack]
+    if stack and run_id:
+        from upgrader.hastack.control import stopped_by
+
+        if not stopped_by(run_id):  # planned without them, or the stack came back: never upgrade it live
+            return UpgradeReport("refused", f"the upgrade includes the cluster stack ({', '.join(stack)}) and the "
+                                            "stack runs here: rolling-upgrade stops it around such an upgrade; run "
+                                            "it again so that it plans for that", changes)
     fetch, install = _progress_adapters(progress)
     before = os.environ.get(RUN_ID_ENV)
     if run_id:

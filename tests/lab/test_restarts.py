@@ -1,0 +1,113 @@
+"""Restarting a drained node on a real cluster: its cluster stack around an upgrade of the stack, and reboots.
+
+The lab's nodes play systemd for these (upgrader.lab.power: their process 1
+stops and starts corosync and pacemakerd, or reboots the node: every process
+ended, /run and /tmp fresh, the stack started again).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import private_lab
+from tests.lab.helpers import TOOL, history, rolling, run_leftovers, standby_nodes, start_run, versions_served
+from upgrader.lab import lab as ops
+from upgrader.lab import node, repo
+from upgrader.lab.layout import Lab
+from upgrader.pacemaker import lock
+from upgrader.pacemaker.live import Cluster
+
+pytestmark = pytest.mark.lab
+
+REBOOT_ON = "/etc/apt/apt.conf.d/61rolling-upgrade-reboot"
+
+
+@pytest.fixture(scope="module")
+def slab() -> Iterator[Lab]:
+    """A lab of its own: these tests stop stacks and reboot nodes."""
+    with private_lab("s") as the_lab:
+        yield the_lab
+
+
+def inside(lab: Lab, n: str, *argv: str) -> subprocess.CompletedProcess:
+    result = node.runner(lab, n, timeout=60).call(list(argv))
+    return subprocess.CompletedProcess(argv, result.returncode, result.stdout, result.stderr)
+
+
+def boots(lab: Lab, n: str) -> int:
+    """How often the node's process 1 rebooted it (its log says so each time)."""
+    return (lab.node_dir(n) / "init.log").read_text().count("init: rebooted")
+
+
+def host_policy() -> str | None:
+    path = Path("/usr/sbin/policy-rc.d")
+    return path.read_text() if path.exists() else None
+
+
+def test_an_upgrade_of_the_cluster_stack_runs_with_the_stack_stopped_on_each_node(slab: Lab) -> None:
+    repo.publish(slab.repo_dir, "2", ha_stack=True)
+    ops.refresh_indexes(slab)
+    code, doc = rolling(slab, "run", "--yes")  # from node1: its own stack goes down last, the cluster asked on a peer
+    assert code == 0, doc
+    assert {n["node"]: n["result"] for n in doc["nodes"]} == {n: "ok" for n in slab.node_names}
+    for n in slab.node_names:
+        # What the stack package's postinst saw: no corosync/pacemakerd running, our policy-rc.d in place,
+        # and it forbade starting pacemaker (invoke-rc.d pacemaker start then does nothing).
+        log = inside(slab, n, "cat", repo.HA_LOG).stdout
+        assert log.strip() == "configure 2: stack=none policy=rolling-upgrade pacemaker-start=101", (n, log)
+        assert ops.installed_version(slab, n) == "2"
+        assert inside(slab, n, "dpkg-query", "-W", "-f=${Version}", repo.HA_PACKAGE).stdout == "2"
+        # Afterwards: the machine's own policy-rc.d back as it was, no marker, the stack running.
+        policy = inside(slab, n, "cat", "/usr/sbin/policy-rc.d")
+        assert (policy.stdout if policy.returncode == 0 else None) == host_policy(), n
+        assert inside(slab, n, "test", "-e", "/run/upgrader/stack-stopped").returncode == 1
+        assert inside(slab, n, "pidof", "corosync", "pacemakerd").returncode == 0
+    events = history(slab, doc["run"])
+    for n in slab.node_names:
+        phases = [e["phase"] for e in events if e.get("node") == n and e["event"] == "start"]
+        assert phases[phases.index("stack-stop"):][:2] == ["stack-stop", "stack-start"], phases
+    assert standby_nodes(slab) == [] and run_leftovers(slab) == []
+    assert versions_served(slab) == {a: "2" for a in slab.app_names}
+
+
+def test_a_node_that_asks_for_a_reboot_is_rebooted_and_the_one_running_the_run_resumes_at_boot(slab: Lab) -> None:
+    for n in slab.node_names:
+        node.runner(slab, n).run(["sh", "-c", f"echo 'Rolling-Upgrade::Reboot \"true\";' > {REBOOT_ON}"])
+    try:
+        before = {n: boots(slab, n) for n in slab.node_names}
+        repo.publish(slab.repo_dir, "3", reboot_required=True)
+        ops.refresh_indexes(slab)
+        run = start_run(slab, "node1")
+        out, err = run.communicate(timeout=600)
+        # node1 runs the rollout and goes last: its reboot ends the run's process; the lock keeps the run.
+        assert run.returncode != 0, (out, err)
+        deadline = time.monotonic() + 60  # the run ends as node1's reboot begins; wait for its end
+        while boots(slab, "node1") == before["node1"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert {n: boots(slab, n) - before[n] for n in slab.node_names} == {n: 1 for n in slab.node_names}
+        ops.wait_formed(slab, 120)
+        held = lock.read(Cluster(node.runner(slab, "node2")))
+        assert held is not None and held.holder == "node1" and held.phase == "reboot", held
+        assert standby_nodes(slab, via="node2") == ["node1"]
+        # What cron's @reboot entry runs at node1's boot.
+        resumed = node.runner(slab, "node1", timeout=300).call([TOOL, "resume"])
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert "node1: back online (it was in phase reboot)" in resumed.stdout, resumed.stdout
+        assert standby_nodes(slab) == [] and run_leftovers(slab) == []
+        for n in slab.node_names:
+            assert ops.installed_version(slab, n) == "3"
+            assert inside(slab, n, "test", "-e", "/run/reboot-required").returncode == 1  # gone with the reboot
+        assert versions_served(slab) == {a: "3" for a in slab.app_names}
+        events = [e for e in history(slab) if e.get("phase") == "reboot" and e["event"] == "start"]
+        assert sorted(e["node"] for e in events[-3:]) == slab.node_names
+        # Nothing left to resume: a second resume says so and changes nothing.
+        again = node.runner(slab, "node1", timeout=300).call([TOOL, "resume"])
+        assert again.returncode == 0 and "nothing to resume" in again.stdout, again.stdout + again.stderr
+    finally:
+        for n in slab.node_names:
+            node.runner(slab, n).call(["rm", "-f", REBOOT_ON])
