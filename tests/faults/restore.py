@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from upgrader.lab import lab as ops
 from upgrader.lab import network, node
 from upgrader.lab.layout import Lab
@@ -10,6 +13,8 @@ from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster
 
 TEST_SETTINGS = "/etc/apt/apt.conf.d/61upgrader-fault"  # settings a scenario writes; always removed here
+TOOL = str(Path(sys.executable).parent / "rolling-upgrade")
+DPKG_WAIT = 100.0  # seconds a package manager left running by a scenario (a lost apply) may still take
 FORM = 90.0
 SERVE = 120.0
 
@@ -24,6 +29,10 @@ def restore(lab: Lab) -> None:
     for n in lab.node_names:
         inside = node.runner(lab, n, timeout=120)
         inside.run(["rm", "-f", TEST_SETTINGS])
+        # A scenario may leave a package manager still at work (an apply that lost its controller): let it end.
+        busy = inside.call([TOOL, "dpkg-state", "--wait", str(DPKG_WAIT)])
+        if busy.returncode == 124:
+            raise AssertionError(f"restore: {n}: {busy.stdout.strip()}")
         # A scenario may leave dpkg half done: repair it as an operator would (guard off: we own it). Only
         # then: a dpkg run on a node fires the guard's hooks, whose finishing step would start a run of its own.
         if inside.run(["dpkg", "--audit"]).stdout.strip():

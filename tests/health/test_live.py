@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Sequence
 
@@ -9,11 +10,15 @@ import pytest
 
 from upgrader.config import Config
 from upgrader.health import HealthDefaults, ProbeSpecError, Snapshot
-from upgrader.health.live import defaults_from, node_runners, validate_probes, verify_moved
+from upgrader.health import live
+from upgrader.health.cluster import new_failures
+from upgrader.health.live import defaults_from, node_runners, read_state, validate_probes, verify_moved
+from upgrader.health.snapshot import fail_counts, read_crm_mon
 from upgrader.pacemaker.live import Cluster
 from upgrader.runner import Result, Runner
 
-CIB = (Path(__file__).parents[1] / "pacemaker" / "data" / "cib-all-online.xml").read_text()
+DATA = Path(__file__).parents[1] / "pacemaker" / "data"
+CIB = (DATA / "cib-all-online.xml").read_text()
 
 
 class CibRunner(Runner):
@@ -67,3 +72,39 @@ def test_settings_fill_the_engine_defaults() -> None:
     d = defaults_from(Config(health_timeout=60, health_retries=3, health_interval=10))
     assert (d.deadline, d.attempt_timeout, d.retries, d.interval) == (60.0, 5.0, 3, 10.0)
     assert defaults_from(Config(health_timeout=2)).attempt_timeout == 2.0
+
+
+class MonRunner(Runner):
+    """Answers crm_mon with a captured crm_mon XML; records argv and timeouts (nothing is run)."""
+
+    def __init__(self, xml: str) -> None:
+        super().__init__()
+        self.xml = xml
+        self.calls: list[tuple[tuple[str, ...], float | None]] = []
+
+    def call(self, argv: Sequence[str], *, timeout: float | None = None, **_: object) -> Result:
+        self.calls.append((tuple(argv), timeout))
+        assert argv[0] == "crm_mon", argv
+        return Result(tuple(argv), 0, self.xml, "", 0.0)
+
+
+@pytest.mark.parametrize("situation", ["failed-action", "start-failed", "all-online"])
+def test_read_state_is_one_crm_mon_call_with_typed_fail_counts(situation: str) -> None:
+    xml = (DATA / f"crm_mon-{situation}.xml").read_text()
+    runner = MonRunner(xml)
+    state, snap = read_state(Cluster(runner), timeout=4.0)
+    assert runner.calls == [(("crm_mon", "--one-shot", "--inactive", "--output-as=xml"), 4.0)]
+    assert snap.fail_counts == state.fail_count_map() == fail_counts(xml)  # the same figures the XML holds
+    assert (state, snap) == read_crm_mon(xml)
+
+
+def test_a_failed_start_counts_as_a_new_infinite_fail_count_against_the_baseline() -> None:
+    _, before = read_state(Cluster(MonRunner((DATA / "crm_mon-all-online.xml").read_text())))
+    state, after = read_state(Cluster(MonRunner((DATA / "crm_mon-start-failed.xml").read_text())))
+    where = state.fail_counts[0].node
+    assert new_failures(("flaky",), after, before)[-1] == f"fail-count of flaky on {where} rose from 0 to 1000000"
+    assert new_failures(("flaky",), after, after) == []
+
+
+def test_live_glue_uses_no_private_adapter_call() -> None:
+    assert "._xml(" not in inspect.getsource(live)

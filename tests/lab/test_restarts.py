@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import private_lab
-from tests.lab.helpers import TOOL, history, rolling, run_leftovers, standby_nodes, start_run, versions_served
+from tests.lab.helpers import (TOOL, history, rolling, run_leftovers, standby_nodes, start_run,
+                               versions_served, wait_for_phase)
 from upgrader.lab import lab as ops
 from upgrader.lab import node, repo
 from upgrader.lab.layout import Lab
@@ -111,3 +112,41 @@ def test_a_node_that_asks_for_a_reboot_is_rebooted_and_the_one_running_the_run_r
     finally:
         for n in slab.node_names:
             node.runner(slab, n).call(["rm", "-f", REBOOT_ON])
+
+
+@pytest.mark.parametrize("victim", ["node2", "node1"])  # a peer's stack, then the stack of the node running the run
+def test_a_run_killed_while_a_stack_is_stopped_is_rolled_forward_by_the_next_run(slab: Lab, victim: str) -> None:
+    version = fresh(slab, ha_stack=True, postinst_sleep=6)
+    seen = len(history(slab))
+    run = start_run(slab, "node1", "--nodes", victim)
+    entry = wait_for_phase(slab, run, seen, "stack-stop", timeout=300)
+    assert entry["node"] == victim
+    deadline = time.monotonic() + 60  # the stack is down and dpkg runs (its postinst sleeps): kill the run now
+    while inside(slab, victim, "pidof", "dpkg").returncode != 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert inside(slab, victim, "pidof", "corosync").returncode == 1
+    held = lock.read(Cluster(node.runner(slab, "node3")))  # node1's own stack may be the one down
+    assert held is not None and held.pid
+    node.runner(slab, "node1").run(["kill", "-KILL", str(held.pid)])
+    run.wait(timeout=60)
+    assert inside(slab, victim, "test", "-e", "/run/upgrader/stack-stopped").returncode == 0
+    code, doc = rolling(slab, "run", "--yes")
+    assert code == 0, doc
+    recovered = "\n".join(doc["recovered"])
+    assert f"found run {entry['run']} interrupted" in recovered, recovered
+    assert all(ops.installed_version(slab, n) == version for n in slab.node_names)
+    for n in slab.node_names:
+        assert inside(slab, n, "test", "-e", "/run/upgrader/stack-stopped").returncode == 1
+        assert inside(slab, n, "pidof", "corosync", "pacemakerd").returncode == 0
+        policy = inside(slab, n, "cat", "/usr/sbin/policy-rc.d")
+        assert (policy.stdout if policy.returncode == 0 else None) == host_policy(), n
+    assert standby_nodes(slab) == [] and run_leftovers(slab) == []
+    assert versions_served(slab) == {a: version for a in slab.app_names}
+
+
+def fresh(lab: Lab, **build: object) -> str:
+    taken = {d.name.split("_")[1] for d in lab.repo_dir.glob("**/*.deb")}
+    version = next(str(v) for v in range(2, 1000) if str(v) not in taken)
+    repo.publish(lab.repo_dir, version, **build)  # type: ignore[arg-type]
+    ops.refresh_indexes(lab)
+    return version

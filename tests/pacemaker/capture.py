@@ -1,9 +1,9 @@
 """Capture Pacemaker output from a real lab into tests/pacemaker/data/.
 
-    sudo .venv/bin/python tests/pacemaker/capture.py [--name pcap]
+    sudo .venv/bin/python tests/pacemaker/capture.py [--name pcap] [--only start-failed]
 
 Brings up its own 3-node lab, adds a Dummy clone (so clones are covered),
-then produces each situation and saves crm_mon XML (and crm_simulate text,
+then produces each situation (or only the one ``--only`` names) and saves crm_mon XML (and crm_simulate text,
 CIB copies) with the facts of the moment in data/situations.json. The unit
 tests read only these files. The lab is always torn down.
 """
@@ -23,6 +23,7 @@ from upgrader.runner import Runner
 DATA = Path(__file__).parent / "data"
 LAB_CLI = str(Path(sys.executable).parent / "upgrader-lab")
 APPS = ("app1", "app2", "app3")
+FLAKY = "flaky"  # a Dummy primitive whose start fails on one node (start-failed situation)
 CLONE = (
     '<clone id="probe-clone"><primitive id="probe" class="ocf" provider="pacemaker" type="Dummy">'
     '<operations><op id="probe-monitor-10s" name="monitor" interval="10s"/></operations></primitive></clone>'
@@ -66,11 +67,21 @@ def placement(state: ClusterState) -> dict[str, list[str]]:
     return {rid: sorted(state.running_on(rid)) for rid in state.top_level_ids()}
 
 
-def capture(lab: Lab) -> dict[str, dict]:
-    facts: dict[str, dict] = {}
+def setup(lab: Lab) -> ClusterState:
+    """The Dummy clone added, every application and clone instance running."""
     c1 = lab.cluster("node1")
     c1.runner.run(["cibadmin", "--create", "--scope", "resources", f"--xml-text={CLONE}"])
-    state = c1.wait_settled(all_running(lambda s: [] if len(s.running_on("probe-clone")) == 3 else ["clone not everywhere"]), deadline=60)
+    return c1.wait_settled(all_running(clone_everywhere), deadline=60)
+
+
+def clone_everywhere(state: ClusterState) -> list[str]:
+    return [] if len(state.running_on("probe-clone")) == 3 else ["clone not everywhere"]
+
+
+def situation_main(lab: Lab, state: ClusterState) -> dict[str, dict]:
+    """all-online, standby, group-moving, ban, failed-action (fail-count 1), node3-offline (in that order)."""
+    facts: dict[str, dict] = {}
+    c1 = lab.cluster("node1")
 
     print("all online")
     save("crm_mon-all-online.xml", crm_mon(c1))
@@ -118,6 +129,7 @@ def capture(lab: Lab) -> dict[str, dict]:
     facts["failed-action"] = {"resource": "app3-ct", "node": where, "placement": placement(state)}
     c1.runner.run(["crm_resource", "--cleanup", "--resource", "app3"])
 
+    facts.update(situation_start_failed(lab, c1.wait_settled(all_running(), deadline=60)))
     print("node3 powered off")
     c1.wait_settled(all_running(lambda s: [] if not s.failures else ["failures not cleaned up"]), deadline=60)
     lab("kill", "node3")
@@ -129,17 +141,67 @@ def capture(lab: Lab) -> dict[str, dict]:
     return facts
 
 
+def situation_start_failed(lab: Lab, state: ClusterState) -> dict[str, dict]:
+    """A start that fails (Dummy's fail_start_on): fail-count INFINITY on that node, recovered elsewhere.
+
+    The resource and its constraint are removed again and cleaned up afterwards.
+    """
+    c1 = lab.cluster("node1")
+    where = "node2"
+    print(f"a start failure: {FLAKY} fails to start on {where} (fail-count INFINITY there)")
+    c1.runner.run(["cibadmin", "--create", "--scope", "resources", f"--xml-text={flaky_xml(where)}"])
+    constraint = f'<rsc_location id="{FLAKY}-prefers-{where}" rsc="{FLAKY}" node="{where}" score="100"/>'
+    c1.runner.run(["cibadmin", "--create", "--scope", "constraints", f"--xml-text={constraint}"])
+    c1.runner.run(["crm_resource", "--resource", FLAKY, "--meta", "--delete-parameter", "target-role"])
+
+    def recovered(s: ClusterState) -> list[str]:
+        problems = [] if s.fail_count(FLAKY, where) else [f"no fail-count of {FLAKY} on {where} yet"]
+        return problems + ([] if s.running_on(FLAKY) else [f"{FLAKY} not running yet"])
+
+    state = c1.wait_settled(all_running(recovered), deadline=60)
+    save("crm_mon-start-failed.xml", crm_mon(c1))
+    facts = {"start-failed": {"resource": FLAKY, "node": where, "placement": placement(state)}}
+    c1.runner.run(["crm_resource", "--resource", FLAKY, "--meta", "--set-parameter", "target-role",
+                   "--parameter-value", "Stopped"])
+    c1.wait_settled(all_running(lambda s: [f"{FLAKY} still runs"] if s.running_on(FLAKY) else []), deadline=60)
+    c1.runner.run(["crm_resource", "--cleanup", "--resource", FLAKY])
+    c1.runner.run(["cibadmin", "--delete", "--scope", "constraints", f"--xml-text={constraint}"])
+    c1.runner.run(["cibadmin", "--delete", "--scope", "resources", f'--xml-text=<primitive id="{FLAKY}"/>'])
+    c1.runner.run(["crm_resource", "--cleanup"])  # the deleted resource's history too
+
+    def gone(s: ClusterState) -> list[str]:
+        return [f"{FLAKY} still listed"] * bool(s.members(FLAKY)) + [f"fail-count {f}" for f in s.fail_counts]
+
+    c1.wait_settled(all_running(gone), deadline=60)
+    return facts
+
+
+def flaky_xml(fail_on: str) -> str:
+    return (f'<primitive id="{FLAKY}" class="ocf" provider="pacemaker" type="Dummy">'
+            f'<instance_attributes id="{FLAKY}-ia"><nvpair id="{FLAKY}-fail" name="fail_start_on" value="{fail_on}"/>'
+            f'</instance_attributes><meta_attributes id="{FLAKY}-meta">'
+            f'<nvpair id="{FLAKY}-target-role" name="target-role" value="Stopped"/></meta_attributes>'
+            f'<operations><op id="{FLAKY}-monitor-10s" name="monitor" interval="10s"/></operations></primitive>')
+
+
+SITUATIONS = {"all": situation_main, "start-failed": situation_start_failed}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--name", default="pcap", help="name of the lab to bring up (default pcap)")
+    p.add_argument("--only", choices=sorted(SITUATIONS), default="all",
+                   help="capture only this situation; its facts are merged into situations.json (default all)")
     args = p.parse_args()
     DATA.mkdir(exist_ok=True)
     lab = Lab(args.name)
     lab("up", "--nodes", "3")
     try:
-        facts = capture(lab)
+        facts = SITUATIONS[args.only](lab, setup(lab))
     finally:
         lab("down")
+    if args.only != "all":
+        facts = {**json.loads((DATA / "situations.json").read_text()), **facts}
     save("situations.json", json.dumps(facts, indent=2, sort_keys=True))
     return 0
 

@@ -8,7 +8,7 @@ from typing import Any, Callable
 import pytest
 
 from upgrader.pacemaker.live import Preflight, in_flight, placement
-from upgrader.pacemaker.state import ClusterState, ParseError, parse_crm_mon
+from upgrader.pacemaker.state import INFINITY, ClusterState, ParseError, parse_crm_mon
 
 Mon = Callable[[str], ClusterState]
 APPS = ("app1", "app2", "app3")
@@ -122,3 +122,50 @@ def test_not_crm_mon_output_is_a_clear_error() -> None:
         parse_crm_mon(cib)
     with pytest.raises(ParseError, match="not XML"):
         parse_crm_mon("crm_mon: Connection to cluster failed: Connection refused")
+
+
+def test_no_fail_count_when_nothing_failed(mon: Mon) -> None:
+    for situation in ("all-online", "standby-node1", "group-moving", "ban", "node3-offline"):
+        state = mon(situation)
+        assert state.fail_counts == () and state.fail_count_map() == {}, situation
+        assert state.fail_count("app1-ct", "node1") == 0
+
+
+def test_a_failed_monitor_leaves_a_fail_count_of_one(mon: Mon, situations: dict[str, Any]) -> None:
+    facts = situations["failed-action"]
+    state = mon("failed-action")
+    assert [(f.resource, f.node, f.count, f.infinite) for f in state.fail_counts] == [
+        (facts["resource"], facts["node"], 1, False)]
+    count = state.fail_counts[0]
+    assert count.migration_threshold == INFINITY  # Pacemaker's default
+    assert count.last_failure and count.last_failure.endswith("2026")  # as crm_mon prints it, e.g. "Sun Nov 22 ..."
+    assert state.fail_count(facts["resource"], facts["node"]) == 1
+    assert state.fail_count(facts["resource"], "node1" if facts["node"] != "node1" else "node2") == 0
+    assert state.fail_count_map() == {(facts["resource"], facts["node"]): 1}
+
+
+def test_a_failed_start_leaves_an_infinite_fail_count_and_the_resource_recovered_elsewhere(
+        mon: Mon, situations: dict[str, Any]) -> None:
+    facts = situations["start-failed"]
+    state = mon("start-failed")
+    assert [(f.resource, f.node, f.count, f.infinite) for f in state.fail_counts] == [
+        (facts["resource"], facts["node"], INFINITY, True)]
+    failure = next(f for f in state.failures if f.resource == facts["resource"])
+    assert (failure.node, failure.task, failure.op_key) == (facts["node"], "start", f"{facts['resource']}_start_0")
+    assert placed(state) == facts["placement"]
+    assert facts["node"] not in state.running_on(facts["resource"]) and state.running_on(facts["resource"])
+
+
+def test_infinity_spelled_out_is_the_same_fail_count() -> None:
+    # Pacemaker 2.1.5 prints the capped number; other versions print the word. Same capture, both spellings.
+    text = (Path(__file__).parent / "data" / "crm_mon-start-failed.xml").read_text()
+    assert 'fail-count="1000000"' in text
+    for spelled in ("INFINITY", "+INFINITY", "2000000"):
+        state = parse_crm_mon(text.replace('fail-count="1000000"', f'fail-count="{spelled}"'))
+        assert [(f.count, f.infinite) for f in state.fail_counts] == [(INFINITY, True)], spelled
+
+
+def test_a_fail_count_that_is_not_a_score_is_a_clear_error() -> None:
+    text = (Path(__file__).parent / "data" / "crm_mon-failed-action.xml").read_text()
+    with pytest.raises(ParseError, match=r"fail-count of 'app3-ct' on 'node3' as 'lots': not a Pacemaker score"):
+        parse_crm_mon(text.replace('fail-count="1"', 'fail-count="lots"'))

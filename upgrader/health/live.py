@@ -24,10 +24,9 @@ from .cluster import ClusterSnapshot, Snapshot
 from .engine import HealthDefaults, Target, check_health
 from .errors import ProbeSpecError
 from .report import CheckResult, HealthReport, Level
-from .snapshot import read_crm_mon
+from .snapshot import to_snapshot
 from .spec import HealthSpec, health_spec
 
-CRM_MON = ["crm_mon", "--one-shot", "--inactive"]
 ATTEMPT_TIMEOUT = 5.0  # seconds for one probe, one lxc command, one crm_mon reading
 
 
@@ -64,8 +63,12 @@ def validate_probes(cluster: Cluster) -> list[str]:
 
 
 def read_state(cluster: Cluster, timeout: float | None = None) -> tuple[ClusterState, Snapshot]:
-    """One crm_mon call: the cluster state and the level-1 snapshot (with fail-counts)."""
-    return read_crm_mon(cluster._xml(CRM_MON, timeout, "crm_mon (cluster status)"))  # noqa: SLF001 - the adapter's XML call
+    """One crm_mon call (``crm_mon --one-shot --inactive``): the cluster state and the level-1 snapshot.
+
+    The fail-counts come parsed with the state (``<node_history>`` of the same output).
+    """
+    state = cluster.state(timeout)
+    return state, to_snapshot(state, state.fail_count_map())
 
 
 def read_baseline(cluster: Cluster, timeout: float | None = None) -> Snapshot:

@@ -3,13 +3,15 @@
 Each record has the run id, the node, the phase, ``event`` (start, end or
 note), the time, and what the phase has to say (result, package changes,
 moves, errors). Written 0600 in a 0700 directory: it names hosts and
-packages. A corrupt line is reported with its line number, never guessed at.
+packages. A file found with looser modes is re-tightened to 0600 at the
+next write. A corrupt line is reported with its line number, never guessed at.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ class History:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:
+                if stat.S_IMODE(os.fstat(fd).st_mode) != 0o600:
+                    os.fchmod(fd, 0o600)  # open's mode only applies to a new file: re-tighten an existing one
                 os.write(fd, line.encode())
                 os.fsync(fd)
             finally:

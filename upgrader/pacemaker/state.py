@@ -14,6 +14,8 @@ from typing import Iterator
 RUNNING_ROLES = frozenset({"Started", "Promoted", "Unpromoted", "Master", "Slave"})
 # Roles crm_mon shows while an operation is in flight.
 TRANSITIONAL_ROLES = frozenset({"Starting", "Stopping", "Migrating", "Promoting", "Demoting"})
+# Pacemaker's INFINITY: a fail-count (or score) shown as "INFINITY" is this many.
+INFINITY = 1_000_000
 
 
 class ParseError(ValueError):
@@ -88,6 +90,25 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class FailCount:
+    """A resource's non-zero fail-count on one node (``<node_history>``'s ``resource_history``).
+
+    Pacemaker caps fail-counts at INFINITY (a failed start, by default): then
+    ``count`` is :data:`INFINITY` and ``infinite`` is true.
+    """
+
+    resource: str
+    node: str
+    count: int
+    last_failure: str | None = None
+    migration_threshold: int | None = None
+
+    @property
+    def infinite(self) -> bool:
+        return self.count >= INFINITY
+
+
+@dataclass(frozen=True)
 class Ban:
     """A negative location constraint (``<bans>``)."""
 
@@ -124,6 +145,15 @@ class ClusterState:
     resources: tuple[Resource, ...]
     failures: tuple[Failure, ...]
     bans: tuple[Ban, ...]
+    fail_counts: tuple[FailCount, ...] = ()  # non-zero only
+
+    def fail_count(self, resource: str, node: str) -> int:
+        """The fail-count of primitive ``resource`` on ``node`` (0 when none is recorded)."""
+        return next((f.count for f in self.fail_counts if (f.resource, f.node) == (resource, node)), 0)
+
+    def fail_count_map(self) -> dict[tuple[str, str], int]:
+        """Non-zero fail-counts by (resource, node)."""
+        return {(f.resource, f.node): f.count for f in self.fail_counts}
 
     def node(self, name: str) -> Node | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -179,6 +209,7 @@ def parse_crm_mon(text: str) -> ClusterState:
         resources=tuple(_resources(resources)) if resources is not None else (),
         failures=tuple(_failure(f) for f in root.iterfind("failures/failure")),
         bans=tuple(_ban(b) for b in root.iterfind("bans/ban")),
+        fail_counts=tuple(_fail_counts(root)),
     )
 
 
@@ -279,6 +310,38 @@ def _failure(el: ET.Element) -> Failure:
         task=el.get("task"),
         interval_ms=_int(el.get("interval")),
     )
+
+
+def _fail_counts(root: ET.Element) -> Iterator[FailCount]:
+    """Non-zero fail-counts from ``<node_history>`` (crm_mon shows it by default, and with --inactive)."""
+    for node in root.iterfind("node_history/node"):
+        for history in node.iterfind("resource_history"):
+            raw = history.get("fail-count")
+            if raw is None:
+                continue
+            count = _score(raw, f"fail-count of {history.get('id')!r} on {node.get('name')!r}")
+            if count > 0:
+                yield FailCount(
+                    resource=history.get("id", ""),
+                    node=node.get("name", ""),
+                    count=count,
+                    last_failure=history.get("last-failure"),
+                    migration_threshold=_score(history.get("migration-threshold"), "migration-threshold")
+                    if history.get("migration-threshold") else None,
+                )
+
+
+def _score(value: str | None, what: str) -> int:
+    """A Pacemaker score: an integer, or [+-]INFINITY (capped at +-1000000 like Pacemaker does)."""
+    text = (value or "").strip()
+    if text.lstrip("+").upper() == "INFINITY":
+        return INFINITY
+    if text.upper() == "-INFINITY":
+        return -INFINITY
+    try:
+        return max(-INFINITY, min(INFINITY, int(text)))
+    except ValueError:
+        raise ParseError(f"crm_mon shows {what} as {value!r}: not a Pacemaker score") from None
 
 
 def _ban(el: ET.Element) -> Ban:
