@@ -71,14 +71,33 @@ def rollout(cluster: Cluster, out: Console, as_json: bool, checks: Checks | None
 
 def own_stack_first(cluster: Cluster, cfg: configuration.Config) -> str | None:
     """This node's cluster stack, if a run of this node stopped it and died: started, and rejoined."""
-    host = socket.gethostname()
     try:
-        restarted = restart_own_stack(cfg, host)
+        restarted = restart_own_stack(cfg, _host_names())
     except StackError as exc:
         raise PacemakerRefused(f"refused: {exc}") from None
     if restarted:
-        cluster.wait_settled(online(host), deadline=cfg.rejoin_timeout)
+        wait_joined(cluster, cfg.rejoin_timeout)
     return restarted
+
+
+def _host_names() -> set[str]:
+    host = socket.gethostname()
+    return {host, host.split(".")[0]}
+
+
+def wait_joined(cluster: Cluster, timeout: float) -> str:
+    """This node's name once its cluster stack answers and it is online (up to ``timeout`` seconds)."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            local = cluster.local_node()
+            break
+        except CommandError as exc:
+            if time.monotonic() > end:
+                raise NotSettled(f"the cluster stack on this node did not answer within {timeout:g}s: {exc}") from None
+            time.sleep(1)
+    cluster.wait_settled(online(local), deadline=max(1.0, end - time.monotonic()))
+    return local
 
 
 def resume(cluster: Cluster, out: Console, *, as_json: bool) -> int:
@@ -88,9 +107,8 @@ def resume(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     rolls back / finishes what the run left, as ``run`` does before its own rollout.
     """
     cfg = configuration.load()
-    host = socket.gethostname()
     try:
-        cluster.wait_settled(online(host), deadline=cfg.rejoin_timeout)
+        wait_joined(cluster, cfg.rejoin_timeout)
     except NotSettled as exc:
         print(f"rolling-upgrade resume: this node did not join the cluster: {exc}", file=sys.stderr)
         return Outcome.NEEDS_PERSON

@@ -95,7 +95,7 @@ def _undo(cluster: Cluster, nodes: Nodes, config: Config, run_id: str, node: str
     return done + [f"{node}: back online (it was in phase {phase})"]
 
 
-def restart_own_stack(config: Config, local: str) -> str | None:
+def restart_own_stack(config: Config, local: set[str]) -> str | None:
     """Start this node's cluster stack if a run of this node stopped it and is gone; what was done, or None.
 
     Raises :class:`StackError` when it is stopped by a run driven from another node (that run, or a person,
@@ -106,7 +106,7 @@ def restart_own_stack(config: Config, local: str) -> str | None:
     held = marker.read()
     if held is None or control.running_daemons():
         return None
-    if held.by != local:
+    if held.by not in local:
         raise control.StackError(f"this node's cluster stack is stopped by run {held.run_id}, driven from "
                                  f"{held.by}; that run starts it again, or start it yourself: rolling-upgrade "
                                  "stack start")

@@ -82,7 +82,7 @@ class Restarts:
             raise Stop(Outcome.NEEDS_PERSON, f"starting the cluster stack on {node} again failed: "
                        f"{_last_line(start)}; {node} stays in standby: start it there ('rolling-upgrade stack "
                        "start'), then 'rolling-upgrade run' goes on")
-        self.wait_rejoined(node, "its cluster stack was started")
+        self.wait_rejoined(node)
         return time.monotonic() - started
 
     def _stack(self, node: str, action: str, *args: str) -> Any:
@@ -107,9 +107,9 @@ class Restarts:
             yield
         finally:
             self.cluster.runner = own
-        self.wait_rejoined(node, "asked on this node again")
+        self.wait_rejoined(node)  # and seen so from this node itself again
 
-    def wait_rejoined(self, node: str, after: str) -> None:
+    def wait_rejoined(self, node: str) -> None:
         self.cluster.wait_settled(online(node), deadline=self.config.rejoin_timeout)
 
     # ------------------------------------------------------------------ reboots
@@ -128,7 +128,7 @@ class Restarts:
             return
         self.cluster.wait_settled(offline(node), deadline=self.config.rejoin_timeout)
         self.say(node, "reboot", f"{node} left the cluster; waiting until it rejoins")
-        self.wait_rejoined(node, "rebooted")
+        self.wait_rejoined(node)
         self.say(node, "reboot", f"rebooted; {node} rejoined after {time.monotonic() - started:.1f}s")
 
     def reboot_self(self, node: str) -> None:
