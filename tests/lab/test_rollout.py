@@ -33,6 +33,10 @@ def test_full_rolling_upgrade_to_version_2(rlab: Lab) -> None:
     assert versions_served(rlab) == {a: "2" for a in rlab.app_names}
     assert standby_nodes(rlab) == []
     assert run_leftovers(rlab) == []  # no constraint, node attribute or lock of ours is left
+    # The drained resources spread over the patched nodes instead of piling onto the first of them.
+    placement = ops.view(rlab).placement
+    per_node = {n: sum(placement[a] == (n,) for a in rlab.app_names) for n in rlab.node_names}
+    assert max(per_node.values()) < len(rlab.app_names), (per_node, doc["nodes"])
     events = history(rlab, doc["run"])
     ends = [e for e in events if e["phase"] == "node" and e["event"] == "end"]
     assert sorted(e["node"] for e in ends) == rlab.node_names and all(e["result"] == "ok" for e in ends)

@@ -35,7 +35,7 @@ def test_fail_over_prefers_nodes_patched_in_this_run() -> None:
     el = created_constraint(rec)
     assert el.get("id") == "rolling-upgrade-prefer-app1" and el.get("rsc") == "app1"
     rule = el.find("rule")
-    assert rule is not None and rule.get("score") == "INFINITY"  # a preference, never a -INFINITY ban
+    assert rule is not None and rule.get("score") == "100000"  # a preference, never a -INFINITY ban
     expr = rule.find("expression")
     assert expr is not None
     assert (expr.get("attribute"), expr.get("operation"), expr.get("value")) == (
@@ -57,3 +57,32 @@ def test_resource_ids_that_could_break_xpath_or_xml_are_refused(rid: str) -> Non
     with pytest.raises(BadValue, match="invalid resource id"):
         steering.prefer(Cluster(rec), rid, "r1", patched=True)
     assert rec.calls == []
+
+
+def created_constraints(rec: Recorder) -> list[ET.Element]:
+    return [ET.fromstring(next(a for a in c if a.startswith("--xml-text="))[len("--xml-text="):])
+            for c in rec.calls if "--create" in c]
+
+
+def test_a_target_among_the_patched_nodes_adds_to_the_finite_patched_preference() -> None:
+    rec = Recorder()
+    steering.prefer(Cluster(rec), "app1", "r1", patched=True, target="node3")
+    main, target = created_constraints(rec)
+    assert int(main.find("rule").get("score")) > int(target.get("score")) > 0  # type: ignore[union-attr]
+    assert main.find("rule").get("score") != "INFINITY"  # INFINITY + 1000 would still be INFINITY: no tie-break
+    assert (target.get("id"), target.get("rsc"), target.get("node")) == ("rolling-upgrade-prefer-app1-target", "app1", "node3")
+    # both go with the resource's preference (and clean_up finds both by the prefix)
+    delete = next(c for c in rec.calls if "--delete" in c)
+    assert "rolling-upgrade-prefer-app1-target" in delete[-1] and "'rolling-upgrade-prefer-app1'" in delete[-1]
+
+
+def test_fail_back_takes_no_target() -> None:
+    rec = Recorder()
+    steering.prefer(Cluster(rec), "app1", "r1", patched=False, target="node3")
+    assert [c.get("id") for c in created_constraints(rec)] == ["rolling-upgrade-prefer-app1"]
+
+
+def test_spread_sends_each_resource_to_the_node_running_least_so_far() -> None:
+    assert steering.spread(("app1",), {"node2": 2, "node3": 0}) == {"app1": "node3"}
+    assert steering.spread(("a", "b", "c"), {"node2": 1, "node3": 0}) == {"a": "node3", "b": "node2", "c": "node3"}
+    assert steering.spread(("a",), {}) == {}

@@ -285,8 +285,9 @@ class Rollout:
         before = self.checks.baseline()
         resources = tuple(r for r in before[0].top_level_ids() if node in before[0].running_on(r))
         onto_patched = bool(self.patched - {node})
+        targets = steering.spread(resources, self.load(before[0], self.patched - {node})) if onto_patched else {}
         for rid in resources if onto_patched else ():
-            steering.prefer(self.cluster, rid, self.run_id, patched=True)
+            steering.prefer(self.cluster, rid, self.run_id, patched=True, target=targets.get(rid))
         self.cluster.set_standby(node, True)
         after = self.cluster.wait_settled(drained(node, resources), deadline=self.config.settle_timeout)
         moved = {rid: sorted(after.running_on(rid))[0] for rid in resources}
@@ -413,6 +414,15 @@ class Rollout:
             return [f"{rid} still on {','.join(sorted(state.running_on(rid)))}" for rid in rids
                     if not state.running_on(rid) or state.running_on(rid) & nodes]
         return check
+
+    def load(self, state: ClusterState, nodes: set[str]) -> dict[str, int]:
+        """How many top-level resources each of ``nodes`` that is online and not in standby runs."""
+        fit = {n.name for n in state.nodes if n.name in nodes and n.online and not n.standby}
+        load = dict.fromkeys(sorted(fit), 0)
+        for rid in state.top_level_ids():
+            for where in state.running_on(rid) & fit:
+                load[where] += 1
+        return load
 
     def mark_patched(self, node: str) -> None:
         steering.mark_patched(self.cluster, node, self.run_id)

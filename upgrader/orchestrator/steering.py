@@ -4,11 +4,15 @@ Everything carries the ``rolling-upgrade-`` prefix so that one query finds it:
 
 - node attribute ``rolling-upgrade-patched`` = run id on nodes whose packages
   are current in this run (a node with nothing to upgrade counts as patched);
-- location constraints ``rolling-upgrade-prefer-<rid>``: an INFINITY
-  preference for patched nodes (a failover onto the patched root) or, when
-  failing back, for nodes without the mark (the old packages). A positive
-  preference is never a ban: where no such node can host a resource, it runs
-  elsewhere rather than stop.
+- location constraints ``rolling-upgrade-prefer-<rid>``: a preference for
+  patched nodes (a failover onto the patched root: score 100000, above any
+  sane stickiness, finite so that the next one can add to it) or, when
+  failing back, an INFINITY one for nodes without the mark (the old
+  packages); and ``rolling-upgrade-prefer-<rid>-target`` (score 1000): the
+  patched node that runs least, so that resources spread over the patched
+  nodes instead of piling onto the first (Pacemaker breaks ties by order).
+  A positive preference is never a ban: where no such node can host a
+  resource, it runs elsewhere rather than stop.
 - node attribute ``rolling-upgrade-quarantine`` on a node that failed its
   checks: it outlives the run on purpose, until ``rolling-upgrade unquarantine``.
 """
@@ -34,23 +38,49 @@ def resource_id(value: str) -> str:
     return value
 
 
-def prefer(cluster: Cluster, rid: str, run_id: str, *, patched: bool) -> None:
-    """Prefer patched nodes (fail over) or unpatched ones (fail back) for ``rid``."""
+PATCHED_SCORE = "100000"
+TARGET_SCORE = "1000"
+TARGET_SUFFIX = "-target"
+
+
+def prefer(cluster: Cluster, rid: str, run_id: str, *, patched: bool, target: str | None = None) -> None:
+    """Prefer patched nodes (fail over; ``target`` among them) or unpatched ones (fail back) for ``rid``."""
     cid = CONSTRAINT_PREFIX + resource_id(rid)
     expr = {"id": f"{cid}-expr", "attribute": PATCHED}
     expr.update({"operation": "eq", "value": names.run_id(run_id)} if patched else {"operation": "not_defined"})
     root = ET.Element("rsc_location", id=cid, rsc=rid)
-    rule = ET.SubElement(root, "rule", id=f"{cid}-rule", score="INFINITY")
+    rule = ET.SubElement(root, "rule", id=f"{cid}-rule", score=PATCHED_SCORE if patched else "INFINITY")
     ET.SubElement(rule, "expression", expr)
     drop_preference(cluster, rid)
-    cluster.runner.run(["cibadmin", "--create", "--scope", "constraints", f"--xml-text={ET.tostring(root, encoding='unicode')}"],
-                       what=f"adding constraint {cid}")
+    _create(cluster, root)
+    if target is not None and patched:
+        _create(cluster, ET.Element("rsc_location", id=cid + TARGET_SUFFIX, rsc=rid, node=names.node_name(target),
+                                    score=TARGET_SCORE))
+
+
+def _create(cluster: Cluster, constraint: ET.Element) -> None:
+    cluster.runner.run(["cibadmin", "--create", "--scope", "constraints",
+                        f"--xml-text={ET.tostring(constraint, encoding='unicode')}"],
+                       what=f"adding constraint {constraint.get('id')}")
 
 
 def drop_preference(cluster: Cluster, rid: str) -> None:
     cid = CONSTRAINT_PREFIX + resource_id(rid)
-    cluster.runner.run(["cibadmin", "--delete", f"--xpath=//rsc_location[@id='{cid}']"], ok=(0, NO_SUCH_OBJECT),
-                       what=f"removing constraint {cid}")
+    cluster.runner.run(["cibadmin", "--delete", f"--xpath=//rsc_location[@id='{cid}' or @id='{cid}{TARGET_SUFFIX}']"],
+                       ok=(0, NO_SUCH_OBJECT), what=f"removing constraint {cid}")
+
+
+def spread(resources: tuple[str, ...], load: dict[str, int]) -> dict[str, str]:
+    """A target per resource: each to the candidate node running least so far (ties by name)."""
+    load = dict(load)
+    targets = {}
+    for rid in resources:
+        if not load:
+            break
+        node = min(load, key=lambda n: (load[n], n))
+        targets[rid] = node
+        load[node] += 1
+    return targets
 
 
 def our_constraints(cluster: Cluster) -> list[str]:
