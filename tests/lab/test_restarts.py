@@ -130,6 +130,10 @@ def test_a_run_killed_while_a_stack_is_stopped_is_rolled_forward_by_the_next_run
     node.runner(slab, "node1").run(["kill", "-KILL", str(held.pid)])
     run.wait(timeout=60)
     assert inside(slab, victim, "test", "-e", "/run/upgrader/stack-stopped").returncode == 0
+    # Meanwhile a person's apt run there is refused, naming the run that stopped the stack.
+    assert inside(slab, victim, TOOL, "dpkg-state", "--wait", "60").returncode == 0
+    person = node.runner(slab, victim, timeout=120).call(["apt-get", "install", "-y", "--reinstall", "demo-libfoo"])
+    assert person.returncode == 100 and f"stopped by rolling-upgrade run {entry['run']}" in person.stderr, person
     code, doc = rolling(slab, "run", "--yes")
     assert code == 0, doc
     recovered = "\n".join(doc["recovered"])

@@ -64,13 +64,19 @@ def decide(cluster: Cluster, run_id: str, lock_ttl: float, from_orchestrator: bo
         node = cluster.local_node()
         state = cluster.state()
     except CommandError as exc:
-        if from_orchestrator and exc.returncode == NOT_CONNECTED:
+        if exc.returncode == NOT_CONNECTED:
+            from upgrader.hastack import marker
             from upgrader.hastack.control import stopped_by
 
             # rolling-upgrade stopped the stack here around an HA-stack upgrade, holding the lock: the
             # marker it wrote before stopping names the run; any other run is refused.
-            if stopped_by(run_id):
+            if from_orchestrator and stopped_by(run_id):
                 return Decision(True, f"the cluster stack is stopped on this node by rolling-upgrade run {run_id}")
+            held = marker.read()
+            if held is not None:
+                return Decision(False, f"refused: the cluster stack here is stopped by rolling-upgrade run "
+                                       f"{held.run_id} (driven from {held.by}) for its own upgrade; wait until it "
+                                       "started it again")
         return Decision(False, f"refused: cannot ask the cluster ({exc}); start the cluster stack, "
                                "or set UPGRADER_GUARD=off to run apt anyway")
     why = judge(state, node)
