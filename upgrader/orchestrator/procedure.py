@@ -231,16 +231,17 @@ class Rollout:
             return dict(zip(nodes, pool.map(self.nodes.plan, nodes)))
 
     def order(self, state: ClusterState) -> list[str]:
-        """Standby nodes first, the node we run on last, the rest by name; with no standby node, one
-        node that runs nothing goes first (its peers' resources then move once, onto it).
+        """The node we run on last (even in standby), standby nodes first, the rest by name; with no standby node, one
+        other node that runs nothing goes first (its peers' resources then move once, onto it).
 
         Only one: a node that runs nothing is not verified until resources move onto it, and the next
-        drain does that, before a second node is touched.
+        drain does that, before a second node is touched. The node we run on is never moved up: it
+        may reboot itself (Reboot), which ends this run.
         """
-        ranked = sorted(state.nodes, key=lambda n: (0 if n.standby else 1, 1 if n.name == self.nodes.local else 0,
+        ranked = sorted(state.nodes, key=lambda n: (1 if n.name == self.nodes.local else 0, 0 if n.standby else 1,
                                                     n.name))
         if ranked and not ranked[0].standby:
-            empty = next((n for n in ranked if not n.resources_running), None)
+            empty = next((n for n in ranked if not n.resources_running and n.name != self.nodes.local), None)
             if empty is not None:
                 ranked.remove(empty)
                 ranked.insert(0, empty)
