@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 import pytest
@@ -38,6 +38,21 @@ def test_acquire_reenter_heartbeat_release(offline: Offline) -> None:
     assert mine.heartbeat("verifying").phase == "verifying"
     assert mine.release() and lock.read(cluster) is None
     assert not mine.release()
+
+
+def test_a_heartbeat_before_a_move_leaves_a_fresh_lock_unwritten_but_checks_it(offline: Offline) -> None:
+    cluster = offline("all-online")
+    now = [datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)]
+    mine = lock.UpgradeLock(cluster, "run-1", "node1", ttl=600, clock=lambda: now[0])
+    mine.acquire("upgrade")
+    now[0] += timedelta(seconds=30)
+    assert mine.heartbeat("drain", before_move=True).phase == "upgrade"  # fresh: not rewritten
+    now[0] += timedelta(seconds=31)
+    written = mine.heartbeat("drain", before_move=True)  # older than a minute: written
+    assert (written.phase, written.heartbeat) == ("drain", now[0])
+    lock.remove(cluster, written)
+    with pytest.raises(lock.LockLost):
+        mine.heartbeat("fail-over", before_move=True)  # gone: said so even when no write was due
 
 
 def test_nvpair_ids_are_unique_in_the_cib(offline: Offline) -> None:

@@ -4,7 +4,10 @@ Brings up its own labs one after the other (bn3: 3 nodes and 3 applications,
 bn2, bn5, bn12) and always takes them down, also on Ctrl-C or SIGTERM.
 Prints the tables and writes bench/results.json.
 
-    python -m upgrader.bench [--reps N] [--growth-reps N] [--out FILE]
+    python -m upgrader.bench [--reps N] [--big-reps N] [--big-sleep S] [--growth-reps N] [--main-only] [--out FILE]
+
+--main-only keeps to the 3-node lab (health scaling on its 3 applications,
+no growth labs): quicker, for profiling; ``make bench`` runs everything.
 """
 
 from __future__ import annotations
@@ -30,18 +33,32 @@ OUT = Path(__file__).resolve().parents[2] / "bench" / "results.json"
 DEFINITIONS = [
     "outage: for one floating IP, the time from the last 200 before failed probes to the next 200 "
     "(20 Hz GET /version from the lab's client namespace, 0.25 s timeout); gaps without a failed probe are jitter",
-    "downtime_vs_bare_standby: per repetition, the median over applications of their longest outage during "
-    "rolling-upgrade run, over the median longest outage of the same applications moved by a bare "
-    "'crm_attribute --name standby --update on' of their node (one node at a time, same lab, same placement)",
-    "run_overhead: per repetition, the wall time of 'rolling-upgrade run --yes --json' (3 nodes, 1 package) over "
-    "its irreducible parts: the bare 'apt-get dist-upgrade' of each node (hooks off, timed in the drained node) "
-    "+ for each move step the run made (history 'move' notes) one bare standby move's settle time (crm_attribute "
-    "until DC idle and nothing in flight, polled at 0.1 s) and one health check of every application "
-    "(check_health, one /health probe each, levels 1 and 3)",
+    "downtime_vs_bare_standby: over every (repetition, application) pair, the application's longest outage during "
+    "rolling-upgrade run over its outage when a bare 'crm_attribute --name standby --update on' of its node moved "
+    "it in the same repetition (one node at a time, same lab, same starting placement); median, min and max of "
+    "those paired ratios. downtime_per_repetition_ratio keeps the older form (per repetition, median over "
+    "applications of the run's longest outage over the median bare outage)",
+    "run_overhead: per repetition, the wall time of 'rolling-upgrade run --yes --json' (3 nodes, 1 package; "
+    "measured from the host, the run started through upgrader.bench.trace, which only notes times) over its "
+    "irreducible parts, measured in the same repetition: the bare 'apt-get dist-upgrade' of each node (hooks "
+    "off, timed in the drained node) + for each move step the run made (history 'move' notes) one bare standby "
+    "move's settle time (crm_attribute until the DC is idle, nothing in flight and the resources away, polled "
+    "every 0.1 s) and one health check of the resources that move moved, right after it (the product's own "
+    "check, all three levels with the lab's Health:: settings; level 2 goes through the remote shell as in the "
+    "run); per repetition the medians of the three bare moves' settle and health times",
+    "run_overhead_realistic_size: the same, in the same lab after the main repetitions, with a package whose "
+    "postinst sleeps big_upgrade_postinst_s (a stand-in for the dpkg time of a real upgrade) in both the bare "
+    "dist-upgrades and the run",
+    "run_step_*: seconds of the run's main thread in each step (upgrader.bench.trace): waiting for the cluster to "
+    "settle, health checks, the upgrade on each node as the run sees it (remote shell, interpreter, python-apt, "
+    "dpkg with the guard's hooks), planning every node, lock heartbeats, history lines, and the rest",
+    "apply_*: per node upgrade, seconds as the run saw it (remote shell + 'rolling-upgrade apply') and in-process "
+    "in the node (python-apt's dist-upgrade with the guard's APT and dpkg hooks, 0.1 s steps)",
     "hook_repeat_vs_crm_mon: per batch, the median repeated Pre-Invoke call (cached verdict, as APT runs it) over "
     "the median bare 'crm_mon --one-shot --output-as=xml', 7 interleaved pairs per batch (upgrader.guard.bench)",
     "health_50_vs_1: median check_health time with 50 probes over 1 probe, interleaved (upgrader.bench.health)",
     "floor: lxc-start until the container serves + lxc-stop of an unmanaged container of the lab's kind, in a node",
+    "ssh_round_trip: the lab's Remote-Shell running 'true' on a peer, from node1",
     "peak RSS: VmHWM of the rolling-upgrade run / apply processes (polled), GNU time %M for the hook's process tree",
 ]
 
@@ -51,23 +68,41 @@ def _interrupted(signo: int, _frame: Any) -> NoReturn:
 
 
 def headline(main: suite.Main, health: dict[str, Any]) -> dict[str, Summary]:
-    def med(values: list[float]) -> float:
-        return statistics.median(values)
-
-    downtime, overhead = [], []
-    for bare, run in zip(main.bare, main.runs):
-        moved = [max(o) for b in bare for o in b.outages.values() if o]
-        downtime.append(med([max(o) for o in run.outages.values()]) / med(moved))
-        settle = med([b.settle for b in bare])
-        overhead.append(run.seconds / irreducible(bare, run, settle))
     h50 = health["health_50_vs_1"]
-    return {"hook_repeat_vs_crm_mon": summarize(h["pre_invoke_repeat_ms"] / h["crm_mon_ms"] for h in main.hook),
-            "downtime_vs_bare_standby": summarize(downtime), "run_overhead": summarize(overhead),
-            "health_50_vs_1": Summary(h50, h50, h50, health["repetitions"])}
+    ratios = {"hook_repeat_vs_crm_mon": summarize(h["pre_invoke_repeat_ms"] / h["crm_mon_ms"] for h in main.hook),
+              "downtime_vs_bare_standby": summarize(paired_downtime(main.bare, main.runs)),
+              "run_overhead": summarize(overheads(main.bare, main.runs)),
+              "health_50_vs_1": Summary(h50, h50, h50, health["repetitions"])}
+    return ratios
 
 
-def irreducible(bare: list[Any], run: Any, settle: float) -> float:
-    return sum(b.dist_upgrade for b in bare) + run.move_steps * (settle + run.health_check)
+def paired_downtime(bare: list[list[Any]], runs: list[Any]) -> list[float]:
+    """Per (repetition, application): its longest outage in the run over its outage in the bare move."""
+    found = []
+    for cycle, run in zip(bare, runs):
+        alone = {app: max(o) for b in cycle for app, o in b.outages.items() if o}
+        found += [max(o) / alone[app] for app, o in run.outages.items() if o and alone.get(app)]
+    return found
+
+
+def per_repetition_downtime(bare: list[list[Any]], runs: list[Any]) -> list[float]:
+    """The older form: per repetition, median over applications of run outages over the median bare outage."""
+    found = []
+    for cycle, run in zip(bare, runs):
+        moved = [max(o) for b in cycle for o in b.outages.values() if o]
+        found.append(statistics.median([max(o) for o in run.outages.values()]) / statistics.median(moved))
+    return found
+
+
+def irreducible(bare: list[Any], run: Any) -> float:
+    """Seconds of the run's irreducible parts, from the bare cycles of the same repetition."""
+    settle = statistics.median(b.settle for b in bare)
+    check = statistics.median(b.health for b in bare)
+    return sum(b.dist_upgrade for b in bare) + run.move_steps * (settle + check)
+
+
+def overheads(bare: list[list[Any]], runs: list[Any]) -> list[float]:
+    return [run.seconds / irreducible(b, run) for b, run in zip(bare, runs)]
 
 
 def figures(main: suite.Main, health: dict[str, Any]) -> dict[str, dict[str, float | int]]:
@@ -79,6 +114,7 @@ def figures(main: suite.Main, health: dict[str, Any]) -> dict[str, dict[str, flo
         "hook_first_call_s (GNU time, 10 ms steps)": [c["seconds"] for c in main.hook_calls["first"]],
         "hook_first_call_peak_rss_mib": [c["peak_rss_mib"] for c in main.hook_calls["first"]],
         "hook_repeat_peak_rss_mib": [c["peak_rss_mib"] for c in main.hook_calls["repeat"]],
+        "downtime_per_repetition_ratio (older form)": per_repetition_downtime(main.bare, runs),
         "bare_standby_longest_outage_s": [max(o) for b in bare for o in b.outages.values() if o],
         "run_longest_outage_s": [max(o) for r in runs for o in r.outages.values()],
         "run_downtime_per_app_s (sum of outages)": [sum(o) for r in runs for o in r.outages.values()],
@@ -87,16 +123,29 @@ def figures(main: suite.Main, health: dict[str, Any]) -> dict[str, dict[str, flo
         "floor_lxc_start_until_serving_s": main.floor["start"],
         "floor_lxc_stop_s": main.floor["stop"],
         "bare_move_settle_s": [b.settle for b in bare],
+        "bare_move_health_check_s (all levels)": [b.health for b in bare],
         "bare_dist_upgrade_s": [b.dist_upgrade for b in bare],
+        "ssh_round_trip_s": main.ssh,
         "run_upgrade_phase_s (history, per node)": [s for r in runs for s in r.upgrade_seconds],
-        "bare_health_check_all_apps_s": [r.health_check for r in runs],
+        "apply_seen_by_run_s (per node)": [a["seconds"] for r in runs for a in r.applies],
+        "apply_in_process_s (per node, 0.1 s steps)": [a["in_process"] for r in runs for a in r.applies],
         "run_wall_s": [r.seconds for r in runs],
-        "run_irreducible_s": [irreducible(b, r, statistics.median(x.settle for x in b))
-                              for b, r in zip(main.bare, runs)],
+        "run_irreducible_s": [irreducible(b, r) for b, r in zip(main.bare, runs)],
         "run_move_steps": [r.move_steps for r in runs],
+        **{f"run_step_{step}_s": [r.steps.get(step, 0.0) for r in runs] for step in (runs[0].steps if runs else {})},
         "run_peak_rss_mib": [r.peak_rss_mib.get("run", 0.0) for r in runs],
         "apply_peak_rss_mib (local node)": [r.peak_rss_mib.get("apply", 0.0) for r in runs],
     }
+    if main.big_runs:
+        big = [b for rep in main.big_bare for b in rep]
+        found.update({
+            "run_overhead_realistic_size": overheads(main.big_bare, main.big_runs),
+            "big_upgrade_postinst_s": [main.big_sleep],
+            "big_bare_dist_upgrade_s": [b.dist_upgrade for b in big],
+            "big_apply_seen_by_run_s (per node)": [a["seconds"] for r in main.big_runs for a in r.applies],
+            "big_run_wall_s": [r.seconds for r in main.big_runs],
+            "big_run_irreducible_s": [irreducible(b, r) for b, r in zip(main.big_bare, main.big_runs)],
+        })
     doc = {name: summarize(values).as_dict() for name, values in found.items() if values}
     for n in (1, 50):
         doc[f"health_{n}_probes_s"] = dict(health[f"health_{n}_probes_seconds"], n=health["repetitions"])
@@ -105,12 +154,18 @@ def figures(main: suite.Main, health: dict[str, Any]) -> dict[str, dict[str, flo
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m upgrader.bench", description=__doc__.splitlines()[0])
-    p.add_argument("--reps", type=int, default=5, help="repetitions on the 3-node lab (at least 5, default 5)")
+    p.add_argument("--reps", type=int, default=7, help="repetitions on the 3-node lab (at least 5, default 7)")
     p.add_argument("--growth-reps", type=int, default=3, help="rolling upgrades per growth lab (default 3)")
+    p.add_argument("--big-reps", type=int, default=3,
+                   help="repetitions with a realistically sized upgrade on the 3-node lab (default 3; 0: none)")
+    p.add_argument("--big-sleep", type=float, default=10.0,
+                   help="seconds the realistically sized upgrade's postinst takes (default 10)")
+    p.add_argument("--main-only", action="store_true",
+                   help="only the 3-node lab (no growth labs, no health scaling): for profiling")
     p.add_argument("--out", type=Path, default=OUT, help=f"results file (default {OUT})")
     args = p.parse_args(argv)
-    if args.reps < 5 or args.growth_reps < 1:
-        p.error("--reps must be at least 5 and --growth-reps at least 1")
+    if args.reps < 5 or args.growth_reps < 1 or args.big_reps < 0 or args.big_sleep < 0:
+        p.error("--reps must be at least 5, --growth-reps at least 1, --big-reps and --big-sleep at least 0")
     out = Console()
     started = time.monotonic()
     signal.signal(signal.SIGTERM, _interrupted)
@@ -120,14 +175,17 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with suite.lab_up("bn3", 3, 3, say) as lab:
-            main_found = suite.main_lab(lab, args.reps, say)
+            main_found = suite.main_lab(lab, args.reps, say, args.big_reps, args.big_sleep)
             growth = [suite.growth_entry(lab, main_found.runs)]
-        for name, nodes in (("bn2", 2), ("bn5", 5)):
-            with suite.lab_up(name, nodes, 3, say) as lab:
+            if args.main_only:
+                health = suite.health_lab(lab, 5, say)
+        if not args.main_only:
+            for name, nodes in (("bn2", 2), ("bn5", 5)):
+                with suite.lab_up(name, nodes, 3, say) as lab:
+                    growth.append(suite.growth_entry(lab, suite.growth_runs(lab, args.growth_reps, say)))
+            with suite.lab_up("bn12", 3, 12, say) as lab:
+                health = suite.health_lab(lab, 7, say)
                 growth.append(suite.growth_entry(lab, suite.growth_runs(lab, args.growth_reps, say)))
-        with suite.lab_up("bn12", 3, 12, say) as lab:
-            health = suite.health_lab(lab, 7, say)
-            growth.append(suite.growth_entry(lab, suite.growth_runs(lab, args.growth_reps, say)))
     except (LabError, CommandError, RuntimeError, ValueError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
@@ -136,8 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     ratios = headline(main_found, health)
     doc = {"cpus": os.cpu_count(), "seconds": round(time.monotonic() - started, 1),
-           "repetitions": {"main": args.reps, "growth": args.growth_reps, "health": health["repetitions"]},
+           "repetitions": {"main": args.reps, "realistic_size": args.big_reps, "growth": args.growth_reps,
+                           "health": health["repetitions"]},
            **{k: round(s.median, 3) for k, s in ratios.items()},
+           **({"run_overhead_realistic_size": round(statistics.median(overheads(main_found.big_bare,
+                                                                                 main_found.big_runs)), 3)}
+              if main_found.big_runs else {}),
            "targets": report.TARGETS, "ratios": {k: s.as_dict() for k, s in ratios.items()},
            "figures": figures(main_found, health), "growth": sorted(growth, key=lambda g: (g["apps"], g["nodes"])),
            "definitions": DEFINITIONS}

@@ -4,12 +4,18 @@ What an operator would do by hand, with no guard and no checks, timed
 in-process (interpreter start-up is not counted); each prints one JSON
 object:
 
-    move NODE on|off       crm_attribute standby, until the cluster is settled
-                           (DC idle, nothing in flight, NODE's resources elsewhere)
+    move NODE on|off [--check]
+                           crm_attribute standby, until the cluster is settled
+                           (DC idle, nothing in flight, NODE's resources elsewhere);
+                           --check: then the product's own health check of the
+                           moved resources where they landed (all three levels,
+                           the lab's Health:: settings), timed on its own
     place RID=NODE ...     put resources where they are wanted (crm_resource --move,
                            settled, --clear); not a measurement, the setup of one
     dist-upgrade           apt-get dist-upgrade on this node with upgrader's APT and
                            dpkg hooks switched off (the node must be drained)
+    ssh NODE               the remote shell's round trip to NODE (Remote-Shell + true),
+                           three times
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
+from upgrader import config as configuration
+from upgrader.health import live as health
 from upgrader.pacemaker.live import Cluster, drained
 from upgrader.runner import Runner
 
@@ -30,13 +38,25 @@ DPKG_SNIPPET = Path("/etc/dpkg/dpkg.cfg.d/rolling-upgrade")
 DPKG_ASIDE = DPKG_SNIPPET.with_name(".rolling-upgrade.bench-aside")  # dpkg skips names with a dot
 
 
-def move(cluster: Cluster, node: str, on: bool) -> dict[str, Any]:
-    state = cluster.state()
+def move(cluster: Cluster, node: str, on: bool, check: bool = False) -> dict[str, Any]:
+    state, baseline = health.read_state(cluster)
     resources = tuple(r for r in state.top_level_ids() if node in state.running_on(r))
     started = monotonic()
     cluster.set_standby(node, on)
-    cluster.wait_settled(drained(node, resources) if on else None, deadline=SETTLE_DEADLINE, interval=POLL)
-    return {"seconds": monotonic() - started, "moved": list(resources) if on else []}
+    after = cluster.wait_settled(drained(node, resources) if on else None, deadline=SETTLE_DEADLINE, interval=POLL)
+    doc: dict[str, Any] = {"seconds": monotonic() - started, "moved": list(resources) if on else []}
+    if check and on and resources:
+        cfg = configuration.load()
+        landed = {rid: sorted(after.running_on(rid))[0] for rid in resources}
+        checked = monotonic()
+        report = health.verify_moved(cluster, landed, baseline, health.defaults_from(cfg), cfg)
+        doc.update(health=monotonic() - checked, health_ok=report.ok, problems=[str(p) for p in report.problems()])
+    return doc
+
+
+def ssh(node: str, times: int = 3) -> dict[str, Any]:
+    remote = Runner(prefix=configuration.load().remote_command(node), timeout=30, remote=True)
+    return {"seconds": [remote.run(["true"], what=f"the remote shell to {node}").seconds for _ in range(times)]}
 
 
 def place(cluster: Cluster, wanted: dict[str, str]) -> dict[str, Any]:
@@ -71,7 +91,9 @@ def main(argv: list[str]) -> int:
     cluster = Cluster(Runner(timeout=30))
     command, args = argv[0], argv[1:]
     if command == "move":
-        doc = move(cluster, args[0], args[1] == "on")
+        doc = move(cluster, args[0], args[1] == "on", "--check" in args[2:])
+    elif command == "ssh":
+        doc = ssh(args[0])
     elif command == "place":
         doc = place(cluster, dict(a.split("=", 1) for a in args))
     elif command == "dist-upgrade":

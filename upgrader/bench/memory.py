@@ -7,7 +7,8 @@ active node it refuses, after reading the cluster), the repeated call reads
 the cached verdict. GNU time's %M is the peak RSS of the hook's process tree.
 
 ``rolling-upgrade run`` is watched from the host: :class:`RunMemory` polls
-VmHWM (the kernel's own peak) of the node's ``rolling-upgrade run`` and
+VmHWM (the kernel's own peak) of the node's ``rolling-upgrade run`` (also
+when the bench runs it through :mod:`upgrader.bench.trace`) and
 ``rolling-upgrade apply`` processes.
 
     python -m upgrader.bench.memory REPS     (inside a node: JSON on stdout)
@@ -79,10 +80,12 @@ class RunMemory:
     def _kind(self, proc: Path) -> str | None:
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if argv[1:3] == [b"-m", b"upgrader.bench.trace"] and b"--" in argv:  # the bench's traced run
+                argv = [argv[0], b"/rolling-upgrade", *argv[argv.index(b"--") + 1:]]
             if len(argv) < 3 or not argv[1].endswith(b"/rolling-upgrade") or argv[2].decode() not in KINDS:
                 return None
             return argv[2].decode() if os.readlink(proc / "ns/pid") == self.pidns else None
-        except OSError:
+        except (OSError, UnicodeDecodeError):
             return None
 
     def _watch(self) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from upgrader.bench import health
+from upgrader.bench import trace
 from upgrader.bench.memory import RunMemory
 from upgrader.bench.prober import Prober
 from upgrader.lab import lab as ops
@@ -26,6 +26,7 @@ TOOL = str(Path(sys.executable).parent / "rolling-upgrade")
 VIA = "node1"  # where rolling-upgrade runs and the bare cluster operations are issued
 TAIL = 1.0
 HISTORY = "/var/lib/upgrader/history.jsonl"
+TRACE = "/tmp/upgrader-bench-trace.json"  # in VIA
 
 
 def innode(lab: Lab, where: str, *argv: str, timeout: float = 300) -> dict[str, Any]:
@@ -40,36 +41,53 @@ def home(lab: Lab) -> None:
 
 @dataclass
 class Versions:
-    """Publishes a new version of the lab package and refreshes every node's indexes."""
+    """Publishes a new version of the lab package and refreshes every node's indexes.
+
+    ``postinst_sleep``: seconds the package's postinst sleeps, a stand-in for
+    the dpkg time of a realistically sized upgrade (the lab's package itself
+    installs in a fraction of a second).
+    """
 
     last: int = 1
+    postinst_sleep: float = 0.0
 
     def publish(self, lab: Lab) -> str:
         self.last += 1
-        repo.publish(lab.repo_dir, str(self.last))
+        repo.publish(lab.repo_dir, str(self.last), postinst_sleep=self.postinst_sleep)
         ops.refresh_indexes(lab)
         return str(self.last)
 
 
 @dataclass
 class Bare:
-    """One node by hand: standby (the move), dist-upgrade without hooks, standby off."""
+    """One node by hand: standby (the move) and a health check of what moved, dist-upgrade without hooks,
+    standby off."""
 
     node: str
     settle: float
     dist_upgrade: float
+    health: float  # the product's health check of the moved resources, right after the move settled
     outages: dict[str, list[float]] = field(default_factory=dict)  # moved application -> its outages
 
 
 def bare_cycle(lab: Lab, prober: Prober, n: str) -> Bare:
     home(lab)
     start = time.monotonic()
-    moved = innode(lab, VIA, "move", n, "on")
+    moved = innode(lab, VIA, "move", n, "on", "--check")
+    end = time.monotonic()
     time.sleep(TAIL)
-    seen = prober.outages(start, time.monotonic())
+    seen = prober.outages(start, end + TAIL)
+    if not moved.get("health_ok", True):
+        raise RuntimeError(f"the health check after a bare move of {n}'s resources failed: {moved['problems']}")
     upgraded = innode(lab, n, "dist-upgrade")
     innode(lab, VIA, "move", n, "off")
-    return Bare(n, moved["seconds"], upgraded["seconds"], {app: seen[app] for app in moved["moved"]})
+    return Bare(n, moved["seconds"], upgraded["seconds"], moved.get("health", 0.0),
+                {app: seen[app] for app in moved["moved"]})
+
+
+def ssh_round_trips(lab: Lab) -> list[float]:
+    """The remote shell's round trip from VIA to each peer (``ssh NODE true``), three times each."""
+    return [t for n in lab.node_names if n != VIA for t in innode(lab, VIA, "ssh", n)["seconds"]]
 
 
 @dataclass
@@ -81,18 +99,22 @@ class Run:
     upgrade_seconds: list[float]
     outages: dict[str, list[float]]
     peak_rss_mib: dict[str, float]
-    health_check: float  # one check of every application (levels 1 and 3), timed separately after the run
+    steps: dict[str, float] = field(default_factory=dict)  # seconds per step of the run (upgrader.bench.trace)
+    commands: dict[str, dict[str, float]] = field(default_factory=dict)  # count and seconds per command kind
+    applies: list[dict[str, float]] = field(default_factory=list)  # per node: seconds as the run saw, in-process
 
 
 def rolling_run(lab: Lab, prober: Prober, versions: Versions) -> Run:
+    """``rolling-upgrade run --yes --json`` in VIA, through :mod:`upgrader.bench.trace` (which only notes times)."""
     home(lab)
     versions.publish(lab)
     with RunMemory(lab, VIA) as memory:
         start = time.monotonic()
-        result = node.runner(lab, VIA, timeout=900).call([TOOL, "run", "--yes", "--json"])
+        result = node.runner(lab, VIA, timeout=900).call(
+            [sys.executable, "-m", "upgrader.bench.trace", TRACE, "--", "run", "--yes", "--json"])
         seconds = time.monotonic() - start
     time.sleep(TAIL)
-    seen = prober.outages(start, time.monotonic())
+    seen = prober.outages(start, start + seconds + TAIL)
     try:
         doc = json.loads(result.stdout)
     except ValueError:
@@ -101,19 +123,11 @@ def rolling_run(lab: Lab, prober: Prober, versions: Versions) -> Run:
         raise RuntimeError(f"rolling-upgrade run exited {result.returncode}: {json.dumps(doc)[-800:]}")
     text = node.runner(lab, VIA).run(["cat", HISTORY], what="reading the history").stdout
     events = [e for e in map(json.loads, text.splitlines()) if e.get("run") == doc["run"]]
+    traced = json.loads(node.runner(lab, VIA).run(["cat", TRACE], what="reading the run's trace").stdout)
     return Run(seconds=seconds,
                move_steps=sum(1 for e in events if e["phase"] == "move" and e["event"] == "note"),
                upgrade_seconds=[e["seconds"] for e in events if e["phase"] == "upgrade" and e["event"] == "end"],
                outages={app: o for app, o in seen.items() if o}, peak_rss_mib=dict(memory.peak),
-               health_check=health_check(lab))
-
-
-def health_check(lab: Lab) -> float:
-    """Seconds of one check_health of every application, one probe each (after a warm-up check)."""
-    out = node.runner(lab, VIA, timeout=120).run(
-        [sys.executable, "-m", "upgrader.bench.health", "inner", str(lab.apps), str(lab.apps)],
-        what="a bare health check").stdout
-    runs = json.loads(out)
-    if not all(r["ok"] for r in runs):
-        raise RuntimeError(f"the applications are not healthy: {runs[-1]['problems']}")
-    return runs[-1]["seconds"]
+               steps=trace.breakdown(traced), commands=trace.commands(traced),
+               applies=[{"seconds": e["seconds"], "in_process": e["inner_seconds"]} for e in traced["events"]
+                        if e["kind"] == "span" and e["name"].startswith("upgrade") and "inner_seconds" in e])

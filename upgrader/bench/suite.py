@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from upgrader.bench import floor, health, memory
 from upgrader.bench.prober import Prober
-from upgrader.bench.scenario import Bare, Run, Versions, bare_cycle, rolling_run
+from upgrader.bench.scenario import Bare, Run, Versions, bare_cycle, rolling_run, ssh_round_trips
 from upgrader.bench.stats import summarize
 from upgrader.guard.bench import bench_hook
 from upgrader.lab import lab as ops
@@ -37,10 +37,14 @@ class Main:
     floor: dict[str, list[float]] = field(default_factory=dict)
     bare: list[list[Bare]] = field(default_factory=list)  # per repetition, one per node
     runs: list[Run] = field(default_factory=list)
+    ssh: list[float] = field(default_factory=list)  # the remote shell's round trips, every repetition
+    big_bare: list[list[Bare]] = field(default_factory=list)  # the same, with a realistically sized upgrade
+    big_runs: list[Run] = field(default_factory=list)
+    big_sleep: float = 0.0
 
 
-def main_lab(lab: Lab, reps: int, say: Say) -> Main:
-    found = Main()
+def main_lab(lab: Lab, reps: int, say: Say, big_reps: int = 0, big_sleep: float = 0.0) -> Main:
+    found = Main(big_sleep=big_sleep)
     say(f"hook: {reps} batches of {HOOK_RUNS} interleaved crm_mon / Pre-Invoke pairs")
     found.hook = [bench_hook(lab, "node1", HOOK_RUNS) for _ in range(reps)]
     found.hook_calls = memory.hook_in(lab, "node1", reps)
@@ -50,9 +54,16 @@ def main_lab(lab: Lab, reps: int, say: Say) -> Main:
     with Prober(lab) as prober:
         for i in range(reps):
             say(f"repetition {i + 1}/{reps}: bare standby cycle of each node, then rolling-upgrade run")
+            found.ssh += ssh_round_trips(lab)
             versions.publish(lab)
             found.bare.append([bare_cycle(lab, prober, n) for n in lab.node_names])
             found.runs.append(rolling_run(lab, prober, versions))
+        versions.postinst_sleep = big_sleep
+        for i in range(big_reps):
+            say(f"realistic size {i + 1}/{big_reps}: the same with a postinst that takes {big_sleep:g}s")
+            versions.publish(lab)
+            found.big_bare.append([bare_cycle(lab, prober, n) for n in lab.node_names])
+            found.big_runs.append(rolling_run(lab, prober, versions))
     return found
 
 

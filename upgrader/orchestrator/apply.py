@@ -13,8 +13,6 @@ import signal
 import sys
 from typing import Any
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
-
 from upgrader.guard.hook import RUN_ID_ENV
 from upgrader.guard.runkey import lock_holder
 from upgrader.packages.run import upgrade_node
@@ -63,6 +61,8 @@ def dpkg_state(wait: float) -> int:
 
     Exit 0 clean, 1 not clean (``dpkg --audit`` lists packages), 124 still busy after ``wait`` seconds.
     """
+    from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
     try:
         Retrying(stop=stop_after_delay(wait), wait=wait_fixed(0.5), retry=retry_if_result(lambda pid: pid is not None))(
             lock_holder)

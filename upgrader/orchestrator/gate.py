@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping
 
 from upgrader.config import Config
@@ -14,13 +15,29 @@ from upgrader.pacemaker.state import ClusterState
 Baseline = tuple[ClusterState, Snapshot]
 
 
+@dataclass
+class _LocalKnown(Cluster):
+    """The cluster from a node whose name is already known: ``crm_node -n`` is not asked again.
+
+    crm_node asks the controller, which answers late (up to a second in the
+    lab) while it finishes a transition: exactly when a move is verified.
+    """
+
+    local: str = ""
+
+    def local_node(self) -> str:
+        return self.local
+
+
 class HealthGate:
     def __init__(self, cluster: Cluster, config: Config) -> None:
         self.cluster = cluster
         self.config = config
         self.defaults = live.defaults_from(config)
+        self._local: str | None = None
 
     def preflight(self) -> None:
+        self._known()  # this node's name, asked once while the cluster is quiet
         problems = live.validate_probes(self.cluster)
         if problems:
             raise ValueError("; ".join(problems))
@@ -30,4 +47,9 @@ class HealthGate:
         return live.read_state(self.cluster)
 
     def verify(self, moved: Mapping[str, str], baseline: Baseline) -> HealthReport:
-        return live.verify_moved(self.cluster, moved, baseline[1], self.defaults, self.config)
+        return live.verify_moved(self._known(), moved, baseline[1], self.defaults, self.config)
+
+    def _known(self) -> Cluster:
+        if self._local is None:
+            self._local = self.cluster.local_node()
+        return _LocalKnown(self.cluster.runner, self._local)

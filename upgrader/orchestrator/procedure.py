@@ -41,6 +41,9 @@ from upgrader.pacemaker.state import ClusterState, ParseError
 from upgrader.runner import CommandError
 
 
+MOVE_PHASES = ("drain", "fail-over", "fail-back")  # a move follows at once: the lock is not rewritten if fresh
+
+
 class HealthReportLike(Protocol):
     ok: bool
 
@@ -440,7 +443,7 @@ class Rollout:
             self.history.record(self.run_id, node, "move", "note", moves=text)
 
     def phase(self, node: str | None, phase: str) -> None:
-        self.lock.heartbeat(phase)
+        self.lock.heartbeat(phase, before_move=phase in MOVE_PHASES)
         self.history.record(self.run_id, node, phase, "start")
 
     def soak(self) -> None:

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Literal, Mapping
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay
 
 from upgrader.pacemaker import names
 from upgrader.pacemaker.simulate import Move, parse_transition_summary
@@ -18,6 +18,11 @@ from upgrader.runner import NO_SUCH_OBJECT, TIMED_OUT, CommandError, CommandMiss
 Check = Callable[[ClusterState], list[str]]
 Lifetime = Literal["forever", "reboot"]
 DC_QUERY_TIMEOUT = 5.0
+# wait_settled: seconds from the start of one poll to the start of the next, while the
+# wait is young (SETTLE_POLL_FAST_FOR seconds), then later; a slow poll is followed at once.
+SETTLE_POLL = 0.2
+SETTLE_POLL_FAST_FOR = 10.0
+SETTLE_POLL_LATE = 0.5
 
 
 class NotSettled(Exception):
@@ -201,35 +206,52 @@ class Cluster:
         return state, problems
 
     def wait_settled(
-        self, expect: Mapping[str, str] | Check | None = None, *, deadline: float, interval: float = 0.5
+        self, expect: Mapping[str, str] | Check | None = None, *, deadline: float, interval: float | None = None
     ) -> ClusterState:
         """Wait until the DC is idle, nothing is in flight and ``expect`` holds.
 
         ``expect`` maps resource/group/clone ids to the node each should run
         on, or is a :data:`Check`. Raises :class:`NotSettled` after
         ``deadline`` seconds, saying what it waited for and what it last saw.
+
+        A poll (one crm_mon, one crmadmin) starts every ``interval`` seconds,
+        counted from the start of the previous one: a poll that took longer
+        (crmadmin answers late while the DC is busy with a transition) is
+        followed at once by the next, not by a pause. By default polls come
+        every :data:`SETTLE_POLL` seconds for the first :data:`SETTLE_POLL_FAST_FOR`
+        seconds of the wait (a lab move settles in one to two seconds), then
+        every :data:`SETTLE_POLL_LATE` seconds. Each poll's commands are bounded
+        by the runner's timeout, and never by less than one second.
         """
         check = placement(expect) if isinstance(expect, Mapping) else expect
-        end = time.monotonic() + deadline
+        started = time.monotonic()
+        end = started + deadline
+        polled = [started]
         last = ["nothing yet"]
 
         def attempt() -> ClusterState | None:
-            timeout = round(max(1.0, min(self.runner.timeout, end - time.monotonic())), 1)
+            polled[0] = time.monotonic()
+            timeout = round(max(1.0, min(self.runner.timeout, end - polled[0])), 1)
             try:
                 state, problems = self.settled_problems(check, timeout)
             except (CommandError, ParseError, ET.ParseError) as exc:
-                last[:] = [str(exc)]
-                return None
-            last[:] = problems
+                problems = [str(exc)]
+            last[:] = problems or last
             return None if problems else state
+
+        def pause(_state: object) -> float:
+            """Until the next poll is due (from the start of the last one); the last poll comes at the deadline."""
+            step = interval if interval is not None else (
+                SETTLE_POLL if polled[0] - started < SETTLE_POLL_FAST_FOR else SETTLE_POLL_LATE)
+            return max(0.0, min(polled[0] + step, end) - time.monotonic())
 
         waited_for = "DC idle, no resource starting/stopping/pending" + (", expected placement" if check else "")
         try:
-            return Retrying(
-                stop=stop_after_delay(deadline), wait=wait_fixed(interval), retry=retry_if_result(lambda s: s is None)
-            )(attempt)
+            return Retrying(stop=stop_after_delay(deadline), wait=pause, retry=retry_if_result(lambda s: s is None))(
+                attempt)
         except RetryError:
-            raise NotSettled(f"cluster not settled after {deadline:g}s (waited for: {waited_for}); last seen: {'; '.join(last)}") from None
+            raise NotSettled(f"cluster not settled after {deadline:g}s (waited for: {waited_for}); last seen: "
+                             f"{'; '.join(last)}") from None
 
     def cli_constraints(self) -> tuple[str, ...]:
         """Ids of constraints left by ``crm_resource --ban/--move`` (``cli-ban-*``, ``cli-prefer-*``)."""

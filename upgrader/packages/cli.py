@@ -9,25 +9,32 @@ moves); for its ``plan --local`` it calls :func:`plan_command`, whose JSON
 from __future__ import annotations
 
 import json
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from upgrader.packages.plan import Plan, local_plan
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def plan_command(as_json: bool, out: Console) -> int:
     """Print this node's plan (exit code 0)."""
-    plan = local_plan()
     if as_json:
-        out.print_json(json.dumps(plan.document()))
-    else:
-        render(plan, out)
+        return plan_json()
+    render(local_plan(), out)
+    return 0
+
+
+def plan_json() -> int:
+    """``plan --local --json``: the plan as indented JSON on stdout, without loading rich (run on every node)."""
+    print(json.dumps(local_plan().document(), indent=2))
     return 0
 
 
 def render(plan: Plan, out: Console) -> None:
     """A table of the node's changes; security updates and HA-stack packages marked."""
+    from rich.table import Table
+
     if not plan.changes:
         out.print(f"{plan.node}: up to date, nothing to upgrade")
         return
@@ -40,4 +47,4 @@ def render(plan: Plan, out: Console) -> None:
     out.print(table)
     if plan.ha_stack:
         out.print(f"[yellow]HA stack in the set[/] ({', '.join(c.package for c in plan.ha_stack)}): "
-                  "the cluster stack must be stopped on this node around the upgrade")
+                  "rolling-upgrade run stops the cluster stack on this node around the upgrade")
