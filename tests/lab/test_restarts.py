@@ -7,6 +7,7 @@ ended, /run and /tmp fresh, the stack started again).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -90,7 +91,9 @@ def test_a_node_that_asks_for_a_reboot_is_rebooted_and_the_one_running_the_run_r
         deadline = time.monotonic() + 60  # the run ends as node1's reboot begins; wait for its end
         while boots(slab, "node1") == before["node1"] and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert {n: boots(slab, n) - before[n] for n in slab.node_names} == {n: 1 for n in slab.node_names}
+        said = json.loads(out) if out.strip().startswith("{") else {}
+        why = [said.get("error")] + [f"{x['node']}: {x['result']} {x['error']}" for x in said.get("nodes", [])]
+        assert {n: boots(slab, n) - before[n] for n in slab.node_names} == {n: 1 for n in slab.node_names}, (why, err)
         ops.wait_formed(slab, 120)
         held = lock.read(Cluster(node.runner(slab, "node2")))
         assert held is not None and held.holder == "node1" and held.phase == "reboot", held

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 MARKER = Path("/run/upgrader/stack-stopped")
+# Written just before a reboot asked by a run; its absence afterwards tells the run the node did reboot.
+REBOOT_PENDING = Path("/run/upgrader/reboot-pending")
 
 
 @dataclass(frozen=True)

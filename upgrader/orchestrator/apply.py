@@ -94,6 +94,8 @@ def stack_command(action: str, run_id: str | None, by: str, pid: int) -> int:
         else:
             # A lost session must not stop the reboot half-way.
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            marker.REBOOT_PENDING.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            marker.REBOOT_PENDING.write_text(f"{run_id or '-'}\n")  # in /run: the reboot takes it away
             result = Runner(timeout=120).call(list(config.reboot_command))
             if result.returncode != 0:
                 why = (result.stderr.strip().splitlines() or [result.meaning])[-1]

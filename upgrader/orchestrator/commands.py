@@ -229,7 +229,7 @@ def _finish(out: Console, r: Rollout, as_json: bool, code: int, refused: str | N
     results = list(r.results.values())
     if as_json:
         print(json.dumps({"run": r.run_id, "exit": int(code), "outcome": Outcome(code).name.lower(),
-                          "refused": refused, "error": error, "recovered": r.recovered,
+                          "refused": refused, "error": error or r.stop_reason, "recovered": r.recovered,
                           "nodes": [vars(x) for x in results]}, indent=2, default=str))
         return
     if refused or error:

@@ -99,6 +99,7 @@ class Rollout:
         self.all_nodes: list[str] = []
         self.recovered: list[str] = []  # what rolling back an interrupted run did before this one
         self._interrupted: str | None = None
+        self.stop_reason: str | None = None  # why the run stopped early, in one line
 
     # ------------------------------------------------------------------ the procedure
 
@@ -180,6 +181,7 @@ class Rollout:
         stop = exc if isinstance(exc, Stop) else Stop(Outcome.NEEDS_PERSON, f"stopped on an error: {exc}")
         self.report.step(node, "stop", str(stop))
         self.history.record(self.run_id, node, "run", "note", result="stopped", reason=str(stop))
+        self.stop_reason = str(stop)
         return stop.code
 
     def fair_share(self, state: ClusterState, node: str) -> dict[str, str]:
@@ -263,7 +265,7 @@ class Rollout:
             result.changes = [c.__dict__ for c in applied.changes] or result.changes
             self.fail_over(node, moved_away)
             result.result = "ok"
-        except Stop as stop:
+        except (Stop, CommandError, ParseError, NotSettled, LockError) as stop:
             result.result = "quarantined" if result.result == "quarantined" else "failed"
             result.error = str(stop)
             raise

@@ -8,7 +8,8 @@ lets dpkg run, then starts it and waits until the node rejoined. While the
 node the run itself runs on is down, the cluster is asked through a peer.
 
 :meth:`Restarts.reboot` reboots a node that asks for it (Reboot on) and
-waits until it left and rejoined the cluster; the node stays in standby
+waits until it answers without the /run marker written before the reboot
+(gone at boot) and rejoined the cluster; the node stays in standby
 through it (a permanent attribute). The node running the rollout reboots
 itself last; its @reboot step (``rolling-upgrade resume``) finishes it.
 """
@@ -20,7 +21,10 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
 from upgrader.config import Config
+from upgrader.hastack.marker import REBOOT_PENDING
 from upgrader.orchestrator.outcome import Outcome, Stop
 from upgrader.orchestrator.remote import Nodes
 from upgrader.pacemaker.live import Check, Cluster
@@ -33,13 +37,6 @@ def online(node: str) -> Check:
     def check(state: ClusterState) -> list[str]:
         me = state.node(node)
         return [] if me is not None and me.online else [f"{node} not online yet"]
-    return check
-
-
-def offline(node: str) -> Check:
-    def check(state: ClusterState) -> list[str]:
-        me = state.node(node)
-        return [f"{node} still online"] if me is not None and me.online else []
     return check
 
 
@@ -126,10 +123,25 @@ class Restarts:
             self.say(node, "reboot", f"[yellow]could not reboot {node}[/]: {_last_line(asked)}; its upgrade "
                      "stands, the reboot is left to a person")
             return
-        self.cluster.wait_settled(offline(node), deadline=self.config.rejoin_timeout)
-        self.say(node, "reboot", f"{node} left the cluster; waiting until it rejoins")
+        self.wait_rebooted(node)
+        self.say(node, "reboot", f"{node} rebooted; waiting until it rejoins the cluster")
         self.wait_rejoined(node)
         self.say(node, "reboot", f"rebooted; {node} rejoined after {time.monotonic() - started:.1f}s")
+
+    def wait_rebooted(self, node: str) -> None:
+        """Until the node answers again without the marker its reboot takes away (/run is fresh at boot)."""
+        probe = ["test", "!", "-e", str(REBOOT_PENDING)]
+
+        def gone() -> bool:
+            return self.nodes.runner(node, timeout=15).call(probe).returncode == 0
+
+        try:
+            Retrying(stop=stop_after_delay(self.config.rejoin_timeout), wait=wait_fixed(1),
+                     retry=retry_if_result(lambda done: not done))(gone)
+        except RetryError:
+            raise Stop(Outcome.NEEDS_PERSON, f"{node} did not come back from its reboot within "
+                       f"{self.config.rejoin_timeout}s (still {REBOOT_PENDING} there, or unreachable); it stays "
+                       "in standby") from None
 
     def reboot_self(self, node: str) -> None:
         """Reboot the node this run runs on: the lock keeps the run (phase reboot) for ``rolling-upgrade resume``."""
