@@ -75,6 +75,11 @@ class Result:
     def meaning(self) -> str:
         return EXIT_MEANINGS.get(self.returncode, f"exit code {self.returncode}")
 
+    @property
+    def last_words(self) -> str:
+        """Its stderr's last line, or the exit code's meaning: why it failed, in one line."""
+        return _last_line(self.stderr) or self.meaning
+
 
 class CommandError(Exception):
     """A command failed: says which one, its exit code's meaning and its last words."""

@@ -8,8 +8,9 @@ goes. Both say in one line what they did or why they could not.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from upgrader.config import Config
 from upgrader.hastack import marker, policy
@@ -17,6 +18,7 @@ from upgrader.runner import Runner
 
 DAEMONS = ("pacemakerd", "corosync")
 POLL = 0.2
+NOTHING_TO_START = "the cluster stack was not stopped by rolling-upgrade; nothing to do"
 
 
 class StackError(Exception):
@@ -41,13 +43,13 @@ def stop(config: Config, stopped: marker.Stopped, timeout: float) -> str:
     policy.install(stopped.run_id)
     result = Runner(timeout=timeout).call(list(config.stack_stop))
     if result.returncode != 0:
-        why = (result.stderr.strip().splitlines() or [result.meaning])[-1]
+        why = result.last_words
         raise StackError(f"Stack::Stop ({' '.join(config.stack_stop)}) failed: {why}")
-    end = time.monotonic() + timeout
-    while (left := running_daemons()) and time.monotonic() < end:
-        time.sleep(POLL)
-    if left:
-        raise StackError(f"Stack::Stop returned but {', '.join(left)} still run(s) after {timeout:g}s")
+    try:
+        Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(POLL), retry=retry_if_result(bool))(running_daemons)
+    except RetryError:
+        raise StackError(f"Stack::Stop returned but {', '.join(running_daemons())} still run(s) after "
+                         f"{timeout:g}s") from None
     return f"cluster stack stopped (run {stopped.run_id}); policy-rc.d forbids starting it"
 
 
@@ -55,14 +57,14 @@ def start(config: Config, run_id: str | None, timeout: float) -> str:
     """Start the stack if ``run_id`` (any run when None) stopped it; say so when nobody did."""
     held = marker.read()
     if held is None and not policy.ours():
-        return "the cluster stack was not stopped by rolling-upgrade; nothing to do"
+        return NOTHING_TO_START
     if held is not None and run_id is not None and held.run_id != run_id:
         raise StackError(f"the cluster stack was stopped by run {held.run_id}, not {run_id}; "
                          "start it with 'rolling-upgrade stack start' without --run-id")
     policy.remove()
     result = Runner(timeout=timeout).call(list(config.stack_start))
     if result.returncode != 0:
-        why = (result.stderr.strip().splitlines() or [result.meaning])[-1]
+        why = result.last_words
         raise StackError(f"Stack::Start ({' '.join(config.stack_start)}) failed: {why}")
     marker.clear()
     return "cluster stack started"

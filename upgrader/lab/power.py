@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
+
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from upgrader.hastack.control import DAEMONS, running_daemons
 
@@ -35,13 +36,13 @@ def main(argv: list[str] | None = None) -> int:
         print("rebooting")
         return 0
     want = set() if action == "stop" else set(DAEMONS)
-    end = time.monotonic() + TIMEOUT
-    while set(running_daemons()) != want:
-        if time.monotonic() > end:
-            print(f"the cluster stack did not {action} within {TIMEOUT:g}s (running: "
-                  f"{', '.join(running_daemons()) or 'none'})", file=sys.stderr)
-            return 1
-        time.sleep(0.1)
+    try:
+        Retrying(stop=stop_after_delay(TIMEOUT), wait=wait_fixed(0.1),
+                 retry=retry_if_result(lambda running: set(running) != want))(running_daemons)
+    except RetryError:
+        print(f"the cluster stack did not {action} within {TIMEOUT:g}s (running: "
+              f"{', '.join(running_daemons()) or 'none'})", file=sys.stderr)
+        return 1
     print(f"cluster stack {'stopped' if action == 'stop' else 'started'}")
     return 0
 

@@ -107,7 +107,7 @@ def send_mail(msg: EmailMessage, runner: Runner | None = None) -> str | None:
     if result.returncode == 127:
         return f"no mail sent: {SENDMAIL} is not installed (install an MTA, e.g. exim4 or msmtp-mta)"
     if result.returncode != 0:
-        why = (result.stderr.strip().splitlines() or [result.meaning])[-1]
+        why = result.last_words
         return f"no mail sent: {SENDMAIL} failed ({why})"
     return None
 

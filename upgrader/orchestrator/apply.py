@@ -98,7 +98,7 @@ def stack_command(action: str, run_id: str | None, by: str, pid: int) -> int:
             marker.REBOOT_PENDING.write_text(f"{run_id or '-'}\n")  # in /run: the reboot takes it away
             result = Runner(timeout=120).call(list(config.reboot_command))
             if result.returncode != 0:
-                why = (result.stderr.strip().splitlines() or [result.meaning])[-1]
+                why = result.last_words
                 raise control.StackError(f"Reboot-Command ({' '.join(config.reboot_command)}) failed: {why}")
             print(f"rebooting (run {run_id or '-'})")
     except control.StackError as exc:

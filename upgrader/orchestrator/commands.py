@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from rich.console import Console
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 from rich.table import Table
 
 from upgrader import config as configuration
@@ -88,14 +89,11 @@ def _host_names() -> set[str]:
 def wait_joined(cluster: Cluster, timeout: float) -> str:
     """This node's name once its cluster stack answers and it is online (up to ``timeout`` seconds)."""
     end = time.monotonic() + timeout
-    while True:
-        try:
-            local = cluster.local_node()
-            break
-        except CommandError as exc:
-            if time.monotonic() > end:
-                raise NotSettled(f"the cluster stack on this node did not answer within {timeout:g}s: {exc}") from None
-            time.sleep(1)
+    try:
+        local = Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(1), retry=retry_if_exception_type(CommandError),
+                         reraise=True)(cluster.local_node)
+    except CommandError as exc:
+        raise NotSettled(f"the cluster stack on this node did not answer within {timeout:g}s: {exc}") from None
     cluster.wait_settled(online(local), deadline=max(1.0, end - time.monotonic()))
     return local
 

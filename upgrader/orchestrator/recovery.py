@@ -33,6 +33,7 @@ from upgrader.orchestrator import steering
 from upgrader.orchestrator.history import History
 from upgrader.orchestrator.remote import Nodes
 from upgrader.pacemaker import lock
+from upgrader.hastack.control import NOTHING_TO_START
 from upgrader.orchestrator.restarts import online
 from upgrader.pacemaker.live import Cluster, NotSettled
 
@@ -74,11 +75,11 @@ def _undo(cluster: Cluster, nodes: Nodes, config: Config, run_id: str, node: str
             [nodes.tool, "stack", "start", "--run-id", run_id])
         if started.returncode != 0:
             steering.quarantine(cluster, node, run_id, "interrupted-upgrade")
-            why = (started.stderr.strip().splitlines() or [started.meaning])[-1]
+            why = started.last_words
             return [f"{node}: its cluster stack, stopped by the interrupted run, did not start ({why}); it stays "
                     "in standby, quarantined: start it there (rolling-upgrade stack start), then "
                     "rolling-upgrade unquarantine"]
-        if "not stopped by rolling-upgrade" not in started.stdout:
+        if NOTHING_TO_START not in started.stdout:
             done.append(f"{node}: started its cluster stack again (stopped by the interrupted run)")
     if phase in (*UPGRADE_PHASES, "reboot"):
         try:

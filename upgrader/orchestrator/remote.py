@@ -89,7 +89,7 @@ class Nodes:
     def plan(self, node: str) -> NodePlan:
         result = self.runner(node, timeout=180).call([self.tool, "plan", "--local", "--json"])
         if result.returncode != 0:
-            why = (result.stderr.strip().splitlines() or [result.meaning])[-1]
+            why = result.last_words
             return NodePlan(node, error=f"planning on {node} failed: {why}")
         try:
             doc = json.loads(result.stdout)
@@ -119,7 +119,7 @@ class Nodes:
         argv = ["env", f"{RUN_ID_ENV}={run_id}", self.tool, "apply", "--events"]
         result = self.runner(node).stream(argv, line, timeout=timeout)
         if not final:
-            why = (result.stderr.strip().splitlines() or [result.meaning])[-1]
+            why = result.last_words
             return ApplyResult(False, error=f"the upgrade on {node} ended without a result: {why}",
                                seconds=result.seconds, events=events)
         return ApplyResult(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
@@ -29,8 +29,10 @@ from upgrader.orchestrator.outcome import Outcome, Stop
 from upgrader.orchestrator.remote import Nodes
 from upgrader.pacemaker.live import Check, Cluster
 from upgrader.pacemaker.state import ClusterState
+from upgrader.runner import Result
 
 STOP_MARGIN = 60  # seconds on top of Settle-Timeout for the node's own stop command to report
+REBOOT_ASK_TIMEOUT = 120  # seconds for the node to take the reboot command
 
 
 def online(node: str) -> Check:
@@ -59,7 +61,7 @@ class Restarts:
             self.phase(node, "stack-stop")
             stop = self._stack(node, "stop", "--by", self.nodes.local, "--pid", str(os.getpid()))
             if stop.returncode != 0:
-                why = _last_line(stop)
+                why = stop.last_words
                 self._start_and_rejoin(node)
                 self.cluster.set_standby(node, False)
                 raise Stop(Outcome.NEEDS_PERSON, f"stopping the cluster stack on {node} failed: {why}; nothing "
@@ -74,19 +76,18 @@ class Restarts:
 
     def _start_and_rejoin(self, node: str) -> float:
         started = time.monotonic()
-        start = self._stack(node, "start", "--run-id", self.run_id)
+        start = self._stack(node, "start")
         if start.returncode != 0:
             raise Stop(Outcome.NEEDS_PERSON, f"starting the cluster stack on {node} again failed: "
-                       f"{_last_line(start)}; {node} stays in standby: start it there ('rolling-upgrade stack "
+                       f"{start.last_words}; {node} stays in standby: start it there ('rolling-upgrade stack "
                        "start'), then 'rolling-upgrade run' goes on")
         self.wait_rejoined(node)
         return time.monotonic() - started
 
-    def _stack(self, node: str, action: str, *args: str) -> Any:
-        argv = [self.nodes.tool, "stack", action, *args]
-        if action != "start":
-            argv[3:3] = ["--run-id", self.run_id]
-        return self.nodes.runner(node, timeout=self.config.settle_timeout + STOP_MARGIN).call(argv)
+    def _stack(self, node: str, action: str, *args: str, timeout: float | None = None) -> Result:
+        """``rolling-upgrade stack ACTION --run-id RUN ARGS`` on ``node``."""
+        argv = [self.nodes.tool, "stack", action, "--run-id", self.run_id, *args]
+        return self.nodes.runner(node, timeout=timeout or self.config.settle_timeout + STOP_MARGIN).call(argv)
 
     @contextmanager
     def asking_a_peer_while_down(self, node: str) -> Iterator[None]:
@@ -118,9 +119,9 @@ class Restarts:
             self.reboot_self(node)
             return
         started = time.monotonic()
-        asked = self.nodes.runner(node, timeout=120).call([self.nodes.tool, "stack", "reboot", "--run-id", self.run_id])
+        asked = self._stack(node, "reboot", timeout=REBOOT_ASK_TIMEOUT)
         if asked.returncode not in (0, 255) and asked.returncode >= 0:  # 255, a signal: the session went down with it
-            self.say(node, "reboot", f"[yellow]could not reboot {node}[/]: {_last_line(asked)}; its upgrade "
+            self.say(node, "reboot", f"[yellow]could not reboot {node}[/]: {asked.last_words}; its upgrade "
                      "stands, the reboot is left to a person")
             return
         self.wait_rebooted(node)
@@ -147,15 +148,12 @@ class Restarts:
         """Reboot the node this run runs on: the lock keeps the run (phase reboot) for ``rolling-upgrade resume``."""
         self.say(node, "reboot", "rebooting this node, which runs the rollout; at its boot 'rolling-upgrade "
                  "resume' (cron @reboot) brings it back online and ends the run")
-        asked = self.nodes.runner(node, timeout=120).call([self.nodes.tool, "stack", "reboot", "--run-id", self.run_id])
+        asked = self._stack(node, "reboot", timeout=REBOOT_ASK_TIMEOUT)
         if asked.returncode != 0:
-            self.say(node, "reboot", f"[yellow]could not reboot {node}[/]: {_last_line(asked)}; its upgrade "
+            self.say(node, "reboot", f"[yellow]could not reboot {node}[/]: {asked.last_words}; its upgrade "
                      "stands, the reboot is left to a person")
             return
         time.sleep(self.config.rejoin_timeout)  # the reboot ends this process before
         raise Stop(Outcome.NEEDS_PERSON, f"{node} was asked to reboot but still runs after "
                    f"{self.config.rejoin_timeout}s; it stays in standby: reboot it, then 'rolling-upgrade resume'")
 
-
-def _last_line(result: Any) -> str:
-    return (result.stderr.strip().splitlines() or result.stdout.strip().splitlines() or [result.meaning])[-1]
