@@ -10,6 +10,7 @@ Bad values and unknown keys raise :class:`ConfigError`.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import shlex
 from collections.abc import Callable
@@ -28,6 +29,8 @@ PREFIX = "Rolling-Upgrade"
 DEFAULT_DIR = Path("/etc/apt/apt.conf.d")
 DEFAULT_MAIN = Path("/etc/apt/apt.conf")
 MAIL_REPORTS = ("always", "only-on-error", "on-change")
+# Where the default Remote-Shell keeps its shared ssh connections (one per peer, kept 60 s after last use).
+SSH_CONTROL_DIR = "/run/upgrader/ssh"
 
 
 class ConfigError(ValueError):
@@ -40,7 +43,9 @@ class Config:
 
     auto_standby: bool = False  # Auto-Standby
     remote_shell: tuple[str, ...] = ("ssh", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5", "-o",
-                                     "ServerAliveCountMax=3", "{node}")  # Remote-Shell
+                                     "ServerAliveCountMax=3", "-o", "ControlMaster=auto", "-o",
+                                     f"ControlPath={SSH_CONTROL_DIR}/%C", "-o", "ControlPersist=60",
+                                     "{node}")  # Remote-Shell
     soak_time: int = 0  # Soak-Time
     settle_timeout: int = 300  # Settle-Timeout
     health_timeout: int = 60  # Health::Timeout
@@ -65,8 +70,22 @@ class Config:
     random_delay: int = 0  # Random-Delay
 
     def remote_command(self, node: str) -> list[str]:
-        """The Remote-Shell argv for ``node`` (``{node}`` replaced)."""
-        return [arg.replace("{node}", node) for arg in self.remote_shell]
+        """The Remote-Shell argv for ``node`` (``{node}`` replaced).
+
+        ssh refuses to start when the directory of its ControlPath is missing
+        (/run is empty after a boot), so a plain directory named there is
+        created first (0700); one with ssh's tokens (``%d``, ``~``) is left to ssh.
+        """
+        argv = [arg.replace("{node}", node) for arg in self.remote_shell]
+        for arg in argv:
+            _, found, path = arg.partition("ControlPath=")
+            directory = os.path.dirname(path)
+            if found and directory.startswith("/") and not any(c in directory for c in "%~"):
+                try:
+                    os.makedirs(directory, mode=0o700, exist_ok=True)
+                except OSError:
+                    pass  # ssh then says what is wrong with it, in the command's own error
+        return argv
 
 
 def load(directory: Path | str = DEFAULT_DIR, main_file: Path | str | None = DEFAULT_MAIN) -> Config:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from upgrader.bench.report import TARGETS, ratio_rows
@@ -60,3 +62,24 @@ def test_ratio_table_marks_each_target_met_or_missed_in_a_fixed_order() -> None:
     assert rows == [("hook_repeat_vs_crm_mon", "0.84x", "0.80-0.90", "5", "<= 1.5x", "met"),
                     ("run_overhead", "2.35x", "2.00-3.00", "5", "<= 1.2x", "MISSED")]
     assert list(TARGETS) == ["hook_repeat_vs_crm_mon", "downtime_vs_bare_standby", "run_overhead", "health_50_vs_1"]
+
+
+def test_the_bare_dist_upgrade_drops_only_upgraders_hook_entries(tmp_path) -> None:
+    import apt_pkg
+
+    from upgrader.bench.innode import without_our_hooks
+
+    shipped = (Path(__file__).resolve().parents[2] / "apt.conf.d" / "20rolling-upgrade-hooks").read_text()
+    machine = tmp_path / "machine.conf"
+    machine.write_text('DPkg::Pre-Install-Pkgs { "/usr/sbin/dpkg-preconfigure --apt || true"; };\n'
+                       'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb || true"; };\n')
+    before = apt_pkg.Configuration()
+    for text in (shipped, machine.read_text()):
+        (tmp_path / "part.conf").write_text(text)
+        apt_pkg.read_config_file(before, str(tmp_path / "part.conf"))
+    assert len(before.value_list("DPkg::Pre-Invoke")) == 1 and len(before.value_list("DPkg::Post-Invoke")) == 2
+    (tmp_path / "bare.conf").write_text(without_our_hooks(before))
+    apt_pkg.read_config_file(before, str(tmp_path / "bare.conf"))  # as apt-get -c reads it, after the rest
+    assert before.value_list("DPkg::Pre-Invoke") == []
+    assert before.value_list("DPkg::Post-Invoke") == ["rm -f /var/cache/apt/archives/*.deb || true"]
+    assert before.value_list("DPkg::Pre-Install-Pkgs") == ["/usr/sbin/dpkg-preconfigure --apt || true"]

@@ -1,8 +1,9 @@
 """Network faults during the upgrade phase: a node cut off the bridge while ``rolling-upgrade apply`` runs on it.
 
-The run reaches the node through the remote shell (ssh). With the keep-alive
-options of the Remote-Shell (``ServerAliveInterval=5``, ``ServerAliveCountMax=3``),
-the controller's ssh gives up about 15 s after the link goes, so the run ends in
+The run reaches the node through the default remote shell (ssh, one shared
+connection per peer). With its keep-alive options (``ServerAliveInterval=5``,
+``ServerAliveCountMax=3``), the shared connection gives up about 15 s after the
+link goes, and with it the session of apply, so the run ends in
 bounded time instead of waiting for apply's 3600 s timeout. The upgrade is made
 long enough to cut the node mid-apply by a postinst that sleeps: the lab's
 package, repacked from the test side (see ``publish_slow``), sleeps only on nodes
@@ -20,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from tests.faults.lost import QUARANTINE
-from tests.faults.restore import TEST_SETTINGS
 from tests.lab.helpers import TOOL, history, run_leftovers, start_run, wait_for_phase
 from upgrader.lab import lab as ops
 from upgrader.lab import node, repo
@@ -32,9 +32,6 @@ from upgrader.runner import Runner
 
 pytestmark = pytest.mark.lab
 LAB_SUFFIX = "fn"
-# The default the lead engineer is moving Rolling-Upgrade::Remote-Shell to (upgrader/config.py); set here on
-# the controller so the scenario does not depend on when that change lands.
-KEEPALIVE_SHELL = "ssh -o BatchMode=yes -o ServerAliveInterval=5 -o ServerAliveCountMax=3 {node}"
 SLOW_FLAG = "/etc/upgrader-fault-slow-postinst"  # on a node: its postinst sleeps that many seconds
 SLOW_STARTED = "/var/tmp/upgrader-fault-slow-postinst.started"  # written by the postinst before it sleeps
 POSTINST_SLEEP = 40  # seconds: longer than ssh needs to notice the cut (3 x 5 s)
@@ -89,7 +86,6 @@ def serving(lab: Lab) -> dict[str, str]:
 
 def test_node_cut_off_the_network_while_apply_runs_on_it(healthy: Lab, nothing_lost) -> None:
     version = publish_slow(healthy)
-    node.runner(healthy, "node1").run(["tee", TEST_SETTINGS], input=f'Rolling-Upgrade::Remote-Shell "{KEEPALIVE_SHELL}";\n')
     peers = [n for n in healthy.node_names if n != "node1"]  # node1 runs the tool; the first node upgraded is a peer
     try:
         for n in peers:

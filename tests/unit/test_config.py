@@ -40,7 +40,8 @@ def test_defaults_when_nothing_is_set(tmp_path: Path) -> None:
     config = read(tmp_path, 'Other::Setting "1";\n')
     assert config == Config()
     assert config.remote_shell == ("ssh", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5", "-o",
-                                   "ServerAliveCountMax=3", "{node}")
+                                   "ServerAliveCountMax=3", "-o", "ControlMaster=auto", "-o",
+                                   "ControlPath=/run/upgrader/ssh/%C", "-o", "ControlPersist=60", "{node}")
     assert config.reboot_command == ("systemctl", "reboot") and config.rejoin_timeout == 600
     assert config.stack_stop == ("systemctl", "stop", "pacemaker.service", "corosync.service")
     assert config.stack_start == ("systemctl", "start", "corosync.service", "pacemaker.service")
@@ -221,3 +222,21 @@ def test_shipped_file_sets_nothing_and_documents_every_key(tmp_path: Path) -> No
     config = read(tmp_path, "\n".join(settings))
     assert config == Config(windows=config.windows, blackout=config.blackout)
     assert len(config.windows) == 2 and len(config.blackout) == 2
+
+
+def test_remote_command_creates_the_control_path_directory(tmp_path: Path) -> None:
+    control = tmp_path / "run" / "ssh"
+    config = read(tmp_path, f'Rolling-Upgrade::Remote-Shell "ssh -o ControlMaster=auto -o ControlPath={control}/%C '
+                            f'-oControlPersist=60 {{node}}";')
+    assert config.remote_command("n2") == ["ssh", "-o", "ControlMaster=auto", "-o", f"ControlPath={control}/%C",
+                                           "-oControlPersist=60", "n2"]
+    assert control.is_dir() and control.stat().st_mode & 0o777 == 0o700
+
+
+def test_remote_command_leaves_ssh_tokens_and_other_shells_alone(tmp_path: Path) -> None:
+    tokens = read(tmp_path, f'Rolling-Upgrade::Remote-Shell "ssh -o ControlPath={tmp_path}/%d/cm-%C {{node}}";')
+    assert tokens.remote_command("n3")[-1] == "n3"
+    assert not (tmp_path / "%d").exists()  # ssh expands %d itself; not upgrader's to create
+    other = read(tmp_path, 'Rolling-Upgrade::Remote-Shell "lxc-attach -n {node} --";')
+    assert other.remote_command("n3") == ["lxc-attach", "-n", "n3", "--"]
+    assert [p.name for p in tmp_path.iterdir()] == ["apt.conf.d"]

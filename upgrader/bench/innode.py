@@ -13,7 +13,8 @@ object:
     place RID=NODE ...     put resources where they are wanted (crm_resource --move,
                            settled, --clear); not a measurement, the setup of one
     dist-upgrade           apt-get dist-upgrade on this node with upgrader's APT and
-                           dpkg hooks switched off (the node must be drained)
+                           dpkg hooks switched off, the machine's own hooks kept
+                           (the node must be drained)
     ssh NODE               the remote shell's round trip to NODE (Remote-Shell + true),
                            three times
 """
@@ -33,7 +34,8 @@ from upgrader.runner import Runner
 
 SETTLE_DEADLINE = 120.0
 POLL = 0.1
-NO_APT_HOOKS = "#clear DPkg::Pre-Invoke;\n#clear DPkg::Post-Invoke;\n#clear DPkg::Pre-Install-Pkgs;\n"
+HOOK_LISTS = ("DPkg::Pre-Invoke", "DPkg::Post-Invoke", "DPkg::Pre-Install-Pkgs")
+OURS = "ROLLING_UPGRADE_HOOK"  # the first word of each of upgrader's entries (apt.conf.d/20rolling-upgrade-hooks)
 DPKG_SNIPPET = Path("/etc/dpkg/dpkg.cfg.d/rolling-upgrade")
 DPKG_ASIDE = DPKG_SNIPPET.with_name(".rolling-upgrade.bench-aside")  # dpkg skips names with a dot
 
@@ -75,9 +77,31 @@ def place(cluster: Cluster, wanted: dict[str, str]) -> dict[str, Any]:
     return {"seconds": monotonic() - started, "moved": moving}
 
 
+def without_our_hooks(settings: Any = None) -> str:
+    """APT settings that drop upgrader's hook entries and keep the machine's own (debconf's, packagekit's...).
+
+    ``settings``: an ``apt_pkg.Configuration`` (default: this machine's, as apt-get reads it).
+    """
+    if settings is None:
+        import apt_pkg
+
+        apt_pkg.init_config()
+        settings = apt_pkg.config
+    lines = []
+    for key in HOOK_LISTS:
+        kept = [v for v in settings.value_list(key) if OURS not in v]
+        if any('"' in v for v in kept):
+            raise RuntimeError(f"an entry of {key} holds a double quote; it cannot be written back: {kept}")
+        lines.append(f"#clear {key};")
+        if kept:
+            entries = " ".join('"' + v + '";' for v in kept)
+            lines.append(f"{key} {{ {entries} }};")
+    return "\n".join(lines) + "\n"
+
+
 def dist_upgrade() -> dict[str, Any]:
     conf = Path("/tmp/upgrader-bench-no-hooks.conf")
-    conf.write_text(NO_APT_HOOKS)
+    conf.write_text(without_our_hooks())
     DPKG_SNIPPET.rename(DPKG_ASIDE)
     try:
         result = Runner(timeout=300, env={"DEBIAN_FRONTEND": "noninteractive"}).run(

@@ -13,7 +13,7 @@ Environment:
 
 The repeated call of a run (unattended-upgrades fires every hook many times)
 only reads the verdict cached for the run: no cluster query, standard
-library only. Any error in a pre-invoke stage refuses (fails closed).
+library only; so do Pre-Install-Pkgs and dpkg's post-invoke under APT. Any error in a pre-invoke stage refuses (fails closed).
 """
 
 from __future__ import annotations
@@ -41,11 +41,14 @@ def main(argv: list[str]) -> int:
         key = runkey.run_key()
         if stage in PRE_STAGES:
             return pre_invoke(stage, key)
-        _enable_site()
-        if stage == "pre-install-pkgs":
+        if stage == "pre-install-pkgs":  # standard library only: no site-packages needed
             from upgrader.guard.record import capture
 
             return capture(key, sys.stdin.read())
+        if stage == "dpkg-post-invoke" and os.environ.get("DPKG_FRONTEND_LOCKED"):
+            store.event(key, stage, "left-to-apt")  # dpkg under apt: APT's own Post-Invoke follows
+            return 0
+        _enable_site()  # the finishing step it may start reads the settings (apt_pkg)
         from upgrader.guard.record import post_invoke
 
         return post_invoke(stage, key)

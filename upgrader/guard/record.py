@@ -86,9 +86,6 @@ def post_invoke(stage: str, key: str) -> int:
     """Record what changed and dpkg's result; start the finishing step once per run when it is ours to start."""
     from upgrader.guard.hook import GUARD_ENV, RUN_ID_ENV
 
-    if stage == "dpkg-post-invoke" and os.environ.get("DPKG_FRONTEND_LOCKED"):
-        store.event(key, stage, "left-to-apt")  # APT's own Post-Invoke follows
-        return 0
     result = record_result(key)
     store.event(key, stage, "recorded", result["result"])
     if os.environ.get(GUARD_ENV, "").lower() == "off":
