@@ -113,8 +113,9 @@ def test_node_cut_off_the_network_while_apply_runs_on_it(healthy: Lab, nothing_l
         assert run.returncode == 4 and doc["exit"] == 4, doc
         failed = {n["node"]: n for n in doc["nodes"]}[victim]
         assert failed["result"] in ("failed", "quarantined"), failed
-        assert failed["error"].startswith(f"the upgrade of {victim} failed: the upgrade on {victim} ended without a "
-                                          "result"), failed
+        assert failed["error"].startswith(f"the upgrade of {victim} failed: lost contact with {victim} during its "
+                                          "upgrade (the remote shell ended: "), failed
+        assert "dpkg may still be running there" in failed["error"], failed
         assert f"{victim} stays in standby and quarantined" in failed["error"], failed
         assert all(n["result"] in ("pending", "up to date") for n in doc["nodes"] if n["node"] != victim), doc
 

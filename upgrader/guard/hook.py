@@ -13,7 +13,8 @@ Environment:
 
 The repeated call of a run (unattended-upgrades fires every hook many times)
 only reads the verdict cached for the run: no cluster query, standard
-library only; so do Pre-Install-Pkgs and dpkg's post-invoke under APT. Any error in a pre-invoke stage refuses (fails closed).
+library only; so do Pre-Install-Pkgs, dpkg's post-invoke under APT and
+Post-Invoke under rolling-upgrade. Any error in a pre-invoke stage refuses (fails closed).
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ def main(argv: list[str]) -> int:
             return capture(key, sys.stdin.read())
         if stage == "dpkg-post-invoke" and os.environ.get("DPKG_FRONTEND_LOCKED"):
             store.event(key, stage, "left-to-apt")  # dpkg under apt: APT's own Post-Invoke follows
+            return 0
+        if stage == "post-invoke" and os.environ.get(RUN_ID_ENV) and os.environ.get(GUARD_ENV, "").lower() != "off":
+            # rolling-upgrade apply: it reports what dpkg did and drives the finishing step itself
+            store.event(key, stage, "left-to-rolling-upgrade")
             return 0
         _enable_site()  # the finishing step it may start reads the settings (apt_pkg)
         from upgrader.guard.record import post_invoke

@@ -91,7 +91,7 @@ def post_invoke(stage: str, key: str) -> int:
     if os.environ.get(GUARD_ENV, "").lower() == "off":
         loud(f"WARNING: {GUARD_ENV}=off: run {key} ended ({result['result']}); no finishing step is started")
         return 0
-    if os.environ.get(RUN_ID_ENV):
+    if os.environ.get(RUN_ID_ENV):  # dpkg-post-invoke of a dpkg run directly under rolling-upgrade's env
         store.event(key, stage, "left-to-rolling-upgrade")
         return 0
     verdict = store.read_verdict(key)

@@ -73,6 +73,9 @@ class ApplyResult:
     touched: bool = True  # False: it failed before dpkg ran (download, the guard, another apt), the node is unchanged
 
 
+REMOTE_SHELL_LOST = 255  # ssh's own error: the connection failed or dropped
+
+
 class Nodes:
     """Runners and package operations for every node, from the node this tool runs on."""
 
@@ -120,6 +123,10 @@ class Nodes:
         result = self.runner(node).stream(argv, line, timeout=timeout)
         if not final:
             why = result.last_words
+            if node != self.local and result.returncode == REMOTE_SHELL_LOST:
+                return ApplyResult(False, error=f"lost contact with {node} during its upgrade (the remote shell "
+                                   f"ended: {why}); dpkg may still be running there", seconds=result.seconds,
+                                   events=events)
             return ApplyResult(False, error=f"the upgrade on {node} ended without a result: {why}",
                                seconds=result.seconds, events=events)
         return ApplyResult(

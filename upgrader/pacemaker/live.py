@@ -20,8 +20,8 @@ Lifetime = Literal["forever", "reboot"]
 DC_QUERY_TIMEOUT = 5.0
 # wait_settled: seconds from the start of one poll to the start of the next, while the
 # wait is young (SETTLE_POLL_FAST_FOR seconds), then later; a slow poll is followed at once.
-SETTLE_POLL = 0.2
-SETTLE_POLL_FAST_FOR = 10.0
+SETTLE_POLL = 0.1
+SETTLE_POLL_FAST_FOR = 5.0
 SETTLE_POLL_LATE = 0.5
 
 
