@@ -27,6 +27,7 @@ from upgrader.pacemaker.live import Cluster
 pytestmark = pytest.mark.lab
 
 REBOOT_ON = "/etc/apt/apt.conf.d/61rolling-upgrade-reboot"
+STOP_FAILS = "/etc/apt/apt.conf.d/61rolling-upgrade-stop-fails"
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +158,29 @@ def fresh(lab: Lab, **build: object) -> str:
     repo.publish(lab.repo_dir, version, **build)  # type: ignore[arg-type]
     ops.refresh_indexes(lab)
     return version
+
+
+def test_a_stack_that_will_not_stop_stops_the_run_before_dpkg_with_the_node_back_online(slab: Lab) -> None:
+    version = fresh(slab, ha_stack=True)
+    before = ops.installed_version(slab, "node2")
+    served = versions_served(slab)
+    failing = "sh -c 'echo pacemaker.service: stop job failed >&2; exit 1'"
+    inside2 = node.runner(slab, "node2")
+    inside2.run(["tee", STOP_FAILS], input=f'Rolling-Upgrade::Stack::Stop "{failing}";\n')
+    try:
+        code, doc = rolling(slab, "run", "--yes", "--nodes", "node2")
+    finally:
+        inside2.run(["rm", "-f", STOP_FAILS])
+    assert code == 4, doc
+    error = {n["node"]: n for n in doc["nodes"]}["node2"]["error"]
+    assert error.startswith("stopping the cluster stack on node2 failed: ") and "stop job failed" in error, error
+    assert error.endswith("nothing was upgraded, its stack was started again and node2 is back online"), error
+    # Nothing was upgraded; the stack runs; no marker, the machine's own policy-rc.d; nothing of the run is left.
+    assert ops.installed_version(slab, "node2") == before != version
+    assert inside(slab, "node2", "pidof", "corosync", "pacemakerd").returncode == 0
+    assert inside(slab, "node2", "test", "-e", "/run/upgrader/stack-stopped").returncode == 1
+    policy = inside(slab, "node2", "cat", "/usr/sbin/policy-rc.d")
+    assert (policy.stdout if policy.returncode == 0 else None) == host_policy()
+    assert lock.read(Cluster(node.runner(slab, "node1"))) is None
+    assert standby_nodes(slab) == [] and run_leftovers(slab) == []
+    assert versions_served(slab) == served

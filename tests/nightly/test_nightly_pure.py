@@ -150,3 +150,19 @@ def test_boot_grace_counts_from_corosync_start_or_boot(tmp_path: Path, monkeypat
     assert why == ("refused: unattended-upgrades within Rolling-Upgrade::Boot-Grace (900s) of this node's "
                    "cluster join (corosync start) 200s ago; it runs again later (or lower Boot-Grace)")
     assert boot.grace_refusal(0, "x", tmp_path) is None
+
+
+@pytest.mark.parametrize(("run_id", "holder_state", "expired", "kind"), [
+    ("apt-4711-99", "online", False, "apt"),  # unattended-upgrades (or its finishing step): waited for
+    ("20261122T020500-node2-abcdef", "online", False, "run"),  # another window / rolling-upgrade: it does the work
+    ("20261122T020000-node1-aaaaaa", "online", False, "free"),  # our own
+    ("apt-4711-99", "offline", True, "free"),  # stale and breakable: the run breaks it
+    ("20261122T020500-node2-abcdef", "offline", False, "run"),  # offline but not expired: not breakable yet
+], ids=["apt-run", "other-run", "ours", "breakable", "offline-not-expired"])
+def test_which_lock_the_window_waits_for(run_id: str, holder_state: str, expired: bool, kind: str) -> None:
+    from upgrader.nightly.command import lock_kind
+    from upgrader.pacemaker.lock import LockInfo, LockStatus
+
+    info = LockInfo("node2", run_id, 4711, "upgrade", None, None, None)
+    assert lock_kind(LockStatus(info, holder_state, expired), "20261122T020000-node1-aaaaaa") == kind
+    assert lock_kind(None, "20261122T020000-node1-aaaaaa") == "free"

@@ -4,10 +4,14 @@ Outside every patch window, or with nothing to upgrade, it exits 0 with one
 log line. Inside, it runs the rolling upgrade of the whole cluster
 (unconfirmed), but never starts a node whose expected duration does not fit
 into the time left; the nodes it defers, and why, go to the log, the history
-and the report. Exit codes are ``rolling-upgrade run``'s; 3 (refused, nothing
-changed) also when another run holds the upgrade lock (its holder named: on
-a cluster every node's cron entry fires, one of them does the work) and
-within Rolling-Upgrade::Boot-Grace of boot or cluster join.
+and the report. An apt run holding the upgrade lock (unattended-upgrades on
+one node, with its finishing step) is waited for while the window has room
+for a node after it: that run upgrades only its own node. Exit codes are
+``rolling-upgrade run``'s; 3 (refused, nothing changed) also when another
+rolling upgrade holds the lock (its holder named: on a cluster every node's
+cron entry fires, one of them does the work), when an apt run holds it past
+the window's room, and within Rolling-Upgrade::Boot-Grace of boot or cluster
+join.
 
 Output: one summary line on stdout (or ``--json``); the cron entry discards
 it, since syslog, the history and the mail report carry it. Only a bad
@@ -27,7 +31,10 @@ from typing import Any, Callable
 
 from rich.console import Console
 
+from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
+
 from upgrader import config as configuration
+from upgrader.guard.decide import APT_RUN_PREFIX
 from upgrader.nightly import boot, fit, report
 from upgrader.orchestrator import commands
 from upgrader.orchestrator.history import History
@@ -35,11 +42,12 @@ from upgrader.orchestrator.procedure import Outcome, Refused, Rollout
 from upgrader.orchestrator.recovery import recover
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster
-from upgrader.runner import Runner
+from upgrader.runner import CommandError, Runner
 from upgrader.timewindow import expected_node_duration, is_open, local_zone, next_opening
 
 TAG = "rolling-upgrade-window"
 LOG_FILE = "/var/log/upgrader/window.log"
+APT_WAIT_POLL = 5.0  # seconds between looks at an apt run's upgrade lock
 
 
 def parse_at(text: str) -> datetime:
@@ -113,19 +121,26 @@ def window(cluster: Cluster, out: Console, *, check: bool, at: datetime | None, 
     r.recovered = recover(cluster, r.nodes, r.history, r.config)  # a run of this node that was killed
     for line in r.recovered:
         log(line)
-    busy = _lock_held(cluster, r.run_id)
-    if busy:
-        return _end(r.history, r.run_id, out, as_json, Outcome.REFUSED, busy)
     collect = Collect()
     r.report = collect
     r.before_node = _deferral(cfg, estimate, clock)
-    try:
-        code, refused = r.run(None, confirm=None), None
-    except Refused as exc:
-        busy = _lock_held(cluster, r.run_id)  # another node's window won the race for the lock
+    for attempt in (1, 2):
+        busy = _wait_for_lock(cluster, r.run_id, _room(cfg, estimate, clock))
         if busy:
             return _end(r.history, r.run_id, out, as_json, Outcome.REFUSED, busy)
-        code, refused = Outcome.REFUSED, str(exc)
+        try:
+            code, refused = r.run(None, confirm=None), None
+            break
+        except Refused as exc:
+            # Another run took the lock between the look and the preflight: an apt run is waited for
+            # (once more), another node's window does the work.
+            if attempt == 1 and lock_kind(lock.inspect(cluster), r.run_id) == "apt":
+                continue
+            busy = _lock_held(cluster, r.run_id)
+            if busy:
+                return _end(r.history, r.run_id, out, as_json, Outcome.REFUSED, busy)
+            code, refused = Outcome.REFUSED, str(exc)
+            break
     nodes = [vars(x) for x in r.results.values()]
     if code == Outcome.DONE and not refused and all(n["result"] == "up to date" for n in nodes):
         return _end(r.history, r.run_id, out, as_json, Outcome.DONE, "window open; nothing to upgrade on any node")
@@ -134,13 +149,58 @@ def window(cluster: Cluster, out: Console, *, check: bool, at: datetime | None, 
     return _report(r, cfg, summary, out, as_json)
 
 
+def lock_kind(held: lock.LockStatus | None, run_id: str) -> str:
+    """``free`` (no lock, ours, or stale enough to break), ``apt`` (an apt run's: it upgrades only its own
+    node, so the window waits for it), or ``run`` (a rolling upgrade of the cluster: it does the work)."""
+    if held is None or held.info.run_id == run_id or held.breakable:
+        return "free"
+    return "apt" if held.info.run_id.startswith(APT_RUN_PREFIX) else "run"
+
+
 def _lock_held(cluster: Cluster, run_id: str) -> str | None:
     """One line naming the holder when another run holds the upgrade lock, else None."""
     held = lock.inspect(cluster)
-    if held is None or held.info.run_id == run_id:
+    if lock_kind(held, run_id) == "free":
         return None
+    assert held is not None
     return (f"refused: the upgrade lock is held by {held.info.holder or '?'} ({held.describe(lock.utcnow())}); "
             "that run does the work")
+
+
+def _wait_for_lock(cluster: Cluster, run_id: str, room: Callable[[], float]) -> str | None:
+    """None once the lock is free; the refusal line otherwise.
+
+    An apt run's lock (unattended-upgrades, a person, with its finishing step)
+    is waited for while the window still has room for a node after it
+    (``room()`` seconds): that run upgrades only its own node, the rest of the
+    cluster is the window's. Any other run's lock is refused at once.
+    """
+    held = lock.inspect(cluster)
+    if lock_kind(held, run_id) != "apt":
+        return _lock_held(cluster, run_id)
+    assert held is not None
+    holder, wait = held.info.holder or "?", room()
+    if wait <= 0:
+        return (f"refused: the upgrade lock is held by {holder}'s apt run ({held.describe(lock.utcnow())}) and the "
+                "window has no room left for a node after it")
+    log(f"the upgrade lock is held by {holder}'s apt run ({held.info.run_id}); waiting for it to end (at most "
+        f"{fit.human(timedelta(seconds=wait))}, while the window has room for a node), then upgrading the rest")
+    try:
+        Retrying(stop=stop_after_delay(wait), wait=wait_fixed(APT_WAIT_POLL), reraise=True,
+                 retry=retry_if_result(lambda h: lock_kind(h, run_id) == "apt")
+                 | retry_if_exception_type(CommandError))(lock.inspect, cluster)
+    except RetryError:
+        return (f"refused: {holder}'s apt run still held the upgrade lock after {fit.human(timedelta(seconds=wait))}"
+                " of waiting, and the window has no room left for a node after it")
+    busy = _lock_held(cluster, run_id)
+    if busy is None:
+        log(f"{holder}'s apt run ended; the window goes on")
+    return busy
+
+
+def _room(cfg: configuration.Config, estimate: Estimate, clock: Callable[[], datetime]) -> Callable[[], float]:
+    """Seconds the window can still give away before it has no room for one more node."""
+    return lambda: (_left(cfg, clock()) - estimate.span).total_seconds()
 
 
 def _left(cfg: configuration.Config, now: datetime) -> timedelta:

@@ -44,6 +44,9 @@ class JsonProgress:
     def error(self, package: str, message: str) -> None:
         _emit(event="progress", stage="error", text=f"{package}: {message.strip()}")
 
+    def waiting(self, text: str) -> None:
+        _emit(event="progress", stage="wait", text=text)
+
 
 def apply() -> int:
     # A lost controller (its ssh session dropped, the run killed) must not interrupt dpkg.

@@ -27,6 +27,10 @@ class Progress(Protocol):
     def download(self, done_bytes: int, total_bytes: int, done_items: int, total_items: int) -> None: ...
     def install(self, package: str, percent: float, status: str) -> None: ...
     def error(self, package: str, message: str) -> None: ...
+    def waiting(self, text: str) -> None: ...
+
+
+LOCK_WAIT = 120.0  # seconds to wait for another package manager to let go of dpkg's lock (apt's own default)
 
 
 @dataclass
@@ -58,15 +62,33 @@ def holder_text(pid: int) -> str:
     return f"{cmd or '?'} (pid {pid})"
 
 
+def wait_for_dpkg_lock(progress: Progress | None, limit: float, path: str = runkey.FRONTEND_LOCK) -> int | None:
+    """Wait (at most ``limit`` seconds) until no package manager holds dpkg's frontend lock; the holder's pid
+    if one still does, else None. An apt run the guard refuses here (the node is drained for a rolling upgrade)
+    ends within seconds; apt-daily's runs within a minute or two."""
+    from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+    holder = runkey.lock_holder(path)
+    if not holder:
+        return None
+    if progress:
+        progress.waiting(f"waiting up to {limit:.0f}s for {holder_text(holder)} to let go of dpkg's lock")
+    try:
+        Retrying(stop=stop_after_delay(limit), wait=wait_fixed(0.5), retry=retry_if_result(bool))(runkey.lock_holder, path)
+    except RetryError as exc:
+        return exc.last_attempt.result()
+    return None
+
+
 def upgrade_node(progress: Progress | None = None, run_id: str | None = None) -> UpgradeReport:
     """dist-upgrade this node now; ``run_id`` is passed to the guard hooks as UPGRADER_RUN_ID."""
     import apt
 
     started = time.monotonic()
-    holder = runkey.lock_holder()
+    holder = wait_for_dpkg_lock(progress, LOCK_WAIT)
     if holder:
-        return UpgradeReport("busy", f"another package manager is running: {holder_text(holder)} holds "
-                                     f"{runkey.FRONTEND_LOCK}; wait until it ends")
+        return UpgradeReport("busy", f"another package manager is running: {holder_text(holder)} still held "
+                                     f"{runkey.FRONTEND_LOCK} after {LOCK_WAIT:.0f}s; wait until it ends")
     cache = apt.Cache()
     changes = plan_node(cache)
     if not changes:
@@ -168,3 +190,6 @@ class RichProgress:
 
     def error(self, package: str, message: str) -> None:
         self.bars.console.print(f"[red]{package}[/]: {message.strip()}")
+
+    def waiting(self, text: str) -> None:
+        self.bars.console.print(f"[yellow]{text}[/]")
