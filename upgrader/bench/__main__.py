@@ -40,8 +40,8 @@ DEFINITIONS = [
     "applications of the run's longest outage over the median bare outage)",
     "run_overhead: per repetition, the wall time of 'rolling-upgrade run --yes --json' (3 nodes, 1 package; "
     "measured from the host, the run started through upgrader.bench.trace, which only notes times) over its "
-    "irreducible parts, measured in the same repetition: the bare 'apt-get dist-upgrade' of each node (hooks "
-    "off, timed in the drained node) + for each move step the run made (history 'move' notes) one bare standby "
+    "irreducible parts, measured in the same repetition: the bare 'apt-get dist-upgrade' of each node "
+    "(upgrader's hook entries off, the machine's own kept; timed in the drained node) + for each move step the run made (history 'move' notes) one bare standby "
     "move's settle time (crm_attribute until the DC is idle, nothing in flight and the resources away, polled "
     "every 0.1 s) and one health check of the resources that move moved, right after it (the product's own "
     "check, all three levels with the lab's Health:: settings; level 2 goes through the remote shell as in the "

@@ -30,7 +30,6 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from rich.console import Console
-
 from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
 
 from upgrader import config as configuration
