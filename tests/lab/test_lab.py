@@ -12,6 +12,7 @@ from upgrader.lab import lab as ops
 from upgrader.lab import node, repo
 from upgrader.lab.client import LabClient
 from upgrader.lab.layout import Lab
+from upgrader.pacemaker.live import Cluster, drained
 
 pytestmark = pytest.mark.lab
 
@@ -48,6 +49,8 @@ def test_standby_moves_applications_and_they_answer_again(lab: Lab, client: LabC
     moved = [a for a, nodes in before.items() if target in nodes]
     crm(lab, target, "crm_attribute", "--node", target, "--name", "standby", "--update", "on")
     try:
+        # The apps may still answer from target before the move starts: wait for the cluster to have moved them.
+        Cluster(node.runner(lab, target, timeout=30)).wait_settled(drained(target, tuple(moved)), deadline=60)
         ops.wait_serving(lab, 60)
         after = ops.view(lab).placement
         for app in moved:
