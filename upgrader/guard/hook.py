@@ -14,7 +14,7 @@ Environment:
 The repeated call of a run (unattended-upgrades fires every hook many times)
 only reads the verdict cached for the run: no cluster query, standard
 library only; so do Pre-Install-Pkgs, dpkg's post-invoke under APT and
-Post-Invoke under rolling-upgrade. Any error in a pre-invoke stage refuses (fails closed).
+the post stages under rolling-upgrade. Any error in a pre-invoke stage refuses (fails closed).
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def main(argv: list[str]) -> int:
         if stage == "dpkg-post-invoke" and os.environ.get("DPKG_FRONTEND_LOCKED"):
             store.event(key, stage, "left-to-apt")  # dpkg under apt: APT's own Post-Invoke follows
             return 0
-        if stage == "post-invoke" and os.environ.get(RUN_ID_ENV) and os.environ.get(GUARD_ENV, "").lower() != "off":
-            # rolling-upgrade apply: it reports what dpkg did and drives the finishing step itself
+        if os.environ.get(RUN_ID_ENV) and os.environ.get(GUARD_ENV, "").lower() != "off":
+            # rolling-upgrade's own dpkg run: it reports what dpkg did and drives the finishing step itself
             store.event(key, stage, "left-to-rolling-upgrade")
             return 0
         _enable_site()  # the finishing step it may start reads the settings (apt_pkg)

@@ -84,15 +84,12 @@ def captured(key: str) -> list[pkgs.Change]:
 
 def post_invoke(stage: str, key: str) -> int:
     """Record what changed and dpkg's result; start the finishing step once per run when it is ours to start."""
-    from upgrader.guard.hook import GUARD_ENV, RUN_ID_ENV
+    from upgrader.guard.hook import GUARD_ENV
 
     result = record_result(key)
     store.event(key, stage, "recorded", result["result"])
     if os.environ.get(GUARD_ENV, "").lower() == "off":
         loud(f"WARNING: {GUARD_ENV}=off: run {key} ended ({result['result']}); no finishing step is started")
-        return 0
-    if os.environ.get(RUN_ID_ENV):  # dpkg-post-invoke of a dpkg run directly under rolling-upgrade's env
-        store.event(key, stage, "left-to-rolling-upgrade")
         return 0
     verdict = store.read_verdict(key)
     if verdict is None or verdict[0] != store.ALLOWED:

@@ -133,9 +133,10 @@ def window(cluster: Cluster, out: Console, *, check: bool, at: datetime | None, 
         except Refused as exc:
             # Another run took the lock between the look and the preflight: an apt run is waited for
             # (once more), another node's window does the work.
-            if attempt == 1 and lock_kind(lock.inspect(cluster), r.run_id) == "apt":
+            held = lock.inspect(cluster)
+            if attempt == 1 and lock_kind(held, r.run_id) == "apt":
                 continue
-            busy = _lock_held(cluster, r.run_id)
+            busy = _refusal(held, r.run_id)
             if busy:
                 return _end(r.history, r.run_id, out, as_json, Outcome.REFUSED, busy)
             code, refused = Outcome.REFUSED, str(exc)
@@ -156,12 +157,10 @@ def lock_kind(held: lock.LockStatus | None, run_id: str) -> str:
     return "apt" if held.info.run_id.startswith(APT_RUN_PREFIX) else "run"
 
 
-def _lock_held(cluster: Cluster, run_id: str) -> str | None:
+def _refusal(held: lock.LockStatus | None, run_id: str) -> str | None:
     """One line naming the holder when another run holds the upgrade lock, else None."""
-    held = lock.inspect(cluster)
-    if lock_kind(held, run_id) == "free":
+    if held is None or lock_kind(held, run_id) == "free":
         return None
-    assert held is not None
     return (f"refused: the upgrade lock is held by {held.info.holder or '?'} ({held.describe(lock.utcnow())}); "
             "that run does the work")
 
@@ -175,9 +174,8 @@ def _wait_for_lock(cluster: Cluster, run_id: str, room: Callable[[], float]) -> 
     cluster is the window's. Any other run's lock is refused at once.
     """
     held = lock.inspect(cluster)
-    if lock_kind(held, run_id) != "apt":
-        return _lock_held(cluster, run_id)
-    assert held is not None
+    if held is None or lock_kind(held, run_id) != "apt":
+        return _refusal(held, run_id)
     holder, wait = held.info.holder or "?", room()
     if wait <= 0:
         return (f"refused: the upgrade lock is held by {holder}'s apt run ({held.describe(lock.utcnow())}) and the "
@@ -185,13 +183,13 @@ def _wait_for_lock(cluster: Cluster, run_id: str, room: Callable[[], float]) -> 
     log(f"the upgrade lock is held by {holder}'s apt run ({held.info.run_id}); waiting for it to end (at most "
         f"{fit.human(timedelta(seconds=wait))}, while the window has room for a node), then upgrading the rest")
     try:
-        Retrying(stop=stop_after_delay(wait), wait=wait_fixed(APT_WAIT_POLL), reraise=True,
-                 retry=retry_if_result(lambda h: lock_kind(h, run_id) == "apt")
-                 | retry_if_exception_type(CommandError))(lock.inspect, cluster)
+        held = Retrying(stop=stop_after_delay(wait), wait=wait_fixed(APT_WAIT_POLL), reraise=True,
+                        retry=retry_if_result(lambda h: lock_kind(h, run_id) == "apt")
+                        | retry_if_exception_type(CommandError))(lock.inspect, cluster)
     except RetryError:
         return (f"refused: {holder}'s apt run still held the upgrade lock after {fit.human(timedelta(seconds=wait))}"
                 " of waiting, and the window has no room left for a node after it")
-    busy = _lock_held(cluster, run_id)
+    busy = _refusal(held, run_id)
     if busy is None:
         log(f"{holder}'s apt run ended; the window goes on")
     return busy

@@ -14,8 +14,7 @@ import sys
 from typing import Any
 
 from upgrader.guard.hook import RUN_ID_ENV
-from upgrader.guard.runkey import lock_holder
-from upgrader.packages.run import upgrade_node
+from upgrader.packages.run import upgrade_node, wait_for_dpkg_lock
 from upgrader.runner import Runner
 
 
@@ -64,13 +63,9 @@ def dpkg_state(wait: float) -> int:
 
     Exit 0 clean, 1 not clean (``dpkg --audit`` lists packages), 124 still busy after ``wait`` seconds.
     """
-    from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
-
-    try:
-        Retrying(stop=stop_after_delay(wait), wait=wait_fixed(0.5), retry=retry_if_result(lambda pid: pid is not None))(
-            lock_holder)
-    except RetryError:
-        print(f"a package manager (pid {lock_holder()}) still holds the dpkg lock after {wait:g}s")
+    holder = wait_for_dpkg_lock(None, wait)
+    if holder:
+        print(f"a package manager (pid {holder}) still holds the dpkg lock after {wait:g}s")
         return 124
     audit = Runner(timeout=120).call(["dpkg", "--audit"])
     if audit.returncode != 0 or audit.stdout.strip():

@@ -11,19 +11,19 @@ import uuid
 from typing import Any
 
 from rich.console import Console
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 from rich.table import Table
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from upgrader import config as configuration
+from upgrader.hastack.control import StackError
 from upgrader.orchestrator import steering
 from upgrader.orchestrator.gate import HealthGate
 from upgrader.orchestrator.history import History, HistoryError
 from upgrader.orchestrator.procedure import Checks, NodeResult, Outcome, Refused, Rollout
-from upgrader.hastack.control import StackError
 from upgrader.orchestrator.recovery import recover, restart_own_stack
+from upgrader.orchestrator.remote import NodePlan, Nodes
 from upgrader.orchestrator.restarts import online
 from upgrader.pacemaker.commands import Refused as PacemakerRefused
-from upgrader.orchestrator.remote import NodePlan, Nodes
 from upgrader.pacemaker.live import Cluster, NotSettled
 from upgrader.pacemaker.lock import LockError
 from upgrader.runner import CommandError

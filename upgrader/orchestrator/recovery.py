@@ -29,12 +29,12 @@ from pathlib import Path
 
 from upgrader.config import Config
 from upgrader.guard.hook import RUN_ID_ENV
+from upgrader.hastack.control import NOTHING_TO_START
 from upgrader.orchestrator import steering
 from upgrader.orchestrator.history import History
 from upgrader.orchestrator.remote import Nodes
-from upgrader.pacemaker import lock
-from upgrader.hastack.control import NOTHING_TO_START
 from upgrader.orchestrator.restarts import online
+from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster, NotSettled
 
 NODE_PHASES = ("drain", "upgrade", "stack-stop", "stack-start", "reboot", "fail-over", "verify", "fail-back")

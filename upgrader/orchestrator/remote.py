@@ -125,11 +125,10 @@ class Nodes:
         result = self.runner(node).stream(argv, line, timeout=timeout)
         if not final:
             why = result.last_words
-            if node != self.local and result.returncode == REMOTE_SHELL_LOST and not events \
-                    and result.stderr.lstrip().startswith(NEVER_CONNECTED):
-                return ApplyResult(False, error=f"could not reach {node} to upgrade it ({why}); nothing ran there",
-                                   seconds=result.seconds, events=events, touched=False)
             if node != self.local and result.returncode == REMOTE_SHELL_LOST:
+                if not events and result.stderr.lstrip().startswith(NEVER_CONNECTED):
+                    return ApplyResult(False, error=f"could not reach {node} to upgrade it ({why}); nothing ran "
+                                       "there", seconds=result.seconds, events=events, touched=False)
                 return ApplyResult(False, error=f"lost contact with {node} during its upgrade (the remote shell "
                                    f"ended: {why}); dpkg may still be running there", seconds=result.seconds,
                                    events=events)
