@@ -46,7 +46,7 @@ def _internal(argv: list[str]) -> Callable[[], int] | None:
     if argv in (["apply", "--events"], ["apply"]):
         from upgrader.orchestrator.apply import apply
 
-        return apply
+        return lambda: apply(handshake=argv == ["apply", "--events"])
     if argv and argv[0] == "plan" and sorted(argv[1:]) == ["--json", "--local"]:
         from upgrader.packages.cli import plan_json
 

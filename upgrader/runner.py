@@ -194,21 +194,25 @@ class Runner:
     def stream(
         self,
         argv: Sequence[str],
-        on_line: Callable[[str], None],
+        on_line: Callable[[str], str | None],
         *,
         timeout: float | None = None,
+        replies: bool = False,
     ) -> Result:
         """Run ``argv``, handing each stdout line to ``on_line`` as it comes.
 
         The whole command is bounded by ``timeout`` (exit code 124 when it is
         reached, the process group killed); stderr is kept for the result.
+        With ``replies``, the command's stdin is a pipe, and whatever text
+        ``on_line`` returns for a line is written to it at once (a handshake).
         """
         full = self._full(argv)
         limit = timeout if timeout is not None else self.timeout
         env = dict(os.environ, **self.env) if self.env else None
         started = time.monotonic()
         try:
-            proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            proc = subprocess.Popen(full, stdin=subprocess.PIPE if replies else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, env=env, start_new_session=True)
         except FileNotFoundError as exc:
             return Result(full, 127, "", str(exc), time.monotonic() - started)
@@ -222,7 +226,9 @@ class Runner:
             assert proc.stdout is not None
             for line in proc.stdout:
                 lines.append(line)
-                on_line(line.rstrip("\n"))
+                reply = on_line(line.rstrip("\n"))
+                if reply is not None and proc.stdin is not None:
+                    _send(proc.stdin, reply)
             proc.wait()
         except BaseException:
             _kill_group(proc)
@@ -231,6 +237,11 @@ class Runner:
         finally:
             killer.cancel()
             reader.join(timeout=5)
+            if proc.stdin is not None:
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
         seconds = time.monotonic() - started
         code = TIMED_OUT if seconds >= limit and proc.returncode < 0 else proc.returncode
         return Result(full, code, "".join(lines), "".join(err), seconds)
@@ -242,6 +253,15 @@ class Runner:
     def _full(self, argv: Sequence[str]) -> tuple[str, ...]:
         words = tuple(str(a) for a in argv)
         return tuple(self.prefix) + (tuple(shlex.quote(w) for w in words) if self.remote else words)
+
+
+def _send(stdin, text: str) -> None:
+    """Write a reply to a command's stdin; a command that is gone simply does not get it."""
+    try:
+        stdin.write(text)
+        stdin.flush()
+    except (BrokenPipeError, OSError, ValueError):
+        pass
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -1,37 +1,82 @@
-"""Nodes.apply when the remote shell gives no result: real processes stand in for ssh."""
+"""Nodes.apply when the remote shell gives no result: real processes stand in for ssh and for apply.
+
+Whether anything ran on the node is decided by the handshake (apply says ``ready`` and touches
+nothing until it reads ``go``), never by the remote shell's wording.
+"""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from upgrader.config import Config
 from upgrader.orchestrator.remote import Nodes
 
+RUN_ID = "20261122T000000-node1-abcdef"
+PROJECT = str(Path(__file__).resolve().parents[2])
+READY = "echo '{\"event\": \"ready\"}'"
+
 
 def nodes_with_shell(*shell: str) -> Nodes:
     return Nodes(Config(remote_shell=(*shell, "{node}")), local="node1", tool="/nonexistent/rolling-upgrade")
 
 
-def test_a_dropped_remote_shell_says_contact_was_lost_and_dpkg_may_still_run() -> None:
+def test_a_shell_that_drops_after_go_says_contact_was_lost_and_dpkg_may_still_run() -> None:
     events: list[dict] = []
-    result = nodes_with_shell("sh", "-c", "echo 'Connection to node2 closed by remote host.' >&2; exit 255").apply(
-        "node2", "20261122T000000-node1-abcdef", events.append)
+    script = f"{READY}; read go; [ \"$go\" = go ] || exit 9; echo 'Connection to node2 closed by remote host.' >&2; exit 255"
+    result = nodes_with_shell("sh", "-c", script).apply("node2", RUN_ID, events.append)
     assert not result.ok and result.touched and events == []
     assert result.error == ("lost contact with node2 during its upgrade (the remote shell ended: Connection to node2 "
                             "closed by remote host.); dpkg may still be running there")
 
 
-def test_a_remote_shell_that_never_connected_leaves_the_node_untouched() -> None:
-    said = "ssh: connect to host node2 port 22: Connection timed out"
-    result = nodes_with_shell("sh", "-c", f"echo '{said}' >&2; exit 255").apply(
-        "node2", "20261122T000000-node1-abcdef", lambda e: None)
+@pytest.mark.parametrize("said", ["ssh: connect to host node2 port 22: Connection timed out",
+                                  "kex_exchange_identification: read: Connection reset by peer",
+                                  "Connection to node2 closed by remote host."])
+def test_a_shell_that_ends_before_apply_said_ready_leaves_the_node_untouched_whatever_its_words(said: str) -> None:
+    result = nodes_with_shell("sh", "-c", f"echo '{said}' >&2; exit 255").apply("node2", RUN_ID, lambda e: None)
     assert not result.ok and not result.touched
     assert result.error == f"could not reach node2 to upgrade it ({said}); nothing ran there"
 
 
 @pytest.mark.parametrize("code", [1, 3])
-def test_any_other_end_without_a_result_is_said_as_such(code: int) -> None:
-    result = nodes_with_shell("sh", "-c", f"echo 'apply crashed' >&2; exit {code}").apply(
-        "node2", "20261122T000000-node1-abcdef", lambda e: None)
+def test_any_other_end_after_go_without_a_result_is_said_as_such(code: int) -> None:
+    script = f"{READY}; read go; echo 'apply crashed' >&2; exit {code}"
+    result = nodes_with_shell("sh", "-c", script).apply("node2", RUN_ID, lambda e: None)
     assert not result.ok and result.touched
     assert result.error == "the upgrade on node2 ended without a result: apply crashed"
+
+
+def test_an_end_before_ready_that_is_not_the_remote_shell_is_untouched_too() -> None:
+    result = nodes_with_shell("sh", "-c", "echo 'ImportError: no module' >&2; exit 1").apply(
+        "node2", RUN_ID, lambda e: None)
+    assert not result.ok and not result.touched
+    assert result.error == "the upgrade on node2 did not start (ImportError: no module); nothing ran there"
+
+
+def _apply_child(stdin: str) -> tuple[int, list[dict], str]:
+    """The real handshake of ``apply`` in a child process, fed ``stdin`` (its upgrade replaced by an exit)."""
+    code = ("import sys; from upgrader.orchestrator import apply as a; "
+            "a.upgrade_node = lambda *x, **k: sys.exit('touched'); sys.exit(a.apply(handshake=True))")
+    proc = subprocess.run([sys.executable, "-c", code], input=stdin, capture_output=True, text=True, timeout=30,
+                          cwd=PROJECT)
+    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
+
+
+def test_apply_touches_nothing_when_its_go_never_comes() -> None:
+    code, events, stderr = _apply_child("")
+    assert code == 1 and "touched" not in stderr
+    assert [e["event"] for e in events] == ["ready", "result"]
+    assert events[1]["result"] == "no-go" and not events[1]["ok"]
+    assert events[1]["error"] == "the orchestrator's connection ended before its go; nothing was changed"
+
+
+def test_apply_goes_on_only_after_go() -> None:
+    code, events, stderr = _apply_child("go\n")
+    assert [e["event"] for e in events] == ["ready"]
+    assert "touched" in stderr  # it went on to the upgrade (stubbed here to end the child)

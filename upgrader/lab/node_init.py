@@ -43,6 +43,8 @@ DAEMON_ENV = {
     "PCMK_debug": "no",
 }
 STOP_TIMEOUT = 60.0
+# Where process 1 keeps a second bind of each host directory (--bind), outside /run and /tmp.
+KEPT_BINDS = "/.lab-binds"
 READY_TIMEOUT = 30.0
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -178,11 +180,18 @@ def _mount_root(state: Path, root: Path, binds: list[str]) -> None:
     _run("mount", "--bind", str(state / "lxc"), str(root / "var/lib/lxc"))
     # Host directories the node must see live (a lower layer changed under a
     # mounted overlay is not reliably seen: that is the containers' property).
-    for pair in binds:
+    # Each is bound twice: once at a fixed place of the root (KEPT_BINDS/N), which a reboot leaves
+    # alone, and from there at its target, which may lie under /tmp or /run (a clone under /tmp):
+    # a reboot's fresh /tmp and /run lose the target, and _rebind puts it back from the kept copy.
+    for i, pair in enumerate(binds):
         source, target = pair.split(":", 1)
+        kept = root / KEPT_BINDS.lstrip("/") / str(i)
+        os.makedirs(kept, exist_ok=True)
+        _run("mount", "--bind", source, str(kept))
+        Path(root / KEPT_BINDS.lstrip("/"), f"{i}.target").write_text(target)
         where = root / target.lstrip("/")
         os.makedirs(where, exist_ok=True)  # e.g. under the node's fresh /tmp
-        _run("mount", "--bind", source, str(where))
+        _run("mount", "--bind", str(kept), str(where))
     old = root / ".lab-oldroot"
     old.mkdir(exist_ok=True)
     _run("pivot_root", str(root), str(old))
@@ -219,11 +228,23 @@ def _others_alive() -> bool:
 
 
 def _fresh_runtime() -> None:
-    """/run and /tmp as a boot finds them (tmpfs), then what the node needs in /run."""
+    """/run and /tmp as a boot finds them (tmpfs), then what the node needs in /run, and the binds again."""
     for where, mode in (("/run", "755"), ("/tmp", "1777")):
         _run("umount", "-l", where)
         _run("mount", "-t", "tmpfs", "-o", f"mode={mode}", "tmpfs", where)
     _prepare_runtime()
+    _rebind()
+
+
+def _rebind() -> None:
+    """Bind every host directory whose target a reboot's fresh /run or /tmp took away, from its kept copy."""
+    kept = Path(KEPT_BINDS)
+    for record in sorted(kept.glob("*.target")):
+        target = record.read_text()
+        if os.path.ismount(target):
+            continue
+        os.makedirs(target, exist_ok=True)
+        _run("mount", "--bind", str(kept / record.stem), target)
 
 
 def _prepare_runtime() -> None:

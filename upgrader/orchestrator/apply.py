@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import sys
+import time
 from typing import Any
 
 from upgrader.guard.hook import RUN_ID_ENV
@@ -47,10 +49,35 @@ class JsonProgress:
         _emit(event="progress", stage="wait", text=text)
 
 
-def apply() -> int:
+GO_TIMEOUT = 60.0  # how long apply waits for the orchestrator's go after saying it is ready
+
+
+def _wait_for_go(timeout: float = GO_TIMEOUT) -> str | None:
+    """Say ``ready``, then read the orchestrator's ``go``: None once it came, else why it did not."""
+    _emit(event="ready", pid=os.getpid())
+    deadline = time.monotonic() + timeout
+    got = b""
+    while b"\n" not in got:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([sys.stdin], [], [], left)[0]:
+            return f"no go from the orchestrator within {timeout:g}s"
+        chunk = os.read(sys.stdin.fileno(), 64)
+        if not chunk:
+            return "the orchestrator's connection ended before its go"
+        got += chunk
+    return None if got.split(b"\n", 1)[0].strip() == b"go" else f"the orchestrator said {got.strip()!r}, not go"
+
+
+def apply(handshake: bool = True) -> int:
+    """This node's dist-upgrade as JSON lines; with ``handshake``, only after the orchestrator's go."""
     # A lost controller (its ssh session dropped, the run killed) must not interrupt dpkg.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if handshake:
+        why = _wait_for_go()
+        if why:
+            _emit(event="result", ok=False, result="no-go", error=f"{why}; nothing was changed", changes=[])
+            return 1
     report = upgrade_node(JsonProgress(), run_id=os.environ.get(RUN_ID_ENV) or None)
     _emit(event="result", ok=report.ok, result=report.result, error=None if report.ok else report.message,
           changes=[c.__dict__ for c in report.changes], reboot_required=bool(report.reboot),

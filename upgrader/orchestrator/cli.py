@@ -28,8 +28,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--local", action="store_true", help="this node's pending changes only (no cluster needed)")
     s.set_defaults(func=lambda a, c, out: plan_command(a.json, out) if a.local else commands.plan(c, out, as_json=a.json))
     s = sub.add_parser("apply", help="internal: this drained node's dist-upgrade, as JSON lines (used by run)")
-    s.add_argument("--events", action="store_true", help="JSON lines on stdout (the only output form)")
-    s.set_defaults(func=lambda a, c, out: apply())
+    s.add_argument("--events", action="store_true", help="JSON lines on stdout, as the run reads them: a 'ready' "
+                                                          "line first, then nothing is touched until 'go' on stdin")
+    s.set_defaults(func=lambda a, c, out: apply(handshake=a.events))
     s = sub.add_parser("dpkg-state", help="internal: wait until no package manager runs here; exit 0 if dpkg is "
                                           "clean, 1 if not, 124 if still busy")
     s.add_argument("--wait", type=float, default=600.0, metavar="SECONDS")

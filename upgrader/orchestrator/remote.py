@@ -19,7 +19,9 @@ from upgrader.config import Config
 from upgrader.guard.hook import RUN_ID_ENV
 from upgrader.runner import Runner
 
-UNTOUCHED = ("download-failed", "refused", "busy")  # apply results that leave the node's packages as they were
+# apply results that leave the node's packages as they were
+UNTOUCHED = ("download-failed", "refused", "busy", "no-go")
+READY, GO = "ready", "go\n"  # apply's first line, and the answer without which it touches nothing
 
 
 def tool_path() -> str:
@@ -74,8 +76,6 @@ class ApplyResult:
 
 
 REMOTE_SHELL_LOST = 255  # ssh's own error: the connection failed or dropped
-# ssh's words when its TCP connection was never made (timed out, refused, no route): no command ran there.
-NEVER_CONNECTED = ("ssh: connect to host ", "ssh: Could not resolve hostname ")
 
 
 class Nodes:
@@ -104,31 +104,44 @@ class Nodes:
 
     def apply(self, node: str, run_id: str, on_event: Callable[[dict[str, Any]], None],
               timeout: float = 3600) -> ApplyResult:
-        """Upgrade ``node``'s packages now (it must be drained); never raises for a failed upgrade."""
+        """Upgrade ``node``'s packages now (it must be drained); never raises for a failed upgrade.
+
+        Whether anything ran there is a fact, not a reading of ssh's words: ``apply`` prints
+        ``ready`` before it touches anything and goes on only once it reads ``go`` back. Without
+        our ``go`` (the remote shell never connected, or dropped before), nothing ran there.
+        """
         events: list[dict[str, Any]] = []
         final: dict[str, Any] = {}
+        went = False
 
-        def line(text: str) -> None:
+        def line(text: str) -> str | None:
+            nonlocal went
             try:
                 event = json.loads(text)
             except ValueError:
-                return
+                return None
             if not isinstance(event, dict):
-                return
+                return None
             events.append(event)
+            if event.get("event") == READY and not went:
+                went = True
+                return GO
             if event.get("event") == "result":
                 final.update(event)
             else:
                 on_event(event)
+            return None
 
         argv = ["env", f"{RUN_ID_ENV}={run_id}", self.tool, "apply", "--events"]
-        result = self.runner(node).stream(argv, line, timeout=timeout)
+        result = self.runner(node).stream(argv, line, timeout=timeout, replies=True)
         if not final:
             why = result.last_words
-            if node != self.local and result.returncode == REMOTE_SHELL_LOST:
-                if not events and result.stderr.lstrip().startswith(NEVER_CONNECTED):
-                    return ApplyResult(False, error=f"could not reach {node} to upgrade it ({why}); nothing ran "
-                                       "there", seconds=result.seconds, events=events, touched=False)
+            lost = node != self.local and result.returncode == REMOTE_SHELL_LOST
+            if not went:
+                error = (f"could not reach {node} to upgrade it ({why}); nothing ran there" if lost
+                         else f"the upgrade on {node} did not start ({why}); nothing ran there")
+                return ApplyResult(False, error=error, seconds=result.seconds, events=events, touched=False)
+            if lost:
                 return ApplyResult(False, error=f"lost contact with {node} during its upgrade (the remote shell "
                                    f"ended: {why}); dpkg may still be running there", seconds=result.seconds,
                                    events=events)
