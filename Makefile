@@ -26,8 +26,14 @@ deps:
 $(BIN)/python:
 	$(PYTHON) -m venv --system-site-packages $(VENV)
 
+# The product is installed (editable); the lab and the benchmarks are not part of it: a .pth puts
+# this tree on the venv's path for them, and bin/upgrader-lab runs the lab's command line.
 $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	echo "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/upgrader-dev-tree.pth"
+	printf '#!/bin/sh\n# The lab of this development tree (not part of the product).\nexec "%s" -m upgrader_lab.cli "$$@"\n' \
+	  "$(CURDIR)/$(BIN)/python" > $(BIN)/upgrader-lab
+	chmod 755 $(BIN)/upgrader-lab
 	touch $@
 
 venv: deps $(VENV)/.installed
@@ -40,7 +46,7 @@ faults: venv
 	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
 
 demo: venv
-	$(BIN)/python -m upgrader.lab.demo --nodes $(NODES) $(if $(KEEP),--keep)
+	$(BIN)/python -m upgrader_lab.demo --nodes $(NODES) $(if $(KEEP),--keep)
 
 lab-up: venv
 	$(BIN)/upgrader-lab up --nodes $(NODES)
@@ -56,7 +62,7 @@ install: venv
 	$(BIN)/python -m upgrader.guard.install
 
 bench: venv
-	$(BIN)/python -m upgrader.bench
+	$(BIN)/python -m upgrader_bench
 
 clean: lab-down
 	rm -rf $(VENV) *.egg-info .pytest_cache

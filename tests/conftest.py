@@ -8,9 +8,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from upgrader.lab import lab as ops
-from upgrader.lab.client import LabClient
-from upgrader.lab.layout import Lab
+from upgrader_lab import lab as ops
+from upgrader_lab.client import LabClient
+from upgrader_lab.layout import Lab
 
 
 def lab_name(suffix: str = "") -> str:

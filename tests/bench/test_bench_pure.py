@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from upgrader.bench.report import TARGETS, ratio_rows
-from upgrader.bench.stats import Summary, outages, ratio, summarize, verdict
+from upgrader_bench.report import TARGETS, ratio_rows
+from upgrader_bench.stats import Summary, outages, ratio, summarize, verdict
 
 
 def test_summary_is_median_min_max() -> None:
@@ -67,7 +67,7 @@ def test_ratio_table_marks_each_target_met_or_missed_in_a_fixed_order() -> None:
 def test_the_bare_dist_upgrade_drops_only_upgraders_hook_entries(tmp_path) -> None:
     import apt_pkg
 
-    from upgrader.bench.innode import without_our_hooks
+    from upgrader_bench.innode import without_our_hooks
 
     shipped = (Path(__file__).resolve().parents[2] / "apt.conf.d" / "20rolling-upgrade-hooks").read_text()
     machine = tmp_path / "machine.conf"

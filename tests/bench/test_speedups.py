@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from upgrader import cli
-from upgrader.bench import trace
+from upgrader_bench import trace
 from upgrader.pacemaker import live
 from upgrader.pacemaker.live import Cluster, NotSettled
 from upgrader.runner import Runner

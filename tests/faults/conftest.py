@@ -16,8 +16,8 @@ import pytest
 from tests.conftest import lab_name
 from tests.faults import lost
 from tests.faults.restore import restore
-from upgrader.lab import lab as ops
-from upgrader.lab.layout import Lab
+from upgrader_lab import lab as ops
+from upgrader_lab.layout import Lab
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tests.lab.helpers import CONFIGURATION, cib, history
-from upgrader.lab import node
-from upgrader.lab.client import LabClient
-from upgrader.lab.layout import Lab
+from upgrader_lab import node
+from upgrader_lab.client import LabClient
+from upgrader_lab.layout import Lab
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster, NotSettled
 from upgrader.pacemaker.state import ClusterState

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from upgrader.lab import lab as ops
-from upgrader.lab import network, node
-from upgrader.lab.layout import Lab
+from upgrader_lab import lab as ops
+from upgrader_lab import network, node
+from upgrader_lab.layout import Lab
 from upgrader.orchestrator import steering
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster

@@ -22,10 +22,10 @@ import pytest
 
 from tests.faults.lost import QUARANTINE
 from tests.lab.helpers import TOOL, history, run_leftovers, start_run, wait_for_phase
-from upgrader.lab import lab as ops
-from upgrader.lab import node, repo
-from upgrader.lab.client import LabClient
-from upgrader.lab.layout import Lab
+from upgrader_lab import lab as ops
+from upgrader_lab import node, repo
+from upgrader_lab.client import LabClient
+from upgrader_lab.layout import Lab
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster
 from upgrader.runner import Runner

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from tests.lab.helpers import fresh_version, rolling, versions_served
-from upgrader.lab import lab as ops
-from upgrader.lab import node
-from upgrader.lab.layout import PACKAGE, Lab
+from upgrader_lab import lab as ops
+from upgrader_lab import node
+from upgrader_lab.layout import PACKAGE, Lab
 
 pytestmark = pytest.mark.lab
 LAB_SUFFIX = "fp"

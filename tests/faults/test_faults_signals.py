@@ -14,8 +14,8 @@ import json
 import pytest
 
 from tests.lab.helpers import fresh_version, history, rolling, signal_run, start_run, wait_for_phase
-from upgrader.lab import lab as ops
-from upgrader.lab.layout import Lab
+from upgrader_lab import lab as ops
+from upgrader_lab.layout import Lab
 
 pytestmark = pytest.mark.lab
 LAB_SUFFIX = "fs"

@@ -19,9 +19,9 @@ import pytest
 
 from tests.faults.restore import TEST_SETTINGS
 from tests.lab.helpers import TOOL, fresh_version
-from upgrader.lab import lab as ops
-from upgrader.lab import node
-from upgrader.lab.layout import Lab
+from upgrader_lab import lab as ops
+from upgrader_lab import node
+from upgrader_lab.layout import Lab
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster
 from upgrader.runner import Result

@@ -9,10 +9,10 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from upgrader.lab import lab as ops
-from upgrader.lab import node, repo
-from upgrader.lab.client import LabClient
-from upgrader.lab.layout import Lab
+from upgrader_lab import lab as ops
+from upgrader_lab import node, repo
+from upgrader_lab.client import LabClient
+from upgrader_lab.layout import Lab
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster
 

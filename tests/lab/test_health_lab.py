@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from upgrader.bench import health as health_bench
+from upgrader_bench import health as health_bench
 from upgrader.health import PROBE_ATTR
 from upgrader.health.live import validate_probes
-from upgrader.lab import lab as ops
-from upgrader.lab import node
-from upgrader.lab.layout import Lab
+from upgrader_lab import lab as ops
+from upgrader_lab import node
+from upgrader_lab.layout import Lab
 from upgrader.pacemaker.live import Cluster
 from upgrader.runner import Result, Runner
 
@@ -200,5 +200,5 @@ def test_health_benchmark_runs_every_probe_in_the_lab(lab: Lab) -> None:
     assert figures["repetitions"] == 5 and figures["applications"] == len(lab.app_names)
     assert 0 < figures["health_1_probes_seconds"]["median"] and 0 < figures["health_50_probes_seconds"]["median"]
     # With 3 applications, 17 simultaneous connects each overflow the lab app's listen backlog of 5
-    # (SYN retried after 1 s): the 2x target is measured on 12 applications by `python -m upgrader.bench.health`.
+    # (SYN retried after 1 s): the 2x target is measured on 12 applications by `python -m upgrader_bench.health`.
     print(f"health_50_vs_1 on {len(lab.app_names)} applications: {figures['health_50_vs_1']:.2f}x")

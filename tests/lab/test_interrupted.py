@@ -10,9 +10,9 @@ import pytest
 from tests.conftest import private_lab
 from tests.lab.helpers import (TOOL, history, run_leftovers, signal_run, standby_nodes, start_run, versions_served,
                                wait_for_phase)
-from upgrader.lab import lab as ops
-from upgrader.lab import node, repo
-from upgrader.lab.layout import Lab
+from upgrader_lab import lab as ops
+from upgrader_lab import node, repo
+from upgrader_lab.layout import Lab
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster
 

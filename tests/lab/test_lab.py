@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import lab_name
-from upgrader.lab import lab as ops
-from upgrader.lab import node, repo
-from upgrader.lab.client import LabClient
-from upgrader.lab.layout import Lab
+from upgrader_lab import lab as ops
+from upgrader_lab import node, repo
+from upgrader_lab.client import LabClient
+from upgrader_lab.layout import Lab
 from upgrader.pacemaker.live import Cluster, drained
 
 pytestmark = pytest.mark.lab

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import lab_name
-from upgrader.lab import node
-from upgrader.lab.layout import Lab
+from upgrader_lab import node
+from upgrader_lab.layout import Lab
 
 pytestmark = pytest.mark.lab
 PROJECT = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 def lab_cli(tree: Path, name: str, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """``upgrader-lab`` as the copy under /tmp runs it (its own modules, so its own tree is the one bound)."""
-    return subprocess.run([sys.executable, "-m", "upgrader.lab.cli", "--name", name, *argv], cwd=tree,
+    return subprocess.run([sys.executable, "-m", "upgrader_lab.cli", "--name", name, *argv], cwd=tree,
                           env=dict(os.environ, PYTHONPATH=str(tree)), capture_output=True, text=True, timeout=timeout)
 
 
@@ -51,7 +51,7 @@ def test_a_tree_under_tmp_is_still_bound_in_a_node_after_its_reboot() -> None:
         assert sees(lab, "node2", marker) == marker.read_text()
         log = lab.node_dir("node2") / "init.log"
         node.runner(lab, "node2").run(["touch", "/tmp/.lab-reboot-probe"])
-        node.runner(lab, "node2").run([sys.executable, "-m", "upgrader.lab.power", "reboot"])
+        node.runner(lab, "node2").run([sys.executable, "-m", "upgrader_lab.power", "reboot"])
         deadline = time.monotonic() + 90
         while "init: rebooted" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)

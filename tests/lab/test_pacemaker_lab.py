@@ -11,10 +11,10 @@ from typing import Iterator
 
 import pytest
 
-from upgrader.lab import lab as ops
-from upgrader.lab import node
-from upgrader.lab.client import LabClient
-from upgrader.lab.layout import Lab
+from upgrader_lab import lab as ops
+from upgrader_lab import node
+from upgrader_lab.client import LabClient
+from upgrader_lab.layout import Lab
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Check, Cluster, drained, in_flight
 from upgrader.pacemaker.state import ClusterState

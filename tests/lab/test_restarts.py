@@ -1,6 +1,6 @@
 """Restarting a drained node on a real cluster: its cluster stack around an upgrade of the stack, and reboots.
 
-The lab's nodes play systemd for these (upgrader.lab.power: their process 1
+The lab's nodes play systemd for these (upgrader_lab.power: their process 1
 stops and starts corosync and pacemakerd, or reboots the node: every process
 ended, /run and /tmp fresh, the stack started again).
 """
@@ -18,9 +18,9 @@ import pytest
 from tests.conftest import private_lab
 from tests.lab.helpers import (TOOL, history, rolling, run_leftovers, standby_nodes, start_run,
                                versions_served, wait_for_phase)
-from upgrader.lab import lab as ops
-from upgrader.lab import node, repo
-from upgrader.lab.layout import Lab
+from upgrader_lab import lab as ops
+from upgrader_lab import node, repo
+from upgrader_lab.layout import Lab
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster
 

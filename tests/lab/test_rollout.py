@@ -9,9 +9,9 @@ import pytest
 
 from tests.conftest import private_lab
 from tests.lab.helpers import TOOL, history, rolling, run_leftovers, standby_nodes, versions_served
-from upgrader.lab import lab as ops
-from upgrader.lab import node, repo
-from upgrader.lab.layout import Lab
+from upgrader_lab import lab as ops
+from upgrader_lab import node, repo
+from upgrader_lab.layout import Lab
 
 pytestmark = pytest.mark.lab
 

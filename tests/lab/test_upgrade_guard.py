@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from upgrader.guard.bench import bench_hook
-from upgrader.lab import lab as ops
-from upgrader.lab import node, project, repo
-from upgrader.lab.layout import Lab
+from upgrader_bench.hook import bench_hook
+from upgrader_lab import lab as ops
+from upgrader_lab import node, project, repo
+from upgrader_lab.layout import Lab
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster, drained
 from upgrader.runner import Result

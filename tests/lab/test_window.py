@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import lab_name
-from upgrader.lab import lab as ops
-from upgrader.lab import node, repo
-from upgrader.lab.layout import Lab
+from upgrader_lab import lab as ops
+from upgrader_lab import node, repo
+from upgrader_lab.layout import Lab
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster
 from upgrader.runner import Result

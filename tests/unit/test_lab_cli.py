@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from upgrader.lab.layout import LAB_ROOT, Lab, LabError, free_slice
-from upgrader.lab.repo import check_version
+from upgrader_lab.layout import LAB_ROOT, Lab, LabError, free_slice
+from upgrader_lab.repo import check_version
 
-LAB = [sys.executable, "-m", "upgrader.lab.cli"]
+LAB = [sys.executable, "-m", "upgrader_lab.cli"]
 
 
 def run(*argv: str, env: dict | None = None, user: str | None = None) -> subprocess.CompletedProcess:

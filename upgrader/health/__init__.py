@@ -63,11 +63,11 @@ a move and :func:`.live.verify_moved` after it. ``rolling-upgrade check
 passed, 1 a check failed, 2 a malformed declaration (nothing checked).
 """
 
-from .cluster import ClusterSnapshot, Failure, Resource, Snapshot, SnapshotRounds, cluster_problem
-from .engine import HealthDefaults, Target, check_health
-from .errors import CheckFailed, ProbeSpecError
-from .report import CheckResult, HealthReport, Level
-from .spec import CHECK_CMD_ATTR, PROBE_ATTR, HealthSpec, ResourceConfig, health_spec, parse_probe, validate
+from upgrader.health.cluster import ClusterSnapshot, Failure, Resource, Snapshot, SnapshotRounds, cluster_problem
+from upgrader.health.engine import HealthDefaults, Target, check_health
+from upgrader.health.errors import CheckFailed, ProbeSpecError
+from upgrader.health.report import CheckResult, HealthReport, Level
+from upgrader.health.spec import CHECK_CMD_ATTR, PROBE_ATTR, HealthSpec, ResourceConfig, health_spec, parse_probe, validate
 
 __all__ = [
     "CHECK_CMD_ATTR", "PROBE_ATTR", "CheckFailed", "CheckResult", "ClusterSnapshot", "Failure",

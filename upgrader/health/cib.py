@@ -13,8 +13,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from ..pacemaker.state import ParseError
-from .spec import ResourceConfig
+from upgrader.pacemaker.state import ParseError
+from upgrader.health.spec import ResourceConfig
 
 SKIPPED_KINDS = ("clone", "master", "bundle")
 Elements = dict[str | None, ET.Element]  # by id

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol, Sequence
 
-from .errors import CheckFailed
+from upgrader.health.errors import CheckFailed
 
 
 class ResourceState(Protocol):

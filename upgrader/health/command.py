@@ -11,9 +11,9 @@ import sys
 
 from rich.console import Console
 
-from ..config import ConfigError, load
-from ..pacemaker.live import Cluster
-from .live import check_cluster, defaults_from, read_declarations
+from upgrader.config import ConfigError, load
+from upgrader.pacemaker.live import Cluster
+from upgrader.health.live import check_cluster, defaults_from, read_declarations
 
 EXIT_HEALTHY, EXIT_UNHEALTHY, EXIT_REFUSED = 0, 1, 2
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import shlex
 from time import monotonic
 
-from ..runner import CommandError, CommandMissing, Result, Runner
-from .errors import CheckFailed
-from .spec import ContainerSpec
+from upgrader.runner import CommandError, CommandMissing, Result, Runner
+from upgrader.health.errors import CheckFailed
+from upgrader.health.spec import ContainerSpec
 
 
 def lxc_state(output: str) -> str:

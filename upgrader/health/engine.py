@@ -11,13 +11,13 @@ from typing import Callable, Sequence
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_before_delay, stop_never, wait_fixed
 
-from ..runner import Runner
-from .cluster import ClusterSnapshot, SnapshotRounds, cluster_problem
-from .container import check_container
-from .errors import CheckFailed
-from .probes import run_probe
-from .report import CheckResult, HealthReport, Level
-from .spec import HealthSpec
+from upgrader.runner import Runner
+from upgrader.health.cluster import ClusterSnapshot, SnapshotRounds, cluster_problem
+from upgrader.health.container import check_container
+from upgrader.health.errors import CheckFailed
+from upgrader.health.probes import run_probe
+from upgrader.health.report import CheckResult, HealthReport, Level
+from upgrader.health.spec import HealthSpec
 
 MIN_ATTEMPT = 0.01  # seconds; an attempt started just before the deadline still gets this
 # No attempt starts with less than this share of attempt_timeout left before the deadline:

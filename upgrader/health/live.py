@@ -15,17 +15,17 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Callable, Mapping
 
-from ..config import Config
-from ..pacemaker.live import Cluster
-from ..pacemaker.state import ClusterState
-from ..runner import Runner
-from .cib import CibResources, parse_resources
-from .cluster import ClusterSnapshot, Snapshot
-from .engine import HealthDefaults, Target, check_health
-from .errors import ProbeSpecError
-from .report import CheckResult, HealthReport, Level
-from .snapshot import to_snapshot
-from .spec import HealthSpec, health_spec
+from upgrader.config import Config
+from upgrader.pacemaker.live import Cluster
+from upgrader.pacemaker.state import ClusterState
+from upgrader.runner import Runner
+from upgrader.health.cib import CibResources, parse_resources
+from upgrader.health.cluster import ClusterSnapshot, Snapshot
+from upgrader.health.engine import HealthDefaults, Target, check_health
+from upgrader.health.errors import ProbeSpecError
+from upgrader.health.report import CheckResult, HealthReport, Level
+from upgrader.health.snapshot import to_snapshot
+from upgrader.health.spec import HealthSpec, health_spec
 
 ATTEMPT_TIMEOUT = 5.0  # seconds for one probe, one lxc command, one crm_mon reading
 

@@ -8,8 +8,8 @@ import ssl
 from functools import cache
 from time import monotonic
 
-from .errors import CheckFailed
-from .spec import ProbeSpec
+from upgrader.health.errors import CheckFailed
+from upgrader.health.spec import ProbeSpec
 
 MAX_BODY = 64 * 1024  # body= is searched in the first 64 KiB
 USER_AGENT = "upgrader-health"

@@ -9,9 +9,9 @@ time, so the same operation failing again after the baseline counts as new.
 
 from __future__ import annotations
 
-from ..pacemaker.state import ClusterState, parse_crm_mon
-from ..pacemaker.state import Failure as PacemakerFailure
-from .cluster import Failure, Resource, Snapshot
+from upgrader.pacemaker.state import ClusterState, parse_crm_mon
+from upgrader.pacemaker.state import Failure as PacemakerFailure
+from upgrader.health.cluster import Failure, Resource, Snapshot
 
 
 def read_crm_mon(text: str) -> tuple[ClusterState, Snapshot]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 from urllib.parse import unquote, urlsplit
 
-from .errors import ProbeSpecError
+from upgrader.health.errors import ProbeSpecError
 
 PROBE_ATTR = "rolling-upgrade-probe"
 CHECK_CMD_ATTR = "rolling-upgrade-check-cmd"

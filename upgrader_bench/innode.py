@@ -1,4 +1,4 @@
-"""Bare cluster and package operations, timed inside a lab node (``python -m upgrader.bench.innode ...``).
+"""Bare cluster and package operations, timed inside a lab node (``python -m upgrader_bench.innode ...``).
 
 What an operator would do by hand, with no guard and no checks, timed
 in-process (interpreter start-up is not counted); each prints one JSON

@@ -18,9 +18,9 @@ from typing import Callable
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from upgrader.lab import cluster, network, node, project, repo
-from upgrader.lab.client import LabClient
-from upgrader.lab.layout import DEFAULT_NAME, LAB_ROOT, PACKAGE, Lab, LabError, free_slice
+from upgrader_lab import cluster, network, node, project, repo
+from upgrader_lab.client import LabClient
+from upgrader_lab.layout import DEFAULT_NAME, LAB_ROOT, PACKAGE, Lab, LabError, free_slice
 from upgrader.pacemaker.state import ParseError, parse_crm_mon
 from upgrader.runner import CommandError, Runner
 

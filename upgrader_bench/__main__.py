@@ -4,7 +4,7 @@ Brings up its own labs one after the other (bn3: 3 nodes and 3 applications,
 bn2, bn5, bn12) and always takes them down, also on Ctrl-C or SIGTERM.
 Prints the tables and writes bench/results.json.
 
-    python -m upgrader.bench [--reps N] [--big-reps N] [--big-sleep S] [--growth-reps N] [--main-only] [--out FILE]
+    python -m upgrader_bench [--reps N] [--big-reps N] [--big-sleep S] [--growth-reps N] [--main-only] [--out FILE]
 
 --main-only keeps to the 3-node lab (health scaling on its 3 applications,
 no growth labs): quicker, for profiling; ``make bench`` runs everything.
@@ -24,12 +24,12 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from upgrader.bench import report, suite
-from upgrader.bench.stats import Summary, summarize
-from upgrader.lab.layout import LabError
+from upgrader_bench import report, suite
+from upgrader_bench.stats import Summary, summarize
+from upgrader_lab.layout import LabError
 from upgrader.runner import CommandError
 
-OUT = Path(__file__).resolve().parents[2] / "bench" / "results.json"
+OUT = Path(__file__).resolve().parents[1] / "bench" / "results.json"
 DEFINITIONS = [
     "outage: for one floating IP, the time from the last 200 before failed probes to the next 200 "
     "(20 Hz GET /version from the lab's client namespace, 0.25 s timeout); gaps without a failed probe are jitter",
@@ -39,7 +39,7 @@ DEFINITIONS = [
     "those paired ratios. downtime_per_repetition_ratio keeps the older form (per repetition, median over "
     "applications of the run's longest outage over the median bare outage)",
     "run_overhead: per repetition, the wall time of 'rolling-upgrade run --yes --json' (3 nodes, 1 package; "
-    "measured from the host, the run started through upgrader.bench.trace, which only notes times) over its "
+    "measured from the host, the run started through upgrader_bench.trace, which only notes times) over its "
     "irreducible parts, measured in the same repetition: the bare 'apt-get dist-upgrade' of each node "
     "(upgrader's hook entries off, the machine's own kept; timed in the drained node) + for each move step the run made (history 'move' notes) one bare standby "
     "move's settle time (crm_attribute until the DC is idle, nothing in flight and the resources away, polled "
@@ -49,14 +49,14 @@ DEFINITIONS = [
     "run_overhead_realistic_size: the same, in the same lab after the main repetitions, with a package whose "
     "postinst sleeps big_upgrade_postinst_s (a stand-in for the dpkg time of a real upgrade) in both the bare "
     "dist-upgrades and the run",
-    "run_step_*: seconds of the run's main thread in each step (upgrader.bench.trace): waiting for the cluster to "
+    "run_step_*: seconds of the run's main thread in each step (upgrader_bench.trace): waiting for the cluster to "
     "settle, health checks, the upgrade on each node as the run sees it (remote shell, interpreter, python-apt, "
     "dpkg with the guard's hooks), planning every node, lock heartbeats, history lines, and the rest",
     "apply_*: per node upgrade, seconds as the run saw it (remote shell + 'rolling-upgrade apply') and in-process "
     "in the node (python-apt's dist-upgrade with the guard's APT and dpkg hooks, 0.1 s steps)",
     "hook_repeat_vs_crm_mon: per batch, the median repeated Pre-Invoke call (cached verdict, as APT runs it) over "
-    "the median bare 'crm_mon --one-shot --output-as=xml', 7 interleaved pairs per batch (upgrader.guard.bench)",
-    "health_50_vs_1: median check_health time with 50 probes over 1 probe, interleaved (upgrader.bench.health)",
+    "the median bare 'crm_mon --one-shot --output-as=xml', 7 interleaved pairs per batch (upgrader_bench.hook)",
+    "health_50_vs_1: median check_health time with 50 probes over 1 probe, interleaved (upgrader_bench.health)",
     "floor: lxc-start until the container serves + lxc-stop of an unmanaged container of the lab's kind, in a node",
     "ssh_round_trip: the lab's Remote-Shell running 'true' on a peer, from node1",
     "peak RSS: VmHWM of the rolling-upgrade run / apply processes (polled), GNU time %M for the hook's process tree",
@@ -153,7 +153,7 @@ def figures(main: suite.Main, health: dict[str, Any]) -> dict[str, dict[str, flo
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m upgrader.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m upgrader_bench", description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=7, help="repetitions on the 3-node lab (at least 5, default 7)")
     p.add_argument("--growth-reps", type=int, default=3, help="rolling upgrades per growth lab (default 3)")
     p.add_argument("--big-reps", type=int, default=3,

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from upgrader.lab.layout import PACKAGE, LabError
+from upgrader_lab.layout import PACKAGE, LabError
 from upgrader.runner import Runner
 
 SUITES = ("lab", "lab-security")

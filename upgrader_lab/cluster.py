@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from xml.sax.saxutils import quoteattr
 
-from upgrader.lab.layout import PACKAGE, Lab
+from upgrader_lab.layout import PACKAGE, Lab
 
 PROBE_ATTRIBUTE = "rolling-upgrade-probe"
 

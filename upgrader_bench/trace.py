@@ -13,7 +13,7 @@ writes one JSON document: the import time, the wall time and each event
   named by program (``crm_mon``, ``cibadmin query``, ``ssh rolling-upgrade apply``);
 - ``pause`` events for every ``time.sleep``.
 
-    python -m upgrader.bench.trace OUT.json -- run --yes --json     (inside a lab node)
+    python -m upgrader_bench.trace OUT.json -- run --yes --json     (inside a lab node)
 
 :func:`breakdown` splits the main thread's wall time into the steps and the
 rest (preflight reads, standby switches, constraints, clean-up, interpreter

@@ -1,7 +1,7 @@
 """Inside a lab node: stop or start its cluster stack, or reboot it, as systemctl would on a host.
 
-``python -m upgrader.lab.power stop|start|reboot`` signals the node's
-process 1 (:mod:`upgrader.lab.node_init`). ``stop`` returns once neither
+``python -m upgrader_lab.power stop|start|reboot`` signals the node's
+process 1 (:mod:`upgrader_lab.node_init`). ``stop`` returns once neither
 pacemakerd nor corosync runs, ``start`` once both run (like ``systemctl``
 with units that report started), ``reboot`` at once (the session ends with
 the node's processes). The lab's settings name these as the node's
@@ -25,11 +25,11 @@ TIMEOUT = 90.0
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0] not in SIGNALS:
-        print("usage: python -m upgrader.lab.power stop|start|reboot (inside a lab node)", file=sys.stderr)
+        print("usage: python -m upgrader_lab.power stop|start|reboot (inside a lab node)", file=sys.stderr)
         return 2
     action = args[0]
     if not _in_lab_node():
-        print("upgrader.lab.power: process 1 here is not a lab node's init; refusing to signal it", file=sys.stderr)
+        print("upgrader_lab.power: process 1 here is not a lab node's init; refusing to signal it", file=sys.stderr)
         return 3
     os.kill(1, SIGNALS[action])
     if action == "reboot":
@@ -52,7 +52,7 @@ def _in_lab_node() -> bool:
         cmdline = open("/proc/1/cmdline", "rb").read()
     except OSError:
         return False
-    return b"upgrader.lab.node_init" in cmdline
+    return b"upgrader_lab.node_init" in cmdline
 
 
 if __name__ == "__main__":

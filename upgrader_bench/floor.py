@@ -7,7 +7,7 @@ answers 200, then ``lxc-stop``; one warm-up cycle is dropped. The container
 is removed afterwards; its cgroups carry the lab's prefix, so ``down``
 removes anything left.
 
-    python -m upgrader.bench.floor NAME IP CONFIG REPS    (inside a node: JSON on stdout)
+    python -m upgrader_bench.floor NAME IP CONFIG REPS    (inside a node: JSON on stdout)
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from upgrader.lab import cluster, node
-from upgrader.lab.layout import Lab
-from upgrader.lab.node import CONTAINER_OPAQUE
+from upgrader_lab import cluster, node
+from upgrader_lab.layout import Lab
+from upgrader_lab.node import CONTAINER_OPAQUE
 from upgrader.runner import Runner
 
 PORT = 8080
@@ -71,7 +71,7 @@ def measure(lab: Lab, node_name: str, reps: int) -> dict[str, list[float]]:
     config = (cluster.container_config(lab, "app1").replace(lab.container("app1"), name)
               .replace(f"{lab.app_ip('app1')} 80", f"{ip} {PORT}").replace("uts.name = app1", "uts.name = floor"))
     out = node.runner(lab, node_name, timeout=60 + 30 * reps).run(
-        [sys.executable, "-m", "upgrader.bench.floor", name, ip, config, str(reps)],
+        [sys.executable, "-m", "upgrader_bench.floor", name, ip, config, str(reps)],
         what=f"container floor in {node_name}").stdout
     return json.loads(out)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from upgrader.lab import cluster, network, repo
-from upgrader.lab.layout import Lab, LabError
+from upgrader_lab import cluster, network, repo
+from upgrader_lab.layout import Lab, LabError
 from upgrader.runner import Runner
 
 # Directories whose host copies a node must not see (opaque in its upper dir).
@@ -28,10 +28,10 @@ NODE_ENV = {
     "HOME": "/root",
     "TERM": os.environ.get("TERM", "dumb"),
 }
-INIT_MODULE = "upgrader.lab.node_init"
+INIT_MODULE = "upgrader_lab.node_init"
 # The lab's containers start in a fraction of a second: retry health checks every second.
-# The node's own process 1 plays systemd for the cluster stack and reboots (upgrader.lab.power).
-POWER = f"{sys.executable} -m upgrader.lab.power"
+# The node's own process 1 plays systemd for the cluster stack and reboots (upgrader_lab.power).
+POWER = f"{sys.executable} -m upgrader_lab.power"
 LAB_SETTINGS = f"""// upgrader-lab: settings for a lab node (see 50rolling-upgrade.conf for all settings)
 Rolling-Upgrade::Health::Interval "1";
 Rolling-Upgrade::Health::Timeout "20";
@@ -44,7 +44,7 @@ Rolling-Upgrade::Reboot-Command "{POWER} reboot";
 REPO_MOUNT = "/srv/upgrader-lab/repo"  # where a node sees the lab's APT repository
 # This source tree and its venv, seen live at the same path in every node (wherever it is
 # cloned: under /tmp a node would not see it, /tmp being its own).
-PROJECT = str(Path(__file__).resolve().parents[2])
+PROJECT = str(Path(__file__).resolve().parents[1])
 
 _host = Runner(timeout=30)
 

@@ -2,14 +2,14 @@
 
 No default route anywhere; IPv6 off; the host itself has no address on the
 bridge, so lab traffic cannot leave it. Tests reach the floating IPs from the
-lab's client namespace (see :mod:`upgrader.lab.client`).
+lab's client namespace (see :mod:`upgrader_lab.client`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from upgrader.lab.layout import Lab
+from upgrader_lab.layout import Lab
 from upgrader.runner import Runner
 
 _ip = Runner(timeout=15)

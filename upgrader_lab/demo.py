@@ -16,9 +16,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from upgrader.lab import lab as ops
-from upgrader.lab import node, repo
-from upgrader.lab.layout import DEFAULT_NAME, Lab, LabError
+from upgrader_lab import lab as ops
+from upgrader_lab import node, repo
+from upgrader_lab.layout import DEFAULT_NAME, Lab, LabError
 
 console = Console(highlight=False)
 

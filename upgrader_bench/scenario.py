@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from upgrader.bench import trace
-from upgrader.bench.memory import RunMemory
-from upgrader.bench.prober import Prober
-from upgrader.lab import lab as ops
-from upgrader.lab import node, repo
-from upgrader.lab.layout import Lab
+from upgrader_bench import trace
+from upgrader_bench.memory import RunMemory
+from upgrader_bench.prober import Prober
+from upgrader_lab import lab as ops
+from upgrader_lab import node, repo
+from upgrader_lab.layout import Lab
 
 TOOL = str(Path(sys.executable).parent / "rolling-upgrade")
 VIA = "node1"  # where rolling-upgrade runs and the bare cluster operations are issued
@@ -31,7 +31,7 @@ TRACE = "/tmp/upgrader-bench-trace.json"  # in VIA
 
 def innode(lab: Lab, where: str, *argv: str, timeout: float = 300) -> dict[str, Any]:
     out = node.runner(lab, where, timeout=timeout).run(
-        [sys.executable, "-m", "upgrader.bench.innode", *argv], what=f"{argv[0]} in {where}").stdout
+        [sys.executable, "-m", "upgrader_bench.innode", *argv], what=f"{argv[0]} in {where}").stdout
     return json.loads(out)
 
 
@@ -99,19 +99,19 @@ class Run:
     upgrade_seconds: list[float]
     outages: dict[str, list[float]]
     peak_rss_mib: dict[str, float]
-    steps: dict[str, float] = field(default_factory=dict)  # seconds per step of the run (upgrader.bench.trace)
+    steps: dict[str, float] = field(default_factory=dict)  # seconds per step of the run (upgrader_bench.trace)
     commands: dict[str, dict[str, float]] = field(default_factory=dict)  # count and seconds per command kind
     applies: list[dict[str, float]] = field(default_factory=list)  # per node: seconds as the run saw, in-process
 
 
 def rolling_run(lab: Lab, prober: Prober, versions: Versions) -> Run:
-    """``rolling-upgrade run --yes --json`` in VIA, through :mod:`upgrader.bench.trace` (which only notes times)."""
+    """``rolling-upgrade run --yes --json`` in VIA, through :mod:`upgrader_bench.trace` (which only notes times)."""
     home(lab)
     versions.publish(lab)
     with RunMemory(lab, VIA) as memory:
         start = time.monotonic()
         result = node.runner(lab, VIA, timeout=900).call(
-            [sys.executable, "-m", "upgrader.bench.trace", TRACE, "--", "run", "--yes", "--json"])
+            [sys.executable, "-m", "upgrader_bench.trace", TRACE, "--", "run", "--yes", "--json"])
         seconds = time.monotonic() - start
     time.sleep(TAIL)
     seen = prober.outages(start, start + seconds + TAIL)

@@ -2,16 +2,16 @@
 
 The hook runs as APT runs it (``sh -c LINE``) under ``/usr/bin/time`` inside a
 lab node, while this process holds dpkg's frontend lock as an apt run would
-(as :mod:`upgrader.guard.bench` does): the first call of a run decides (on an
+(as :mod:`upgrader_bench.hook` does): the first call of a run decides (on an
 active node it refuses, after reading the cluster), the repeated call reads
 the cached verdict. GNU time's %M is the peak RSS of the hook's process tree.
 
 ``rolling-upgrade run`` is watched from the host: :class:`RunMemory` polls
 VmHWM (the kernel's own peak) of the node's ``rolling-upgrade run`` (also
-when the bench runs it through :mod:`upgrader.bench.trace`) and
+when the bench runs it through :mod:`upgrader_bench.trace`) and
 ``rolling-upgrade apply`` processes.
 
-    python -m upgrader.bench.memory REPS     (inside a node: JSON on stdout)
+    python -m upgrader_bench.memory REPS     (inside a node: JSON on stdout)
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from upgrader.guard import runkey, store
-from upgrader.guard.bench import pre_invoke_line
-from upgrader.lab import node
-from upgrader.lab.layout import Lab
+from upgrader_bench.hook import pre_invoke_line
+from upgrader_lab import node
+from upgrader_lab.layout import Lab
 from upgrader.runner import Runner
 
 POLL = 0.2
@@ -63,7 +63,7 @@ def hook_calls(reps: int) -> dict[str, list[dict[str, float]]]:
 
 def hook_in(lab: Lab, node_name: str, reps: int) -> dict[str, list[dict[str, float]]]:
     out = node.runner(lab, node_name, timeout=60 + 30 * reps).run(
-        [sys.executable, "-m", "upgrader.bench.memory", str(reps)], what=f"hook memory in {node_name}").stdout
+        [sys.executable, "-m", "upgrader_bench.memory", str(reps)], what=f"hook memory in {node_name}").stdout
     return json.loads(out)
 
 
@@ -80,7 +80,7 @@ class RunMemory:
     def _kind(self, proc: Path) -> str | None:
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
-            if argv[1:3] == [b"-m", b"upgrader.bench.trace"] and b"--" in argv:  # the bench's traced run
+            if argv[1:3] == [b"-m", b"upgrader_bench.trace"] and b"--" in argv:  # the bench's traced run
                 argv = [argv[0], b"/rolling-upgrade", *argv[argv.index(b"--") + 1:]]
             if len(argv) < 3 or not argv[1].endswith(b"/rolling-upgrade") or argv[2].decode() not in KINDS:
                 return None

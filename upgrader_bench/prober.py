@@ -2,7 +2,7 @@
 
 Each probe has a short timeout, so a floating IP that is gone costs one
 timeout, not a TCP retry. Samples are (send time, answered 200) on the
-monotonic clock; :func:`upgrader.bench.stats.outages` turns them into gaps.
+monotonic clock; :func:`upgrader_bench.stats.outages` turns them into gaps.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import threading
 import time
 from typing import Mapping
 
-from upgrader.bench.stats import Sample, outages
-from upgrader.lab.client import LabClient
-from upgrader.lab.layout import Lab
+from upgrader_bench.stats import Sample, outages
+from upgrader_lab.client import LabClient
+from upgrader_lab.layout import Lab
 
 HZ = 20.0
 PROBE_TIMEOUT = 0.25

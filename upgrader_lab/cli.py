@@ -9,10 +9,10 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from upgrader.lab import lab as ops
-from upgrader.lab import node, repo
-from upgrader.lab.client import LabClient
-from upgrader.lab.layout import DEFAULT_NAME, MAX_NODES, MIN_NODES, Lab, LabError, check_name
+from upgrader_lab import lab as ops
+from upgrader_lab import node, repo
+from upgrader_lab.client import LabClient
+from upgrader_lab.layout import DEFAULT_NAME, MAX_NODES, MIN_NODES, Lab, LabError, check_name
 from upgrader.runner import CommandError
 
 console = Console(stderr=True, highlight=False)

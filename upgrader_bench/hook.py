@@ -1,6 +1,6 @@
 """Benchmark: the repeated Pre-Invoke call against a bare ``crm_mon --one-shot --output-as=xml``.
 
-Run on a cluster node (``python -m upgrader.guard.bench``, JSON on stdout)
+Run on a cluster node (``python -m upgrader_bench.hook``, JSON on stdout)
 or from the host into a lab node with :func:`bench_hook`. This process
 holds dpkg's frontend lock as an apt run would and has an ``allowed``
 verdict cached for its run, then runs the installed Pre-Invoke entry
@@ -59,11 +59,11 @@ def measure(runs: int = 7) -> dict[str, float | int]:
 
 
 def bench_hook(lab: object, node_name: str, runs: int = 7) -> dict[str, float | int]:
-    """:func:`measure` inside a lab node (``lab`` is an upgrader.lab Lab)."""
-    from upgrader.lab import node
+    """:func:`measure` inside a lab node (``lab`` is an upgrader_lab Lab)."""
+    from upgrader_lab import node
 
     out = node.runner(lab, node_name, timeout=120).run(  # type: ignore[arg-type]
-        [sys.executable, "-m", "upgrader.guard.bench", str(runs)], what=f"hook benchmark in {node_name}").stdout
+        [sys.executable, "-m", "upgrader_bench.hook", str(runs)], what=f"hook benchmark in {node_name}").stdout
     return json.loads(out)
 
 

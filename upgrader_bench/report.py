@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from rich.console import Console
 from rich.table import Table
 
-from upgrader.bench.stats import Summary, verdict
+from upgrader_bench.stats import Summary, verdict
 
 TARGETS = {"hook_repeat_vs_crm_mon": 1.5, "downtime_vs_bare_standby": 1.1, "run_overhead": 1.2,
            "health_50_vs_1": 2.0}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from upgrader.lab import node
-from upgrader.lab.layout import Lab
+from upgrader_lab import node
+from upgrader_lab.layout import Lab
 
 
 def install_project(lab: Lab, n: str) -> None:

@@ -1,13 +1,13 @@
 """Process 1 of a lab node: namespaces, an overlay root, then corosync and pacemakerd.
 
-Run as ``python -m upgrader.lab.node_init launch ...`` by the lab. The
+Run as ``python -m upgrader_lab.node_init launch ...`` by the lab. The
 launcher enters the node's network namespace, unshares mount/UTS/IPC/PID
 namespaces and forks; the child is process 1 of the node. It mounts an
 OverlayFS of the host root (private upper directory), pivots into it,
 starts the cluster stack and reaps orphans until SIGTERM (graceful stop)
 or SIGKILL (power cut). The launcher prints the child's host PID and exits.
 
-Inside the node (:mod:`upgrader.lab.power` sends them), as systemd would on
+Inside the node (:mod:`upgrader_lab.power` sends them), as systemd would on
 a real host: SIGUSR2 stops the cluster stack, SIGUSR1 starts it again,
 SIGHUP reboots the node (stack stopped, every other process of the node
 ended, /run and /tmp fresh, then the stack and sshd started again; the

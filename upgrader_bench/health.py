@@ -13,7 +13,7 @@ inside a lab node, where the floating IPs are reachable, interleaved
 1, 50, 1, 50, ... after one warm-up pair; timed in-process, so interpreter
 start-up is not counted.
 
-    python -m upgrader.bench.health [--name LAB] [--reps N]
+    python -m upgrader_bench.health [--name LAB] [--reps N]
 
 Without ``--name`` it brings up a lab of its own and always takes it down.
 """
@@ -31,13 +31,13 @@ from typing import Any, Mapping
 from rich.console import Console
 from rich.table import Table
 
-from ..health import HealthDefaults, HealthSpec, Snapshot, Target, check_health
-from ..health.live import read_declarations, read_state
-from ..lab import lab as ops
-from ..lab import node
-from ..lab.layout import Lab, LabError
-from ..pacemaker.live import Cluster
-from ..runner import CommandError, Runner
+from upgrader.health import HealthDefaults, HealthSpec, Snapshot, Target, check_health
+from upgrader.health.live import read_declarations, read_state
+from upgrader_lab import lab as ops
+from upgrader_lab import node
+from upgrader_lab.layout import Lab, LabError
+from upgrader.pacemaker.live import Cluster
+from upgrader.runner import CommandError, Runner
 
 COUNTS = (1, 50)
 DEFAULTS = HealthDefaults(deadline=10.0, attempt_timeout=5.0, interval=0.2)
@@ -76,7 +76,7 @@ def measure(lab: Lab, reps: int = 7, via: str = "node1") -> dict[str, Any]:
         raise ValueError(f"reps must be at least 5, not {reps}")
     sequence = [n for _ in range(reps + 1) for n in COUNTS]
     result = node.runner(lab, via, timeout=60 + 10 * len(sequence)).run(
-        [sys.executable, "-m", "upgrader.bench.health", "inner", *map(str, sequence)], what=f"health benchmark in {via}")
+        [sys.executable, "-m", "upgrader_bench.health", "inner", *map(str, sequence)], what=f"health benchmark in {via}")
     runs = json.loads(result.stdout)[len(COUNTS):]  # the first pair warms up
     bad = [r for r in runs if not r["ok"]]
     if bad:
@@ -105,7 +105,7 @@ def render(figures: Mapping[str, Any], out: Console) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m upgrader.bench.health", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m upgrader_bench.health", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="mode")
     run_inner = sub.add_parser("inner", help="(inside a lab node) time check_health for each probe count given")
     run_inner.add_argument("counts", nargs="+", type=int)

@@ -7,13 +7,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from upgrader.bench import floor, health, memory
-from upgrader.bench.prober import Prober
-from upgrader.bench.scenario import Bare, Run, Versions, bare_cycle, rolling_run, ssh_round_trips
-from upgrader.bench.stats import summarize
-from upgrader.guard.bench import bench_hook
-from upgrader.lab import lab as ops
-from upgrader.lab.layout import Lab
+from upgrader_bench import floor, health, memory
+from upgrader_bench.prober import Prober
+from upgrader_bench.scenario import Bare, Run, Versions, bare_cycle, rolling_run, ssh_round_trips
+from upgrader_bench.stats import summarize
+from upgrader_bench.hook import bench_hook
+from upgrader_lab import lab as ops
+from upgrader_lab.layout import Lab
 
 Say = Callable[[str], None]
 HOOK_RUNS = 7  # crm_mon / Pre-Invoke pairs per bench_hook batch
