@@ -18,7 +18,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from upgrader.guard import runkey, store
+from upgrader import runkey
+from upgrader.guard import store
 from upgrader.runner import Runner
 
 SNIPPET = Path("/etc/apt/apt.conf.d/20rolling-upgrade-hooks")

@@ -25,7 +25,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from upgrader.guard import runkey, store
+from upgrader import runkey
+from upgrader.guard import store
 from upgrader_bench.hook import pre_invoke_line
 from upgrader_lab import node
 from upgrader_lab.layout import Lab

@@ -12,7 +12,7 @@ from rich.table import Table
 from upgrader_lab import lab as ops
 from upgrader_lab import node, repo
 from upgrader_lab.client import LabClient
-from upgrader_lab.layout import DEFAULT_NAME, MAX_NODES, MIN_NODES, Lab, LabError, check_name
+from upgrader_lab.layout import DEFAULT_NAME, MAX_NODES, MIN_NODES, LabError, check_name
 from upgrader.runner import CommandError
 
 console = Console(stderr=True, highlight=False)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from upgrader.guard import pkgs, runkey, store
+from upgrader import runkey
+from upgrader.guard import pkgs, store
 from upgrader.guard.decide import judge
 from upgrader.guard.install import install, uninstall, wrapper
 from upgrader.packages.after import _release_key, stale_processes

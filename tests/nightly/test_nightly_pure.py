@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from upgrader.nightly import boot, fit, report
+from upgrader import boot
+from upgrader.nightly import fit, report
 from upgrader.runner import Runner
 
 M = timedelta(minutes=1)
@@ -160,7 +161,7 @@ def test_boot_grace_counts_from_corosync_start_or_boot(tmp_path: Path, monkeypat
     ("20261122T020500-node2-abcdef", "offline", False, "run"),  # offline but not expired: not breakable yet
 ], ids=["apt-run", "other-run", "ours", "breakable", "offline-not-expired"])
 def test_which_lock_the_window_waits_for(run_id: str, holder_state: str, expired: bool, kind: str) -> None:
-    from upgrader.nightly.command import lock_kind
+    from upgrader.nightly.window import lock_kind
     from upgrader.pacemaker.lock import LockInfo, LockStatus
 
     info = LockInfo("node2", run_id, 4711, "upgrade", None, None, None)

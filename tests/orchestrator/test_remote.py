@@ -7,7 +7,6 @@ nothing until it reads ``go``), never by the remote shell's wording.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +60,7 @@ def test_an_end_before_ready_that_is_not_the_remote_shell_is_untouched_too() -> 
 
 def _apply_child(stdin: str) -> tuple[int, list[dict], str]:
     """The real handshake of ``apply`` in a child process, fed ``stdin`` (its upgrade replaced by an exit)."""
-    code = ("import sys; from upgrader.orchestrator import apply as a; "
+    code = ("import sys; from upgrader.cli import apply as a; "
             "a.upgrade_node = lambda *x, **k: sys.exit('touched'); sys.exit(a.apply(handshake=True))")
     proc = subprocess.run([sys.executable, "-c", code], input=stdin, capture_output=True, text=True, timeout=30,
                           cwd=PROJECT)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from upgrader.guard.decide import LOCK_PHASE, Decision, resources_on
+from upgrader.guard.decision import LOCK_PHASE, Decision
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster, NotSettled, drained
-from upgrader.pacemaker.state import ClusterState
+from upgrader.pacemaker.state import ClusterState, resources_on
 from upgrader.runner import CommandError
 
 UU_PIDFILE = Path("/run/unattended-upgrades.pid")

@@ -8,22 +8,13 @@ to do; a refusal changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from upgrader.guard.decision import LOCK_PHASE, Decision
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster
-from upgrader.pacemaker.state import ClusterState
+from upgrader.pacemaker.state import ClusterState, resources_on
 from upgrader.runner import NOT_CONNECTED, CommandError
+from upgrader.runs import APT_RUN_PREFIX
 
-LOCK_PHASE = "apt-upgrade"
-APT_RUN_PREFIX = "apt-"  # run ids the hooks give apt runs: apt-PID-STARTTIME
-
-
-@dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    reason: str
-    node: str = ""
 
 
 def judge(state: ClusterState, node: str) -> str | None:
@@ -41,16 +32,6 @@ def judge(state: ClusterState, node: str) -> str | None:
         still = ", ".join(here) if here else f"{me.resources_running} resources"
         return f"refused: {node} is in standby but still runs {still}; wait until the cluster has moved them away"
     return None
-
-
-def resources_on(state: ClusterState, node: str) -> list[str]:
-    """Top-level ids (group, clone or primitive) with a member active or busy on ``node``."""
-    found: dict[str, None] = {}
-    for r in state.resources:
-        if node in r.nodes and (r.active or r.busy):
-            top = r.clone or (r.group.split(":", 1)[0] if r.group else None) or r.id
-            found.setdefault(top, None)
-    return list(found)
 
 
 def decide(cluster: Cluster, run_id: str, lock_ttl: float, from_orchestrator: bool,
@@ -112,7 +93,7 @@ def _take_over_ended_apt_run(cluster: Cluster, node: str, run_id: str, held: loc
     second apt run there (``apt-get -f install`` after a failed dpkg, another
     dist-upgrade) may go on; the lock then belongs to the new run.
     """
-    from upgrader.guard.runkey import alive
+    from upgrader.runkey import alive
 
     if held is None or held.holder != node or held.run_id == run_id or not held.run_id.startswith(APT_RUN_PREFIX):
         return None

@@ -18,8 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from upgrader.guard import record, runkey, store
-from upgrader.guard.log import syslog
+from upgrader import runkey
+from upgrader.guard import record, store
+from upgrader.syslog import loud, syslog
 
 FAILED_PHASE = "dpkg-failed"
 LOG = "/var/log/upgrader/finisher.log"
@@ -29,6 +30,27 @@ POLL = 0.2
 def finish_command() -> list[str]:
     """The one place that says how the finishing step is run (the orchestrator owns the command)."""
     return [str(Path(sys.executable).with_name("rolling-upgrade")), "node", "--finish"]
+
+
+def post_invoke(stage: str, key: str) -> int:
+    """Record what changed and dpkg's result; start the finishing step once per run when it is ours to start."""
+    from upgrader.runs import GUARD_ENV
+
+    result = record.record_result(key)
+    store.event(key, stage, "recorded", result["result"])
+    if os.environ.get(GUARD_ENV, "").lower() == "off":
+        loud(f"WARNING: {GUARD_ENV}=off: run {key} ended ({result['result']}); no finishing step is started")
+        return 0
+    verdict = store.read_verdict(key)
+    if verdict is None or verdict[0] != store.ALLOWED:
+        store.event(key, stage, "no-verdict")
+        return 0
+    if store.claim(key, record.FINISHER):
+        spawn(key)
+        store.event(key, stage, "finish-spawned")
+    else:
+        store.event(key, stage, "finish-already-spawned")
+    return 0
 
 
 def spawn(key: str) -> None:
@@ -80,7 +102,7 @@ def wait_and_finish(key: str) -> int:
         _history(conf.history_file, key, result["result"], "not started: dpkg failed; the node stays in standby "
                  "and keeps the upgrade lock (phase dpkg-failed) until a person repairs it")
         return 1
-    from upgrader.guard.hook import RUN_ID_ENV
+    from upgrader.runs import RUN_ID_ENV
     from upgrader.runner import Runner
 
     store.event(key, "finisher", "finish-started", " ".join(finish_command()))

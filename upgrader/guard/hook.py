@@ -22,10 +22,9 @@ from __future__ import annotations
 import os
 import sys
 
-from upgrader.guard import runkey, store
-
-GUARD_ENV = "UPGRADER_GUARD"
-RUN_ID_ENV = "UPGRADER_RUN_ID"
+from upgrader import runkey
+from upgrader.guard import store
+from upgrader.runs import GUARD_ENV, RUN_ID_ENV
 PRE_STAGES = ("pre-invoke", "dpkg-pre-invoke")
 POST_STAGES = ("post-invoke", "dpkg-post-invoke")
 STAGES = (*PRE_STAGES, "pre-install-pkgs", *POST_STAGES)
@@ -54,7 +53,7 @@ def main(argv: list[str]) -> int:
             store.event(key, stage, "left-to-rolling-upgrade")
             return 0
         _enable_site()  # the finishing step it may start reads the settings (apt_pkg)
-        from upgrader.guard.record import post_invoke
+        from upgrader.guard.finish import post_invoke
 
         return post_invoke(stage, key)
     except Exception as exc:  # a crashing guard refuses: fail closed, in one line
@@ -92,7 +91,7 @@ def pre_invoke(stage: str, key: str) -> int:
 
 def _override(stage: str, key: str) -> int:
     _enable_site()
-    from upgrader.guard.log import loud
+    from upgrader.syslog import loud
 
     loud(f"WARNING: {GUARD_ENV}=off: the upgrade guard is bypassed for this {stage} (run {key}, "
          f"pid {os.getppid()}): dpkg runs whatever the cluster's state", priority="auth.warning")

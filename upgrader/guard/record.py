@@ -7,12 +7,11 @@ run, or in Pre-Install-Pkgs and Post-Invoke).
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 from upgrader.guard import pkgs, store
-from upgrader.guard.log import loud, syslog
+from upgrader.syslog import syslog
 
 RUN_INFO = "run.json"
 PACKAGES = "packages.tsv"
@@ -24,9 +23,9 @@ def decide_run(key: str, env_run_id: str) -> tuple[str, str]:
     """Judge the cluster for run ``key``, cache and return (verdict, reason)."""
     from upgrader import config
     from upgrader.guard.auto import is_unattended
-    from upgrader.guard.decide import APT_RUN_PREFIX, decide
-    from upgrader.nightly.boot import grace_refusal
-    from upgrader.guard.hook import RUN_ID_ENV
+    from upgrader.guard.decide import decide
+    from upgrader.boot import grace_refusal
+    from upgrader.runs import APT_RUN_PREFIX, RUN_ID_ENV
     from upgrader.pacemaker import names
     from upgrader.pacemaker.live import Cluster
     from upgrader.runner import Runner
@@ -80,29 +79,6 @@ def captured(key: str) -> list[pkgs.Change]:
     except FileNotFoundError:
         return []
     return pkgs.merge(pkgs.Change.from_tsv(line) for line in lines if line)
-
-
-def post_invoke(stage: str, key: str) -> int:
-    """Record what changed and dpkg's result; start the finishing step once per run when it is ours to start."""
-    from upgrader.guard.hook import GUARD_ENV
-
-    result = record_result(key)
-    store.event(key, stage, "recorded", result["result"])
-    if os.environ.get(GUARD_ENV, "").lower() == "off":
-        loud(f"WARNING: {GUARD_ENV}=off: run {key} ended ({result['result']}); no finishing step is started")
-        return 0
-    verdict = store.read_verdict(key)
-    if verdict is None or verdict[0] != store.ALLOWED:
-        store.event(key, stage, "no-verdict")
-        return 0
-    if store.claim(key, FINISHER):
-        from upgrader.guard import finish
-
-        finish.spawn(key)
-        store.event(key, stage, "finish-spawned")
-    else:
-        store.event(key, stage, "finish-already-spawned")
-    return 0
 
 
 def record_result(key: str) -> dict:

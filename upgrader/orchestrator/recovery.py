@@ -28,7 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from upgrader.config import Config
-from upgrader.guard.hook import RUN_ID_ENV
+from upgrader.runs import RUN_ID_ENV
 from upgrader.hastack.control import NOTHING_TO_START
 from upgrader.orchestrator import steering
 from upgrader.orchestrator.history import History

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from upgrader.config import Config
-from upgrader.guard.hook import RUN_ID_ENV
+from upgrader.runs import RUN_ID_ENV
 from upgrader.runner import Runner
 
 # apply results that leave the node's packages as they were

@@ -357,3 +357,13 @@ def _ban(el: ET.Element) -> Ban:
 def _base(group: str | None) -> str | None:
     """A cloned group's instance id (``g:0``) without the instance number."""
     return group.split(":", 1)[0] if group else None
+
+
+def resources_on(state: ClusterState, node: str) -> list[str]:
+    """Top-level ids (group, clone or primitive) with a member active or busy on ``node``."""
+    found: dict[str, None] = {}
+    for r in state.resources:
+        if node in r.nodes and (r.active or r.busy):
+            top = r.clone or (r.group.split(":", 1)[0] if r.group else None) or r.id
+            found.setdefault(top, None)
+    return list(found)

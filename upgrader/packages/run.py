@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from upgrader.guard import runkey, store
-from upgrader.guard.hook import RUN_ID_ENV
+from upgrader import runkey
+from upgrader.guard import store
+from upgrader.runs import RUN_ID_ENV
 from upgrader.packages.after import reboot_reasons, stale_processes
 from upgrader.packages.plan import Change, plan_node
 

@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from upgrader.guard.hook import RUN_ID_ENV
+from upgrader.runs import RUN_ID_ENV
 from upgrader.packages.run import upgrade_node, wait_for_dpkg_lock
 from upgrader.runner import Runner
 

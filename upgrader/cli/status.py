@@ -10,16 +10,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from upgrader.orchestrator.outcome import Outcome, Refused
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.state import ClusterState
 from upgrader.runner import CommandError
 
-EXIT_OK, EXIT_REFUSED = 0, 3
-
-
-class Refused(Exception):
-    """A safety check said no; the message is the one line to print."""
+EXIT_OK = Outcome.DONE
 
 
 def status(cluster: Cluster, as_json: bool, out: Console) -> int:

@@ -1,101 +1,38 @@
-"""``rolling-upgrade run``, ``node``, ``plan`` and ``unquarantine``: the orchestrator's commands."""
+"""``rolling-upgrade run``, ``node``, ``node --finish``, ``resume`` and ``unquarantine``; the run's report.
+
+Exit codes: 0 done or nothing to do; 1 failed and failed back, the cluster
+healthy; 2 usage or configuration error; 3 refused by a safety check,
+nothing changed; 4 failed and needs a person.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
-import time
-import uuid
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from upgrader import config as configuration
-from upgrader.hastack.control import StackError
+from upgrader.cli.progress import ConsoleReport
 from upgrader.orchestrator import steering
-from upgrader.orchestrator.gate import HealthGate
-from upgrader.orchestrator.history import History, HistoryError
-from upgrader.orchestrator.procedure import Checks, NodeResult, Outcome, Refused, Rollout
-from upgrader.orchestrator.recovery import recover, restart_own_stack
-from upgrader.orchestrator.remote import NodePlan, Nodes
-from upgrader.orchestrator.restarts import online
-from upgrader.pacemaker.commands import Refused as PacemakerRefused
+from upgrader.orchestrator.history import HistoryError
+from upgrader.orchestrator.procedure import NodeResult, Outcome, Refused, Rollout
+from upgrader.orchestrator.recovery import recover
+from upgrader.orchestrator.remote import NodePlan
+from upgrader.orchestrator.start import wait_joined
+from upgrader.orchestrator.start import rollout as new_rollout
 from upgrader.pacemaker.live import Cluster, NotSettled
 from upgrader.pacemaker.lock import LockError
 from upgrader.runner import CommandError
+from upgrader.runs import RUN_ID_ENV
 
 
-
-class ConsoleReport:
-    """Live progress on a terminal (or plain lines in a log); silent with --json."""
-
-    def __init__(self, out: Console, quiet: bool = False) -> None:
-        self.out = out
-        self.quiet = quiet
-        self.started = time.monotonic()
-        self._last_progress = 0.0
-
-    def step(self, node: str | None, phase: str, text: str) -> None:
-        if not self.quiet:
-            at = time.monotonic() - self.started
-            self.out.print(f"[dim]{at:6.1f}s[/] [bold]{node or 'cluster'}[/] [cyan]{phase}[/] {text}")
-
-    def progress(self, node: str, event: dict[str, Any]) -> None:
-        now = time.monotonic()
-        if self.quiet or (now - self._last_progress < 0.25 and event.get("percent", 0) < 100):
-            return
-        self._last_progress = now
-        pct = event.get("percent")
-        self.out.print(f"[dim]{now - self.started:6.1f}s[/] [bold]{node}[/] [cyan]apt[/] "
-                       f"{f'{pct:5.1f}% ' if isinstance(pct, (int, float)) else ''}{event.get('text', '')}")
-
-
-def new_run_id(node: str) -> str:
-    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{node}-{uuid.uuid4().hex[:6]}"
-
-
-def rollout(cluster: Cluster, out: Console, as_json: bool, checks: Checks | None = None) -> Rollout:
-    cfg = configuration.load()
-    restarted = own_stack_first(cluster, cfg)
-    local = cluster.local_node()
-    report = ConsoleReport(out, quiet=as_json)
-    r = Rollout(cluster, Nodes(cfg, local), checks or default_checks(cluster, cfg), cfg,
-                History(cfg.history_file), report, os.environ.get("UPGRADER_RUN_ID") or new_run_id(local))
-    if restarted:
-        report.step(local, "recover", restarted)
-    return r
-
-
-def own_stack_first(cluster: Cluster, cfg: configuration.Config) -> str | None:
-    """This node's cluster stack, if a run of this node stopped it and died: started, and rejoined."""
-    try:
-        restarted = restart_own_stack(cfg, _host_names())
-    except StackError as exc:
-        raise PacemakerRefused(f"refused: {exc}") from None
-    if restarted:
-        wait_joined(cluster, cfg.rejoin_timeout)
-    return restarted
-
-
-def _host_names() -> set[str]:
-    host = socket.gethostname()
-    return {host, host.split(".")[0]}
-
-
-def wait_joined(cluster: Cluster, timeout: float) -> str:
-    """This node's name once its cluster stack answers and it is online (up to ``timeout`` seconds)."""
-    end = time.monotonic() + timeout
-    try:
-        local = Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(1), retry=retry_if_exception_type(CommandError),
-                         reraise=True)(cluster.local_node)
-    except CommandError as exc:
-        raise NotSettled(f"the cluster stack on this node did not answer within {timeout:g}s: {exc}") from None
-    cluster.wait_settled(online(local), deadline=max(1.0, end - time.monotonic()))
-    return local
+def rollout(cluster: Cluster, out: Console, as_json: bool) -> Rollout:
+    """The Rollout of this command, its progress on ``out`` (none with --json)."""
+    return new_rollout(cluster, ConsoleReport(out, quiet=as_json))
 
 
 def resume(cluster: Cluster, out: Console, *, as_json: bool) -> int:
@@ -123,10 +60,6 @@ def resume(cluster: Cluster, out: Console, *, as_json: bool) -> int:
         for line in lines:
             r.report.step(None, "resume", line)
     return Outcome.DONE
-
-
-def default_checks(cluster: Cluster, cfg: configuration.Config) -> Checks:
-    return HealthGate(cluster, cfg)
 
 
 def run(cluster: Cluster, out: Console, *, yes: bool, nodes: list[str] | None, as_json: bool) -> int:
@@ -157,7 +90,7 @@ def node(cluster: Cluster, out: Console, *, yes: bool, as_json: bool) -> int:
 
 def finish(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     """``node --finish``: the APT hooks' finishing step (UPGRADER_RUN_ID names the apt run's lock)."""
-    if not os.environ.get("UPGRADER_RUN_ID"):
+    if not os.environ.get(RUN_ID_ENV):
         print("rolling-upgrade: node --finish is started by the APT hooks with UPGRADER_RUN_ID set to the apt "
               "run's lock; to upgrade this node yourself, run 'rolling-upgrade node'", file=sys.stderr)
         return Outcome.USAGE
@@ -171,31 +104,6 @@ def finish(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     return code
 
 
-def plan(cluster: Cluster, out: Console, *, as_json: bool) -> int:
-    cfg = configuration.load()
-    nodes = Nodes(cfg, cluster.local_node())
-    r = Rollout(cluster, nodes, default_checks(cluster, cfg), cfg, History(cfg.history_file),
-                ConsoleReport(out, quiet=True), "plan")
-    state = cluster.state()
-    order = r.order(state)
-    plans = {n: nodes.plan(n) for n in order}
-    moves = {n: [str(m) for m in cluster.predict_standby(n)] for n in order if plans[n].changes}
-    if as_json:
-        print(json.dumps({"order": [n for n in order if plans[n].changes],
-                          "nodes": {n: _plan_doc(p) | {"moves": moves.get(n, [])} for n, p in plans.items()}},
-                         indent=2))
-        return Outcome.DONE
-    table = Table(title="rolling-upgrade plan")
-    for col in ("#", "node", "changes", "security", "HA stack", "moves on standby (crm_simulate)"):
-        table.add_column(col)
-    for i, (n, p) in enumerate(plans.items(), start=1):
-        changes = p.error or "\n".join(f"{c.package} {c.installed or '-'} -> {c.candidate}" for c in p.changes) or "up to date"
-        table.add_row(str(i) if p.changes else "-", n, changes, str(p.security) if p.changes else "",
-                      "yes" if p.ha_stack else "", "\n".join(moves.get(n, [])))
-    out.print(table)
-    return Outcome.DONE
-
-
 def unquarantine(cluster: Cluster, out: Console, node_name: str) -> int:
     if steering.clear_quarantine(cluster, node_name):
         out.print(f"{node_name}: quarantine cleared; it stays in standby until you bring it online "
@@ -205,14 +113,13 @@ def unquarantine(cluster: Cluster, out: Console, node_name: str) -> int:
     return Outcome.DONE
 
 
-def _plan_doc(p: NodePlan) -> dict[str, Any]:
-    return {"error": p.error, "changes": [c.__dict__ for c in p.changes]}
+def _no_terminal(plans: dict[str, NodePlan], order: list[str]) -> bool:
+    raise Refused("refused: no terminal to confirm on; pass --yes to run without confirmation")
 
 
 def _confirm_on_terminal(out: Console) -> Any:
     if not sys.stdin.isatty():
-        return lambda plans, order: (_ for _ in ()).throw(
-            Refused("refused: no terminal to confirm on; pass --yes to run without confirmation"))
+        return _no_terminal
 
     def confirm(plans: dict[str, NodePlan], order: list[str]) -> bool:
         for n in order:
@@ -247,5 +154,3 @@ def _table(run_id: str, results: list[NodeResult]) -> Table:
         table.add_row(x.node, f"[{colour}]{x.result}[/]" if colour else x.result, pkgs, "\n".join(x.moves),
                       "\n".join(x.checks[-3:]), f"{x.seconds:.1f}s" if x.seconds else "")
     return table
-
-

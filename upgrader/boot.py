@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from upgrader.guard import runkey
+from upgrader import runkey
 
 PROC = Path("/proc")
 

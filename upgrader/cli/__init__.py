@@ -1,0 +1,153 @@
+"""rolling-upgrade: rolling host upgrades of a Pacemaker cluster; the command line, a module per command.
+
+Exit codes: 0 done or nothing to do; 1 the cluster could not be asked or
+changed, or (run, node, window) a check failed and the run failed back, the
+cluster healthy; 2 usage or configuration error; 3 refused by a safety check,
+nothing changed; 4 failed and needs a person.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+EXIT_ERROR, EXIT_USAGE = 1, 2
+
+
+def parser() -> argparse.ArgumentParser:
+    """Every subcommand; each one's work is in its own module of this package."""
+    from upgrader.cli import check as health_check
+    from upgrader.cli import plan as plans
+    from upgrader.cli import run as runs
+    from upgrader.cli import status as cluster_status
+    from upgrader.cli.apply import apply, dpkg_state, stack_command
+    from upgrader.cli.window import parse_at, window
+
+    p = argparse.ArgumentParser(prog="rolling-upgrade", description="Rolling host upgrades of a Pacemaker cluster.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("status", help="nodes, resources and where they run, and the upgrade lock")
+    s.add_argument("--json", action="store_true", help="print JSON for machines")
+    s.set_defaults(func=lambda a, c, out: cluster_status.status(c, a.json, out))
+    s = sub.add_parser("unlock", help="release this node's upgrade lock")
+    s.add_argument("--force", action="store_true", help="break the lock whoever holds it, and say what was broken")
+    s.set_defaults(func=lambda a, c, out: cluster_status.unlock(c, a.force, out))
+    s = sub.add_parser("check", help="health-check every running resource now (exit 0 healthy, 1 unhealthy, 2 bad probe)")
+    s.add_argument("--json", action="store_true", help="print JSON for machines")
+    s.set_defaults(func=lambda a, c, out: health_check.check(c, a.json, out))
+    s = sub.add_parser("plan", help="per node: pending changes, the order, and the moves Pacemaker would make")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--local", action="store_true", help="this node's pending changes only (no cluster needed)")
+    s.set_defaults(func=lambda a, c, out: plans.plan_command(a.json, out) if a.local else plans.plan(c, out, as_json=a.json))
+    s = sub.add_parser("apply", help="internal: this drained node's dist-upgrade, as JSON lines (used by run)")
+    s.add_argument("--events", action="store_true", help="JSON lines on stdout, as the run reads them: a 'ready' "
+                                                          "line first, then nothing is touched until 'go' on stdin")
+    s.set_defaults(func=lambda a, c, out: apply(handshake=a.events))
+    s = sub.add_parser("dpkg-state", help="internal: wait until no package manager runs here; exit 0 if dpkg is "
+                                          "clean, 1 if not, 124 if still busy")
+    s.add_argument("--wait", type=float, default=600.0, metavar="SECONDS")
+    s.set_defaults(func=lambda a, c, out: dpkg_state(a.wait))
+    s = sub.add_parser("stack", help="stop or start this drained node's cluster stack around an upgrade of it, or "
+                                     "reboot it (used by run; 'stack start' by hand after an interrupted run)")
+    s.add_argument("action", choices=("stop", "start", "reboot"))
+    s.add_argument("--run-id", help="the run that stops (or stopped) the stack; start: only if that run stopped it")
+    s.add_argument("--by", default="", help="stop: the node the run drives this one from")
+    s.add_argument("--pid", type=int, default=0, help="stop: the run's process id on that node")
+    s.set_defaults(func=lambda a, c, out: stack_command(a.action, a.run_id, a.by, a.pid))
+    s = sub.add_parser("run", help="upgrade the whole cluster, node by node (exit 0 done, 1 failed back, "
+                                   "2 usage, 3 refused, 4 needs a person)")
+    s.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    s.add_argument("--nodes", type=_nodes, help="only these nodes, e.g. node1,node2")
+    s.add_argument("--json", action="store_true", help="print the result as JSON (no progress, no prompt)")
+    s.set_defaults(func=lambda a, c, out: runs.run(c, out, yes=a.yes, nodes=a.nodes, as_json=a.json))
+    s = sub.add_parser("node", help="upgrade this node only (cron and the APT hooks' finishing step)")
+    s.add_argument("--yes", action="store_true")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--finish", action="store_true",
+                   help="only the finishing step after an apt run on this drained node (started by the APT hooks)")
+    s.set_defaults(func=lambda a, c, out: runs.finish(c, out, as_json=a.json) if a.finish
+                   else runs.node(c, out, yes=a.yes, as_json=a.json))
+    s = sub.add_parser("resume", help="at boot (cron @reboot): end the run of this node that its reboot "
+                                      "interrupted; nothing when there is none")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=lambda a, c, out: runs.resume(c, out, as_json=a.json))
+    s = sub.add_parser("window", help="the nightly patch window (cron): upgrade what fits into the open window")
+    s.add_argument("--check", action="store_true", help="only say whether the window is open and what would run")
+    s.add_argument("--at", type=parse_at, metavar="TIME", help="pretend the clock reads TIME (ISO 8601) at the start")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=lambda a, c, out: window(c, out, check=a.check, at=a.at, as_json=a.json))
+    s = sub.add_parser("unquarantine", help="clear a node's quarantine mark after fixing it")
+    s.add_argument("node")
+    s.set_defaults(func=lambda a, c, out: runs.unquarantine(c, out, a.node))
+    return p
+
+
+def _nodes(text: str) -> list[str]:
+    nodes = [n.strip() for n in text.split(",") if n.strip()]
+    if not nodes:
+        raise argparse.ArgumentTypeError("--nodes takes a comma-separated list of node names, e.g. node1,node2")
+    return nodes
+
+
+def _internal(argv: list[str]) -> Callable[[], int] | None:
+    """The node-local commands a run starts on every node, when given exactly as the run gives them.
+
+    ``apply --events`` and ``plan --local --json`` run once per node and run:
+    they skip building the full parser, which imports every subcommand's
+    module (rich, the orchestrator, the health engine) and costs more than a
+    small upgrade's dpkg run. Any other spelling (``--help``, a typo, other
+    options) takes the full parser, so the meaning of a command line never
+    depends on this shortcut.
+    """
+    if argv in (["apply", "--events"], ["apply"]):
+        from upgrader.cli.apply import apply
+
+        return lambda: apply(handshake=argv == ["apply", "--events"])
+    if argv and argv[0] == "plan" and sorted(argv[1:]) == ["--json", "--local"]:
+        from upgrader.cli.plan import plan_json
+
+        return plan_json
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_list = sys.argv[1:] if argv is None else argv
+    fast = _internal(args_list)
+    try:
+        if fast is not None:
+            return fast()
+        args = parser().parse_args(args_list)
+        from rich.console import Console
+
+        from upgrader.pacemaker.live import Cluster
+        from upgrader.runner import Runner
+
+        return args.func(args, Cluster(Runner()), Console(highlight=False))
+    except Exception as exc:
+        return _failed(exc)
+
+
+def _failed(exc: Exception) -> int:
+    """The exit code and one line for the errors a command reports in words; anything else propagates."""
+    from upgrader.config import ConfigError
+    from upgrader.orchestrator.history import HistoryError
+    from upgrader.orchestrator.outcome import Outcome, Refused
+    from upgrader.pacemaker.lock import LockError
+    from upgrader.pacemaker.names import BadValue
+    from upgrader.pacemaker.state import ParseError
+    from upgrader.runner import CommandError
+
+    if isinstance(exc, Refused):
+        print(exc, file=sys.stderr)
+        return Outcome.REFUSED
+    if isinstance(exc, (BadValue, ConfigError)):
+        print(f"rolling-upgrade: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if isinstance(exc, (CommandError, LockError, ParseError, HistoryError)):
+        print(f"rolling-upgrade: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    raise exc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

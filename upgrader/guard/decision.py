@@ -1,0 +1,14 @@
+"""What the guard's rule answers for one apt run, and the lock phase an apt run holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LOCK_PHASE = "apt-upgrade"
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+    node: str = ""

@@ -1,0 +1,23 @@
+"""Names every entry point shares about a run: its id, how the APT hooks recognise it, the override.
+
+A rolling upgrade's run id is ``TIME-NODE-RANDOM``; an apt run's lock has
+``apt-PID-STARTTIME`` (the frontend's pid and start time, see
+:mod:`upgrader.runkey`). rolling-upgrade sets ``UPGRADER_RUN_ID`` before it
+commits, so the hooks know the run that holds the lock; ``UPGRADER_GUARD=off``
+is the emergency override of the APT guard.
+"""
+
+from __future__ import annotations
+
+import time
+
+GUARD_ENV = "UPGRADER_GUARD"
+RUN_ID_ENV = "UPGRADER_RUN_ID"
+APT_RUN_PREFIX = "apt-"  # run ids the hooks give apt runs: apt-PID-STARTTIME
+
+
+def new_run_id(node: str) -> str:
+    """A fresh rolling upgrade's id: UTC time, the node it runs on, six random hex digits."""
+    import uuid  # not at the top: the APT hooks' hot path imports this module
+
+    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{node}-{uuid.uuid4().hex[:6]}"

@@ -1,0 +1,42 @@
+"""One line to where a person looks later: the system log (``logger``) and a log file of upgrader's.
+
+The APT hooks write to /var/log/upgrader/hooks.log under the tag
+``rolling-upgrade``; the nightly window to its own file and tag. A log that
+cannot be written never stops what is being logged (a full /var/log must not
+block apt, nor the emergency override).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+HOOKS_LOG = "/var/log/upgrader/hooks.log"
+TAG = "rolling-upgrade"
+
+
+def loud(message: str, priority: str = "user.warning", root: str = "") -> None:
+    """Say ``message`` everywhere a person might look: stderr too."""
+    print(f"{TAG}: {message}", file=sys.stderr)
+    syslog(message, priority, root)
+
+
+def syslog(message: str, priority: str = "user.notice", root: str = "", *, tag: str = TAG,
+           log_file: str = HOOKS_LOG) -> None:
+    """The system log (``logger``; a missing log daemon is ignored) and ``log_file``."""
+    from upgrader.runner import Runner
+
+    Runner(timeout=5).call(["logger", "-t", tag, "-p", priority, "--", message])
+    note(message, root, log_file)
+
+
+def note(message: str, root: str = "", log_file: str = HOOKS_LOG) -> None:
+    """One timestamped line in ``log_file`` only (under ``root``); a file that cannot be written is skipped."""
+    path = root + log_file
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} [{os.getpid()}] {message}\n")
+    except OSError:
+        pass
