@@ -76,7 +76,14 @@ class Config:
         (/run is empty after a boot), so a plain directory named there is
         created first (0700); one with ssh's tokens (``%d``, ``~``) is left to ssh.
         """
+        from upgrader.pacemaker import names
+
+        names.node_name(node)  # a name that could read as an option or syntax never reaches the remote shell
         argv = [arg.replace("{node}", node) for arg in self.remote_shell]
+        if os.path.basename(argv[0]) == "ssh":
+            host = next(i for i, arg in enumerate(self.remote_shell) if "{node}" in arg)
+            if "--" not in argv[:host]:
+                argv.insert(host, "--")  # ssh's options end before the host, whatever the host reads like
         for arg in argv:
             _, found, path = arg.partition("ControlPath=")
             directory = os.path.dirname(path)
@@ -195,6 +202,9 @@ def _bool(raw: str) -> bool:
     raise ValueError(f"{raw!r} is not a boolean (use true or false)")
 
 
+_HOST_WORD = re.compile(r"(?:[A-Za-z0-9._-]+@)?\{node\}")
+
+
 def _remote_shell(raw: str) -> tuple[str, ...]:
     try:
         argv = tuple(shlex.split(raw))
@@ -202,6 +212,12 @@ def _remote_shell(raw: str) -> tuple[str, ...]:
         raise ValueError(f"{raw!r} is not a command line ({exc}; quote as in a shell)") from None
     if not any("{node}" in arg for arg in argv):
         raise ValueError(f"{raw!r} lacks the {{node}} placeholder (use e.g. 'ssh -o BatchMode=yes {{node}}')")
+    for arg in argv:
+        if "{node}" in arg and not _HOST_WORD.fullmatch(arg):
+            raise ValueError(f"{{node}} may only stand alone or as USER@{{node}}, not inside {arg!r} (a node name "
+                             "must never become part of an option or a command)")
+    if sum("{node}" in arg for arg in argv) > 1:
+        raise ValueError(f"{raw!r} names {{node}} more than once (give it once, as the host)")
     return argv
 
 

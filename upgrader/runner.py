@@ -70,6 +70,7 @@ class Result:
     stdout: str
     stderr: str
     seconds: float
+    missing: bool = False  # the program itself was not found (an exit code of 127 alone does not say so)
 
     @property
     def meaning(self) -> str:
@@ -143,7 +144,7 @@ class Runner:
         if result.returncode == TIMED_OUT and TIMED_OUT not in ok:
             raise CommandTimeout(result, timeout or self.timeout, what)
         if result.returncode not in ok:
-            if result.returncode == 127:
+            if result.missing:
                 raise CommandMissing(result)
             raise CommandError(result, what)
         return result
@@ -178,18 +179,21 @@ class Runner:
                 start_new_session=True,
             )
         except FileNotFoundError as exc:
-            return Result(full, 127, "", str(exc), time.monotonic() - started)
+            return Result(full, 127, "", str(exc), time.monotonic() - started, missing=True)
         try:
             out, err = proc.communicate(input, timeout=limit)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            out, err = proc.communicate()
-            return Result(full, TIMED_OUT, out or "", err or "", time.monotonic() - started)
+            out, err = _leftover_output(proc)
+            return Result(full, TIMED_OUT, out, err, time.monotonic() - started)
         except BaseException:
             _kill_group(proc)
             proc.wait()
             raise
-        return Result(full, proc.returncode, out, err, time.monotonic() - started)
+        # Through a prefix (nsenter, a remote shell) 127 is the prefix's own "could not execute it";
+        # a command run directly that exits 127 says nothing about being installed.
+        return Result(full, proc.returncode, out, err, time.monotonic() - started,
+                      missing=proc.returncode == 127 and bool(self.prefix))
 
     def stream(
         self,
@@ -215,7 +219,7 @@ class Runner:
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, env=env, start_new_session=True)
         except FileNotFoundError as exc:
-            return Result(full, 127, "", str(exc), time.monotonic() - started)
+            return Result(full, 127, "", str(exc), time.monotonic() - started, missing=True)
         killer = threading.Timer(limit, _kill_group, (proc,))
         killer.start()
         err: list[str] = []
@@ -253,6 +257,32 @@ class Runner:
     def _full(self, argv: Sequence[str]) -> tuple[str, ...]:
         words = tuple(str(a) for a in argv)
         return tuple(self.prefix) + (tuple(shlex.quote(w) for w in words) if self.remote else words)
+
+
+KILLED_GRACE = 2.0  # after a timeout's kill, how long the output left in the pipes is still read
+
+
+def _leftover_output(proc: subprocess.Popen) -> tuple[str, str]:
+    """What a killed command left in its pipes, read for at most KILLED_GRACE seconds.
+
+    A grandchild that left the process group (setsid) may hold the pipes open
+    for ever: the timeout stays a hard limit, its output is then given up.
+    """
+    try:
+        out, err = proc.communicate(timeout=KILLED_GRACE)
+        return out or "", err or ""
+    except subprocess.TimeoutExpired:
+        for pipe in (proc.stdout, proc.stderr, proc.stdin):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+        try:
+            proc.wait(timeout=KILLED_GRACE)
+        except subprocess.TimeoutExpired:
+            pass
+        return "", ""
 
 
 def _send(stdin, text: str) -> None:

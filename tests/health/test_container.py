@@ -27,7 +27,7 @@ class FakeRunner(Runner):
         full = tuple(self.prefix) + tuple(argv)
         self.calls.append((full, timeout))
         code, out, err = self.answers.pop(0)
-        return Result(full, code, out, err, 0.0)
+        return Result(full, code, out, err, 0.0, missing=code == 127)  # through its prefix, 127: could not run it
 
 
 RUNNING = (0, "State:          RUNNING\n", "")

@@ -63,7 +63,7 @@ def test_local_node_runs_directly_others_through_the_remote_shell() -> None:
     base = CibRunner(CIB, prefix=("nsenter", "-t", "7", "--"))
     runner_for = node_runners(Cluster(base), Config(remote_shell=("ssh", "-o", "BatchMode=yes", "{node}")))
     assert runner_for("node1") is base
-    assert tuple(runner_for("node2").prefix) == ("nsenter", "-t", "7", "--", "ssh", "-o", "BatchMode=yes", "node2")
+    assert tuple(runner_for("node2").prefix) == ("nsenter", "-t", "7", "--", "ssh", "-o", "BatchMode=yes", "--", "node2")
     assert base.calls == [("crm_node", "-n")]
     runner_for("node3")
     assert base.calls == [("crm_node", "-n")], "the local node name is asked once"

@@ -151,3 +151,10 @@ def test_judging_the_holder_against_the_cluster(mon: Callable[[str], ClusterStat
     assert judged["unclean"].describe(now).endswith("taken 60m ago, heartbeat 60m ago (stale: holder unclean and expired)")
     fresh = replace(held, expires=now + timedelta(minutes=5))
     assert lock.LockStatus.judge(fresh, state, now).breakable is False
+
+
+@pytest.mark.parametrize("pid", ["²", "12a", "-3", ""])
+def test_a_lock_pid_that_is_not_ascii_digits_reads_as_unknown(pid: str) -> None:
+    text = (f'<cluster_property_set id="rolling-upgrade-lock"><nvpair id="a" name="holder" value="node1"/>'
+            f'<nvpair id="b" name="pid" value="{pid}"/></cluster_property_set>')
+    assert lock.LockInfo.from_xml(text).pid is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -169,3 +170,37 @@ def test_a_fail_count_that_is_not_a_score_is_a_clear_error() -> None:
     text = (Path(__file__).parent / "data" / "crm_mon-failed-action.xml").read_text()
     with pytest.raises(ParseError, match=r"fail-count of 'app3-ct' on 'node3' as 'lots': not a Pacemaker score"):
         parse_crm_mon(text.replace('fail-count="1"', 'fail-count="lots"'))
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def captured_with(situation: str, old: str, new: str) -> str:
+    """A captured crm_mon XML with one attribute value changed (as a hostile or broken cluster would show it)."""
+    text = (DATA / f"crm_mon-{situation}.xml").read_text()
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+@pytest.mark.parametrize("name", ["-oProxyCommand=touch /tmp/PWNED", "node9' or @id!='", "a;b"])
+def test_a_node_name_that_could_become_an_option_or_syntax_is_refused_in_one_line(name: str) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_crm_mon(captured_with("all-online", 'name="node3"', f'name="{name}"'))
+    assert str(caught.value).startswith(f"the cluster lists a node upgrader refuses to act on: invalid node name {name!r}")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("old, new, says", [
+    ('resources_running="', 'resources_running="x', "a node's resources_running as 'x"),
+    ('nodes_configured number="3"', 'nodes_configured number="three"', "nodes_configured as 'three'"),
+])
+def test_non_integers_where_crm_mon_has_integers_are_one_line_parse_errors(old: str, new: str, says: str) -> None:
+    with pytest.raises(ParseError, match=re.escape(says)):
+        parse_crm_mon(captured_with("all-online", old, new))
+
+
+def test_a_non_integer_failure_exit_code_or_ban_weight_is_a_parse_error() -> None:
+    with pytest.raises(ParseError, match="a failure's exitcode as 'one1'"):
+        parse_crm_mon(captured_with("failed-action", 'exitcode="', 'exitcode="one'))
+    with pytest.raises(ParseError, match="weight as 'heavy"):
+        parse_crm_mon(captured_with("ban", 'weight="', 'weight="heavy'))

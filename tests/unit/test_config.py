@@ -11,6 +11,7 @@ import apt_pkg
 import pytest
 
 from upgrader.config import Config, ConfigError, load
+from upgrader.pacemaker.names import BadValue
 
 SHIPPED = Path(__file__).resolve().parents[2] / "apt.conf.d" / "50rolling-upgrade.conf"
 ALL_KEYS = {
@@ -81,7 +82,7 @@ def test_every_key_parsed(tmp_path: Path) -> None:
     )
     assert config.auto_standby is True and config.reboot is True
     assert config.remote_shell == ("ssh", "-p", "2222", "-o", "ProxyJump=bastion host", "root@{node}")
-    assert config.remote_command("n2") == ["ssh", "-p", "2222", "-o", "ProxyJump=bastion host", "root@n2"]
+    assert config.remote_command("n2") == ["ssh", "-p", "2222", "-o", "ProxyJump=bastion host", "--", "root@n2"]
     assert (config.soak_time, config.settle_timeout, config.boot_grace, config.lock_expiry) == (900, 7200, 1200, 1800)
     assert (config.health_timeout, config.health_retries, config.health_interval) == (90, 5, 0)
     assert config.history_file == Path("/srv/upgrader/history.jsonl")
@@ -135,6 +136,9 @@ def test_keys_are_case_insensitive_as_in_apt(tmp_path: Path) -> None:
         ('Rolling-Upgrade::Reboot "";', "Rolling-Upgrade::Reboot: '' is not a boolean (use true or false)"),
         ('Rolling-Upgrade::Remote-Shell "ssh root@host";', "Rolling-Upgrade::Remote-Shell: 'ssh root@host' lacks the {node} placeholder (use e.g. 'ssh -o BatchMode=yes {node}')"),
         ("Rolling-Upgrade::Remote-Shell \"ssh 'x {node}\";", "Rolling-Upgrade::Remote-Shell: \"ssh 'x {node}\" is not a command line (No closing quotation; quote as in a shell)"),
+        ("Rolling-Upgrade::Remote-Shell \"ssh -o 'ProxyCommand=nc {node} 22' {node}\";", "Rolling-Upgrade::Remote-Shell: {node} may only stand alone or as USER@{node}, not inside 'ProxyCommand=nc {node} 22' (a node name must never become part of an option or a command)"),
+        ('Rolling-Upgrade::Remote-Shell "ssh -o=x{node}";', "Rolling-Upgrade::Remote-Shell: {node} may only stand alone or as USER@{node}, not inside '-o=x{node}' (a node name must never become part of an option or a command)"),
+        ('Rolling-Upgrade::Remote-Shell "ssh {node} {node}";', "Rolling-Upgrade::Remote-Shell: 'ssh {node} {node}' names {node} more than once (give it once, as the host)"),
         ('Rolling-Upgrade::History-File "history.jsonl";', "Rolling-Upgrade::History-File: 'history.jsonl' is not an absolute path (use e.g. /var/lib/upgrader/history.jsonl)"),
         ('Rolling-Upgrade::Mail "root ops";', "Rolling-Upgrade::Mail: 'root ops' is not one address (use e.g. root or ops@example.com; empty for no mail)"),
         ('Rolling-Upgrade::MailReport "sometimes";', "Rolling-Upgrade::MailReport: 'sometimes' is not a report mode (use always, only-on-error or on-change)"),
@@ -229,7 +233,7 @@ def test_remote_command_creates_the_control_path_directory(tmp_path: Path) -> No
     config = read(tmp_path, f'Rolling-Upgrade::Remote-Shell "ssh -o ControlMaster=auto -o ControlPath={control}/%C '
                             f'-oControlPersist=60 {{node}}";')
     assert config.remote_command("n2") == ["ssh", "-o", "ControlMaster=auto", "-o", f"ControlPath={control}/%C",
-                                           "-oControlPersist=60", "n2"]
+                                           "-oControlPersist=60", "--", "n2"]
     assert control.is_dir() and control.stat().st_mode & 0o777 == 0o700
 
 
@@ -240,3 +244,18 @@ def test_remote_command_leaves_ssh_tokens_and_other_shells_alone(tmp_path: Path)
     other = read(tmp_path, 'Rolling-Upgrade::Remote-Shell "lxc-attach -n {node} --";')
     assert other.remote_command("n3") == ["lxc-attach", "-n", "n3", "--"]
     assert [p.name for p in tmp_path.iterdir()] == ["apt.conf.d"]
+
+
+@pytest.mark.parametrize("name", ["-oProxyCommand=touch /tmp/PWNED", "node1;id", "-p2", "a b", ""])
+def test_a_node_name_that_could_read_as_an_option_never_reaches_the_remote_shell(tmp_path: Path, name: str) -> None:
+    config = read(tmp_path, 'Rolling-Upgrade::Remote-Shell "ssh -o BatchMode=yes {node}";')
+    with pytest.raises(BadValue, match="invalid node name"):
+        config.remote_command(name)
+
+
+def test_ssh_options_end_before_the_host_and_other_shells_are_left_as_written(tmp_path: Path) -> None:
+    ssh = read(tmp_path, 'Rolling-Upgrade::Remote-Shell "/usr/bin/ssh -o BatchMode=yes root@{node}";')
+    assert ssh.remote_command("n2") == ["/usr/bin/ssh", "-o", "BatchMode=yes", "--", "root@n2"]
+    ended = read(tmp_path, 'Rolling-Upgrade::Remote-Shell "ssh -o BatchMode=yes -- {node}";')
+    assert ended.remote_command("n2") == ["ssh", "-o", "BatchMode=yes", "--", "n2"]  # not twice
+    assert Config().remote_command("n2")[-2:] == ["--", "n2"]  # the default Remote-Shell

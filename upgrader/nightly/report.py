@@ -104,7 +104,7 @@ def mail_message(summary: Summary, to: str, sender: str = "root") -> EmailMessag
 def send_mail(msg: EmailMessage, runner: Runner | None = None) -> str | None:
     """Hand ``msg`` to the system's sendmail (``-t``: recipients from the headers); a reason when it failed."""
     result = (runner or Runner(timeout=MAIL_TIMEOUT)).call([SENDMAIL, "-t", "-oi"], input=msg.as_string())
-    if result.returncode == 127:
+    if result.missing:
         return f"no mail sent: {SENDMAIL} is not installed (install an MTA, e.g. exim4 or msmtp-mta)"
     if result.returncode != 0:
         why = result.last_words

@@ -295,7 +295,7 @@ class Cluster:
             return result.stdout
         if result.returncode == TIMED_OUT:
             raise CommandTimeout(result, timeout or self.runner.timeout, what)
-        if result.returncode == 127:
+        if result.missing:
             raise CommandMissing(result)
         try:
             errors = [e.text or "" for e in ET.fromstring(result.stdout).iter("error")]

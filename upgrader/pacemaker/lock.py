@@ -105,7 +105,7 @@ class LockInfo:
         return cls(
             holder=values.get("holder", ""),
             run_id=values.get("run-id", ""),
-            pid=int(pid) if pid.isdigit() else None,
+            pid=int(pid) if pid.isascii() and pid.isdigit() else None,
             phase=values.get("phase", ""),
             started=_parse_time(values.get("started")),
             heartbeat=_parse_time(values.get("heartbeat")),

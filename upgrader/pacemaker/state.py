@@ -10,6 +10,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Iterator
 
+from upgrader.pacemaker import names
+
 # Roles of a resource that is up and not in the middle of an operation.
 RUNNING_ROLES = frozenset({"Started", "Promoted", "Unpromoted", "Master", "Slave"})
 # Roles crm_mon shows while an operation is in flight.
@@ -222,8 +224,24 @@ def _bool(el: ET.Element, name: str, default: bool | None = None) -> bool:
     return value == "true"
 
 
-def _int(value: str | None) -> int | None:
-    return int(value) if value else None
+def _int(value: str | None, what: str = "a number") -> int | None:
+    """An integer attribute of crm_mon's XML (None when absent); anything else is a one-line ParseError."""
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ParseError(f"crm_mon shows {what} as {value!r}: not an integer") from None
+
+
+def _node_name(el: ET.Element) -> str:
+    """A node's name as the cluster lists it; one that could become an option or syntax is refused."""
+    name = el.get("name", "")
+    try:
+        return names.node_name(name)
+    except names.BadValue as exc:
+        raise ParseError(f"the cluster lists a node upgrader refuses to act on: {exc}; rename or remove that "
+                         "node (crm_node --remove) before upgrading") from None
 
 
 def _attr(el: ET.Element, child: str, name: str) -> str | None:
@@ -241,8 +259,8 @@ def _summary(el: ET.Element) -> Summary:
         dc_version=dc.get("version") if present else None,
         quorum=present and _bool(dc, "with_quorum", False),
         mixed_version=dc is not None and _bool(dc, "mixed_version", False),
-        nodes_configured=_int(_attr(el, "nodes_configured", "number")),
-        resources_configured=_int(_attr(el, "resources_configured", "number")),
+        nodes_configured=_int(_attr(el, "nodes_configured", "number"), "nodes_configured"),
+        resources_configured=_int(_attr(el, "resources_configured", "number"), "resources_configured"),
         stonith_enabled=_bool(opts, "stonith-enabled") if opts is not None else None,
         maintenance_mode=_bool(opts, "maintenance-mode") if opts is not None else None,
         no_quorum_policy=opts.get("no-quorum-policy") if opts is not None else None,
@@ -251,7 +269,7 @@ def _summary(el: ET.Element) -> Summary:
 
 def _node(el: ET.Element) -> Node:
     return Node(
-        name=el.get("name", ""),
+        name=_node_name(el),
         id=el.get("id", ""),
         online=_bool(el, "online"),
         standby=_bool(el, "standby"),
@@ -261,7 +279,7 @@ def _node(el: ET.Element) -> Node:
         unclean=_bool(el, "unclean", False),
         shutdown=_bool(el, "shutdown", False),
         is_dc=_bool(el, "is_dc", False),
-        resources_running=int(el.get("resources_running", "0")),
+        resources_running=_int(el.get("resources_running", "0"), "a node's resources_running") or 0,
         type=el.get("type", "member"),
     )
 
@@ -303,12 +321,12 @@ def _failure(el: ET.Element) -> Failure:
         node=el.get("node", ""),
         exitstatus=el.get("exitstatus", ""),
         exitreason=el.get("exitreason", ""),
-        exitcode=int(el.get("exitcode", "1")),
-        call=int(el.get("call", "0")),
+        exitcode=_int(el.get("exitcode", "1"), "a failure's exitcode") or 0,
+        call=_int(el.get("call", "0"), "a failure's call") or 0,
         status=el.get("status", ""),
         last_rc_change=el.get("last-rc-change"),
         task=el.get("task"),
-        interval_ms=_int(el.get("interval")),
+        interval_ms=_int(el.get("interval"), "a failure's interval"),
     )
 
 
@@ -349,7 +367,7 @@ def _ban(el: ET.Element) -> Ban:
         id=el.get("id", ""),
         resource=el.get("resource", ""),
         node=el.get("node", ""),
-        weight=int(el.get("weight", "0")),
+        weight=_score(el.get("weight", "0"), f"ban {el.get('id', '')!r}'s weight"),
         promoted_only=_bool(el, "promoted-only", False),
     )
 
