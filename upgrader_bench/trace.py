@@ -38,7 +38,7 @@ SPANS = (
     ("upgrader.pacemaker.live", "Cluster", "wait_settled", "settle"),
     ("upgrader.orchestrator.gate", "HealthGate", "verify", "health check"),
     ("upgrader.orchestrator.remote", "Nodes", "apply", "upgrade (apply on the node)"),
-    ("upgrader.orchestrator.procedure", "Rollout", "plan_all", "plan every node"),
+    ("upgrader.orchestrator.context", "RunContext", "plan_all", "plan every node"),
     ("upgrader.pacemaker.lock", "UpgradeLock", "heartbeat", "lock heartbeat"),
     ("upgrader.orchestrator.history", "History", "record", "history line"),
 )

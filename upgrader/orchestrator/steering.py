@@ -24,6 +24,7 @@ import xml.etree.ElementTree as ET
 
 from upgrader.pacemaker import names
 from upgrader.pacemaker.live import Cluster
+from upgrader.pacemaker.state import ClusterState
 from upgrader.runner import NO_SUCH_OBJECT
 
 PATCHED = "rolling-upgrade-patched"
@@ -68,6 +69,16 @@ def drop_preference(cluster: Cluster, rid: str) -> None:
     cid = CONSTRAINT_PREFIX + resource_id(rid)
     cluster.runner.run(["cibadmin", "--delete", f"--xpath=//rsc_location[@id='{cid}' or @id='{cid}{TARGET_SUFFIX}']"],
                        ok=(0, NO_SUCH_OBJECT), what=f"removing constraint {cid}")
+
+
+def load(state: ClusterState, nodes: set[str]) -> dict[str, int]:
+    """How many top-level resources each of ``nodes`` that is online and not in standby runs."""
+    fit = {n.name for n in state.nodes if n.name in nodes and n.online and not n.standby}
+    load = dict.fromkeys(sorted(fit), 0)
+    for rid in state.top_level_ids():
+        for where in state.running_on(rid) & fit:
+            load[where] += 1
+    return load
 
 
 def spread(resources: tuple[str, ...], load: dict[str, int]) -> dict[str, str]:

@@ -1,0 +1,140 @@
+"""What every step of a rollout shares: the cluster, the run's lock and history, each node's result.
+
+:class:`RunContext` is one run's state (a :class:`~upgrader.orchestrator.procedure.Rollout`
+is one); the step modules (:mod:`moves`, :mod:`verification`, :mod:`stops`,
+:mod:`finishing`) take it. Both entry points run their steps with the lock
+held, and cleaned up and released after (:meth:`RunContext.locked`).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol
+
+from upgrader.config import Config
+from upgrader.orchestrator import steering
+from upgrader.orchestrator.history import History
+from upgrader.orchestrator.remote import NodePlan, Nodes
+from upgrader.pacemaker.live import Cluster
+from upgrader.pacemaker.lock import UpgradeLock
+from upgrader.runner import CommandError
+
+if TYPE_CHECKING:
+    from upgrader.health.report import HealthReport
+    from upgrader.orchestrator.gate import Baseline
+
+MOVE_PHASES = ("drain", "fail-over", "fail-back")  # a move follows at once: the lock is not rewritten if fresh
+
+
+class Result(StrEnum):
+    """A node's result in a run; a string, so ``== "ok"`` and its JSON are the plain word."""
+
+    PENDING = "pending"
+    UP_TO_DATE = "up to date"
+    OK = "ok"
+    FAILED = "failed"
+    QUARANTINED = "quarantined"
+    DEFERRED = "deferred"
+
+
+@dataclass
+class NodeResult:
+    node: str
+    result: Result = Result.PENDING
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    moves: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+
+class Checks(Protocol):
+    """The health gate (see :mod:`upgrader.orchestrator.gate`)."""
+
+    def preflight(self) -> None:
+        """Raise with a one-line reason when a probe declaration is malformed."""
+
+    def baseline(self) -> Baseline:
+        """The state now, and the reading a later :meth:`verify` compares with (one crm_mon)."""
+
+    def verify(self, moved: Mapping[str, str], baseline: Baseline) -> HealthReport:
+        """All three levels for each resource on the node it moved to."""
+
+
+class Reporter(Protocol):
+    def step(self, node: str | None, phase: str, text: str) -> None: ...
+
+    def progress(self, node: str, event: dict[str, Any]) -> None: ...
+
+
+class RunContext:
+    """One run's cluster, lock, history and results, and the small steps every move takes."""
+
+    def __init__(self, cluster: Cluster, nodes: Nodes, checks: Checks, config: Config, history: History,
+                 report: Reporter, run_id: str) -> None:
+        self.cluster = cluster
+        self.nodes = nodes
+        self.checks = checks
+        self.config = config
+        self.history = history
+        self.report = report
+        self.run_id = run_id
+        self.lock = UpgradeLock(cluster, run_id, nodes.local, ttl=config.lock_expiry)
+        self.patched: set[str] = set()
+        self.results: dict[str, NodeResult] = {}
+        self.all_nodes: list[str] = []
+        self.interrupted: str | None = None  # the signal that asked to stop at the next safe point
+        self.stop_reason: str | None = None  # why the run stopped early, in one line
+
+    def phase(self, node: str | None, phase: str) -> None:
+        self.lock.heartbeat(phase, before_move=phase in MOVE_PHASES)
+        self.history.record(self.run_id, node, phase, "start")
+
+    def plan_all(self, nodes: list[str]) -> dict[str, NodePlan]:
+        """Each node's pending changes, asked in parallel (each node opens its own apt cache)."""
+        with ThreadPoolExecutor(max_workers=len(nodes) or 1) as pool:
+            return dict(zip(nodes, pool.map(self.nodes.plan, nodes)))
+
+    def back_online(self, node: str, *, settle: bool = False) -> None:
+        """Out of standby; with ``settle``, until the cluster settled (Settle-Timeout)."""
+        self.cluster.set_standby(node, False)
+        if settle:
+            self.cluster.wait_settled(None, deadline=self.config.settle_timeout)
+
+    def mark_patched(self, node: str) -> None:
+        steering.mark_patched(self.cluster, node, self.run_id)
+        self.patched.add(node)
+
+    def quarantine(self, node: str) -> None:
+        steering.quarantine(self.cluster, node, self.run_id, _now())
+        self.history.record(self.run_id, node, "quarantine", "note")
+
+    def note_moves(self, node: str, origin: str | None, moved: Mapping[str, str]) -> None:
+        text = [f"{rid} {origin + ' ' if origin else ''}-> {where}" for rid, where in moved.items()]
+        self.results[node].moves += text
+        if text:
+            self.history.record(self.run_id, node, "move", "note", moves=text)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Held from here (acquired by the caller); cleaned up and released whatever happens."""
+        self.history.record(self.run_id, None, "run", "start", holder=self.nodes.local)
+        try:
+            yield
+        finally:
+            try:
+                removed = steering.clean_up(self.cluster, self.all_nodes)
+            except (CommandError, RuntimeError) as exc:
+                removed = [f"clean-up failed: {exc}"]
+                self.report.step(None, "clean-up", f"[red]{removed[0]}[/]: remove rolling-upgrade-* constraints by hand")
+            self.history.record(self.run_id, None, "run", "end", cleaned=removed,
+                                nodes={n: r.result for n, r in self.results.items()})
+            self.lock.release()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

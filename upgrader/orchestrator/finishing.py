@@ -1,0 +1,68 @@
+"""The APT hooks' finishing step: this node, upgraded by an apt run it was drained for, takes resources again.
+
+The rollout's procedure from "fail over" on: this node comes online and
+resources still on old packages come onto it, checked, failed back on a bad
+check. In a two-node cluster the old peer then goes to standby, ready for its
+own apt run (the seed idea); with more nodes this node takes its fair share,
+from the nodes with most resources.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+from upgrader.orchestrator.context import NodeResult, Result, RunContext
+from upgrader.orchestrator.outcome import Outcome, Refused
+from upgrader.orchestrator.stops import STOPS, signals_deferred, stopped
+from upgrader.pacemaker.live import drained
+from upgrader.pacemaker.lock import LockHeld
+from upgrader.pacemaker.state import ClusterState
+
+FailOver = Callable[[str, Mapping[str, str]], None]  # the procedure's step: node, resources to take (id -> node)
+
+
+def finish(run: RunContext, fail_over: FailOver) -> Outcome:
+    """The finishing step on this node; its exit code (:class:`Refused` while another run holds the lock)."""
+    node = run.nodes.local
+    state = run.cluster.state()
+    run.all_nodes = [n.name for n in state.nodes]
+    run.results[node] = NodeResult(node, result=Result.PENDING)
+    try:
+        run.lock.acquire("fail-over")
+    except LockHeld as exc:
+        raise Refused(f"refused: {exc}; the finishing step of {node} waits for that run") from None
+    with run.locked(), signals_deferred(run):
+        try:
+            plans = run.plan_all([n for n in run.all_nodes if n != node])
+            for n, plan in plans.items():
+                if not plan.changes and not plan.error:
+                    run.mark_patched(n)
+            run.mark_patched(node)
+            take = fair_share(run, state, node)
+            fail_over(node, take)
+            old_peers = [n for n in run.all_nodes if n not in run.patched]
+            if len(run.all_nodes) == 2 and old_peers:
+                run.cluster.set_standby(old_peers[0], True)
+                run.cluster.wait_settled(drained(old_peers[0], ()), deadline=run.config.settle_timeout)
+                run.report.step(old_peers[0], "standby", "the old peer waits in standby for its own upgrade")
+                run.history.record(run.run_id, old_peers[0], "standby", "note",
+                                   reason="two-node cluster: the old peer waits in standby for its upgrade")
+            run.results[node].result = Result.OK
+            return Outcome.DONE
+        except STOPS as exc:
+            run.results[node].result, run.results[node].error = Result.FAILED, str(exc)
+            return stopped(run, node, exc)
+
+
+def fair_share(run: RunContext, state: ClusterState, node: str) -> dict[str, str]:
+    """Resources on old packages that ``node`` should take: all of them with one peer, else its share."""
+    on_old = {rid: sorted(state.running_on(rid))[0] for rid in state.top_level_ids()
+              if state.running_on(rid) and not state.running_on(rid) & run.patched}
+    if len(run.all_nodes) == 2:
+        return on_old
+    share = -(-len(state.top_level_ids()) // len(run.all_nodes))
+    load: dict[str, int] = {}
+    for where in on_old.values():
+        load[where] = load.get(where, 0) + 1
+    ranked = sorted(on_old.items(), key=lambda item: (-load[item[1]], item[0]))
+    return dict(ranked[:share])

@@ -1,0 +1,96 @@
+"""Where a rollout stops early, and how the stop is said.
+
+Ctrl-C / SIGTERM are deferred to the next safe point: between nodes (during
+the soak too), or after a node's drain and before its packages are touched
+(it is then put back online). A node gone offline or a lost quorum stops the
+run before the next node is drained, or after a drain (the node put back). The
+patch window defers the nodes left. Whatever stops a run is reported and
+recorded once (:func:`stopped`).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from contextlib import contextmanager
+from types import FrameType
+from typing import Callable, Iterator
+
+from upgrader.orchestrator.context import Result, RunContext
+from upgrader.orchestrator.outcome import Outcome, Stop
+from upgrader.pacemaker.live import NotSettled
+from upgrader.pacemaker.lock import LockError
+from upgrader.pacemaker.state import ParseError
+from upgrader.runner import CommandError
+
+STOPS = (Stop, CommandError, ParseError, NotSettled, LockError)  # what stops a run where it is raised
+
+
+@contextmanager
+def signals_deferred(run: RunContext) -> Iterator[None]:
+    """SIGINT and SIGTERM noted for the next :func:`safe_point` while the block runs."""
+    def note(signo: int, _frame: FrameType | None) -> None:
+        run.interrupted = signal.Signals(signo).name
+        run.report.step(None, "signal", f"{run.interrupted}: stopping at the next safe point")
+
+    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def safe_point(run: RunContext, node: str | None, drained_untouched: bool = False) -> None:
+    """Stop here if a signal asked to: between nodes, or after draining ``node`` (put back online first)."""
+    if not run.interrupted:
+        return
+    if node and drained_untouched:
+        run.back_online(node, settle=True)
+    where = f"after draining {node} (put back online, not upgraded)" if node else "between nodes"
+    raise Stop(Outcome.NEEDS_PERSON, f"interrupted by {run.interrupted}: stopped at a safe point {where}")
+
+
+def still_whole(run: RunContext, node: str, drained_untouched: bool = False) -> None:
+    """Stop before touching ``node`` if a node left the cluster or quorum was lost since the preflight."""
+    state = run.cluster.state()
+    gone = [n.name for n in state.nodes if not n.online]
+    if state.summary.quorum and not gone:
+        return
+    why = f"nodes offline: {', '.join(gone)}" if gone else "the cluster lost quorum"
+    if drained_untouched:
+        run.back_online(node)
+        raise Stop(Outcome.NEEDS_PERSON, f"{why}; stopped after draining {node} (put back online, not upgraded)")
+    raise Stop(Outcome.NEEDS_PERSON, f"{why}; stopped before draining {node}")
+
+
+def soak(run: RunContext) -> None:
+    """Soak-Time between two nodes, at a safe point throughout, the lock kept fresh."""
+    if run.config.soak_time:
+        run.report.step(None, "soak", f"waiting {run.config.soak_time}s before the next node")
+        end = time.monotonic() + run.config.soak_time
+        while time.monotonic() < end:
+            safe_point(run, None)
+            time.sleep(min(5.0, max(0.0, end - time.monotonic())))
+            run.lock.heartbeat("soak")
+
+
+def deferred(run: RunContext, rest: list[str], before_node: Callable[[str], str | None] | None) -> bool:
+    """Whether ``before_node`` defers the next node; if so, ``rest`` is recorded as deferred, untouched."""
+    reason = before_node(rest[0]) if before_node else None
+    if not reason:
+        return False
+    for n in rest:
+        run.results[n].result, run.results[n].error = Result.DEFERRED, reason
+        run.history.record(run.run_id, n, "node", "deferred", reason=reason)
+    run.report.step(rest[0], "defer", f"{', '.join(rest)} deferred: {reason}")
+    return True
+
+
+def stopped(run: RunContext, node: str | None, exc: Exception) -> Outcome:
+    """Report and record why the run stops here; its exit code (an error mid-run needs a person)."""
+    stop = exc if isinstance(exc, Stop) else Stop(Outcome.NEEDS_PERSON, f"stopped on an error: {exc}")
+    run.report.step(node, "stop", str(stop))
+    run.history.record(run.run_id, node, "run", "note", result="stopped", reason=str(stop))
+    run.stop_reason = str(stop)
+    return stop.code
