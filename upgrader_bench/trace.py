@@ -40,7 +40,7 @@ SPANS = (
     ("upgrader.orchestrator.remote", "Nodes", "apply", "upgrade (apply on the node)"),
     ("upgrader.orchestrator.context", "RunContext", "plan_all", "plan every node"),
     ("upgrader.pacemaker.lock", "UpgradeLock", "heartbeat", "lock heartbeat"),
-    ("upgrader.orchestrator.history", "History", "record", "history line"),
+    ("upgrader.history", "History", "record", "history line"),
 )
 REST = "the rest (preflight, standby, constraints, clean-up, start-up)"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from upgrader.orchestrator.history import History, HistoryError
+from upgrader.history import History, HistoryError
 
 
 def test_records_are_json_lines_in_a_private_file(tmp_path: Path) -> None:

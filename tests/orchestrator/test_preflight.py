@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from upgrader.config import Config
-from upgrader.orchestrator.history import History
+from upgrader.history import History
 from upgrader.orchestrator.procedure import Refused, Rollout
 from upgrader.orchestrator.remote import Change, NodePlan
 from upgrader.pacemaker.live import Cluster

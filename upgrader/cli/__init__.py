@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 def _failed(exc: Exception) -> int:
     """The exit code and one line for the errors a command reports in words; anything else propagates."""
     from upgrader.config import ConfigError
-    from upgrader.orchestrator.history import HistoryError
+    from upgrader.history import HistoryError
     from upgrader.orchestrator.outcome import Outcome, Refused
     from upgrader.pacemaker.lock import LockError
     from upgrader.pacemaker.names import BadValue

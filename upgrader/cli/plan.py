@@ -58,7 +58,7 @@ def plan(cluster: Cluster, out: Console, *, as_json: bool) -> int:
 
     from upgrader import config as configuration
     from upgrader.cli.progress import ConsoleReport
-    from upgrader.orchestrator.history import History
+    from upgrader.history import History
     from upgrader.orchestrator.outcome import Outcome
     from upgrader.orchestrator.procedure import Rollout
     from upgrader.orchestrator.remote import Nodes

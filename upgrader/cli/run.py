@@ -18,7 +18,7 @@ from rich.table import Table
 from upgrader import config as configuration
 from upgrader.cli.progress import ConsoleReport
 from upgrader.orchestrator import steering
-from upgrader.orchestrator.history import HistoryError
+from upgrader.history import HistoryError
 from upgrader.orchestrator.procedure import NodeResult, Outcome, Refused, Rollout
 from upgrader.orchestrator.recovery import recover
 from upgrader.orchestrator.remote import NodePlan

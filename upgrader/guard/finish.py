@@ -127,7 +127,7 @@ def _mark_failed(info: dict) -> None:
 
 def _history(path: Path, key: str, result: str, finish: str) -> None:
     """One record in the History-File (the orchestrator's format), and the same news in the system log."""
-    from upgrader.orchestrator.history import History
+    from upgrader.history import History
 
     info = record.read_json(key, record.RUN_INFO) or {}
     outcome = record.read_json(key, record.RESULT) or {}

@@ -21,7 +21,7 @@ from upgrader import boot
 from upgrader import config as configuration
 from upgrader.nightly import fit, report
 from upgrader.orchestrator import start
-from upgrader.orchestrator.history import History
+from upgrader.history import History
 from upgrader.orchestrator.procedure import Outcome, Refused, Rollout
 from upgrader.orchestrator.recovery import recover
 from upgrader.pacemaker import lock

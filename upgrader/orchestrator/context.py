@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol
 
 from upgrader.config import Config
 from upgrader.orchestrator import steering
-from upgrader.orchestrator.history import History
+from upgrader.history import History
 from upgrader.orchestrator.remote import NodePlan, Nodes
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.lock import UpgradeLock

@@ -27,7 +27,7 @@ from typing import Callable, Mapping
 from upgrader.config import Config
 from upgrader.orchestrator import finishing, steering, verification
 from upgrader.orchestrator.context import Checks, NodeResult, Reporter, Result, RunContext
-from upgrader.orchestrator.history import History
+from upgrader.history import History
 from upgrader.orchestrator.moves import Move, draining, failing_over
 from upgrader.orchestrator.outcome import Outcome, Refused, Stop
 from upgrader.orchestrator.remote import ApplyResult, NodePlan, Nodes

@@ -31,7 +31,7 @@ from upgrader.config import Config
 from upgrader.runs import RUN_ID_ENV
 from upgrader.hastack.control import NOTHING_TO_START
 from upgrader.orchestrator import steering
-from upgrader.orchestrator.history import History
+from upgrader.history import History
 from upgrader.orchestrator.remote import Nodes
 from upgrader.orchestrator.restarts import online
 from upgrader.pacemaker import lock

@@ -15,7 +15,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_f
 from upgrader import config as configuration
 from upgrader.hastack.control import StackError
 from upgrader.orchestrator.gate import HealthGate
-from upgrader.orchestrator.history import History
+from upgrader.history import History
 from upgrader.orchestrator.outcome import Refused
 from upgrader.orchestrator.procedure import Checks, Reporter, Rollout
 from upgrader.orchestrator.recovery import restart_own_stack
