@@ -7,7 +7,7 @@ import json
 import random
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -167,3 +167,19 @@ def test_which_lock_the_window_waits_for(run_id: str, holder_state: str, expired
     info = LockInfo("node2", run_id, 4711, "upgrade", None, None, None)
     assert lock_kind(LockStatus(info, holder_state, expired), "20261122T020000-node1-aaaaaa") == kind
     assert lock_kind(None, "20261122T020000-node1-aaaaaa") == "free"
+
+
+def test_the_window_goes_on_inside_an_open_window_and_says_why_not_outside(monkeypatch, tmp_path) -> None:
+    from upgrader.config import Config
+    from upgrader.nightly import window
+    from upgrader.timewindow import parse_window
+
+    monkeypatch.setattr(window, "LOG_FILE", str(tmp_path / "window.log"))
+    cfg = Config(windows=(parse_window("Mon-Sun 02:00-04:00 UTC"),), boot_grace=0)
+    inside = datetime(2026, 3, 2, 2, 5, tzinfo=timezone.utc)
+    assert window.not_now(cfg, inside, at_given=True) is None
+    assert "the clock is set by --at" in (tmp_path / "window.log").read_text()
+    code, line = window.not_now(cfg, inside.replace(hour=5), at_given=False)
+    assert code == 0 and line.startswith("patch window closed at ") and line.endswith("; nothing done")
+    code, line = window.not_now(Config(), inside, at_given=False)
+    assert (code, line) == (0, "no patch window configured (Rolling-Upgrade::Windows); nothing done")

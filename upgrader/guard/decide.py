@@ -28,8 +28,9 @@ def judge(state: ClusterState, node: str) -> str | None:
     if not me.standby:
         runs = ", ".join(here) if here else "nothing right now"
         return f"refused: {node} is active (runs {runs}); put it in standby or run rolling-upgrade"
-    if here or me.resources_running:
-        still = ", ".join(here) if here else f"{me.resources_running} resources"
+    unmanaged = sum(1 for r in state.resources if node in r.nodes and r.active and not r.managed)
+    if here or me.resources_running > unmanaged:
+        still = ", ".join(here) if here else f"{me.resources_running - unmanaged} resources"
         return f"refused: {node} is in standby but still runs {still}; wait until the cluster has moved them away"
     return None
 

@@ -137,10 +137,29 @@ def check_cluster(cluster: Cluster, found: Declarations, defaults: HealthDefault
         else:
             extra.append(CheckResult(rid, "-", Level.CLUSTER, ", ".join(spec.primitives), ok=False,
                                      error=f"{rid} runs on no node"))
-    extra += [_row(rid, "clone or bundle: not checked") for rid in found.skipped]
+    extra += [_collection_row(state, rid) for rid in found.skipped]
     report = check_health(targets, snapshot=lambda t: read_state(cluster, t)[1], baseline=Snapshot(),
                           runner_for=node_runners(cluster, config), defaults=defaults)
     return HealthReport(report.results + tuple(extra), report.seconds)
+
+
+def _collection_row(state: ClusterState, rid: str) -> CheckResult:
+    """A clone's instances where they run (a promotable one's Promoted too); a bundle is not checked yet."""
+    kind = state.collection(rid)
+    if kind is None or kind.kind != "clone":
+        return _row(rid, "bundle: not checked")
+    members = state.members(rid)
+    running = sorted({n for r in members if r.running for n in r.nodes})
+    promoted = sorted({n for r in members if r.running and r.role in ("Promoted", "Master") for n in r.nodes})
+    where = f"Started on {', '.join(running)}" + (f"; Promoted on {', '.join(promoted) or 'no node'}"
+                                                    if kind.promotable else "")
+    failed = [f"{r.id} failed on {','.join(r.nodes) or '?'}" for r in members if r.failed]
+    if not running and all((r.target_role or "").lower() == "stopped" for r in members):
+        return _row(rid, "stopped on purpose (target-role Stopped): not checked")
+    if not running or failed or (kind.promotable and not promoted):
+        why = "; ".join(failed) or (f"{rid} runs on no node" if not running else f"{rid} has no Promoted instance")
+        return CheckResult(rid, ", ".join(running) or "-", Level.CLUSTER, "clone", ok=False, error=why)
+    return CheckResult(rid, ", ".join(running), Level.CLUSTER, "clone", ok=True, note=where)
 
 
 def _row(rid: str, note: str) -> CheckResult:

@@ -181,9 +181,9 @@ def not_now(cfg: configuration.Config, now: datetime, at_given: bool) -> tuple[i
         upcoming = next_opening(cfg.windows, cfg.blackout, now)
         when = f"next opens {local_time(upcoming.start)}" if upcoming else "no opening within a year"
         return Outcome.DONE, f"patch window closed at {local_time(now)} ({when}); nothing done"
-    refusal = boot.gracerefusal(cfg.boot_grace, "the nightly window")
-    if refusal:
-        return Outcome.REFUSED, refusal
+    too_soon = boot.grace_refusal(cfg.boot_grace, "the nightly window")
+    if too_soon:
+        return Outcome.REFUSED, too_soon
     if at_given:
         log(f"the clock is set by --at to {local_time(now)} (a run by hand)")
     return None

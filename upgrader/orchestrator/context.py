@@ -21,7 +21,6 @@ from upgrader.history import History
 from upgrader.orchestrator.remote import NodePlan, Nodes
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.lock import UpgradeLock
-from upgrader.runner import CommandError
 
 if TYPE_CHECKING:
     from upgrader.health.report import HealthReport
@@ -122,18 +121,20 @@ class RunContext:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Held from here (acquired by the caller); cleaned up and released whatever happens."""
-        self.history.record(self.run_id, None, "run", "start", holder=self.nodes.local)
         try:
+            self.history.record(self.run_id, None, "run", "start", holder=self.nodes.local)
             yield
         finally:
             try:
-                removed = steering.clean_up(self.cluster, self.all_nodes)
-            except (CommandError, RuntimeError) as exc:
-                removed = [f"clean-up failed: {exc}"]
-                self.report.step(None, "clean-up", f"[red]{removed[0]}[/]: remove rolling-upgrade-* constraints by hand")
-            self.history.record(self.run_id, None, "run", "end", cleaned=removed,
-                                nodes={n: r.result for n, r in self.results.items()})
-            self.lock.release()
+                try:
+                    removed = steering.clean_up(self.cluster, self.all_nodes)
+                except Exception as exc:  # noqa: BLE001 - the lock is released whatever the clean-up did
+                    removed = [f"clean-up failed: {exc}"]
+                    self.report.step(None, "clean-up", f"{removed[0]}: remove rolling-upgrade-* constraints by hand")
+                self.history.record(self.run_id, None, "run", "end", cleaned=removed,
+                                    nodes={n: r.result for n, r in self.results.items()})
+            finally:
+                self.lock.release()
 
 
 def _now() -> str:

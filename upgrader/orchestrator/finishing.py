@@ -13,7 +13,8 @@ from typing import Callable, Mapping
 
 from upgrader.orchestrator.context import NodeResult, Result, RunContext
 from upgrader.orchestrator.outcome import Outcome, Refused
-from upgrader.orchestrator.stops import STOPS, signals_deferred, stopped
+from upgrader.orchestrator.stops import STOPS, signals_deferred, stopped, unexpected
+from upgrader.pacemaker import shapes
 from upgrader.pacemaker.live import drained
 from upgrader.pacemaker.lock import LockHeld
 from upgrader.pacemaker.state import ClusterState
@@ -52,12 +53,17 @@ def finish(run: RunContext, fail_over: FailOver) -> Outcome:
         except STOPS as exc:
             run.results[node].result, run.results[node].error = Result.FAILED, str(exc)
             return stopped(run, node, exc)
+        except Exception as exc:  # the apt run changed this node: never a traceback with it half taken
+            stop = unexpected(run, node, exc, touched=True)
+            run.results[node].result, run.results[node].error = Result.QUARANTINED, str(stop)
+            return stopped(run, node, stop)
 
 
 def fair_share(run: RunContext, state: ClusterState, node: str) -> dict[str, str]:
     """Resources on old packages that ``node`` should take: all of them with one peer, else its share."""
+    movable = {rid for n in state.nodes for rid in shapes.movable_on(state, n.name)}  # not clones
     on_old = {rid: sorted(state.running_on(rid))[0] for rid in state.top_level_ids()
-              if state.running_on(rid) and not state.running_on(rid) & run.patched}
+              if rid in movable and state.running_on(rid) and not state.running_on(rid) & run.patched}
     if len(run.all_nodes) == 2:
         return on_old
     share = -(-len(state.top_level_ids()) // len(run.all_nodes))

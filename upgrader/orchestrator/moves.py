@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
 from upgrader.orchestrator import steering
 from upgrader.orchestrator.context import RunContext
-from upgrader.pacemaker.live import Check, drained
+from upgrader.orchestrator.outcome import Outcome, Stop
+from upgrader.pacemaker import shapes
+from upgrader.pacemaker.live import Check, NotSettled
+from upgrader.pacemaker.simulate import Move as PredictedMove
 from upgrader.pacemaker.state import ClusterState
 
 if TYPE_CHECKING:
@@ -32,6 +35,7 @@ class Move:
     moved: dict[str, str]
     suspects: set[str]  # patched nodes a bad check blames: failed back from, quarantined
     untouched: str | None = None  # the drained node, not upgraded yet: back online if the move is undone
+    instances: tuple[str, ...] = ()  # clones whose instance on the drained node stopped (it comes back with it)
 
 
 @contextmanager
@@ -49,32 +53,110 @@ def preferring(run: RunContext, rids: Iterable[str], *, patched: bool,
         steering.drop_preference(run.cluster, rid)
 
 
+def refuse_stops(run: RunContext, state: ClusterState, node: str) -> list[str]:
+    """What a standby of ``node`` would take down instead of moving, as crm_simulate predicts it now."""
+    return shapes.stops_instead_of_moving(state, node, run.cluster.predict_standby(node))
+
+
 @contextmanager
 def draining(run: RunContext, node: str) -> Iterator[Move]:
-    """Standby: the node's resources move, onto patched nodes once there are any."""
+    """Standby: the node's resources move, onto patched nodes once there are any; its clone instances stop.
+
+    A drain that took something down (a resource stopped instead of moved, a clone's other
+    instances or its Promoted role lost) is undone at once: :func:`undo_drain`.
+    """
     before = run.checks.baseline()
-    resources = tuple(r for r in before[0].top_level_ids() if node in before[0].running_on(r))
+    state = before[0]
+    resources, clones = shapes.movable_on(state, node), shapes.instances_on(state, node)
     onto_patched = bool(run.patched - {node})
-    targets = steering.spread(resources, steering.load(before[0], run.patched - {node})) if onto_patched else {}
+    targets = steering.spread(resources, steering.load(state, run.patched - {node})) if onto_patched else {}
     with preferring(run, resources if onto_patched else (), patched=True, targets=targets):
         run.cluster.set_standby(node, True)
-        after = run.cluster.wait_settled(drained(node, resources), deadline=run.config.settle_timeout)
+        after = run.cluster.wait_settled(cleared(node, resources + clones), deadline=run.config.settle_timeout)
+        lost = shapes.taken_down(state, after, node, resources, clones)
+        if lost:
+            raise undo_drain(run, node, state, lost)
         moved = {rid: sorted(after.running_on(rid))[0] for rid in resources}
         run.note_moves(node, node, moved)
         yield Move(before, moved, suspects={where for where in moved.values() if where in run.patched},
-                   untouched=node)
+                   untouched=node, instances=clones)
+
+
+def cleared(node: str, rids: tuple[str, ...]) -> Check:
+    """No member of ``rids`` runs on ``node`` any more (moved, or stopped: the caller tells which)."""
+    def check(state: ClusterState) -> list[str]:
+        return [f"{rid} still on {node}" for rid in rids if node in state.running_on(rid)
+                or any(node in r.nodes and (r.active or r.busy) for r in state.members(rid))]
+    return check
+
+
+def undo_drain(run: RunContext, node: str, before: ClusterState, lost: list[str]) -> Stop:
+    """The drain took something down: ``node`` back online at once, until all of it runs again; the stop."""
+    said = "; ".join(lost)
+    run.history.record(run.run_id, node, "drain", "end", ok=False, problems=said)
+    run.back_online(node)
+    try:
+        run.cluster.wait_settled(restored(before), deadline=run.config.settle_timeout)
+    except NotSettled as exc:
+        return Stop(Outcome.NEEDS_PERSON, f"the drain of {node} took down what it should have moved ({said}); "
+                    f"{node} is back online but not all of it runs again: {exc}")
+    return Stop(Outcome.FAILED_BACK, f"the drain of {node} took down what it should have moved ({said}); {node} "
+                "is back online and all of it runs again; nothing was upgraded")
+
+
+def restored(before: ClusterState) -> Check:
+    """Everything that ran in ``before`` runs again (somewhere), with as many Promoted instances."""
+    def check(state: ClusterState) -> list[str]:
+        problems = []
+        for rid in before.top_level_ids():
+            if before.running_on(rid) and not state.running_on(rid):
+                problems.append(f"{rid} runs nowhere")
+            elif len(shapes.promoted(state, rid)) < len(shapes.promoted(before, rid)):
+                problems.append(f"{rid} lacks a Promoted instance")
+        return problems
+    return check
 
 
 @contextmanager
-def failing_over(run: RunContext, node: str, back: list[str]) -> Iterator[Move]:
-    """Back online; ``back``, still on old packages, comes onto the patched node."""
+def failing_over(run: RunContext, node: str, back: list[str], instances: tuple[str, ...] = ()) -> Iterator[Move]:
+    """Back online; ``back``, still on old packages, comes onto the patched node, as far as Pacemaker moves it.
+
+    What Pacemaker keeps where it is (stickiness, constraints: crm_simulate's prediction with our
+    preferences in place) is not waited for; it moves onto patched nodes at its own node's drain.
+    ``instances``, clones whose instance stopped with the drain, start there again.
+    """
     before = run.checks.baseline()
     with preferring(run, back, patched=True):
+        coming = came_back(before[0], back, run.cluster.predict_standby(node, standby=False))
+        stays = [rid for rid in back if rid not in coming]
+        if stays:
+            run.report.step(node, "fail-over", f"{', '.join(stays)} stay(s) where Pacemaker keeps them; they move "
+                            "onto a patched node when their node is drained")
         run.back_online(node)
-        after = run.cluster.wait_settled(on_patched(run, back), deadline=run.config.settle_timeout)
-        moved = {rid: sorted(after.running_on(rid))[0] for rid in back}
+        after = run.cluster.wait_settled(all_of(on_patched(run, coming), instances_back(node, instances)),
+                                         deadline=run.config.settle_timeout)
+        moved = {rid: sorted(after.running_on(rid))[0] for rid in coming}
         run.note_moves(node, None, moved)
         yield Move(before, moved, suspects={node})
+
+
+def came_back(state: ClusterState, back: list[str], predicted: tuple[PredictedMove, ...]) -> list[str]:
+    """Those of ``back`` whose members the prediction moves (or starts), in ``back``'s order."""
+    moving = {shapes.top_level(r) for m in predicted if m.relocates and m.dest
+              for r in state.resources if r.id == m.resource.split(":", 1)[0]}
+    return [rid for rid in back if rid in moving]
+
+
+def instances_back(node: str, clones: tuple[str, ...]) -> Check:
+    def check(state: ClusterState) -> list[str]:
+        return [f"{rid} not yet running on {node} again" for rid in clones if node not in state.running_on(rid)]
+    return check
+
+
+def all_of(*checks: Check) -> Check:
+    def check(state: ClusterState) -> list[str]:
+        return [p for c in checks for p in c(state)]
+    return check
 
 
 def on_patched(run: RunContext, rids: list[str]) -> Check:

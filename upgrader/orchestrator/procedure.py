@@ -22,17 +22,20 @@ is then put back). The APT hooks' finishing step is :mod:`finishing`.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Mapping
 
 from upgrader.config import Config
 from upgrader.orchestrator import finishing, steering, verification
 from upgrader.orchestrator.context import Checks, NodeResult, Reporter, Result, RunContext
 from upgrader.history import History
-from upgrader.orchestrator.moves import Move, draining, failing_over
+from upgrader.orchestrator.moves import Move, draining, failing_over, refuse_stops
 from upgrader.orchestrator.outcome import Outcome, Refused, Stop
 from upgrader.orchestrator.remote import ApplyResult, NodePlan, Nodes
 from upgrader.orchestrator.restarts import Restarts
-from upgrader.orchestrator.stops import STOPS, deferred, safe_point, signals_deferred, soak, still_whole, stopped
+from upgrader.orchestrator.stops import (STOPS, deferred, safe_point, signals_deferred, soak, still_whole, stopped,
+                                         unexpected)
+from upgrader.pacemaker import shapes
 from upgrader.pacemaker.live import Cluster, NotSettled
 from upgrader.pacemaker.lock import LockHeld, utcnow
 from upgrader.pacemaker.lock import inspect as lock_status
@@ -54,6 +57,8 @@ class Rollout(RunContext):
         self.restarts = Restarts(cluster, nodes, config, run_id, self.phase,
                                  lambda node, phase, text: self.report.step(node, phase, text))
         self.recovered: list[str] = []  # what rolling back an interrupted run did before this one
+        self.first: str | None = None  # the first node to drain (its drain was predicted at preflight)
+        self.kept_in_standby: set[str] = set()  # nodes an operator put in standby: upgraded, left there
 
     def run(self, only: list[str] | None = None, confirm: Confirm | None = None) -> Outcome:
         """Preflight, lock, then node by node (``only`` these); the exit code (:class:`Refused`: nothing changed)."""
@@ -89,6 +94,9 @@ class Rollout(RunContext):
                 return Outcome.DONE
             except STOPS as exc:
                 return stopped(self, None, exc)
+            except Exception as exc:  # between nodes: nothing is drained; said in one line, the lock released
+                return stopped(self, None, Stop(Outcome.NEEDS_PERSON, f"stopped on an unexpected error between "
+                                                f"nodes ({type(exc).__name__}: {exc}); no node is drained"))
 
     def finish(self) -> Outcome:
         """The APT hooks' finishing step on this node (:mod:`finishing`): this procedure from "fail over" on."""
@@ -116,16 +124,30 @@ class Rollout(RunContext):
             self.checks.preflight()
         except Exception as exc:  # a malformed probe: one line naming resource and attribute
             problems.append(str(exc))
+        problems += [f"{rid} is a bundle: rolling upgrades of nodes running bundles are not supported yet"
+                     for rid in shapes.bundles(state)]
         if problems:
             raise Refused("refused: " + "; ".join(problems))
         plans = self.plan_all(wanted)
         errors = [p.error for p in plans.values() if p.error]
         if errors:
             raise Refused("refused: " + "; ".join(e for e in errors if e))
+        to_drain = [n for n in wanted if plans[n].changes and not state.node(n).standby]
+        for n, down in zip(to_drain, self.predict_all(state, to_drain)):
+            problems += [f"a standby of {n} would take down what it should move: {d}" for d in down]
+        if problems:
+            raise Refused("refused: " + "; ".join(problems) + "; nothing was changed")
         online = [n for n in self.all_nodes if n not in quarantined]
         if len(online) < 2:
             raise Refused("refused: a rolling upgrade needs at least two nodes that can run resources")
+        self.first = next((n for n in wanted if plans[n].changes), None)
+        self.kept_in_standby = {n.name for n in state.nodes if n.standby and n.name not in quarantined}
         return plans
+
+    def predict_all(self, state: ClusterState, nodes: list[str]) -> list[list[str]]:
+        """For each node, what its standby would take down now (crm_simulate, in parallel)."""
+        with ThreadPoolExecutor(max_workers=len(nodes) or 1) as pool:
+            return list(pool.map(lambda n: refuse_stops(self, state, n), nodes))
 
     def order(self, state: ClusterState) -> list[str]:
         """The node we run on last (even in standby), standby nodes first, the rest by name; with no standby node, one
@@ -149,33 +171,48 @@ class Rollout(RunContext):
         started = time.monotonic()
         result = self.results[node]
         self.history.record(self.run_id, node, "node", "start", changes=[c.__dict__ for c in plan.changes])
+        touched = False
         try:
             still_whole(self, node)
-            moved_away = self.drain(node)
+            drained = self.drain(node)
             safe_point(self, node, drained_untouched=True)
             still_whole(self, node, drained_untouched=True)
+            touched = True  # from here its packages may change
             applied = self.upgrade(node, stack=plan.ha_stack)
             result.changes = [c.__dict__ for c in applied.changes] or result.changes
-            self.fail_over(node, moved_away)
+            self.fail_over(node, drained.moved, drained.instances)
             result.result = Result.OK
         except STOPS as stop:
             result.result = Result.QUARANTINED if result.result == Result.QUARANTINED else Result.FAILED
             result.error = str(stop)
             raise
+        except Exception as exc:  # a bug or the unforeseen: never a traceback with a node drained
+            stop = unexpected(self, node, exc, touched=touched)
+            result.result = Result.QUARANTINED if touched else Result.FAILED
+            result.error = str(stop)
+            raise stop from exc
         finally:
             result.seconds = round(time.monotonic() - started, 1)
             self.history.record(self.run_id, node, "node", "end", result=result.result, seconds=result.seconds,
                                 moves=result.moves, error=result.error)
 
-    def drain(self, node: str) -> dict[str, str]:
-        """Standby; the node's resources move (onto patched nodes once there are any) and are checked."""
+    def drain(self, node: str) -> Move:
+        """Standby; the node's resources move (onto patched nodes once there are any) and are checked.
+
+        Refused first, nothing changed, when Pacemaker would stop something instead of moving it.
+        """
         self.phase(node, "drain")
+        if node != self.first:  # the preflight predicted the first drain on this very state
+            down = refuse_stops(self, self.cluster.state(), node)
+            if down:
+                raise Stop(Outcome.NEEDS_PERSON, f"stopped before draining {node}: its standby would take down "
+                           f"what it should move: {'; '.join(down)}")
         with draining(self, node) as move:
             if move.moved:
                 self.verify(node, move)
         self.report.step(node, "drain", f"standby; {len(move.moved)} resource(s) moved and healthy" if move.moved
                          else "standby; it ran nothing")
-        return move.moved
+        return move
 
     def upgrade(self, node: str, stack: bool = False) -> ApplyResult:
         """The dist-upgrade on the drained node (its cluster stack stopped around it when ``stack``), then
@@ -210,16 +247,22 @@ class Rollout(RunContext):
                             stale_processes=list(applied.stale_processes), seconds=round(applied.seconds, 1))
         return applied
 
-    def fail_over(self, node: str, moved_away: Mapping[str, str]) -> None:
-        """Back online; resources that still run on old packages come onto the patched node and are checked."""
+    def fail_over(self, node: str, moved_away: Mapping[str, str], instances: tuple[str, ...] = ()) -> None:
+        """Back online; resources that still run on old packages come onto the patched node and are checked.
+
+        A node an operator had put in standby before the run stays there: upgraded, not brought back.
+        """
         self.phase(node, "fail-over")
+        if node in self.kept_in_standby:
+            self.report.step(node, "fail-over", "left in standby, as it was before the run (an operator's standby)")
+            return
         self.mark_patched(node)
         back = [rid for rid, where in moved_away.items() if where not in self.patched]
-        if not back:  # its resources already run on patched nodes: nothing to move, nothing to wait for
+        if not back and not instances:  # its resources already run on patched nodes: nothing to wait for
             self.back_online(node)
             self.report.step(node, "fail-over", "online")
             return
-        with failing_over(self, node, back) as move:
+        with failing_over(self, node, back, instances) as move:
             if move.moved:
                 self.phase(node, "verify")
                 self.verify(node, move)

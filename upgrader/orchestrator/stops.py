@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import time
+import traceback
 from contextlib import contextmanager
 from types import FrameType
 from typing import Callable, Iterator
@@ -94,3 +95,30 @@ def stopped(run: RunContext, node: str | None, exc: Exception) -> Outcome:
     run.history.record(run.run_id, node, "run", "note", result="stopped", reason=str(stop))
     run.stop_reason = str(stop)
     return stop.code
+
+
+def unexpected(run: RunContext, node: str, exc: Exception, *, touched: bool) -> Stop:
+    """An error nobody foresaw while ``node`` is worked on: ended like a failed check; the stop to raise.
+
+    Untouched (drained, its packages as they were): back online. Touched (dpkg may have run, or it
+    took resources again): standby, quarantined, its resources moved onto the others. Each step is
+    tried whatever the one before did; the run then stops (exit 4), its lock released by the caller.
+    """
+    what = f"an unexpected error ({type(exc).__name__}: {exc})"
+    run.history.record(run.run_id, node, "run", "note", error=what,
+                       where=traceback.format_exception(exc)[-2].strip()[:300] if exc.__traceback__ else None)
+    done: list[str] = []
+    try:
+        if touched:
+            run.cluster.set_standby(node, True)
+            run.quarantine(node)
+            done.append(f"{node} is in standby and quarantined (its packages may have changed)")
+        elif node in getattr(run, "kept_in_standby", ()):
+            done.append(f"{node} stays in standby, as an operator left it")
+        else:
+            run.back_online(node)
+            done.append(f"{node} is back online, not upgraded")
+        run.cluster.wait_settled(None, deadline=run.config.settle_timeout)
+    except Exception as again:  # noqa: BLE001 - the stop must be said whatever the cluster does now
+        done.append(f"putting {node} right failed too ({type(again).__name__}: {again}): check it by hand")
+    return Stop(Outcome.NEEDS_PERSON, f"{what} while upgrading {node}; {'; '.join(done)}")

@@ -265,12 +265,12 @@ class Cluster:
         """Quorum, nodes, failures, maintenance-mode, stray cli- constraints and fencing, now."""
         return Preflight.from_state(self.state(), self.cli_constraints())
 
-    def predict_standby(self, node: str) -> tuple[Move, ...]:
-        """The actions Pacemaker would take if ``node`` went into standby now."""
-        return parse_transition_summary(self.simulate_standby(node))
+    def predict_standby(self, node: str, standby: bool = True) -> tuple[Move, ...]:
+        """The actions Pacemaker would take if ``node`` went into standby now (``standby`` False: came out of it)."""
+        return parse_transition_summary(self.simulate_standby(node, standby))
 
-    def simulate_standby(self, node: str) -> str:
-        """crm_simulate's text output for "``node`` goes into standby".
+    def simulate_standby(self, node: str, standby: bool = True) -> str:
+        """crm_simulate's text output for "``node`` goes into standby" (or, ``standby`` False, comes out of it).
 
         Works on a copy of the live CIB (in a temporary directory made by the
         runner, so it also works through a prefix): the live cluster is not touched.
@@ -281,8 +281,9 @@ class Cluster:
         try:
             self.runner.run(["crm_simulate", "--live-check", f"--save-input={path}"], what="copying the live CIB")
             self.runner.with_env(CIB_file=path).run(
-                ["crm_attribute", "--node", node, "--name", "standby", "--update=on", "--lifetime", "forever"],
-                what=f"setting standby on {node} in the copy of the CIB",
+                ["crm_attribute", "--node", node, "--name", "standby", f"--update={'on' if standby else 'off'}",
+                 "--lifetime", "forever"],
+                what=f"setting standby {'on' if standby else 'off'} for {node} in the copy of the CIB",
             )
             return self.runner.run(["crm_simulate", f"--xml-file={path}", "--simulate"], what="crm_simulate (prediction)").stdout
         finally:

@@ -70,6 +70,16 @@ class Resource:
 
 
 @dataclass(frozen=True)
+class Collection:
+    """A clone (``promotable`` for a promoted/unpromoted one, as DRBD's) or a bundle, as crm_mon lists it."""
+
+    id: str
+    kind: str  # "clone" or "bundle"
+    promotable: bool
+    managed: bool
+
+
+@dataclass(frozen=True)
 class Failure:
     """A failed action (``<failures>``)."""
 
@@ -148,6 +158,11 @@ class ClusterState:
     failures: tuple[Failure, ...]
     bans: tuple[Ban, ...]
     fail_counts: tuple[FailCount, ...] = ()  # non-zero only
+    collections: tuple[Collection, ...] = ()  # clones and bundles
+
+    def collection(self, rid: str) -> Collection | None:
+        """The clone or bundle called ``rid``; None for a group or a primitive."""
+        return next((c for c in self.collections if c.id == rid), None)
 
     def fail_count(self, resource: str, node: str) -> int:
         """The fail-count of primitive ``resource`` on ``node`` (0 when none is recorded)."""
@@ -212,7 +227,15 @@ def parse_crm_mon(text: str) -> ClusterState:
         failures=tuple(_failure(f) for f in root.iterfind("failures/failure")),
         bans=tuple(_ban(b) for b in root.iterfind("bans/ban")),
         fail_counts=tuple(_fail_counts(root)),
+        collections=tuple(_collections(resources)) if resources is not None else (),
     )
+
+
+def _collections(resources: ET.Element) -> Iterator[Collection]:
+    for el in resources.iter():
+        if el.tag in ("clone", "bundle"):
+            yield Collection(id=el.get("id", ""), kind=el.tag, promotable=_bool(el, "multi_state", False),
+                             managed=_bool(el, "managed", True))
 
 
 def _bool(el: ET.Element, name: str, default: bool | None = None) -> bool:
@@ -378,10 +401,10 @@ def _base(group: str | None) -> str | None:
 
 
 def resources_on(state: ClusterState, node: str) -> list[str]:
-    """Top-level ids (group, clone or primitive) with a member active or busy on ``node``."""
+    """Top-level ids (group, clone or primitive) with a managed member active or busy on ``node``."""
     found: dict[str, None] = {}
     for r in state.resources:
-        if node in r.nodes and (r.active or r.busy):
+        if node in r.nodes and (r.active or r.busy) and r.managed:  # unmanaged: left where it is, by design
             top = r.clone or (r.group.split(":", 1)[0] if r.group else None) or r.id
             found.setdefault(top, None)
     return list(found)

@@ -1,0 +1,123 @@
+"""An error nobody foresaw, at every phase of a node, in a run and in the APT hooks' finishing step:
+never a traceback with a node drained. It ends like a failed check: the node back online when its
+packages were untouched, in standby and quarantined when they may have changed; one line; exit 4."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from upgrader.config import Config
+from upgrader.history import History
+from upgrader.orchestrator.context import NodeResult
+from upgrader.orchestrator.outcome import Outcome, Stop
+from upgrader.orchestrator.procedure import Rollout
+from upgrader.orchestrator.remote import Change, NodePlan
+from upgrader.orchestrator.steering import QUARANTINE
+from upgrader.pacemaker.state import parse_crm_mon
+
+DATA = Path(__file__).parents[1] / "pacemaker" / "data"
+STATE = parse_crm_mon((DATA / "crm_mon-all-online.xml").read_text())  # captured: 3 nodes online, quorate
+
+
+class FakeCluster:
+    """What the steps ask of the cluster, recorded; the state is the captured one."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def state(self, timeout: float | None = None):
+        return STATE
+
+    def set_standby(self, node: str, on: bool) -> None:
+        self.calls.append(("standby", node, on))
+
+    def set_attribute(self, node: str, name: str, value: str, lifetime: str = "forever") -> None:
+        self.calls.append(("attribute", node, name))
+
+    def wait_settled(self, expect: object = None, *, deadline: float, interval: float | None = None):
+        self.calls.append(("settled",))
+        return STATE
+
+
+class Quiet:
+    def step(self, node, phase, text) -> None: ...
+
+    def progress(self, node, event) -> None: ...
+
+
+class FreshLock:
+    def heartbeat(self, phase: str | None = None, *, before_move: bool = False) -> None: ...
+
+
+class FakeNodes:
+    local = "node1"
+
+
+def rollout(tmp_path: Path) -> tuple[Rollout, FakeCluster]:
+    cluster = FakeCluster()
+    r = Rollout(cluster, FakeNodes(), checks=None, config=Config(settle_timeout=5),  # type: ignore[arg-type]
+                history=History(tmp_path / "history.jsonl"), report=Quiet(), run_id="20261201T000000-node1-abcdef")
+    r.lock = FreshLock()  # type: ignore[assignment]
+    r.results = {"node2": NodeResult("node2")}
+    return r, cluster
+
+
+def boom(*_: object, **__: object) -> Any:
+    raise RuntimeError("boom [/etc/app.conf]")
+
+
+PLAN = NodePlan("node2", (Change("demo-libfoo", "1", "2"),))
+
+
+@pytest.mark.parametrize("phase", ["drain", "upgrade", "fail_over"])
+def test_an_unexpected_error_at_any_phase_of_a_node_ends_like_a_failed_check(tmp_path: Path, phase: str) -> None:
+    r, cluster = rollout(tmp_path)
+    moved = type("Drained", (), {"moved": {}, "instances": ()})()
+
+    def drained(node: str) -> Any:
+        cluster.set_standby(node, True)
+        return moved
+
+    r.drain = boom if phase == "drain" else drained  # type: ignore[method-assign]
+    r.upgrade = boom if phase == "upgrade" else (lambda node, stack=False: type("A", (), {"changes": ()})())  # type: ignore[method-assign]
+    r.fail_over = boom  # type: ignore[method-assign]  # reached only when the phases before it passed
+    with pytest.raises(Stop) as caught:
+        r.upgrade_one("node2", PLAN)
+    stop = caught.value
+    assert stop.code == Outcome.NEEDS_PERSON
+    said = str(stop)
+    assert said.startswith("an unexpected error (RuntimeError: boom [/etc/app.conf]) while upgrading node2; ")
+    if phase == "drain":  # its packages untouched: back online
+        assert said.endswith("node2 is back online, not upgraded")
+        assert ("standby", "node2", False) in cluster.calls
+        assert r.results["node2"].result == "failed"
+    else:  # dpkg may have run: standby, quarantined
+        assert said.endswith("node2 is in standby and quarantined (its packages may have changed)")
+        assert cluster.calls[-3:] == [("standby", "node2", True), ("attribute", "node2", QUARANTINE), ("settled",)]
+        assert r.results["node2"].result == "quarantined"
+    assert r.results["node2"].error == said
+    records = [line for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert any('"error": "an unexpected error (RuntimeError: boom [/etc/app.conf])"' in line for line in records)
+    assert '"event": "end"' in records[-1] and '"result": "' in records[-1]  # the node's end line is written
+
+
+def test_an_unexpected_error_in_the_finishing_step_quarantines_this_node_and_releases_the_lock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from upgrader.orchestrator import finishing, steering
+
+    r, cluster = rollout(tmp_path)
+    released: list[bool] = []
+    r.lock = type("L", (), {"acquire": lambda self, phase: None, "heartbeat": lambda self, *a, **k: None,  # type: ignore[assignment]
+                            "release": lambda self: released.append(True)})()
+    r.plan_all = lambda nodes: {n: NodePlan(n) for n in nodes}  # type: ignore[method-assign]
+    r.all_nodes = [n.name for n in STATE.nodes]
+    r.mark_patched = lambda node: r.patched.add(node)  # type: ignore[method-assign]
+    monkeypatch.setattr(steering, "clean_up", lambda cluster, nodes: [])
+    code = finishing.finish(r, boom)
+    assert code == Outcome.NEEDS_PERSON and released == [True]
+    assert r.results["node1"].result == "quarantined"
+    assert r.stop_reason and r.stop_reason.startswith("an unexpected error (RuntimeError: boom [/etc/app.conf]) "
+                                                      "while upgrading node1; node1 is in standby and quarantined")

@@ -1,0 +1,83 @@
+"""What standby does to each kind of resource: Pacemaker's resource model, read from a ClusterState.
+
+A drain (standby) moves what runs once (a primitive or a group) to another
+node; a clone's instance on the node stops there and the other instances stay
+(a promotable clone promotes another instance if its Promoted one stopped);
+an unmanaged resource stays where it runs, untouched. Pure functions.
+"""
+
+from __future__ import annotations
+
+from upgrader.pacemaker.simulate import Move
+from upgrader.pacemaker.state import ClusterState, Resource
+
+
+def top_level(r: Resource) -> str:
+    """The id a member belongs to at the top: its clone or bundle, its group, or itself."""
+    return r.clone or (r.group.split(":", 1)[0] if r.group else None) or r.id
+
+
+def _active_on(state: ClusterState, node: str) -> dict[str, list[Resource]]:
+    found: dict[str, list[Resource]] = {}
+    for r in state.resources:
+        if node in r.nodes and (r.active or r.busy):
+            found.setdefault(top_level(r), []).append(r)
+    return found
+
+
+def movable_on(state: ClusterState, node: str) -> tuple[str, ...]:
+    """Groups and primitives (fencing devices too) that run on ``node`` and that a standby moves away."""
+    return tuple(rid for rid, members in _active_on(state, node).items()
+                 if state.collection(rid) is None and all(r.managed for r in members))
+
+
+def instances_on(state: ClusterState, node: str) -> tuple[str, ...]:
+    """Clones (and bundles) with an instance on ``node``: a standby stops that instance."""
+    return tuple(rid for rid, members in _active_on(state, node).items()
+                 if state.collection(rid) is not None and all(r.managed for r in members))
+
+
+def unmanaged_on(state: ClusterState, node: str) -> tuple[str, ...]:
+    """Resources with an unmanaged member running on ``node``: Pacemaker (and we) leave them where they are."""
+    return tuple(rid for rid, members in _active_on(state, node).items() if not all(r.managed for r in members))
+
+
+def promoted(state: ClusterState, rid: str) -> frozenset[str]:
+    """Nodes where the promotable clone ``rid`` has a Promoted instance running."""
+    return frozenset(n for r in state.members(rid) if r.running and r.role in ("Promoted", "Master") for n in r.nodes)
+
+
+def bundles(state: ClusterState) -> tuple[str, ...]:
+    return tuple(c.id for c in state.collections if c.kind == "bundle")
+
+
+def stops_instead_of_moving(state: ClusterState, node: str, predicted: tuple[Move, ...]) -> list[str]:
+    """What a standby of ``node`` would take down (one line each), from crm_simulate's prediction.
+
+    Exempt: a clone instance that stops on the drained node itself (standby does that by design).
+    """
+    found: dict[str, str] = {}
+    for move in predicted:
+        if move.action != "Stop":
+            continue
+        base = move.resource.split(":", 1)[0]
+        member = next((r for r in state.resources if r.id == base), None)
+        top = top_level(member) if member else base
+        if state.collection(top) is not None and move.source == node:
+            continue
+        found.setdefault(top, f"{top} would be stopped, not moved ({move.reason or 'no other node can run it'})")
+    return list(found.values())
+
+
+def taken_down(before: ClusterState, after: ClusterState, node: str, moved: tuple[str, ...],
+               clones: tuple[str, ...]) -> list[str]:
+    """What a settled drain of ``node`` took down instead of moving (one line each; empty when nothing)."""
+    lost = [f"{rid} runs nowhere (it ran on {node})" for rid in moved if not after.running_on(rid)]
+    for rid in clones:
+        gone = (before.running_on(rid) - {node}) - after.running_on(rid)
+        if gone:
+            lost.append(f"{rid} stopped on {', '.join(sorted(gone))} too")
+        had, has = promoted(before, rid), promoted(after, rid)
+        if len(has) < len(had):
+            lost.append(f"{rid} has {len(has)} Promoted instance(s), it had {len(had)}")
+    return lost
