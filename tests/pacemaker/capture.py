@@ -1,10 +1,11 @@
 """Capture Pacemaker output from a real lab into tests/pacemaker/data/.
 
-    sudo .venv/bin/python tests/pacemaker/capture.py [--name pcap] [--only start-failed]
+    sudo .venv/bin/python tests/pacemaker/capture.py [--name pcap] [--only start-failed|promotable]
 
 Brings up its own 3-node lab, adds a Dummy clone (so clones are covered),
 then produces each situation (or only the one ``--only`` names) and saves crm_mon XML (and crm_simulate text,
-CIB copies) with the facts of the moment in data/situations.json. The unit
+CIB copies) with the facts of the moment in data/situations.json. ``promotable`` adds a promotable
+Stateful clone and a Dummy colocated with its Promoted role, and predicts the Promoted node's standby. The unit
 tests read only these files. The lab is always torn down.
 """
 
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +27,7 @@ DATA = Path(__file__).parent / "data"
 LAB_CLI = str(Path(sys.executable).parent / "upgrader-lab")
 APPS = ("app1", "app2", "app3")
 FLAKY = "flaky"  # a Dummy primitive whose start fails on one node (start-failed situation)
+PROMOTABLE, FRONT = "db-clone", "db-front"  # a promotable clone, and a resource that runs with its Promoted role
 CLONE = (
     '<clone id="probe-clone"><primitive id="probe" class="ocf" provider="pacemaker" type="Dummy">'
     '<operations><op id="probe-monitor-10s" name="monitor" interval="10s"/></operations></primitive></clone>'
@@ -130,6 +134,7 @@ def situation_main(lab: Lab, state: ClusterState) -> dict[str, dict]:
     c1.runner.run(["crm_resource", "--cleanup", "--resource", "app3"])
 
     facts.update(situation_start_failed(lab, c1.wait_settled(all_running(), deadline=60)))
+    facts.update(situation_promotable(lab, c1.wait_settled(all_running(), deadline=60)))
     print("node3 powered off")
     c1.wait_settled(all_running(lambda s: [] if not s.failures else ["failures not cleaned up"]), deadline=60)
     lab("kill", "node3")
@@ -184,7 +189,110 @@ def flaky_xml(fail_on: str) -> str:
             f'<operations><op id="{FLAKY}-monitor-10s" name="monitor" interval="10s"/></operations></primitive>')
 
 
-SITUATIONS = {"all": situation_main, "start-failed": situation_start_failed}
+def situation_promotable(lab: Lab, state: ClusterState) -> dict[str, dict]:
+    """A promotable Stateful clone (promoted-max 1) and a Dummy colocated with its Promoted role: the
+    prediction for the Promoted node's standby (crm_simulate, with the CIB and crm_mon it ran on), then
+    what the cluster did. Both resources and their constraints are removed again afterwards."""
+    c1 = lab.cluster("node1")
+    print(f"a promotable clone {PROMOTABLE} and {FRONT} with its Promoted role")
+    c1.runner.run(["cibadmin", "--create", "--scope", "resources", f"--xml-text={promotable_xml()}"])
+    c1.runner.run(["cibadmin", "--create", "--scope", "resources", f"--xml-text={front_xml()}"])
+    for constraint in promotable_constraints():
+        c1.runner.run(["cibadmin", "--create", "--scope", "constraints", f"--xml-text={constraint}"])
+    state = c1.wait_settled(all_running(clone_everywhere, promoted_with_front()), deadline=90)
+    node = promoted_on(state)[0]
+    save("crm_mon-promotable.xml", crm_mon(c1))
+    save("cib-promotable.xml", c1.runner.run(["cibadmin", "--query"]).stdout)
+    elsewhere = sorted(state.running_on(PROMOTABLE) - {node})[0]
+    print(f"offline, on the saved CIB: the Promoted role preferred on {elsewhere} (a demote and a promote)")
+    save("crm_simulate-promotable-demote.txt", simulate_promoted_on(DATA / "cib-promotable.xml", elsewhere))
+    print(f"standby {node} (runs the Promoted {PROMOTABLE}): prediction, then what the cluster did")
+    save("crm_simulate-promotable-standby.txt", c1.simulate_standby(node))
+    c1.set_standby(node, True)
+    away = all_running(promoted_with_front(away_from=node),
+                       lambda s: [f"{a} still on {node}" for a in APPS if node in s.running_on(a)])
+    after = c1.wait_settled(away, deadline=90)
+    save("crm_mon-promotable-standby.xml", crm_mon(c1))
+    facts = {"promotable": {"node": node, "placement": placement(state), "promoted": promoted_on(state),
+                            "demote": {"preferred": elsewhere},
+                            "after": {"placement": placement(after), "promoted": promoted_on(after)}}}
+    c1.set_standby(node, False)
+    remove_promotable(c1)
+    return facts
+
+
+def simulate_promoted_on(cib: Path, node: str) -> str:
+    """crm_simulate on a copy of ``cib`` with a location constraint that prefers the Promoted role on ``node``."""
+    constraint = (f'<rsc_location id="{PROMOTABLE}-promoted-on-{node}" rsc="{PROMOTABLE}" role="Promoted" '
+                  f'node="{node}" score="1000"/>')
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "cib.xml"
+        shutil.copy(cib, copy)
+        Runner(env={"CIB_file": str(copy)}).run(["cibadmin", "--create", "--scope", "constraints",
+                                                 f"--xml-text={constraint}"])
+        return Runner().run(["crm_simulate", f"--xml-file={copy}", "--simulate"]).stdout
+
+
+def promoted_on(state: ClusterState) -> list[str]:
+    """The nodes where an instance of the promotable clone runs Promoted."""
+    return sorted(n for r in state.members(PROMOTABLE) if r.running and r.role in ("Promoted", "Master")
+                  for n in r.nodes)
+
+
+def promoted_with_front(away_from: str | None = None) -> Check:
+    """One Promoted instance (not on ``away_from``), an instance on every other node that can run one, and the
+    colocated resource with the Promoted one."""
+
+    def check(s: ClusterState) -> list[str]:
+        promoted = promoted_on(s)
+        if len(promoted) != 1 or promoted[0] == away_from:
+            return [f"{PROMOTABLE} promoted on {promoted or 'no node'}"]
+        fit = {n.name for n in s.nodes if n.online and not n.standby}
+        problems = [] if s.running_on(PROMOTABLE) == fit else [f"{PROMOTABLE} not on every node that can run it"]
+        return problems + ([] if s.running_on(FRONT) == {promoted[0]} else [f"{FRONT} not with the Promoted instance"])
+
+    return check
+
+
+def remove_promotable(c1: Cluster) -> None:
+    """Stop and delete the promotable clone, the colocated resource and their constraints."""
+    for rid in (FRONT, PROMOTABLE):
+        c1.runner.run(["crm_resource", "--resource", rid, "--meta", "--set-parameter", "target-role",
+                       "--parameter-value", "Stopped"])
+    c1.wait_settled(all_running(lambda s: [f"{r} still runs" for r in (FRONT, PROMOTABLE) if s.running_on(r)]),
+                    deadline=90)
+    for constraint in promotable_constraints():
+        c1.runner.run(["cibadmin", "--delete", "--scope", "constraints", f"--xml-text={constraint}"])
+    for tag, rid in (("primitive", FRONT), ("clone", PROMOTABLE)):
+        c1.runner.run(["cibadmin", "--delete", "--scope", "resources", f'--xml-text=<{tag} id="{rid}"/>'])
+    c1.runner.run(["crm_resource", "--cleanup"])
+    c1.wait_settled(all_running(lambda s: [f"{r} still listed" for r in (FRONT, PROMOTABLE) if s.members(r)]),
+                    deadline=60)
+
+
+def promotable_xml() -> str:
+    return (f'<clone id="{PROMOTABLE}"><meta_attributes id="{PROMOTABLE}-meta">'
+            f'<nvpair id="{PROMOTABLE}-promotable" name="promotable" value="true"/>'
+            f'<nvpair id="{PROMOTABLE}-promoted-max" name="promoted-max" value="1"/></meta_attributes>'
+            '<primitive id="db" class="ocf" provider="pacemaker" type="Stateful"><operations>'
+            '<op id="db-monitor-promoted" name="monitor" interval="10s" role="Promoted"/>'
+            '<op id="db-monitor-unpromoted" name="monitor" interval="11s" role="Unpromoted"/>'
+            '</operations></primitive></clone>')
+
+
+def front_xml() -> str:
+    return (f'<primitive id="{FRONT}" class="ocf" provider="pacemaker" type="Dummy"><operations>'
+            f'<op id="{FRONT}-monitor-10s" name="monitor" interval="10s"/></operations></primitive>')
+
+
+def promotable_constraints() -> tuple[str, ...]:
+    return (f'<rsc_colocation id="{FRONT}-with-promoted" rsc="{FRONT}" with-rsc="{PROMOTABLE}" '
+            'with-rsc-role="Promoted" score="INFINITY"/>',
+            f'<rsc_order id="{FRONT}-after-promote" first="{PROMOTABLE}" first-action="promote" then="{FRONT}" '
+            'then-action="start"/>')
+
+
+SITUATIONS = {"all": situation_main, "start-failed": situation_start_failed, "promotable": situation_promotable}
 
 
 def main() -> int:
@@ -195,8 +303,8 @@ def main() -> int:
     args = p.parse_args()
     DATA.mkdir(exist_ok=True)
     lab = Lab(args.name)
-    lab("up", "--nodes", "3")
     try:
+        lab("up", "--nodes", "3")
         facts = SITUATIONS[args.only](lab, setup(lab))
     finally:
         lab("down")
