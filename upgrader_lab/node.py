@@ -133,9 +133,18 @@ def launch(lab: Lab, node: str, *, hold: bool) -> int:
             "--netns", lab.netns(node), "--state", str(lab.node_dir(node))]
     if hold:
         argv.append("--hold")
-    argv += ["--bind", f"{lab.repo_dir}:{REPO_MOUNT}", "--bind", f"{PROJECT}:{PROJECT}"]
+    argv += ["--bind", f"{lab.repo_dir}:{REPO_MOUNT}"]
+    for tree in project_trees():
+        argv += ["--bind", f"{tree}:{tree}"]
     result = _host.run(argv, what=f"starting {node}", timeout=30)
     return int(result.stdout.strip())
+
+
+def project_trees() -> list[str]:
+    """This source tree, and the venv whose interpreter runs the nodes' tools when it lies elsewhere."""
+    venv = str(Path(sys.prefix).resolve())
+    inside = venv == PROJECT or venv.startswith(PROJECT + os.sep)
+    return [PROJECT] if inside or sys.prefix == sys.base_prefix else [PROJECT, venv]
 
 
 def init_pid(lab: Lab, node: str) -> int | None:

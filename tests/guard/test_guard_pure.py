@@ -130,3 +130,15 @@ def test_install_writes_snippets_and_a_wrapper_that_skips_a_removed_tool(tmp_pat
 def test_kernel_releases_sort_by_number_and_stale_scan_runs() -> None:
     assert max(["6.1.0-9-amd64", "6.1.0-27-amd64"], key=_release_key) == "6.1.0-27-amd64"
     assert all(p.files for p in stale_processes())
+
+
+def test_the_peers_are_corosyncs_nodelist_and_this_node_is_the_one_named_like_the_host() -> None:
+    from upgrader.guard.peer import nodelist, this_node
+    from upgrader_lab.cluster import corosync_conf
+    from upgrader_lab.layout import Lab
+
+    text = corosync_conf(Lab(name="peer", nodes=3))  # what the lab writes into every node, as production has it
+    assert nodelist(text) == ["node1", "node2", "node3"]
+    assert this_node(nodelist(text), "node2") == "node2"
+    assert this_node(nodelist(text), "node2.example.org") == "node2"
+    assert this_node(nodelist(text), "other") is None

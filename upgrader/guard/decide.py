@@ -8,12 +8,17 @@ to do; a refusal changes nothing.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 from upgrader.guard.decision import LOCK_PHASE, Decision
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.state import ClusterState, resources_on
 from upgrader.runner import NOT_CONNECTED, CommandError
 from upgrader.runs import APT_RUN_PREFIX
+
+if TYPE_CHECKING:
+    from upgrader.guard.peer import Peer
 
 
 
@@ -36,11 +41,14 @@ def judge(state: ClusterState, node: str) -> str | None:
 
 
 def decide(cluster: Cluster, run_id: str, lock_ttl: float, from_orchestrator: bool,
-           auto_standby_within: float | None = None) -> Decision:
+           auto_standby_within: float | None = None,
+           ask_a_peer: Callable[[], Peer | str] | None = None) -> Decision:
     """Judge the live cluster, then take (or re-enter) the upgrade lock for ``run_id``.
 
     ``auto_standby_within``: seconds an active node may take to drain first
     (unattended-upgrades with Auto-Standby); None: an active node is refused.
+    ``ask_a_peer``: how to reach the cluster when this node's stack is stopped (the documented
+    manual procedure): None refuses then.
     """
     try:
         node = cluster.local_node()
@@ -59,6 +67,8 @@ def decide(cluster: Cluster, run_id: str, lock_ttl: float, from_orchestrator: bo
                 return Decision(False, f"refused: the cluster stack here is stopped by rolling-upgrade run "
                                        f"{held.run_id} (driven from {held.by}) for its own upgrade; wait until it "
                                        "started it again")
+            if ask_a_peer is not None and not from_orchestrator:
+                return decide_via_peer(ask_a_peer(), run_id, lock_ttl, exc)
         return Decision(False, f"refused: cannot ask the cluster ({exc}); start the cluster stack, "
                                "or set UPGRADER_GUARD=off to run apt anyway")
     why = judge(state, node)
@@ -85,6 +95,28 @@ def decide(cluster: Cluster, run_id: str, lock_ttl: float, from_orchestrator: bo
                                "(rolling-upgrade status shows it)", node)
     taken = f" (taken over from the ended apt run {took_over} on this node)" if took_over else ""
     return Decision(True, f"{node} is in standby and drained; upgrade lock held by run {run_id}{taken}", node)
+
+
+def decide_via_peer(peer: Peer | str, run_id: str, lock_ttl: float, exc: CommandError) -> Decision:
+    """This node's stack is stopped: a peer says whether it is drained (standby, offline, running nothing)."""
+    if isinstance(peer, str):
+        return Decision(False, f"refused: the cluster stack here is stopped ({exc}) and {peer}; start the "
+                               "cluster stack, or set UPGRADER_GUARD=off to run apt anyway")
+    me = peer.state.node(peer.me)
+    why = judge(peer.state, peer.me)
+    if me is not None and me.online:
+        why = f"refused: {peer.name} sees {peer.me} online, yet its cluster stack does not answer here ({exc})"
+    if why:
+        return Decision(False, f"{why} (asked {peer.name}: the cluster stack here is stopped)", peer.me)
+    try:
+        lock.UpgradeLock(peer.cluster, run_id, peer.me, ttl=lock_ttl).acquire(LOCK_PHASE)
+    except lock.LockHeld as held:
+        i = held.status.info
+        return Decision(False, f"refused: the upgrade lock is held by {i.holder or '?'} "
+                               f"({held.status.describe(lock.utcnow())}); wait until that run ends", peer.me)
+    return Decision(True, f"the cluster stack on {peer.me} is stopped; {peer.name} says {peer.me} is in standby "
+                          f"and runs nothing; upgrade lock held by run {run_id} (Pacemaker's documented procedure)",
+                    peer.me, via=peer.name)
 
 
 def _take_over_ended_apt_run(cluster: Cluster, node: str, run_id: str, held: lock.LockInfo | None) -> str | None:

@@ -12,3 +12,4 @@ class Decision:
     allowed: bool
     reason: str
     node: str = ""
+    via: str = ""  # the peer that was asked, when this node's cluster stack is stopped

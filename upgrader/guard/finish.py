@@ -105,10 +105,60 @@ def wait_and_finish(key: str) -> int:
     from upgrader.runs import RUN_ID_ENV
     from upgrader.runner import Runner
 
+    if info.get("via"):  # upgraded with the stack stopped: the finishing step needs it back
+        waited = wait_for_stack(conf, info, deadline)
+        if waited:
+            _history(conf.history_file, key, "ok", waited)
+            return 1
     store.event(key, "finisher", "finish-started", " ".join(finish_command()))
     done = Runner(env={RUN_ID_ENV: info.get("run_id", f"apt-{key}")}, timeout=conf.hooks_finish_wait).call(finish_command())
     _history(conf.history_file, key, "ok", f"ran {' '.join(finish_command())}: exit {done.returncode}")
     return 0 if done.returncode == 0 else 1
+
+
+STACK_POLL = 2.0  # seconds between looks at whether this node's cluster stack answers again
+HEARTBEAT_EVERY = 60.0
+
+
+def wait_for_stack(conf, info: dict, deadline: float) -> str | None:
+    """Until this node's cluster stack answers again (someone started it), the lock kept fresh through the
+    peer; None then, else why the finishing step is not started (the lock released through the peer)."""
+    from upgrader.guard.peer import ask_a_peer
+    from upgrader.pacemaker.live import Cluster, NotSettled
+    from upgrader.pacemaker.lock import LockError, UpgradeLock
+    from upgrader.runner import CommandError, Runner
+
+    node, run_id = info["node"], info["run_id"]
+    syslog(f"run {run_id}: {node} was upgraded with its cluster stack stopped; start the stack "
+           "(Stack::Start, e.g. systemctl start corosync pacemaker): the finishing step then brings it back online")
+    local = Cluster(Runner(timeout=conf.hooks_query_timeout))
+    beat = 0.0
+    while time.monotonic() < deadline:
+        try:
+            local.local_node()
+            local.wait_settled(lambda s: [] if getattr(s.node(node), "online", False) else [f"{node} not online yet"],
+                               deadline=max(1.0, min(float(conf.rejoin_timeout), deadline - time.monotonic())))
+            return None
+        except (CommandError, NotSettled):
+            pass
+        if time.monotonic() - beat > HEARTBEAT_EVERY:
+            peer = ask_a_peer(conf, conf.hooks_query_timeout)
+            if not isinstance(peer, str):
+                try:
+                    UpgradeLock(peer.cluster, run_id, node, ttl=conf.lock_expiry).heartbeat("apt-stack-stopped")
+                except (LockError, CommandError):
+                    pass
+            beat = time.monotonic()
+        time.sleep(STACK_POLL)
+    peer = ask_a_peer(conf, conf.hooks_query_timeout)
+    if not isinstance(peer, str):
+        try:
+            UpgradeLock(peer.cluster, run_id, node, ttl=conf.lock_expiry).release()
+        except (LockError, CommandError):
+            pass
+    return (f"not started: the cluster stack of {node} was still stopped after Hooks::Finish-Wait; the upgrade "
+            f"lock is released; start the stack, then bring {node} online (rolling-upgrade node --finish with "
+            f"UPGRADER_RUN_ID={run_id}, or crm_attribute --node {node} --name standby --update off)")
 
 
 def _mark_failed(info: dict) -> None:

@@ -44,11 +44,13 @@ def decide_run(key: str, env_run_id: str) -> tuple[str, str]:
         if refusal:
             return _verdict(key, False, refusal)
         drain_within = float(conf.settle_timeout) if conf.auto_standby else None
+    from upgrader.guard.peer import ask_a_peer
+
     decision = decide(Cluster(Runner(timeout=conf.hooks_query_timeout)), run_id, conf.lock_expiry, bool(env_run_id),
-                      drain_within)
+                      drain_within, ask_a_peer=lambda: ask_a_peer(conf, conf.hooks_query_timeout))
     if decision.allowed:
         info = {"key": key, "run_id": run_id, "node": decision.node, "decided": time.time(),
-                "from_orchestrator": bool(env_run_id), "pid": int(key.split("-")[0])}
+                "from_orchestrator": bool(env_run_id), "pid": int(key.split("-")[0]), "via": decision.via}
         _write_json(Path(store.run_dir(key)) / RUN_INFO, info)
         store.event(key, "pre-invoke", "lock-acquired", run_id)
     return _verdict(key, decision.allowed, decision.reason)
