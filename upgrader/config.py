@@ -66,8 +66,13 @@ class Config:
     blackout: tuple[date, ...] = ()  # Blackout
     default_node_duration: int = 1800  # Default-Node-Duration
     hooks_query_timeout: int = 30  # Hooks::Query-Timeout
+    apply_timeout: int = 0  # Apply-Timeout (0: derived from the plan, see apply_limit)
     hooks_finish_wait: int = 7200  # Hooks::Finish-Wait
     random_delay: int = 0  # Random-Delay
+
+    def apply_limit(self, packages: int) -> int:
+        """How long one node's upgrade may take: Apply-Timeout, or 10 min plus 1 min per package."""
+        return self.apply_timeout or 600 + 60 * packages
 
     def remote_command(self, node: str) -> list[str]:
         """The Remote-Shell argv for ``node`` (``{node}`` replaced).
@@ -165,11 +170,17 @@ _TRUE = {"1", "yes", "true", "with", "on", "enable"}
 _FALSE = {"0", "no", "false", "without", "off", "disable"}
 
 
+MAX_DURATION = 7 * 24 * 3600  # no wait of upgrader's is longer than a week
+
+
 def _duration(raw: str) -> int:
     match = _DURATION.fullmatch(raw.strip().lower())
     if not match:
         raise ValueError(f"{raw!r} is not a duration (use seconds or 30s/15m/2h)")
-    return int(match[1]) * _UNITS[match[2]]
+    seconds = int(match[1]) * _UNITS[match[2]]
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{raw!r} is too long (at most {MAX_DURATION // 86400} days, {MAX_DURATION}s)")
+    return seconds
 
 
 def _positive_duration(raw: str) -> int:
@@ -282,6 +293,7 @@ _SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Webhook": ("webhook", _webhook),
     "Default-Node-Duration": ("default_node_duration", _positive_duration),
     "Hooks::Query-Timeout": ("hooks_query_timeout", _positive_duration),
+    "Apply-Timeout": ("apply_timeout", _duration),
     "Hooks::Finish-Wait": ("hooks_finish_wait", _positive_duration),
     "Random-Delay": ("random_delay", _random_delay),
 }

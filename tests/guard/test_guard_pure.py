@@ -142,3 +142,28 @@ def test_the_peers_are_corosyncs_nodelist_and_this_node_is_the_one_named_like_th
     assert this_node(nodelist(text), "node2") == "node2"
     assert this_node(nodelist(text), "node2.example.org") == "node2"
     assert this_node(nodelist(text), "other") is None
+
+
+def test_an_apt_run_on_a_quarantined_node_in_standby_is_refused_naming_the_quarantine() -> None:
+    from upgrader.guard.decide import decide
+    from upgrader.orchestrator.steering import QUARANTINE
+    from upgrader.pacemaker.state import parse_crm_mon
+
+    state = parse_crm_mon((DATA / "crm_mon-standby-node1.xml").read_text())  # captured: node1 drained
+    assert state.node("node1").standby
+
+    class Quarantined:
+        def local_node(self) -> str:
+            return "node1"
+
+        def state(self, timeout: float | None = None):
+            return state
+
+        def get_attribute(self, node: str, name: str, lifetime: str = "forever") -> str | None:
+            return "run 20261130T000000-node2-aaaaaa at 2026-11-30T00:10:00Z" if name == QUARANTINE else None
+
+    decision = decide(Quarantined(), "apt-123-456", 600, from_orchestrator=False)  # type: ignore[arg-type]
+    assert not decision.allowed
+    assert decision.reason == ("refused: node1 is quarantined (run 20261130T000000-node2-aaaaaa at "
+                               "2026-11-30T00:10:00Z): a run found it unhealthy after its upgrade; fix it, then "
+                               "clear it with 'rolling-upgrade unquarantine node1'")

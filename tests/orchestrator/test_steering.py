@@ -86,3 +86,20 @@ def test_spread_sends_each_resource_to_the_node_running_least_so_far() -> None:
     assert steering.spread(("app1",), {"node2": 2, "node3": 0}) == {"app1": "node3"}
     assert steering.spread(("a", "b", "c"), {"node2": 1, "node3": 0}) == {"a": "node3", "b": "node2", "c": "node3"}
     assert steering.spread(("a",), {}) == {}
+
+
+def test_clean_up_never_puts_a_hostile_constraint_id_into_an_xpath() -> None:
+    hostile = "rolling-upgrade-prefer-x' or @id!='"
+
+    class Answers(Recorder):
+        def call(self, argv, *, timeout=None, input=None, cwd=None):  # type: ignore[override]
+            self.calls.append(list(argv))
+            out = (f'<constraints><rsc_location id="{hostile.replace(chr(39), "&apos;")}" rsc="app2" node="node2" '
+                   'score="100"/><rsc_location id="cli-ban-app2-on-node2" rsc="app2" node="node2" score="-INFINITY"/>'
+                   '</constraints>') if "--query" in argv else ""
+            return Result(tuple(argv), 0, out, "", 0.0)
+
+    rec = Answers()
+    with pytest.raises(RuntimeError, match="will not put into an XPath"):
+        steering.clean_up(Cluster(rec), ["node1"])
+    assert not [c for c in rec.calls if "--delete" in c]  # the operator's cli-ban-app2-on-node2 is untouched

@@ -27,6 +27,7 @@ class FakeCluster:
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
+        self.marks: dict[tuple[str, str], str] = {}
 
     def state(self, timeout: float | None = None):
         return STATE
@@ -36,6 +37,10 @@ class FakeCluster:
 
     def set_attribute(self, node: str, name: str, value: str, lifetime: str = "forever") -> None:
         self.calls.append(("attribute", node, name))
+        self.marks[(node, name)] = value
+
+    def get_attribute(self, node: str, name: str, lifetime: str = "forever") -> str | None:
+        return self.marks.get((node, name))
 
     def wait_settled(self, expect: object = None, *, deadline: float, interval: float | None = None):
         self.calls.append(("settled",))
@@ -82,7 +87,7 @@ def test_an_unexpected_error_at_any_phase_of_a_node_ends_like_a_failed_check(tmp
         return moved
 
     r.drain = boom if phase == "drain" else drained  # type: ignore[method-assign]
-    r.upgrade = boom if phase == "upgrade" else (lambda node, stack=False: type("A", (), {"changes": ()})())  # type: ignore[method-assign]
+    r.upgrade = boom if phase == "upgrade" else (lambda node, stack=False, packages=0: type("A", (), {"changes": ()})())  # type: ignore[method-assign]
     r.fail_over = boom  # type: ignore[method-assign]  # reached only when the phases before it passed
     with pytest.raises(Stop) as caught:
         r.upgrade_one("node2", PLAN)
@@ -121,3 +126,17 @@ def test_an_unexpected_error_in_the_finishing_step_quarantines_this_node_and_rel
     assert r.results["node1"].result == "quarantined"
     assert r.stop_reason and r.stop_reason.startswith("an unexpected error (RuntimeError: boom [/etc/app.conf]) "
                                                       "while upgrading node1; node1 is in standby and quarantined")
+
+
+def test_the_finishing_step_of_a_quarantined_node_is_refused_naming_the_quarantine(tmp_path: Path) -> None:
+    from upgrader.orchestrator import finishing
+    from upgrader.orchestrator.outcome import Refused
+
+    r, cluster = rollout(tmp_path)
+    cluster.marks[("node1", QUARANTINE)] = "run 20261130T000000-node2-aaaaaa at 2026-11-30T00:10:00Z"
+    with pytest.raises(Refused) as caught:
+        finishing.finish(r, boom)
+    assert str(caught.value) == ("refused: node1 is quarantined (run 20261130T000000-node2-aaaaaa at "
+                                 "2026-11-30T00:10:00Z); it stays in standby: fix it, then clear it with "
+                                 "'rolling-upgrade unquarantine node1'")
+    assert cluster.calls == []  # nothing changed

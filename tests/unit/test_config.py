@@ -18,7 +18,7 @@ ALL_KEYS = {
     "Auto-Standby", "Remote-Shell", "Soak-Time", "Settle-Timeout", "Health::Timeout", "Health::Retries",
     "Health::Interval", "Boot-Grace", "Reboot", "History-File", "Lock-Expiry", "Mail", "MailReport",
     "Webhook", "Windows", "Blackout", "Default-Node-Duration", "Hooks::Query-Timeout", "Hooks::Finish-Wait",
-    "Random-Delay", "Reboot-Command", "Stack::Stop", "Stack::Start", "Rejoin-Timeout",
+    "Random-Delay", "Reboot-Command", "Stack::Stop", "Stack::Start", "Rejoin-Timeout", "Apply-Timeout",
 }  # fmt: skip
 
 
@@ -259,3 +259,14 @@ def test_ssh_options_end_before_the_host_and_other_shells_are_left_as_written(tm
     ended = read(tmp_path, 'Rolling-Upgrade::Remote-Shell "ssh -o BatchMode=yes -- {node}";')
     assert ended.remote_command("n2") == ["ssh", "-o", "BatchMode=yes", "--", "n2"]  # not twice
     assert Config().remote_command("n2")[-2:] == ["--", "n2"]  # the default Remote-Shell
+
+
+@pytest.mark.parametrize("key", ["Health::Timeout", "Settle-Timeout", "Apply-Timeout", "Lock-Expiry"])
+def test_a_duration_beyond_a_week_is_refused_naming_the_key(tmp_path: Path, key: str) -> None:
+    assert error(tmp_path, f'Rolling-Upgrade::{key} "3000000h";') == (
+        f"Rolling-Upgrade::{key}: '3000000h' is too long (at most 7 days, 604800s)")
+
+
+def test_the_apply_timeout_is_derived_from_the_plan_unless_set(tmp_path: Path) -> None:
+    assert Config().apply_limit(135) == 600 + 60 * 135
+    assert read(tmp_path, 'Rolling-Upgrade::Apply-Timeout "2h";').apply_limit(135) == 7200

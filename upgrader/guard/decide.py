@@ -79,6 +79,12 @@ def decide(cluster: Cluster, run_id: str, lock_ttl: float, from_orchestrator: bo
         return drain_for_apt(cluster, state, node, run_id, lock_ttl, auto_standby_within)
     if why:
         return Decision(False, why, node)
+    from upgrader.orchestrator.steering import QUARANTINE
+
+    mark = cluster.get_attribute(node, QUARANTINE)
+    if mark is not None:
+        return Decision(False, f"refused: {node} is quarantined ({mark}): a run found it unhealthy after its "
+                               f"upgrade; fix it, then clear it with 'rolling-upgrade unquarantine {node}'", node)
     held = lock.read(cluster)
     if held is not None and held.run_id == run_id and (held.holder == node or from_orchestrator):
         # An earlier call of this apt run, or the rolling-upgrade run that drives this node (it holds

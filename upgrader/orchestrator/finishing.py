@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
+from upgrader.orchestrator import steering
 from upgrader.orchestrator.context import NodeResult, Result, RunContext
 from upgrader.orchestrator.outcome import Outcome, Refused
 from upgrader.orchestrator.stops import STOPS, signals_deferred, stopped, unexpected
@@ -28,6 +29,10 @@ def finish(run: RunContext, fail_over: FailOver) -> Outcome:
     state = run.cluster.state()
     run.all_nodes = [n.name for n in state.nodes]
     run.results[node] = NodeResult(node, result=Result.PENDING)
+    mark = steering.quarantined(run.cluster, [node]).get(node)
+    if mark is not None:
+        raise Refused(f"refused: {node} is quarantined ({mark}); it stays in standby: fix it, then clear it with "
+                      f"'rolling-upgrade unquarantine {node}'")
     try:
         run.lock.acquire("fail-over")
     except LockHeld as exc:

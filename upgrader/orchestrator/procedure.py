@@ -178,7 +178,7 @@ class Rollout(RunContext):
             safe_point(self, node, drained_untouched=True)
             still_whole(self, node, drained_untouched=True)
             touched = True  # from here its packages may change
-            applied = self.upgrade(node, stack=plan.ha_stack)
+            applied = self.upgrade(node, stack=plan.ha_stack, packages=len(plan.changes))
             result.changes = [c.__dict__ for c in applied.changes] or result.changes
             self.fail_over(node, drained.moved, drained.instances)
             result.result = Result.OK
@@ -214,15 +214,15 @@ class Rollout(RunContext):
                          else "standby; it ran nothing")
         return move
 
-    def upgrade(self, node: str, stack: bool = False) -> ApplyResult:
+    def upgrade(self, node: str, stack: bool = False, packages: int = 0) -> ApplyResult:
         """The dist-upgrade on the drained node (its cluster stack stopped around it when ``stack``), then
         its reboot if it asks for one and Reboot is on; a failure of dpkg leaves it in standby, quarantined."""
         self.phase(node, "upgrade")
         if stack:
             with self.restarts.stack_stopped(node):
-                applied = self.apply(node)
+                applied = self.apply(node, packages)
         else:
-            applied = self.apply(node)
+            applied = self.apply(node, packages)
         if not applied.ok and not applied.touched:
             self.back_online(node, settle=True)
             raise Stop(Outcome.NEEDS_PERSON, f"the upgrade of {node} failed before dpkg ran: {applied.error}; "
@@ -240,8 +240,9 @@ class Rollout(RunContext):
                              "rebooting (reported)")
         return applied
 
-    def apply(self, node: str) -> ApplyResult:
-        applied = self.nodes.apply(node, self.run_id, lambda e: self.report.progress(node, e))
+    def apply(self, node: str, packages: int = 0) -> ApplyResult:
+        applied = self.nodes.apply(node, self.run_id, lambda e: self.report.progress(node, e),
+                                   timeout=self.config.apply_limit(packages))
         self.history.record(self.run_id, node, "upgrade", "end", ok=applied.ok, error=applied.error,
                             changes=[c.__dict__ for c in applied.changes], reboot_required=applied.reboot_required,
                             stale_processes=list(applied.stale_processes), seconds=round(applied.seconds, 1))

@@ -70,13 +70,21 @@ class Restarts:
             try:
                 yield
             finally:
-                self.phase(node, "stack-start")
-                seconds = self._start_and_rejoin(node)
+                # The stack is started first, whatever else fails: a heartbeat or a history line that
+                # raises must never leave a node's stack stopped.
+                started = self._stack(node, "start")
+                try:
+                    self.phase(node, "stack-start")
+                finally:
+                    seconds = self._rejoined(node, started)
                 self.say(node, "stack", f"cluster stack started; {node} rejoined after {seconds:.1f}s")
 
     def _start_and_rejoin(self, node: str) -> float:
-        started = time.monotonic()
-        start = self._stack(node, "start")
+        return self._rejoined(node, self._stack(node, "start"))
+
+    def _rejoined(self, node: str, start: Result) -> float:
+        """After ``stack start`` on ``node``: its failure as the stop, else the seconds until it rejoined."""
+        started = time.monotonic() - start.seconds
         if start.returncode != 0:
             raise Stop(Outcome.NEEDS_PERSON, f"starting the cluster stack on {node} again failed: "
                        f"{start.last_words}; {node} stays in standby: start it there ('rolling-upgrade stack "

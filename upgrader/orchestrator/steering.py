@@ -127,6 +127,11 @@ def clean_up(cluster: Cluster, nodes: list[str]) -> list[str]:
     """Remove every constraint and patched mark a run added; return what was removed."""
     removed = []
     for cid in our_constraints(cluster):
+        try:
+            resource_id(cid)  # an id read from the CIB never becomes XPath syntax
+        except names.BadValue:
+            raise RuntimeError(f"a constraint with our prefix has an id upgrader will not put into an XPath: "
+                               f"{cid!r}; remove it by hand") from None
         cluster.runner.run(["cibadmin", "--delete", f"--xpath=//rsc_location[@id='{cid}']"], what=f"removing {cid}")
         removed.append(f"constraint {cid}")
     for node in nodes:
