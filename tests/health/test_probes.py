@@ -80,3 +80,30 @@ def test_https_verify(serve, self_signed: ssl.SSLContext) -> None:
             probe(f"https://127.0.0.1:{port}/")
         probe(f"https://127.0.0.1:{port}/tls#verify=no&body=ok")
     assert paths == ["/tls"]
+
+
+def test_a_catastrophic_body_regex_keeps_the_deadline_and_starves_no_other_thread(serve) -> None:
+    import threading
+
+    ticks: list[float] = []
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.is_set():
+            ticks.append(monotonic())
+            stop.wait(0.05)
+
+    beat = threading.Thread(target=heartbeat)
+    with serve(lambda n: (200, b"a" * 40 + b"!")) as (port, _):
+        beat.start()
+        started = monotonic()
+        try:
+            with pytest.raises(CheckFailed, match=r"did not finish matching within .*catastrophic"):
+                probe(f"http://127.0.0.1:{port}/#body=(a|aa|aaa)%2B$", timeout=1.0)
+        finally:
+            took = monotonic() - started
+            stop.set()
+            beat.join()
+    assert took < 2.0, took  # 2**40 steps would take hours
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert len(ticks) >= 10 and max(gaps) < 0.5, gaps  # the heartbeat thread kept running meanwhile

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import http.client
+import os
+import re
+import select
+import signal
 import socket
 import ssl
 from functools import cache
@@ -39,10 +43,44 @@ def _http(probe: ProbeSpec, timeout: float, deadline: float) -> None:
         resp = conn.getresponse()
         if resp.status != probe.status:
             raise CheckFailed(f"HTTP status {resp.status} {resp.reason}, expected {probe.status}")
-        if probe.body and not probe.body.search(_body(conn, resp, deadline)):
+        if probe.body and not _matches(probe, _body(conn, resp, deadline), deadline):
             raise CheckFailed(f"HTTP {resp.status} but body does not match {probe.body.pattern!r}")
     finally:
         conn.close()
+
+
+def _matches(probe: ProbeSpec, body: str, deadline: float) -> bool:
+    """body= searched within what is left of the deadline, in a child process killed at it: the engine's
+    wall-clock limit holds whatever the regular expression does, and no thread of ours waits on it."""
+    assert probe.body is not None
+    left = max(0.01, deadline - monotonic())
+    found = search_bounded(probe.body, body, left)
+    if found is None:
+        raise CheckFailed(f"body={probe.body.pattern!r} did not finish matching within {left:.1f}s "
+                          "(a catastrophic regular expression? simplify it)", final=True)
+    return found
+
+
+def search_bounded(pattern: re.Pattern[str], text: str, limit: float) -> bool | None:
+    """Whether ``pattern`` is found in ``text``; None when the search did not end within ``limit`` seconds."""
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # only the search, then out: nothing else of this process runs here
+        try:
+            os.close(read)
+            os.write(write, b"1" if pattern.search(text) else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        ready, _, _ = select.select([read], [], [], limit)
+        answer = os.read(read, 1) if ready else b""
+    finally:
+        os.close(read)
+        if not answer:
+            os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    return {b"1": True, b"0": False}.get(answer)
 
 
 def _body(conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, deadline: float) -> str:
