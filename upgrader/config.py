@@ -67,6 +67,7 @@ class Config:
     default_node_duration: int = 1800  # Default-Node-Duration
     hooks_query_timeout: int = 30  # Hooks::Query-Timeout
     apply_timeout: int = 0  # Apply-Timeout (0: derived from the plan, see apply_limit)
+    health_commands: tuple[str, ...] = ()  # Health::Commands: programs a rolling-upgrade-check-cmd may run
     hooks_finish_wait: int = 7200  # Hooks::Finish-Wait
     random_delay: int = 0  # Random-Delay
 
@@ -242,6 +243,12 @@ def _command(raw: str) -> tuple[str, ...]:
     return argv
 
 
+def _absolute_program(raw: str) -> str:
+    if not raw.startswith("/") or any(c.isspace() for c in raw):
+        raise ValueError(f"{raw!r} is not the absolute path of a program (list programs as e.g. /usr/bin/test)")
+    return raw
+
+
 def _absolute_path(raw: str) -> Path:
     if not raw.startswith("/"):
         raise ValueError(f"{raw!r} is not an absolute path (use e.g. {Config.history_file})")
@@ -301,6 +308,7 @@ _SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
 _LISTS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Windows": ("windows", parse_window),
     "Blackout": ("blackout", parse_blackout),
+    "Health::Commands": ("health_commands", _absolute_program),
 }
 _GROUPS = ("Health", "Hooks", "Stack")
 _KNOWN = {key.lower(): key for key in (*_SCALARS, *_LISTS, *_GROUPS)}

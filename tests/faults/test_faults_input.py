@@ -127,6 +127,9 @@ def test_corrupt_history_with_a_dead_run_to_roll_back_is_one_line_and_changes_no
         inside.run(["tee", HISTORY], input=kept) if existed else inside.run(["rm", HISTORY])
 
 
+ALLOW_ECHO = "/etc/apt/apt.conf.d/62rolling-upgrade-allow-echo"
+
+
 def test_check_commands_never_reach_a_shell_and_state_files_are_private(healthy: Lab, nothing_lost) -> None:
     version = fresh_version(healthy)
     inside = node.runner(healthy, "node1")
@@ -134,9 +137,19 @@ def test_check_commands_never_reach_a_shell_and_state_files_are_private(healthy:
         inside.run(["crm_resource", "--resource", f"{app}-ct", "--meta", "--set-parameter",
                     "rolling-upgrade-check-cmd", "--parameter-value", f"/usr/bin/echo ok{HOSTILE}"])
     try:
+        # A CIB write alone runs nothing: the program is not in this node's Health::Commands.
+        before = epoch(healthy)
+        code, doc = rolling(healthy, "run", "--yes")
+        assert code == 3 and "meta attribute rolling-upgrade-check-cmd runs '/usr/bin/echo', which " \
+            "Rolling-Upgrade::Health::Commands does not allow" in doc["refused"], doc
+        assert epoch(healthy) == before
+        for n in healthy.node_names:
+            node.runner(healthy, n).run(["tee", ALLOW_ECHO], input='Rolling-Upgrade::Health::Commands { "/usr/bin/echo"; };\n')
         code, doc = rolling(healthy, "run", "--yes")
         assert code == 0, doc
     finally:
+        for n in healthy.node_names:
+            node.runner(healthy, n).run(["rm", "-f", ALLOW_ECHO])
         for app in healthy.app_names:
             inside.run(["crm_resource", "--resource", f"{app}-ct", "--meta", "--delete-parameter",
                         "rolling-upgrade-check-cmd"])

@@ -104,6 +104,6 @@ def test_a_catastrophic_body_regex_keeps_the_deadline_and_starves_no_other_threa
             took = monotonic() - started
             stop.set()
             beat.join()
-    assert took < 2.0, took  # 2**40 steps would take hours
+    assert took < 3.0, took  # 1 s and a kill: the unbounded search would take hours
     gaps = [b - a for a, b in zip(ticks, ticks[1:])]
-    assert len(ticks) >= 10 and max(gaps) < 0.5, gaps  # the heartbeat thread kept running meanwhile
+    assert len(ticks) >= 10 and max(gaps) < 1.0, gaps  # the heartbeat thread kept running meanwhile

@@ -126,3 +126,17 @@ def test_group_without_container() -> None:
 def test_validate_returns_specs_by_id() -> None:
     specs = validate([lxc("a"), lxc("b", **{PROBE_ATTR: "tcp://h:1"})])
     assert list(specs) == ["a", "b"] and specs["b"].probes[0].port == 1
+
+
+def test_a_check_command_runs_only_a_program_the_nodes_own_configuration_allows() -> None:
+    from upgrader.health.cib import CibResources
+    from upgrader.health.live import declarations
+
+    cib = CibResources((lxc("web1", **{CHECK_CMD_ATTR: "/usr/bin/echo ok"}), lxc("web2")))
+    refused = declarations(cib, allowed=())
+    assert list(refused.specs) == ["web2"]
+    assert refused.problems == {"web1": "web1: container web1: meta attribute rolling-upgrade-check-cmd runs '/usr/bin/echo', "
+                                        "which Rolling-Upgrade::Health::Commands does not allow (list it there, on "
+                                        "every node, to allow it)"}
+    allowed = declarations(cib, allowed=("/usr/bin/echo",))
+    assert list(allowed.specs) == ["web1", "web2"] and allowed.problems == {}

@@ -19,6 +19,7 @@ ALL_KEYS = {
     "Health::Interval", "Boot-Grace", "Reboot", "History-File", "Lock-Expiry", "Mail", "MailReport",
     "Webhook", "Windows", "Blackout", "Default-Node-Duration", "Hooks::Query-Timeout", "Hooks::Finish-Wait",
     "Random-Delay", "Reboot-Command", "Stack::Stop", "Stack::Start", "Rejoin-Timeout", "Apply-Timeout",
+    "Health::Commands",
 }  # fmt: skip
 
 
@@ -270,3 +271,11 @@ def test_a_duration_beyond_a_week_is_refused_naming_the_key(tmp_path: Path, key:
 def test_the_apply_timeout_is_derived_from_the_plan_unless_set(tmp_path: Path) -> None:
     assert Config().apply_limit(135) == 600 + 60 * 135
     assert read(tmp_path, 'Rolling-Upgrade::Apply-Timeout "2h";').apply_limit(135) == 7200
+
+
+def test_the_check_commands_a_node_allows_are_absolute_programs(tmp_path: Path) -> None:
+    got = read(tmp_path, 'Rolling-Upgrade::Health::Commands { "/usr/bin/test"; "/usr/bin/curl"; };')
+    assert got.health_commands == ("/usr/bin/test", "/usr/bin/curl") and Config().health_commands == ()
+    assert error(tmp_path, 'Rolling-Upgrade::Health::Commands { "curl"; };') == (
+        "Rolling-Upgrade::Health::Commands: 'curl' is not the absolute path of a program (list programs as e.g. "
+        "/usr/bin/test)")

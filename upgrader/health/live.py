@@ -25,7 +25,7 @@ from upgrader.health.engine import HealthDefaults, Target, check_health
 from upgrader.health.errors import ProbeSpecError
 from upgrader.health.report import CheckResult, HealthReport, Level
 from upgrader.health.snapshot import to_snapshot
-from upgrader.health.spec import HealthSpec, health_spec
+from upgrader.health.spec import CHECK_CMD_ATTR, HealthSpec, health_spec
 
 ATTEMPT_TIMEOUT = 5.0  # seconds for one probe, one lxc command, one crm_mon reading
 
@@ -39,21 +39,49 @@ class Declarations:
     skipped: tuple[str, ...] = ()  # clones and bundles (not checked)
 
 
-def read_declarations(cluster: Cluster, timeout: float | None = None) -> Declarations:
-    """Read the CIB's resources (one cibadmin call) and parse every declaration."""
+def read_declarations(cluster: Cluster, timeout: float | None = None,
+                      allowed: tuple[str, ...] | None = None) -> Declarations:
+    """Read the CIB's resources (one cibadmin call) and parse every declaration.
+
+    ``allowed``: the programs a check command may name (``Rolling-Upgrade::Health::Commands``
+    of this node's configuration when not given).
+    """
     result = cluster.runner.run(["cibadmin", "--query", "--scope", "resources"], timeout=timeout,
                                 what="reading the resources from the CIB")
-    return declarations(parse_resources(result.stdout))
+    return declarations(parse_resources(result.stdout), allowed_commands() if allowed is None else allowed)
 
 
-def declarations(cib: CibResources) -> Declarations:
+def allowed_commands() -> tuple[str, ...]:
+    """Health::Commands of this node's own (root-owned) configuration; none when it cannot be read."""
+    from upgrader.config import ConfigError, load
+
+    try:
+        return load().health_commands
+    except ConfigError:
+        return ()
+
+
+def declarations(cib: CibResources, allowed: tuple[str, ...] = ()) -> Declarations:
+    """Every declaration parsed; a check command whose program ``allowed`` does not list is a problem.
+
+    A write to the CIB alone (a meta attribute) must never be enough to run a new program as root.
+    """
     specs: dict[str, HealthSpec] = {}
     problems: dict[str, str] = {}
     for resource in cib.resources:
         try:
-            specs[resource.id] = health_spec(resource)
+            spec = health_spec(resource)
         except ProbeSpecError as exc:
             problems[resource.id] = str(exc)
+            continue
+        refused = [c for c in spec.containers if c.command and c.command[0] not in allowed]
+        if refused:
+            problems[resource.id] = "; ".join(
+                f"{resource.id}: container {c.name}: meta attribute {CHECK_CMD_ATTR} runs {c.command[0]!r}, which "
+                f"Rolling-Upgrade::Health::Commands does not allow (list it there, on every node, to allow it)"
+                for c in refused)
+            continue
+        specs[resource.id] = spec
     return Declarations(specs, problems, cib.skipped)
 
 
