@@ -2,21 +2,27 @@
 
 ``plan --local`` is this node's part alone (no cluster needed); the whole
 plan asks every node for it. Its JSON (:meth:`Plan.document`) has per change
-``package``, ``installed``, ``candidate``, ``security``, ``ha_stack`` and ``action``.
+``package``, ``installed``, ``candidate``, ``security``, ``ha_stack``, ``in_use`` (a running
+process maps one of its files) and ``action``. Tables and prompts summarize a
+node's changes (:mod:`upgrader.cli.render`); ``--json`` lists every one.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from upgrader.packages.plan import Plan, local_plan
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
     from upgrader.orchestrator.remote import NodePlan
     from upgrader.pacemaker.live import Cluster
+    from upgrader.pacemaker.transition import Action
+
+SHOW_ALL = 10  # a plan of this many changes or fewer lists each one; a longer one the few that matter
 
 
 def plan_command(as_json: bool, out: Console) -> int:
@@ -34,28 +40,43 @@ def plan_json() -> int:
 
 
 def render(plan: Plan, out: Console) -> None:
-    """A table of the node's changes; security updates and HA-stack packages marked."""
+    """A table of the node's changes that matter (all of them when there are few); security, HA stack and
+    in-use marked; the number of the others, which ``--json`` lists."""
+    from rich.markup import escape
     from rich.table import Table
 
+    from upgrader.cli.render import counts
+
     if not plan.changes:
-        out.print(f"{plan.node}: up to date, nothing to upgrade")
+        out.print(escape(f"{plan.node}: up to date, nothing to upgrade"))
         return
-    table = Table(title=f"{plan.node}: {len(plan.changes)} changes, {len(plan.security)} security")
-    for col in ("package", "installed", "candidate", "security", "HA stack"):
+    shown = plan.changes if len(plan.changes) <= SHOW_ALL else tuple(c for c in plan.changes if c.ha_stack or c.in_use)
+    table = Table(title=escape(f"{plan.node}: {counts(plan.changes)}"), caption=_hidden(plan, len(shown)))
+    for col in ("package", "installed", "candidate", "security", "HA stack", "in use"):
         table.add_column(col)
-    for c in plan.changes:
-        table.add_row(c.package, c.installed or "[green]new[/]", c.candidate or "[red]removed[/]",
-                      "[red]yes[/]" if c.security else "", "[yellow]yes[/]" if c.ha_stack else "")
+    for c in shown:
+        table.add_row(escape(c.package), escape(c.installed) if c.installed else "[green]new[/]",
+                      escape(c.candidate) if c.candidate else "[red]removed[/]", "[red]yes[/]" if c.security else "",
+                      "[yellow]yes[/]" if c.ha_stack else "", "yes" if c.in_use else "")
     out.print(table)
     if plan.ha_stack:
-        out.print(f"[yellow]HA stack in the set[/] ({', '.join(c.package for c in plan.ha_stack)}): "
+        out.print(f"[yellow]HA stack in the set[/] ({escape(', '.join(c.package for c in plan.ha_stack))}): "
                   "rolling-upgrade run stops the cluster stack on this node around the upgrade")
+
+
+def _hidden(plan: Plan, shown: int) -> str | None:
+    """The table's caption: how many changes it leaves out, and where they are listed."""
+    from upgrader.cli.render import counts
+
+    hidden = [c for c in plan.changes if not (c.ha_stack or c.in_use)] if shown < len(plan.changes) else []
+    if not hidden:
+        return None
+    return (f"and {counts(hidden)}, neither HA stack nor in use: 'rolling-upgrade plan --local --json' lists "
+            "every change")
 
 
 def plan(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     """Every node's plan, in the order a run would take them (exit code 0)."""
-    from rich.table import Table
-
     from upgrader import config as configuration
     from upgrader.cli.progress import ConsoleReport
     from upgrader.history import History
@@ -63,6 +84,7 @@ def plan(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     from upgrader.orchestrator.procedure import Rollout
     from upgrader.orchestrator.remote import Nodes
     from upgrader.orchestrator.start import default_checks
+    from upgrader.pacemaker.transition import actions
 
     cfg = configuration.load()
     nodes = Nodes(cfg, cluster.local_node())
@@ -71,21 +93,37 @@ def plan(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     state = cluster.state()
     order = r.order(state)
     plans = {n: nodes.plan(n) for n in order}
-    moves = {n: [str(m) for m in cluster.predict_standby(n)] for n in order if plans[n].changes}
+    moves = {n: actions(cluster.predict_standby(n), state) for n in order if plans[n].changes}
     if as_json:
-        print(json.dumps({"order": [n for n in order if plans[n].changes],
-                          "nodes": {n: _plan_doc(p) | {"moves": moves.get(n, [])} for n, p in plans.items()}},
-                         indent=2))
-        return Outcome.DONE
+        print(json.dumps(plan_document(plans, moves), indent=2))
+    else:
+        out.print(plan_table(plans, moves))
+    return Outcome.DONE
+
+
+def plan_document(plans: dict[str, NodePlan], moves: Mapping[str, Sequence[Action]]) -> dict[str, Any]:
+    """``plan --json``: the order, and per node its error, every change and the moves its standby makes."""
+    return {"order": [n for n, p in plans.items() if p.changes],
+            "nodes": {n: _plan_doc(p) | {"moves": [a.document() for a in moves.get(n, ())]} for n, p in plans.items()}}
+
+
+def plan_table(plans: dict[str, NodePlan], moves: Mapping[str, Sequence[Action]]) -> Table:
+    """One row per node, in the run's order: its changes summarized, the moves its standby makes."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from upgrader.cli.render import cell, summary_lines
+
     table = Table(title="rolling-upgrade plan")
     for col in ("#", "node", "changes", "security", "HA stack", "moves on standby (crm_simulate)"):
         table.add_column(col)
-    for i, (n, p) in enumerate(plans.items(), start=1):
-        changes = p.error or "\n".join(f"{c.package} {c.installed or '-'} -> {c.candidate}" for c in p.changes) or "up to date"
-        table.add_row(str(i) if p.changes else "-", n, changes, str(p.security) if p.changes else "",
-                      "yes" if p.ha_stack else "", "\n".join(moves.get(n, [])))
-    out.print(table)
-    return Outcome.DONE
+    upgrading = [n for n, p in plans.items() if p.changes]
+    for n, p in plans.items():
+        changes = escape(p.error) if p.error else cell(summary_lines(p.changes))
+        table.add_row(str(upgrading.index(n) + 1) if p.changes else "-", escape(n), changes,
+                      str(p.security) if p.changes else "",
+                      "yes" if p.ha_stack else "", cell(a.text() for a in moves.get(n, ())))
+    return table
 
 
 def _plan_doc(p: NodePlan) -> dict[str, Any]:

@@ -6,27 +6,47 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
+
+from upgrader.cli.render import step_text
+
+ALWAYS = ("error", "wait")  # apt stages shown on every event; the others once per stage and tenth of the way
 
 
 class ConsoleReport:
-    """Live progress on a terminal (or plain lines in a log); silent with --json."""
+    """Live progress on a terminal (or plain lines in a log); silent with --json.
+
+    Text from the nodes (package names, dpkg's and the cluster's messages) is
+    printed escaped. apt's progress comes as one line when a stage starts and
+    one each tenth of the way (errors and waits every time), so an upgrade of
+    a hundred packages stays a dozen lines a stage.
+    """
 
     def __init__(self, out: Console, quiet: bool = False) -> None:
         self.out = out
         self.quiet = quiet
         self.started = time.monotonic()
-        self._last_progress = 0.0
+        self._shown: dict[str, tuple[Any, int]] = {}  # node -> (stage, tenth) of its last apt line
 
     def step(self, node: str | None, phase: str, text: str) -> None:
         if not self.quiet:
             at = time.monotonic() - self.started
-            self.out.print(f"[dim]{at:6.1f}s[/] [bold]{node or 'cluster'}[/] [cyan]{phase}[/] {text}")
+            self.out.print(f"[dim]{at:6.1f}s[/] [bold]{escape(node or 'cluster')}[/] [cyan]{escape(phase)}[/] "
+                           f"{step_text(phase, text)}")
 
     def progress(self, node: str, event: dict[str, Any]) -> None:
-        now = time.monotonic()
-        if self.quiet or (now - self._last_progress < 0.25 and event.get("percent", 0) < 100):
+        if self.quiet or not self._news(node, event):
             return
-        self._last_progress = now
         pct = event.get("percent")
-        self.out.print(f"[dim]{now - self.started:6.1f}s[/] [bold]{node}[/] [cyan]apt[/] "
-                       f"{f'{pct:5.1f}% ' if isinstance(pct, (int, float)) else ''}{event.get('text', '')}")
+        self.out.print(f"[dim]{time.monotonic() - self.started:6.1f}s[/] [bold]{escape(node)}[/] [cyan]apt[/] "
+                       f"{f'{pct:5.1f}% ' if isinstance(pct, (int, float)) else ''}{escape(str(event.get('text', '')))}")
+
+    def _news(self, node: str, event: dict[str, Any]) -> bool:
+        """Whether the event starts a stage, reaches the next tenth of it, or is an error or a wait."""
+        stage, pct = event.get("stage"), event.get("percent")
+        tenth = int(pct // 10) if isinstance(pct, (int, float)) else 0
+        last = self._shown.get(node)
+        if stage in ALWAYS or last is None or last[0] != stage or tenth > last[1]:
+            self._shown[node] = (stage, tenth)
+            return True
+        return False

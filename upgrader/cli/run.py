@@ -13,10 +13,12 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from upgrader import config as configuration
 from upgrader.cli.progress import ConsoleReport
+from upgrader.cli.render import cell, summary, summary_lines
 from upgrader.orchestrator import steering
 from upgrader.history import HistoryError
 from upgrader.orchestrator.procedure import NodeResult, Outcome, Refused, Rollout
@@ -123,9 +125,9 @@ def _confirm_on_terminal(out: Console) -> Any:
 
     def confirm(plans: dict[str, NodePlan], order: list[str]) -> bool:
         for n in order:
-            out.print(f"  {n}: " + ", ".join(f"{c.package} {c.installed or '-'} -> {c.candidate}"
-                                             for c in plans[n].changes))
-        return out.input(f"Upgrade {len(order)} node(s) in this order: {', '.join(order)}? [y/N] ").strip().lower() in ("y", "yes")
+            out.print(escape(f"  {n}: {summary(plans[n].changes)}"))
+        question = escape(f"Upgrade {len(order)} node(s) in this order: {', '.join(order)}? [y/N] ")
+        return out.input(question).strip().lower() in ("y", "yes")
 
     return confirm
 
@@ -141,16 +143,18 @@ def _finish(out: Console, r: Rollout, as_json: bool, code: int, refused: str | N
         print(refused or f"rolling-upgrade: {error}", file=sys.stderr)
         return
     out.print(_table(r.run_id, results))
-    out.print(f"run {r.run_id}: {Outcome(code).name.lower().replace('_', ' ')} (exit {int(code)})")
+    out.print(escape(f"run {r.run_id}: {Outcome(code).name.lower().replace('_', ' ')} (exit {int(code)})"))
 
 
 def _table(run_id: str, results: list[NodeResult]) -> Table:
-    table = Table(title=f"run {run_id}")
+    """One row per node: its result, its packages summarized (``--json`` and the history list each one), its
+    moves and last checks; every text from the nodes and the cluster escaped."""
+    table = Table(title=escape(f"run {run_id}"))
     for col in ("node", "result", "packages", "moves", "checks", "time"):
         table.add_column(col)
     for x in results:
-        pkgs = "\n".join(f"{c['package']} {c.get('installed') or '-'} -> {c['candidate']}" for c in x.changes)
         colour = {"ok": "green", "failed": "red", "quarantined": "red"}.get(x.result, "")
-        table.add_row(x.node, f"[{colour}]{x.result}[/]" if colour else x.result, pkgs, "\n".join(x.moves),
-                      "\n".join(x.checks[-3:]), f"{x.seconds:.1f}s" if x.seconds else "")
+        result = f"[{colour}]{escape(x.result)}[/]" if colour else escape(x.result)
+        table.add_row(escape(x.node), result, cell(summary_lines(x.changes)) if x.changes else "", cell(x.moves),
+                      cell(x.checks[-3:]), f"{x.seconds:.1f}s" if x.seconds else "")
     return table

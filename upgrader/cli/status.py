@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from upgrader.orchestrator.outcome import Outcome, Refused
@@ -34,8 +35,9 @@ def status(cluster: Cluster, as_json: bool, out: Console) -> int:
     else:
         _print_status(out, state, held, now)
         if gone and info is not None:
-            out.print(f"[red]interrupted:[/] the run that holds the lock is gone (pid {info.pid}, phase {info.phase}); "
-                      f"the next 'rolling-upgrade run' on {info.holder} rolls it back and goes on")
+            out.print(f"[red]interrupted:[/] the run that holds the lock is gone (pid {info.pid}, phase "
+                      f"{escape(info.phase)}); the next 'rolling-upgrade run' on {escape(info.holder)} rolls it back "
+                      "and goes on")
     return EXIT_OK
 
 
@@ -52,7 +54,8 @@ def unlock(cluster: Cluster, force: bool, out: Console) -> int:
     now = lock.utcnow()
     if force:
         broken = lock.force_unlock(cluster)
-        out.print("no upgrade lock was held" if broken is None else f"broke the upgrade lock: {_describe(cluster, broken, now)}")
+        out.print("no upgrade lock was held" if broken is None
+                  else f"broke the upgrade lock: {escape(_describe(cluster, broken, now))}")
         return EXIT_OK
     held = lock.inspect(cluster, now)
     if held is None:
@@ -65,7 +68,7 @@ def unlock(cluster: Cluster, force: bool, out: Console) -> int:
             "release it there, or break it with 'rolling-upgrade unlock --force'"
         )
     lock.remove(cluster, held.info)
-    out.print(f"released the upgrade lock: {held.describe(now)}")
+    out.print(f"released the upgrade lock: {escape(held.describe(now))}")
     return EXIT_OK
 
 
@@ -101,7 +104,7 @@ def _lock_document(held: lock.LockStatus, now: datetime) -> dict[str, Any]:
 
 def _print_status(out: Console, state: ClusterState, held: lock.LockStatus | None, now: datetime) -> None:
     s = state.summary
-    out.print(f"DC {s.dc or 'none'}, quorum {'yes' if s.quorum else '[red]no[/]'}, fencing {'on' if s.stonith_enabled else 'off'}"
+    out.print(f"DC {escape(s.dc or 'none')}, quorum {'yes' if s.quorum else '[red]no[/]'}, fencing {'on' if s.stonith_enabled else 'off'}"
               + (", [yellow]maintenance-mode on[/]" if s.maintenance_mode else ""))
     nodes = Table(title="nodes")
     for col in ("node", "state", "DC", "resources"):
@@ -109,7 +112,7 @@ def _print_status(out: Console, state: ClusterState, held: lock.LockStatus | Non
     for n in state.nodes:
         flags = [f for f, on in (("standby", n.standby), ("maintenance", n.maintenance), ("unclean", n.unclean), ("pending", n.pending)) if on]
         text = ("online" if n.online else "[red]offline[/]") + "".join(f", [yellow]{f}[/]" for f in flags)
-        nodes.add_row(n.name, text, "yes" if n.is_dc else "", str(n.resources_running))
+        nodes.add_row(escape(n.name), text, "yes" if n.is_dc else "", str(n.resources_running))
     out.print(nodes)
     resources = Table(title="resources")
     for col in ("resource", "running on", "members"):
@@ -117,15 +120,17 @@ def _print_status(out: Console, state: ClusterState, held: lock.LockStatus | Non
     for rid in state.top_level_ids():
         members = state.members(rid)
         roles = ", ".join(
-            f"{r.id} {r.pending or r.role}{' ' + ','.join(r.nodes) if r.nodes else ''}" + (" [red]failed[/]" if r.failed else "") + ("" if r.managed else " unmanaged")
+            escape(f"{r.id} {r.pending or r.role}{' ' + ','.join(r.nodes) if r.nodes else ''}")
+            + (" [red]failed[/]" if r.failed else "") + ("" if r.managed else " unmanaged")
             for r in members
         )
-        resources.add_row(rid, ", ".join(sorted(state.running_on(rid))) or "[red]nowhere[/]", roles)
+        resources.add_row(escape(rid), escape(", ".join(sorted(state.running_on(rid)))) or "[red]nowhere[/]", roles)
     out.print(resources)
     for f in state.failures:
-        out.print(f"[red]failed action[/] {f.op_key} on {f.node}: {f.exitstatus} {f.exitreason}".rstrip())
+        out.print("[red]failed action[/] " + escape(f"{f.op_key} on {f.node}: {f.exitstatus} {f.exitreason}".rstrip()))
     for b in state.bans:
-        out.print(f"[yellow]ban[/] {b.id}: {b.resource} kept off {b.node}" + (" (left by crm_resource)" if b.from_cli else ""))
+        out.print("[yellow]ban[/] " + escape(f"{b.id}: {b.resource} kept off {b.node}")
+                  + (" (left by crm_resource)" if b.from_cli else ""))
     if held is None:
         out.print("upgrade lock: free")
         return
@@ -133,8 +138,9 @@ def _print_status(out: Console, state: ClusterState, held: lock.LockStatus | Non
     table = Table(title="upgrade lock")
     for col in ("holder", "run", "pid", "phase", "age", "heartbeat", "state"):
         table.add_column(col)
-    state_text = f"[red]stale[/]: {held.why_stale}" if held.stale else "held"
-    table.add_row(i.holder, i.run_id, str(i.pid or "?"), i.phase, lock.ago(i.started, now), lock.ago(i.heartbeat, now), state_text)
+    state_text = f"[red]stale[/]: {escape(held.why_stale or '')}" if held.stale else "held"
+    table.add_row(*(escape(str(v)) for v in (i.holder, i.run_id, i.pid or "?", i.phase, lock.ago(i.started, now),
+                                             lock.ago(i.heartbeat, now))), state_text)
     out.print(table)
 
 

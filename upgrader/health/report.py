@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -58,13 +59,14 @@ class HealthReport:
         return json.dumps({"ok": self.ok, "seconds": round(self.seconds, 3), "results": rows}, indent=2)
 
     def table(self) -> Table:
+        """One row per check; what came from the CIB or a probe (ids, targets, errors) printed as it is."""
         table = Table(title=f"Health checks: {'all passed' if self.ok else 'FAILED'} ({self.seconds:.1f}s)")
         for column in ("Resource", "Node", "Level", "Target", "Result", "Attempts", "Seconds", "Detail"):
             table.add_column(column, justify="right" if column in ("Attempts", "Seconds") else "left")
         for r in self.results:
             result = "[green]ok[/]" if r.ok and r.checked else "[yellow]not checked[/]" if r.ok else "[bold red]FAILED[/]"
-            table.add_row(r.resource, r.node, r.level.value, r.target, result, str(r.attempts),
-                          f"{r.seconds:.2f}", r.error or r.note or "")
+            table.add_row(escape(r.resource), escape(r.node), r.level.value, escape(r.target), result,
+                          str(r.attempts), f"{r.seconds:.2f}", escape(r.error or r.note or ""))
         return table
 
     def render(self, console: Console | None = None) -> None:

@@ -27,7 +27,9 @@ class Move:
 
     ``source`` is where the resource runs now, ``dest`` where it will run
     (either is None for a start or a stop); both are the same node for an
-    action in place (restart, recover, promote).
+    action in place (restart, recover, promote). ``from_role``/``to_role``
+    are the roles the line names before and after the arrow ("Promoted
+    node1": ``from_role`` Promoted), None where it names none.
     """
 
     action: str
@@ -36,6 +38,8 @@ class Move:
     dest: str | None
     reason: str | None
     blocked: bool
+    from_role: str | None = None
+    to_role: str | None = None
 
     @property
     def relocates(self) -> bool:
@@ -78,8 +82,14 @@ def _move(match: re.Match[str]) -> Move:
         source = dest
     rest = match["rest"].strip()
     blocked = rest.endswith("blocked")
+    rest = rest.removesuffix("(blocked)").strip()
     reason = rest.removeprefix("due to").strip() if rest.startswith("due to") else None
-    return Move(action=action, resource=match["rsc"], source=source, dest=dest, reason=reason, blocked=blocked)
+    return Move(action=action, resource=match["rsc"], source=source, dest=dest, reason=reason or None,
+                blocked=blocked, from_role=_role(left.split()), to_role=_role(right.split()))
+
+
+def _role(words: list[str]) -> str | None:
+    return next((w for w in words if w in _ROLES), None)
 
 
 def _node(words: list[str], *, last: bool) -> str | None:

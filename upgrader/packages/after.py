@@ -1,4 +1,4 @@
-"""What an upgrade leaves behind: a reboot to do, processes still running old libraries."""
+"""What an upgrade leaves behind: a reboot to do, processes still running old libraries; the files processes map."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 REBOOT_REQUIRED = Path("/var/run/reboot-required")
+MAX_PROCESSES = 4096  # processes whose maps are read, at most (a node runs a few hundred)
 
 
 @dataclass(frozen=True)
@@ -51,16 +53,41 @@ def _release_key(release: str) -> list[tuple[int, str]]:
 def stale_processes(proc: Path = Path("/proc")) -> list[StaleProcess]:
     """Processes whose memory maps show a deleted shared library (``... .so... (deleted)``)."""
     found = []
+    for entry, maps in process_maps(proc):
+        files = sorted({line.split(None, 5)[5].removesuffix(" (deleted)") for line in maps.splitlines()
+                        if line.endswith(" (deleted)") and ".so" in line and len(line.split(None, 5)) == 6})
+        if not files:
+            continue
+        try:
+            command = (entry / "comm").read_text().strip()
+        except (OSError, ProcessLookupError):
+            continue
+        found.append(StaleProcess(int(entry.name), command, tuple(files)))
+    return sorted(found, key=lambda p: p.pid)
+
+
+def mapped_files(proc: Path = Path("/proc")) -> frozenset[str]:
+    """Every file a running process maps (its program, its libraries), as the kernel names it (no " (deleted)")."""
+    found: set[str] = set()
+    for _entry, maps in process_maps(proc):
+        for line in maps.splitlines():
+            fields = line.split(None, 5)
+            if len(fields) == 6 and fields[5].startswith("/"):
+                found.add(fields[5].removesuffix(" (deleted)"))
+    return frozenset(found)
+
+
+def process_maps(proc: Path = Path("/proc"), limit: int = MAX_PROCESSES) -> Iterator[tuple[Path, str]]:
+    """(``/proc/PID``, its ``maps``) of the first ``limit`` other processes whose maps can be read."""
+    read = 0
     for entry in proc.iterdir():
+        if read >= limit:
+            return
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             maps = (entry / "maps").read_text()
-            command = (entry / "comm").read_text().strip()
         except (OSError, ProcessLookupError):
             continue
-        files = sorted({line.split(None, 5)[5].removesuffix(" (deleted)") for line in maps.splitlines()
-                        if line.endswith(" (deleted)") and ".so" in line and len(line.split(None, 5)) == 6})
-        if files:
-            found.append(StaleProcess(int(entry.name), command, tuple(files)))
-    return sorted(found, key=lambda p: p.pid)
+        read += 1
+        yield entry, maps

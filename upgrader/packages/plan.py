@@ -1,10 +1,14 @@
-"""The pending dist-upgrade of this node: each package, its versions, security or not, HA stack or not."""
+"""The pending dist-upgrade of this node: each package, its versions, security or not, HA stack or not, in use or not."""
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
+
+from upgrader.packages.after import mapped_files
 
 if TYPE_CHECKING:
     import apt
@@ -16,17 +20,24 @@ HA_STACK_PROGRAMS = ("pacemaker", "corosync", "resource-agents", "crmsh", "pcs",
 HA_STACK_LIBRARIES = ("libqb", "libknet", "libnozzle", "libcrmcommon", "libcrmcluster", "libcrmservice", "libcib",
                       "liblrmd", "libpe-", "libpacemaker", "libstonithd", "libcorosync", "libcfg", "libcmap",
                       "libcpg", "libquorum", "libsam", "libvotequorum")
+DPKG_INFO = Path("/var/lib/dpkg/info")
+MAX_LIST_BYTES = 8 << 20  # a package's file list read, at most (the largest, kernel headers, are ~2 MiB)
+MERGED = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # merged-/usr aliases of /usr/bin, ...
 
 
 @dataclass(frozen=True)
 class Change:
-    """One package the dist-upgrade changes (``installed`` None: new; ``candidate`` None: removed)."""
+    """One package the dist-upgrade changes (``installed`` None: new; ``candidate`` None: removed).
+
+    ``in_use``: a running process maps one of the installed version's files (a program or library it runs).
+    """
 
     package: str
     installed: str | None
     candidate: str | None
     security: bool
     ha_stack: bool
+    in_use: bool = False
 
     @property
     def action(self) -> str:
@@ -68,8 +79,10 @@ def plan_node(cache: apt.Cache | None = None) -> tuple[Change, ...]:
 
     cache = cache if cache is not None else apt.Cache()
     cache.upgrade(dist_upgrade=True)
+    pending = sorted(cache.get_changes(), key=lambda p: p.name)
+    used = in_use([p.name for p in pending if p.installed])
     changes = []
-    for pkg in sorted(cache.get_changes(), key=lambda p: p.name):
+    for pkg in pending:
         removed = pkg.marked_delete
         candidate = None if removed or pkg.candidate is None else pkg.candidate
         changes.append(Change(
@@ -78,8 +91,50 @@ def plan_node(cache: apt.Cache | None = None) -> tuple[Change, ...]:
             candidate=candidate.version if candidate else None,
             security=candidate is not None and is_security(o.archive for o in candidate.origins),
             ha_stack=is_ha_stack(pkg.name),
+            in_use=pkg.name in used,
         ))
     return tuple(changes)
+
+
+def in_use(packages: Iterable[str], mapped: frozenset[str] | None = None, info: Path = DPKG_INFO,
+           aliases: dict[str, str] | None = None) -> frozenset[str]:
+    """Which of the installed ``packages`` own a file that a running process maps (``/proc/*/maps``).
+
+    Bounded: only these packages' dpkg file lists are read, each up to :data:`MAX_LIST_BYTES`;
+    their paths are compared after the merged-/usr aliases (``/lib/...`` is ``/usr/lib/...``).
+    """
+    mapped = mapped_files() if mapped is None else mapped
+    aliases = merged_aliases() if aliases is None else aliases
+    return frozenset(p for p in packages if any(_canonical(f, aliases) in mapped for f in package_files(p, info)))
+
+
+def package_files(package: str, info: Path = DPKG_INFO) -> list[str]:
+    """The paths dpkg lists for an installed package (``NAME.list``, or ``NAME:ARCH.list`` for a multi-arch one)."""
+    candidates = [info / f"{package}.list"] if ":" in package else [info / f"{package}.list",
+                                                                    *sorted(info.glob(f"{package}:*.list"))]
+    for path in candidates:
+        try:
+            with path.open("rb") as f:
+                return f.read(MAX_LIST_BYTES).decode(errors="replace").splitlines()
+        except OSError:
+            continue
+    return []
+
+
+def merged_aliases(root: Path = Path("/")) -> dict[str, str]:
+    """``{"/lib": "/usr/lib", ...}`` for each top directory that is a symlink into /usr (merged /usr)."""
+    found = {}
+    for top in MERGED:
+        path = root / top.lstrip("/")
+        if path.is_symlink() and os.path.realpath(path) == os.path.realpath(root / "usr" / top.lstrip("/")):
+            found[top] = "/usr" + top
+    return found
+
+
+def _canonical(path: str, aliases: dict[str, str]) -> str:
+    top, sep, rest = path[1:].partition("/")
+    alias = aliases.get("/" + top)
+    return f"{alias}/{rest}" if alias and sep else path
 
 
 def local_plan() -> Plan:
