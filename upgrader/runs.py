@@ -14,6 +14,9 @@ import time
 GUARD_ENV = "UPGRADER_GUARD"
 RUN_ID_ENV = "UPGRADER_RUN_ID"
 APT_RUN_PREFIX = "apt-"  # run ids the hooks give apt runs: apt-PID-STARTTIME
+# Node attributes a run writes: this run patched the node; a run found it unhealthy after its upgrade.
+PATCHED = "rolling-upgrade-patched"
+QUARANTINE = "rolling-upgrade-quarantine"
 
 
 def new_run_id(node: str) -> str:

@@ -87,7 +87,7 @@ def test_progress_steps_and_apt_lines_with_brackets() -> None:
     out = console()
     report = ConsoleReport(out)
     report.step("node2", "verify", f"app1 on node2: {REGEX}")
-    report.step("node2", "reboot", "[yellow]could not reboot node2[/]: ssh: [/dev/tty] gone; its upgrade stands")
+    report.step("node2", "reboot", "could not reboot node2: ssh: [/dev/tty] gone; its upgrade stands")
     report.progress("node2", {"event": "progress", "stage": "error", "text": f"libfoo: {REASON}"})
     text = printed(out)
     assert f"node2 verify app1 on node2: {REGEX}" in text

@@ -146,7 +146,7 @@ def test_the_peers_are_corosyncs_nodelist_and_this_node_is_the_one_named_like_th
 
 def test_an_apt_run_on_a_quarantined_node_in_standby_is_refused_naming_the_quarantine() -> None:
     from upgrader.guard.decide import decide
-    from upgrader.orchestrator.steering import QUARANTINE
+    from upgrader.runs import QUARANTINE
     from upgrader.pacemaker.state import parse_crm_mon
 
     state = parse_crm_mon((DATA / "crm_mon-standby-node1.xml").read_text())  # captured: node1 drained

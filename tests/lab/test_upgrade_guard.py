@@ -135,7 +135,8 @@ def test_standby_node_upgrades_and_the_finishing_step_is_recorded_once(lab: Lab)
     plan = json.loads(run(lab, "node1", PY, "-c", "import json; from upgrader.packages.plan import local_plan; "
                                                   "print(json.dumps(local_plan().document()))").stdout)
     assert plan["changes"] == [{"package": repo.PACKAGE, "installed": plan["changes"][0]["installed"],
-                                "candidate": version, "security": True, "ha_stack": False, "action": "upgrade"}]
+                                "candidate": version, "security": True, "ha_stack": False, "in_use": False,
+                                "action": "upgrade"}]
     drain(lab, "node1")
     got = run(lab, "node1", "apt-get", "dist-upgrade", "-y")
     assert got.returncode == 0, got.stderr

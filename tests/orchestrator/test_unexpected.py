@@ -15,7 +15,7 @@ from upgrader.orchestrator.context import NodeResult
 from upgrader.orchestrator.outcome import Outcome, Stop
 from upgrader.orchestrator.procedure import Rollout
 from upgrader.orchestrator.remote import Change, NodePlan
-from upgrader.orchestrator.steering import QUARANTINE
+from upgrader.runs import QUARANTINE
 from upgrader.pacemaker.state import parse_crm_mon
 
 DATA = Path(__file__).parents[1] / "pacemaker" / "data"

@@ -140,9 +140,11 @@ def test_confirmation_prompt(doc: dict[str, Any], monkeypatch: pytest.MonkeyPatc
 
 def test_live_progress_of_the_upgrade(doc: dict[str, Any]) -> None:
     names = [c["package"] for c in doc["changes"]]
-    upgraded = ", ".join(f"{c['package']} {c['installed'] or '-'} -> {c['candidate']}" for c in doc["changes"])
-    assert step_text("upgrade", f"{upgraded} in 80.1s") == "135 packages upgraded in 80.1s"
-    assert step_text("upgrade", "demo-libfoo 1 -> 2 in 3.0s") == "demo-libfoo 1 -> 2 in 3.0s"
+    # The run's upgrade step says the summary, not the list (procedure.upgrade).
+    assert step_text("upgrade", f"{summary(doc['changes'])} in 80.1s") == \
+        f"135 packages, 87 security; {IN_USE} in 80.1s"
+    one = [{"package": "demo-libfoo", "installed": "1", "candidate": "2"}]
+    assert step_text("upgrade", f"{summary(one)} in 3.0s") == "1 package: demo-libfoo 1 -> 2 in 3.0s"
     out = console()
     report = ConsoleReport(out)
     steps = [(n, s) for n in names for s in ("Preparing", "Unpacking", "Setting up")]

@@ -29,6 +29,7 @@ from upgrader import boot
 from upgrader import config as configuration
 from upgrader.nightly import fit
 from upgrader.nightly.window import Collect, Estimate, local_time, run_window
+from upgrader.packages.summary import summary
 from upgrader.orchestrator import start
 from upgrader.orchestrator.procedure import Outcome, Rollout
 from upgrader.pacemaker.live import Cluster
@@ -97,7 +98,7 @@ def _check(r: Rollout, cfg: configuration.Config, estimate: Estimate, now: datet
         say(doc["boot_grace"])
     for n in pending:
         verdict = "would upgrade" if n in runs else "would defer"
-        say(f"  {n}: {verdict}: {', '.join(doc['changes'][n])}")
+        say(f"  {n}: {verdict}: {summary(plans[n].changes)}")
     for n, error in doc["errors"].items():
         say(f"  {n}: {error}")
     if not pending:

@@ -15,7 +15,7 @@ from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.state import ClusterState, resources_on
 from upgrader.runner import NOT_CONNECTED, CommandError
-from upgrader.runs import APT_RUN_PREFIX
+from upgrader.runs import APT_RUN_PREFIX, QUARANTINE
 
 if TYPE_CHECKING:
     from upgrader.guard.peer import Peer
@@ -79,8 +79,6 @@ def decide(cluster: Cluster, run_id: str, lock_ttl: float, from_orchestrator: bo
         return drain_for_apt(cluster, state, node, run_id, lock_ttl, auto_standby_within)
     if why:
         return Decision(False, why, node)
-    from upgrader.orchestrator.steering import QUARANTINE
-
     mark = cluster.get_attribute(node, QUARANTINE)
     if mark is not None:
         return Decision(False, f"refused: {node} is quarantined ({mark}): a run found it unhealthy after its "

@@ -35,6 +35,7 @@ from upgrader.orchestrator.remote import ApplyResult, NodePlan, Nodes
 from upgrader.orchestrator.restarts import Restarts
 from upgrader.orchestrator.stops import (STOPS, deferred, safe_point, signals_deferred, soak, still_whole, stopped,
                                          unexpected)
+from upgrader.packages.summary import summary
 from upgrader.pacemaker import shapes
 from upgrader.pacemaker.live import Cluster, NotSettled
 from upgrader.pacemaker.lock import LockHeld, utcnow
@@ -231,8 +232,8 @@ class Rollout(RunContext):
             self.quarantine(node)
             raise Stop(Outcome.NEEDS_PERSON, f"the upgrade of {node} failed: {applied.error}; {node} stays in "
                        f"standby and quarantined, its peers run its resources untouched")
-        done = ", ".join(f"{c.package} {c.installed or '-'} -> {c.candidate}" for c in applied.changes)
-        self.report.step(node, "upgrade", f"{done or 'packages upgraded'} in {applied.seconds:.1f}s")
+        done = summary(applied.changes) if applied.changes else "packages upgraded"
+        self.report.step(node, "upgrade", f"{done} in {applied.seconds:.1f}s")
         if applied.reboot_required and self.config.reboot:
             self.restarts.reboot(node)
         elif applied.reboot_required:

@@ -129,7 +129,7 @@ class Restarts:
         started = time.monotonic()
         asked = self._stack(node, "reboot", timeout=REBOOT_ASK_TIMEOUT)
         if asked.returncode not in (0, 255) and asked.returncode >= 0:  # 255, a signal: the session went down with it
-            self.say(node, "reboot", f"[yellow]could not reboot {node}[/]: {asked.last_words}; its upgrade "
+            self.say(node, "reboot", f"could not reboot {node}: {asked.last_words}; its upgrade "
                      "stands, the reboot is left to a person")
             return
         self.wait_rebooted(node)
@@ -158,7 +158,7 @@ class Restarts:
                  "resume' (cron @reboot) brings it back online and ends the run")
         asked = self._stack(node, "reboot", timeout=REBOOT_ASK_TIMEOUT)
         if asked.returncode != 0:
-            self.say(node, "reboot", f"[yellow]could not reboot {node}[/]: {asked.last_words}; its upgrade "
+            self.say(node, "reboot", f"could not reboot {node}: {asked.last_words}; its upgrade "
                      "stands, the reboot is left to a person")
             return
         time.sleep(self.config.rejoin_timeout)  # the reboot ends this process before

@@ -26,9 +26,8 @@ from upgrader.pacemaker import names
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.state import ClusterState
 from upgrader.runner import NO_SUCH_OBJECT
+from upgrader.runs import PATCHED, QUARANTINE
 
-PATCHED = "rolling-upgrade-patched"
-QUARANTINE = "rolling-upgrade-quarantine"
 CONSTRAINT_PREFIX = "rolling-upgrade-prefer-"
 _RESOURCE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 
