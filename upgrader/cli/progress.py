@@ -31,15 +31,22 @@ class ConsoleReport:
     def step(self, node: str | None, phase: str, text: str) -> None:
         if not self.quiet:
             at = time.monotonic() - self.started
-            self.out.print(f"[dim]{at:6.1f}s[/] [bold]{escape(node or 'cluster')}[/] [cyan]{escape(phase)}[/] "
-                           f"{step_text(phase, text)}")
+            self._print(f"[dim]{at:6.1f}s[/] [bold]{escape(node or 'cluster')}[/] [cyan]{escape(phase)}[/] "
+                        f"{step_text(phase, text)}")
 
     def progress(self, node: str, event: dict[str, Any]) -> None:
         if self.quiet or not self._news(node, event):
             return
         pct = event.get("percent")
-        self.out.print(f"[dim]{time.monotonic() - self.started:6.1f}s[/] [bold]{escape(node)}[/] [cyan]apt[/] "
-                       f"{f'{pct:5.1f}% ' if isinstance(pct, (int, float)) else ''}{escape(str(event.get('text', '')))}")
+        self._print(f"[dim]{time.monotonic() - self.started:6.1f}s[/] [bold]{escape(node)}[/] [cyan]apt[/] "
+                    f"{f'{pct:5.1f}% ' if isinstance(pct, (int, float)) else ''}{escape(str(event.get('text', '')))}")
+
+    def _print(self, line: str) -> None:
+        """A terminal that went away (the operator's ssh session dropped) silences the progress, never the run."""
+        try:
+            self.out.print(line)
+        except (OSError, ValueError):
+            self.quiet = True
 
     def _news(self, node: str, event: dict[str, Any]) -> bool:
         """Whether the event starts a stage, reaches the next tenth of it, or is an error or a wait."""

@@ -133,6 +133,14 @@ def _confirm_on_terminal(out: Console) -> Any:
 
 
 def _finish(out: Console, r: Rollout, as_json: bool, code: int, refused: str | None, error: str | None = None) -> None:
+    """The run's report; a terminal that went away loses the report, never the exit code (the history has it)."""
+    try:
+        _report(out, r, as_json, code, refused, error)
+    except (OSError, ValueError):
+        pass
+
+
+def _report(out: Console, r: Rollout, as_json: bool, code: int, refused: str | None, error: str | None) -> None:
     results = list(r.results.values())
     if as_json:
         print(json.dumps({"run": r.run_id, "exit": int(code), "outcome": Outcome(code).name.lower(),

@@ -29,12 +29,16 @@ STOPS = (Stop, CommandError, ParseError, NotSettled, LockError)  # what stops a 
 
 @contextmanager
 def signals_deferred(run: RunContext) -> Iterator[None]:
-    """SIGINT and SIGTERM noted for the next :func:`safe_point` while the block runs."""
+    """SIGINT, SIGTERM and SIGHUP noted for the next :func:`safe_point` while the block runs."""
     def note(signo: int, _frame: FrameType | None) -> None:
         run.interrupted = signal.Signals(signo).name
-        run.report.step(None, "signal", f"{run.interrupted}: stopping at the next safe point")
+        try:
+            run.report.step(None, "signal", f"{run.interrupted}: stopping at the next safe point")
+        except Exception:  # noqa: BLE001 - a dead terminal must not turn a signal into a crash
+            pass
 
-    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP too: the operator's session dropped; the run stops at the next safe point, as for Ctrl-C.
+    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
