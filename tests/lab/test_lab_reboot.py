@@ -51,7 +51,9 @@ def test_a_tree_under_tmp_is_still_bound_in_a_node_after_its_reboot() -> None:
         assert sees(lab, "node2", marker) == marker.read_text()
         log = lab.node_dir("node2") / "init.log"
         node.runner(lab, "node2").run(["touch", "/tmp/.lab-reboot-probe"])
-        node.runner(lab, "node2").run([sys.executable, "-m", "upgrader_lab.power", "reboot"])
+        # The copy's own modules: the venv's path names the tree it was made in, which the nodes do not see here.
+        node.runner(lab, "node2").with_env(PYTHONPATH=str(tree)).run([sys.executable, "-m", "upgrader_lab.power",
+                                                                     "reboot"])
         deadline = time.monotonic() + 90
         while "init: rebooted" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
