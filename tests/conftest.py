@@ -10,7 +10,7 @@ import pytest
 
 from upgrader_lab import lab as ops
 from upgrader_lab.client import LabClient
-from upgrader_lab.layout import Lab
+from upgrader_lab.layout import DEFAULT_PROFILE, Lab
 
 
 def lab_name(suffix: str = "") -> str:
@@ -19,11 +19,12 @@ def lab_name(suffix: str = "") -> str:
 
 
 @contextmanager
-def private_lab(suffix: str = "", nodes: int = 3, apps: int = 3) -> Iterator[Lab]:
-    """A lab of this test run's own, always torn down."""
+def private_lab(suffix: str = "", nodes: int | None = None, apps: int = 3,
+                profile: str = DEFAULT_PROFILE) -> Iterator[Lab]:
+    """A lab of this test run's own, always torn down (``nodes`` None: the profile's usual count, 3 by default)."""
     name = lab_name(suffix)
     try:
-        the_lab, _ = ops.up(name, nodes=nodes, apps=apps)
+        the_lab, _ = ops.up(name, nodes=nodes, apps=apps, profile=profile)
         yield the_lab
     finally:
         ops.down(name)

@@ -12,7 +12,7 @@ from rich.table import Table
 from upgrader_lab import lab as ops
 from upgrader_lab import node, repo
 from upgrader_lab.client import LabClient
-from upgrader_lab.layout import DEFAULT_NAME, MAX_NODES, MIN_NODES, LabError, check_name
+from upgrader_lab.layout import DEFAULT_NAME, DEFAULT_PROFILE, MAX_NODES, MIN_NODES, PROFILE_NODES, LabError, check_name
 from upgrader.runner import CommandError
 
 console = Console(stderr=True, highlight=False)
@@ -23,12 +23,17 @@ def _say(msg: str) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    lab, report = ops.up(args.name, args.nodes, args.apps, say=_say)
+    lab, report = ops.up(args.name, args.nodes, args.apps, say=_say, profile=args.profile)
     mem = ", ".join(f"{n} {m:.0f} MiB" for n, m in report.node_memory_mib.items())
-    console.print(f"[green]lab {lab.name} up[/]: {lab.nodes} nodes online with a DC after "
+    console.print(f"[green]lab {lab.name} up[/]{_profile(lab.profile)}: {lab.nodes} nodes online with a DC after "
                   f"{report.formed_seconds:.1f}s, {lab.apps} applications serving after "
                   f"{report.serving_seconds:.1f}s; memory per node: {mem}")
     return 0
+
+
+def _profile(profile: str) -> str:
+    """The profile in a heading, unless it is the default."""
+    return "" if profile == DEFAULT_PROFILE else f" (profile {profile})"
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -41,7 +46,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     lab = ops.require(args.name)
-    nodes = Table(title=f"lab {lab.name}: nodes")
+    nodes = Table(title=f"lab {lab.name}{_profile(lab.profile)}: nodes")
     for col in ("node", "address", "running", "link", f"{repo.PACKAGE}"):
         nodes.add_column(col)
     for n in lab.node_names:
@@ -106,8 +111,12 @@ def parser() -> argparse.ArgumentParser:
                    help=f"lab name (default {DEFAULT_NAME}, or $UPGRADER_LAB); labs with other names run side by side")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("up", help="bring the lab up and wait until every application serves")
-    s.add_argument("--nodes", type=int, default=3, help=f"{MIN_NODES} to {MAX_NODES} (default 3)")
+    s.add_argument("--nodes", type=int, default=None,
+                   help=f"{MIN_NODES} to {MAX_NODES} (default 3; profile seed: 2, mixed: 3 to {MAX_NODES})")
     s.add_argument("--apps", type=int, default=3, help="applications, 1 to 12 (default 3)")
+    s.add_argument("--profile", default=DEFAULT_PROFILE, metavar="|".join(PROFILE_NODES),
+                   help="the cluster's shape (default: groups of a floating IP and a container, no fencing; "
+                        "seed: 2 nodes as with DRBD, fencing on; mixed: constraints, clones, fencing on)")
     s.set_defaults(func=cmd_up)
     s = sub.add_parser("down", help="tear the lab down; idempotent, leaves nothing")
     s.add_argument("--keep", action="store_true", default=bool(os.environ.get("KEEP")),

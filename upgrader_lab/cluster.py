@@ -1,10 +1,11 @@
 """The lab cluster's configuration: corosync.conf, its key, and the initial CIB.
 
-Every node gets the same initial CIB: no fencing (the lab cannot fence; a
-production cluster must), a short dc-deadtime so the cluster forms in
-seconds, a resource-stickiness of 100 (resources stay where they are unless
-moved), and per application a group of a floating IP and an LXC container
-that serves HTTP on it.
+Every node gets the same initial CIB. The default profile's: no fencing (a
+production cluster must have it; the other profiles fence through the lab's
+power controller, see :mod:`upgrader_lab.profiles`), a short dc-deadtime so
+the cluster forms in seconds, a resource-stickiness of 100 (resources stay
+where they are unless moved), and per application a group of a floating IP
+and an LXC container that serves HTTP on it.
 """
 
 from __future__ import annotations
@@ -55,24 +56,24 @@ def authkey() -> bytes:
     return os.urandom(256)
 
 
-def _nvpair(prefix: str, name: str, value: str) -> str:
+def nvpair(prefix: str, name: str, value: str) -> str:
     return f'<nvpair id={quoteattr(f"{prefix}-{name}")} name={quoteattr(name)} value={quoteattr(value)}/>'
 
 
-def app_resources(lab: Lab, app: str) -> str:
-    """A group: floating IP first, then the container that binds to it."""
+def app_resources(lab: Lab, app: str, first: str = "") -> str:
+    """A group: floating IP first (after ``first``, XML of members before it), then the container that binds to it."""
     ip = lab.app_ip(app)
     ct = lab.container(app)
     return f"""
       <group id="{app}">
         <meta_attributes id="{app}-meta">
-          {_nvpair(f"{app}-meta", PROBE_ATTRIBUTE, f"http://{ip}/health")}
-        </meta_attributes>
+          {nvpair(f"{app}-meta", PROBE_ATTRIBUTE, f"http://{ip}/health")}
+        </meta_attributes>{first}
         <primitive id="{app}-ip" class="ocf" provider="heartbeat" type="IPaddr2">
           <instance_attributes id="{app}-ip-params">
-            {_nvpair(f"{app}-ip-params", "ip", ip)}
-            {_nvpair(f"{app}-ip-params", "cidr_netmask", str(lab.prefixlen))}
-            {_nvpair(f"{app}-ip-params", "nic", "eth0")}
+            {nvpair(f"{app}-ip-params", "ip", ip)}
+            {nvpair(f"{app}-ip-params", "cidr_netmask", str(lab.prefixlen))}
+            {nvpair(f"{app}-ip-params", "nic", "eth0")}
           </instance_attributes>
           <operations>
             <op id="{app}-ip-monitor-5s" name="monitor" interval="5s" timeout="20s"/>
@@ -80,9 +81,9 @@ def app_resources(lab: Lab, app: str) -> str:
         </primitive>
         <primitive id="{app}-ct" class="ocf" provider="heartbeat" type="lxc">
           <instance_attributes id="{app}-ct-params">
-            {_nvpair(f"{app}-ct-params", "container", ct)}
-            {_nvpair(f"{app}-ct-params", "config", f"/var/lib/lxc/{ct}/config")}
-            {_nvpair(f"{app}-ct-params", "log", f"/var/lib/lxc/{ct}/agent.log")}
+            {nvpair(f"{app}-ct-params", "container", ct)}
+            {nvpair(f"{app}-ct-params", "config", f"/var/lib/lxc/{ct}/config")}
+            {nvpair(f"{app}-ct-params", "log", f"/var/lib/lxc/{ct}/agent.log")}
           </instance_attributes>
           <operations>
             <op id="{app}-ct-start-0" name="start" interval="0" timeout="30s"/>
@@ -94,25 +95,32 @@ def app_resources(lab: Lab, app: str) -> str:
 
 
 def initial_cib(lab: Lab) -> str:
+    """The default profile's CIB (other profiles: :mod:`upgrader_lab.profiles`)."""
+    return cib_document(lab, "".join(app_resources(lab, app) for app in lab.app_names))
+
+
+def cib_document(lab: Lab, resources: str, constraints: str = "", properties: dict[str, str] | None = None) -> str:
+    """A whole initial CIB: the lab's cluster options (``properties`` override or add to them), then
+    ``resources`` and ``constraints`` (XML fragments)."""
     opts = "cib-bootstrap-options"
-    resources = "".join(app_resources(lab, app) for app in lab.app_names)
+    options = {"stonith-enabled": "false", "dc-deadtime": "5s", "cluster-name": lab.name,
+               "cluster-recheck-interval": "1min", **(properties or {})}
+    pairs = "\n        ".join(nvpair(opts, key, value) for key, value in options.items())
+    constraints_xml = f"<constraints>{constraints}\n    </constraints>" if constraints else "<constraints/>"
     return f"""<cib validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0">
   <configuration>
     <crm_config>
       <cluster_property_set id="{opts}">
-        {_nvpair(opts, "stonith-enabled", "false")}
-        {_nvpair(opts, "dc-deadtime", "5s")}
-        {_nvpair(opts, "cluster-name", lab.name)}
-        {_nvpair(opts, "cluster-recheck-interval", "1min")}
+        {pairs}
       </cluster_property_set>
     </crm_config>
     <nodes/>
     <resources>{resources}
     </resources>
-    <constraints/>
+    {constraints_xml}
     <rsc_defaults>
       <meta_attributes id="rsc-options">
-        {_nvpair("rsc-options", "resource-stickiness", "100")}
+        {nvpair("rsc-options", "resource-stickiness", "100")}
       </meta_attributes>
     </rsc_defaults>
   </configuration>
@@ -121,11 +129,13 @@ def initial_cib(lab: Lab) -> str:
 """
 
 
-def container_config(lab: Lab, app: str) -> str:
-    """LXC config: the container's root is an overlay of its node's root (the seed idea)."""
+def container_config(lab: Lab, app: str, rootfs: str | None = None) -> str:
+    """LXC config: the container's root is an overlay of its node's root (the seed idea), which LXC
+    mounts itself unless ``rootfs`` names a directory something else mounted it on."""
     ct = lab.container(app)
+    root = f"dir:{rootfs}" if rootfs else f"overlay:/var/lib/lxc/host/rootfs:/var/lib/lxc/{ct}/delta0"
     return f"""lxc.uts.name = {app}
-lxc.rootfs.path = overlay:/var/lib/lxc/host/rootfs:/var/lib/lxc/{ct}/delta0
+lxc.rootfs.path = {root}
 lxc.include = /usr/share/lxc/config/common.conf
 lxc.apparmor.profile = unconfined
 lxc.autodev = 1

@@ -18,9 +18,10 @@ from typing import Callable
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from upgrader_lab import cluster, network, node, project, repo
+from upgrader_lab import cluster, network, node, powerswitch, project, repo
 from upgrader_lab.client import LabClient
-from upgrader_lab.layout import DEFAULT_NAME, LAB_ROOT, PACKAGE, Lab, LabError, free_slice
+from upgrader_lab.layout import (DEFAULT_NAME, DEFAULT_PROFILE, LAB_ROOT, PACKAGE, Lab, LabError, default_nodes,
+                                 free_slice)
 from upgrader.pacemaker.state import ParseError, parse_crm_mon
 from upgrader.runner import CommandError, Runner
 
@@ -54,12 +55,15 @@ class UpReport:
     node_memory_mib: dict[str, float] = field(default_factory=dict)
 
 
-def up(name: str, nodes: int, apps: int = 3, say: Say = _quiet) -> tuple[Lab, UpReport]:
+def up(name: str, nodes: int | None = None, apps: int = 3, say: Say = _quiet,
+       profile: str = DEFAULT_PROFILE) -> tuple[Lab, UpReport]:
+    """Bring lab ``name`` up in ``profile``'s shape (``nodes`` None: the profile's usual count)."""
     preflight()
     existing = Lab.load(name)
     if existing and any(node.running(existing, n) for n in existing.node_names):
         raise LabError(f"lab {name} is already up; 'upgrader-lab{_flag(name)} down' first")
-    lab = Lab(name=name, nodes=nodes, apps=apps, slice=existing.slice if existing else free_slice(name))
+    lab = Lab(name=name, nodes=default_nodes(profile) if nodes is None else nodes, apps=apps,
+              slice=existing.slice if existing else free_slice(name), profile=profile)
     if existing or network.lab_netns(lab) or network.lab_links(lab):
         say("cleaning up what an earlier lab left")
         down(name, say=say)
@@ -70,6 +74,8 @@ def up(name: str, nodes: int, apps: int = 3, say: Say = _quiet) -> tuple[Lab, Up
         repo.index(lab.repo_dir)
         repo.publish(lab.repo_dir, "1")
         key = cluster.authkey()
+        if lab.fenced:
+            say(f"power controller listening (pid {powerswitch.start(lab)})")
         network.create_bridge(lab)
         network.create_netns(lab, lab.client_netns, lab.host_veth("client"), lab.client_ip)
         for n in lab.node_names:
@@ -99,7 +105,8 @@ def up(name: str, nodes: int, apps: int = 3, say: Say = _quiet) -> tuple[Lab, Up
 def down(name: str, say: Say = _quiet, keep: bool = False) -> list[str]:
     """Remove every trace of the lab; return what was removed."""
     lab = Lab.load(name) or Lab(name=name)
-    removed = []
+    # The power controller first, by its PID: nothing may power a node on again meanwhile.
+    removed = [f"power controller {pid}" for pid in powerswitch.stop(lab)]
     pids = {p for p in (node.init_pid(lab, n) for n in _all_node_names(lab)) if p} | set(node.stray_inits(lab))
     for pid in sorted(pids):
         node.kill(lab, pid)

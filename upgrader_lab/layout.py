@@ -4,6 +4,7 @@ Labs run side by side: each has a name that prefixes its bridge, namespaces,
 containers and state, and its own /27 slice of 198.51.100.0/24 or
 203.0.113.0/24 (slices 0-7 and 8-15). In a slice, .1-.5 are the nodes,
 .11-.22 the applications' floating IPs, .30 the lab's client namespace.
+A lab's profile names the shape of its cluster (see :mod:`upgrader_lab.profiles`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,16 @@ SLICES = 16
 MIN_NODES, MAX_NODES = 2, 5
 MIN_APPS, MAX_APPS = 1, 12
 PACKAGE = "demo-libfoo"
+DEFAULT_PROFILE = "default"
+# Profile -> the node counts it allows. Profiles other than the default have lab fencing.
+PROFILE_NODES = {DEFAULT_PROFILE: (MIN_NODES, MAX_NODES), "seed": (2, 2), "mixed": (3, MAX_NODES)}
+POWER_MOUNT = "/srv/upgrader-lab/power"  # where a node sees the lab's power controller (its socket)
+
+
+def default_nodes(profile: str) -> int:
+    """The node count of a profile's lab when none is given: 3, or what the profile allows nearest to it."""
+    low, high = PROFILE_NODES.get(profile, (MIN_NODES, MAX_NODES))
+    return min(max(3, low), high)
 
 
 class LabError(Exception):
@@ -42,11 +53,18 @@ class Lab:
     slice: int = 0
     nodes: int = 3
     apps: int = 3
+    profile: str = DEFAULT_PROFILE  # absent from an older lab.json: the default
 
     def __post_init__(self) -> None:
         check_name(self.name)
+        if self.profile not in PROFILE_NODES:
+            raise LabError(f"profile {self.profile!r} is unknown: use one of {', '.join(PROFILE_NODES)}")
         if not MIN_NODES <= self.nodes <= MAX_NODES:
             raise LabError(f"--nodes {self.nodes} is out of range: a lab has {MIN_NODES} to {MAX_NODES} nodes")
+        low, high = PROFILE_NODES[self.profile]
+        if not low <= self.nodes <= high:
+            count = str(low) if low == high else f"{low} to {high}"
+            raise LabError(f"--nodes {self.nodes} does not fit profile {self.profile}: it has {count} nodes")
         if not MIN_APPS <= self.apps <= MAX_APPS:
             raise LabError(f"--apps {self.apps} is out of range: a lab has {MIN_APPS} to {MAX_APPS} applications")
         if not 0 <= self.slice < SLICES:
@@ -63,6 +81,16 @@ class Lab:
 
     def node_dir(self, node: str) -> Path:
         return self.state_dir / "nodes" / node
+
+    @property
+    def power_dir(self) -> Path:
+        """The power controller's directory (its socket, PID file and log), bound into fenced nodes."""
+        return self.state_dir / "power"
+
+    @property
+    def fenced(self) -> bool:
+        """The lab's cluster fences through the lab's power controller (every profile but the default)."""
+        return self.profile != DEFAULT_PROFILE
 
     # Names
     @property

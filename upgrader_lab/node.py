@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from upgrader_lab import cluster, network, repo
-from upgrader_lab.layout import Lab, LabError
+from upgrader_lab import cluster, network, profiles, repo
+from upgrader_lab.layout import POWER_MOUNT, Lab, LabError
 from upgrader.runner import Runner
 
 # Directories whose host copies a node must not see (opaque in its upper dir).
@@ -84,7 +84,7 @@ def prepare(lab: Lab, node: str, key: bytes) -> None:
         _owned(pcmk / sub, 0o750)
     _owned(pcmk, 0o750)
     cib = pcmk / "cib/cib.xml"
-    cib.write_text(cluster.initial_cib(lab))
+    cib.write_text(profiles.initial_cib(lab))
     _owned(cib, 0o600)
     _owned(upper / "var/log/pacemaker", 0o770)
     (upper / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
@@ -98,7 +98,8 @@ def prepare(lab: Lab, node: str, key: bytes) -> None:
         ct = base / "lxc" / lab.container(app)
         for rel in CONTAINER_OPAQUE:
             _opaque(ct / "delta0" / rel)
-        (ct / "config").write_text(cluster.container_config(lab, app))
+        (ct / "config").write_text(profiles.container_config(lab, app))
+    profiles.prepare_node(lab, node, base)
 
 
 def _prepare_ssh(lab: Lab, node: str, upper: Path) -> None:
@@ -136,6 +137,8 @@ def launch(lab: Lab, node: str, *, hold: bool) -> int:
     argv += ["--bind", f"{lab.repo_dir}:{REPO_MOUNT}"]
     for tree in project_trees():
         argv += ["--bind", f"{tree}:{tree}"]
+    if lab.fenced:  # the out-of-band channel to the lab's power controller
+        argv += ["--bind", f"{lab.power_dir}:{POWER_MOUNT}"]
     result = _host.run(argv, what=f"starting {node}", timeout=30)
     return int(result.stdout.strip())
 
