@@ -17,6 +17,7 @@ APT_RUN_PREFIX = "apt-"  # run ids the hooks give apt runs: apt-PID-STARTTIME
 # Node attributes a run writes: this run patched the node; a run found it unhealthy after its upgrade.
 PATCHED = "rolling-upgrade-patched"
 QUARANTINE = "rolling-upgrade-quarantine"
+WAITING = "rolling-upgrade-waiting"  # put in standby by us to wait for its own upgrade (not an operator's standby)
 
 
 def new_run_id(node: str) -> str:

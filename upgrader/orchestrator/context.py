@@ -21,6 +21,7 @@ from upgrader.history import History
 from upgrader.orchestrator.remote import NodePlan, Nodes
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.lock import UpgradeLock
+from upgrader.runs import WAITING
 
 if TYPE_CHECKING:
     from upgrader.health.report import HealthReport
@@ -88,6 +89,7 @@ class RunContext:
         self.all_nodes: list[str] = []
         self.interrupted: str | None = None  # the signal that asked to stop at the next safe point
         self.stop_reason: str | None = None  # why the run stopped early, in one line
+        self.placed: dict[str, frozenset[str]] = {}  # where each resource ran when it was last checked
 
     def phase(self, node: str | None, phase: str) -> None:
         self.lock.heartbeat(phase, before_move=phase in MOVE_PHASES)
@@ -101,6 +103,8 @@ class RunContext:
     def back_online(self, node: str, *, settle: bool = False) -> None:
         """Out of standby; with ``settle``, until the cluster settled (Settle-Timeout)."""
         self.cluster.set_standby(node, False)
+        if self.cluster.get_attribute(node, WAITING) is not None:
+            self.cluster.delete_attribute(node, WAITING)
         if settle:
             self.cluster.wait_settled(None, deadline=self.config.settle_timeout)
 

@@ -19,6 +19,7 @@ from upgrader.pacemaker import shapes
 from upgrader.pacemaker.live import drained
 from upgrader.pacemaker.lock import LockHeld
 from upgrader.pacemaker.state import ClusterState
+from upgrader.runs import WAITING
 
 FailOver = Callable[[str, Mapping[str, str]], None]  # the procedure's step: node, resources to take (id -> node)
 
@@ -48,6 +49,7 @@ def finish(run: RunContext, fail_over: FailOver) -> Outcome:
             fail_over(node, take)
             old_peers = [n for n in run.all_nodes if n not in run.patched]
             if len(run.all_nodes) == 2 and old_peers:
+                run.cluster.set_attribute(old_peers[0], WAITING, run.run_id)  # ours: a later run brings it back
                 run.cluster.set_standby(old_peers[0], True)
                 run.cluster.wait_settled(drained(old_peers[0], ()), deadline=run.config.settle_timeout)
                 run.report.step(old_peers[0], "standby", "the old peer waits in standby for its own upgrade")

@@ -36,6 +36,7 @@ class Move:
     suspects: set[str]  # patched nodes a bad check blames: failed back from, quarantined
     untouched: str | None = None  # the drained node, not upgraded yet: back online if the move is undone
     instances: tuple[str, ...] = ()  # clones whose instance on the drained node stopped (it comes back with it)
+    after: ClusterState | None = None  # the settled state the move ended in
 
 
 @contextmanager
@@ -76,10 +77,11 @@ def draining(run: RunContext, node: str) -> Iterator[Move]:
         lost = shapes.taken_down(state, after, node, resources, clones)
         if lost:
             raise undo_drain(run, node, state, lost)
-        moved = {rid: sorted(after.running_on(rid))[0] for rid in resources}
+        # What moved, not only what was asked to: a colocation can take others along.
+        moved = {rid: sorted(after.running_on(rid))[0] for rid in resources} | moved_since(after, placement(state))
         run.note_moves(node, node, moved)
         yield Move(before, moved, suspects={where for where in moved.values() if where in run.patched},
-                   untouched=node, instances=clones)
+                   untouched=node, instances=clones, after=after)
 
 
 def cleared(node: str, rids: tuple[str, ...]) -> Check:
@@ -135,9 +137,11 @@ def failing_over(run: RunContext, node: str, back: list[str], instances: tuple[s
         run.back_online(node)
         after = run.cluster.wait_settled(all_of(on_patched(run, coming), instances_back(node, instances)),
                                          deadline=run.config.settle_timeout)
-        moved = {rid: sorted(after.running_on(rid))[0] for rid in coming}
+        # What moved, not only what was predicted: a later transition (a promotion once its score is set)
+        # may have moved more before the cluster was seen idle.
+        moved = {rid: sorted(after.running_on(rid))[0] for rid in coming} | moved_since(after, placement(before[0]))
         run.note_moves(node, None, moved)
-        yield Move(before, moved, suspects={node})
+        yield Move(before, moved, suspects={node}, after=after)
 
 
 def came_back(state: ClusterState, back: list[str], predicted: tuple[PredictedMove, ...]) -> list[str]:
@@ -163,3 +167,14 @@ def on_patched(run: RunContext, rids: list[str]) -> Check:
     def check(state: ClusterState) -> list[str]:
         return [f"{rid} not yet on a patched node" for rid in rids if not state.running_on(rid) & run.patched]
     return check
+
+
+def placement(state: ClusterState) -> dict[str, frozenset[str]]:
+    """Where each group and primitive (not the clones) runs."""
+    return {rid: state.running_on(rid) for rid in state.top_level_ids() if state.collection(rid) is None}
+
+
+def moved_since(state: ClusterState, placed: Mapping[str, frozenset[str]]) -> dict[str, str]:
+    """What runs elsewhere now than where it was checked last (id -> a node it runs on now)."""
+    return {rid: sorted(now)[0] for rid, now in placement(state).items()
+            if now and rid in placed and now != placed[rid]}

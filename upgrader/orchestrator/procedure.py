@@ -29,7 +29,7 @@ from upgrader.config import Config
 from upgrader.orchestrator import finishing, steering, verification
 from upgrader.orchestrator.context import Checks, NodeResult, Reporter, Result, RunContext
 from upgrader.history import History
-from upgrader.orchestrator.moves import Move, draining, failing_over, refuse_stops
+from upgrader.orchestrator.moves import Move, draining, failing_over, moved_since, placement, refuse_stops
 from upgrader.orchestrator.outcome import Outcome, Refused, Stop
 from upgrader.orchestrator.remote import ApplyResult, NodePlan, Nodes
 from upgrader.orchestrator.restarts import Restarts
@@ -42,6 +42,7 @@ from upgrader.pacemaker.lock import LockHeld, utcnow
 from upgrader.pacemaker.lock import inspect as lock_status
 from upgrader.pacemaker.state import ClusterState, ParseError
 from upgrader.runner import CommandError
+from upgrader.runs import WAITING
 
 __all__ = ["Checks", "Confirm", "NodeResult", "Outcome", "Refused", "Reporter", "Result", "Rollout", "Stop"]
 
@@ -92,6 +93,8 @@ class Rollout(RunContext):
                     if deferred(self, order[i:], self.before_node):
                         break
                     self.upgrade_one(node, plans[node])
+                if order:
+                    self.catch_up(order[-1])  # the last node's fail over may move more once it settled
                 return Outcome.DONE
             except STOPS as exc:
                 return stopped(self, None, exc)
@@ -142,7 +145,9 @@ class Rollout(RunContext):
         if len(online) < 2:
             raise Refused("refused: a rolling upgrade needs at least two nodes that can run resources")
         self.first = next((n for n in wanted if plans[n].changes), None)
-        self.kept_in_standby = {n.name for n in state.nodes if n.standby and n.name not in quarantined}
+        self.placed = placement(state)
+        self.kept_in_standby = {n.name for n in state.nodes if n.standby and n.name not in quarantined
+                                and self.cluster.get_attribute(n.name, WAITING) is None}
         return plans
 
     def predict_all(self, state: ClusterState, nodes: list[str]) -> list[list[str]]:
@@ -203,6 +208,7 @@ class Rollout(RunContext):
         Refused first, nothing changed, when Pacemaker would stop something instead of moving it.
         """
         self.phase(node, "drain")
+        self.catch_up(node)
         if node != self.first:  # the preflight predicted the first drain on this very state
             down = refuse_stops(self, self.cluster.state(), node)
             if down:
@@ -211,6 +217,7 @@ class Rollout(RunContext):
         with draining(self, node) as move:
             if move.moved:
                 self.verify(node, move)
+        self.placed = placement(move.after) if move.after else self.placed
         self.report.step(node, "drain", f"standby; {len(move.moved)} resource(s) moved and healthy" if move.moved
                          else "standby; it ran nothing")
         return move
@@ -268,8 +275,22 @@ class Rollout(RunContext):
             if move.moved:
                 self.phase(node, "verify")
                 self.verify(node, move)
+        self.placed = placement(move.after) if move.after else self.placed
         self.report.step(node, "fail-over", f"online; {len(move.moved)} resource(s) restarted on the patched root "
                          "and healthy" if move.moved else "online")
+
+    def catch_up(self, node: str) -> None:
+        """What moved since it was last checked (a later transition of Pacemaker's: a promotion once a score
+        is set, a move after a fail over had settled) is checked where it runs now, before anything else
+        is touched; a bad check fails back like any move's."""
+        before = self.checks.baseline()
+        late = moved_since(before[0], self.placed)
+        if late:
+            self.report.step(node, "verify", f"{', '.join(late)} moved since last checked: checking where it runs")
+            self.note_moves(node, "(later)", late)
+            self.verify(node, Move(before, late, suspects={n for n in late.values() if n in self.patched},
+                                   after=before[0]))
+        self.placed = placement(before[0])
 
     def verify(self, node: str, move: Move) -> None:
         """The moved resources checked where they run now; on a bad check: fail back, and stop."""
