@@ -65,6 +65,13 @@ def assert_mixed_whole(lab: Lab, version: str) -> None:
 
 def test_mixed_a_rolling_upgrade_leaves_every_kind_of_resource_as_it_should_be(mixed: Lab) -> None:
     version = fresh_version(mixed)
+    code, plan = rolling(mixed, "plan")
+    assert code == 0, plan
+    assert f"{profiles.UNMANAGED} is unmanaged (is-managed=false): left where it runs ({profiles.UNMANAGED_NODE}), " \
+        "never started or stopped" in plan["notes"], plan["notes"]
+    assert f"{profiles.PARKED} is stopped on purpose (target-role Stopped): not started" in plan["notes"]
+    clone_lines = [m["text"] for m in plan["nodes"]["node2"]["moves"] if m["resource"] == profiles.CLONE]
+    assert clone_lines == [f"{profiles.CLONE} stopped on node2 due to node availability"], plan["nodes"]["node2"]
     code, doc = rolling(mixed, "run", "--yes")
     assert code == 0, doc
     assert {n["node"]: n["result"] for n in doc["nodes"]} == {n: "ok" for n in mixed.node_names}

@@ -71,3 +71,9 @@ def test_check_reports_where_a_clone_runs_and_where_a_promotable_one_is_promoted
     assert promotable.ok and promotable.note == "Started on node1, node2, node3; Promoted on node1"
     after = _collection_row(AFTER, "db-clone")
     assert after.ok and after.note == "Started on node2, node3; Promoted on node2"
+
+
+def test_plan_names_what_a_run_leaves_alone() -> None:
+    # The captured promotable situation has none: nothing unmanaged, stopped on purpose, or a bundle
+    # (the mixed lab profile has each: tests/lab/test_real_clusters.py checks plan's notes there).
+    assert shapes.left_alone(BEFORE) == []

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from upgrader.orchestrator.remote import NodePlan
     from upgrader.pacemaker.live import Cluster
+    from upgrader.pacemaker.state import ClusterState
     from upgrader.pacemaker.transition import Action
 
 SHOW_ALL = 10  # a plan of this many changes or fewer lists each one; a longer one the few that matter
@@ -77,6 +78,8 @@ def _hidden(plan: Plan, shown: int) -> str | None:
 
 def plan(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     """Every node's plan, in the order a run would take them (exit code 0)."""
+    from rich.markup import escape
+
     from upgrader import config as configuration
     from upgrader.cli.progress import ConsoleReport
     from upgrader.history import History
@@ -94,11 +97,32 @@ def plan(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     order = r.order(state)
     plans = {n: nodes.plan(n) for n in order}
     moves = {n: actions(cluster.predict_standby(n), state) for n in order if plans[n].changes}
+    notes = plan_notes(cluster, state)
     if as_json:
-        print(json.dumps(plan_document(plans, moves), indent=2))
+        print(json.dumps(plan_document(plans, moves) | {"notes": notes}, indent=2))
     else:
         out.print(plan_table(plans, moves))
+        for line in notes:
+            out.print(f"[yellow]note:[/] {escape(line)}")
     return Outcome.DONE
+
+
+def plan_notes(cluster: Cluster, state: ClusterState) -> list[str]:
+    """What a run leaves as it is: resources it never touches, nodes it keeps in standby or refuses."""
+    from upgrader.orchestrator import steering
+    from upgrader.pacemaker.shapes import left_alone
+    from upgrader.runs import WAITING
+
+    nodes = [n.name for n in state.nodes]
+    quarantined = steering.quarantined(cluster, nodes)
+    notes = left_alone(state)
+    for n in state.nodes:
+        if n.name in quarantined:
+            notes.append(f"{n.name} is quarantined ({quarantined[n.name]}): a run refuses until "
+                         f"'rolling-upgrade unquarantine {n.name}'")
+        elif n.standby and cluster.get_attribute(n.name, WAITING) is None:
+            notes.append(f"{n.name} is in standby (an operator's): it is upgraded and left in standby")
+    return notes
 
 
 def plan_document(plans: dict[str, NodePlan], moves: Mapping[str, Sequence[Action]]) -> dict[str, Any]:

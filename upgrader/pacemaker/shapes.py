@@ -81,3 +81,19 @@ def taken_down(before: ClusterState, after: ClusterState, node: str, moved: tupl
         if len(has) < len(had):
             lost.append(f"{rid} has {len(has)} Promoted instance(s), it had {len(had)}")
     return lost
+
+
+def left_alone(state: ClusterState) -> list[str]:
+    """What no run starts, stops or moves, one line each: unmanaged resources, those stopped on purpose, bundles."""
+    lines = []
+    for rid in state.top_level_ids():
+        members = state.members(rid)
+        where = sorted({n for r in members if r.active for n in r.nodes})
+        if state.collection(rid) is not None and state.collection(rid).kind == "bundle":
+            lines.append(f"{rid} is a bundle: a run refuses until bundles are supported")
+        elif not all(r.managed for r in members):
+            lines.append(f"{rid} is unmanaged (is-managed=false): left where it runs"
+                         f"{' (' + ', '.join(where) + ')' if where else ''}, never started or stopped")
+        elif members and all((r.target_role or "").lower() == "stopped" for r in members):
+            lines.append(f"{rid} is stopped on purpose (target-role Stopped): not started")
+    return lines
