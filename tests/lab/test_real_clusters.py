@@ -114,6 +114,27 @@ def test_mixed_a_standby_an_operator_set_is_kept_and_the_node_upgraded(mixed: La
     assert_mixed_whole(mixed, version)
 
 
+def test_mixed_with_fencing_a_power_cut_holders_lock_is_broken_once_it_is_fenced_and_expired(mixed: Lab) -> None:
+    ttl = 30
+    c1 = Cluster(node.runner(mixed, "node1", timeout=30))
+    taken = lock.UpgradeLock(Cluster(node.runner(mixed, "node3")), "run-node3", "node3", ttl=ttl).acquire("upgrading")
+    contender = lock.UpgradeLock(c1, "run-node1", "node1")
+    ops.power_cut(mixed, "node3")
+    try:
+        c1.wait_settled(lambda s: [] if not s.node("node3").online and not s.node("node3").unclean
+                        else ["node3 not fenced yet"], deadline=60)
+        with pytest.raises(lock.LockHeld, match=r"\(stale: holder offline\)"):
+            contender.acquire()  # fenced, but not expired yet
+        time.sleep(max(0.0, (taken.expires - lock.utcnow()).total_seconds()) + 1)
+        status = lock.inspect(c1)
+        assert status.fencing and status.breakable, status
+        assert contender.acquire("planning").holder == "node1"  # broken automatically: node3 is down for sure
+        assert contender.release()
+    finally:
+        ops.boot(mixed, "node3")
+    ops.wait_serving(mixed, 120)
+
+
 def promoted_with_apps(lab: Lab, s: ClusterState) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
     """Per app: where its DRBD stand-in is Promoted, and where the app runs (the same node, always)."""
     return {a: (shapes.promoted(s, profiles.drbd_clone(a)), s.running_on(a)) for a in lab.app_names}

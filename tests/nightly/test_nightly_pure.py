@@ -153,19 +153,21 @@ def test_boot_grace_counts_from_corosync_start_or_boot(tmp_path: Path, monkeypat
     assert boot.grace_refusal(0, "x", tmp_path) is None
 
 
-@pytest.mark.parametrize(("run_id", "holder_state", "expired", "kind"), [
-    ("apt-4711-99", "online", False, "apt"),  # unattended-upgrades (or its finishing step): waited for
-    ("20261122T020500-node2-abcdef", "online", False, "run"),  # another window / rolling-upgrade: it does the work
-    ("20261122T020000-node1-aaaaaa", "online", False, "free"),  # our own
-    ("apt-4711-99", "offline", True, "free"),  # stale and breakable: the run breaks it
-    ("20261122T020500-node2-abcdef", "offline", False, "run"),  # offline but not expired: not breakable yet
-], ids=["apt-run", "other-run", "ours", "breakable", "offline-not-expired"])
-def test_which_lock_the_window_waits_for(run_id: str, holder_state: str, expired: bool, kind: str) -> None:
+@pytest.mark.parametrize(("run_id", "holder_state", "expired", "fencing", "kind"), [
+    ("apt-4711-99", "online", False, True, "apt"),  # unattended-upgrades (or its finishing step): waited for
+    ("20261122T020500-node2-abcdef", "online", False, True, "run"),  # another window / rolling-upgrade: it works
+    ("20261122T020000-node1-aaaaaa", "online", False, True, "free"),  # our own
+    ("apt-4711-99", "offline", True, True, "free"),  # stale and breakable (fencing on): the run breaks it
+    ("apt-4711-99", "offline", True, False, "apt"),  # fencing off: never broken automatically
+    ("20261122T020500-node2-abcdef", "offline", False, True, "run"),  # offline but not expired: not yet
+], ids=["apt-run", "other-run", "ours", "breakable", "no-fencing", "offline-not-expired"])
+def test_which_lock_the_window_waits_for(run_id: str, holder_state: str, expired: bool, fencing: bool,
+                                         kind: str) -> None:
     from upgrader.nightly.window import lock_kind
     from upgrader.pacemaker.lock import LockInfo, LockStatus
 
     info = LockInfo("node2", run_id, 4711, "upgrade", None, None, None)
-    assert lock_kind(LockStatus(info, holder_state, expired), "20261122T020000-node1-aaaaaa") == kind
+    assert lock_kind(LockStatus(info, holder_state, expired, fencing), "20261122T020000-node1-aaaaaa") == kind
     assert lock_kind(None, "20261122T020000-node1-aaaaaa") == "free"
 
 

@@ -91,13 +91,17 @@ def test_offline_holder_not_yet_expired_is_stale_but_kept(offline: Offline) -> N
     assert lock.read(cluster).run_id == "run-3"
 
 
-def test_offline_and_expired_holder_is_broken_by_the_rule(offline: Offline) -> None:
-    cluster = offline("node3-offline")
+def test_offline_and_expired_holder_without_fencing_is_broken_only_by_hand(offline: Offline) -> None:
+    cluster = offline("node3-offline")  # the lab's default: stonith-enabled=false
     lock.UpgradeLock(cluster, "run-3", "node3", ttl=60).acquire("upgrading")
     status = lock.inspect(cluster, now=lock.utcnow() + timedelta(seconds=61))
-    assert status.breakable and "stale: holder offline and expired" in status.describe(lock.utcnow())
-    taken = lock.UpgradeLock(cluster, "run-1", "node1", clock=at(61)).acquire()
-    assert lock.read(cluster) == taken
+    assert status.stale and not status.breakable and status.only_by_hand
+    with pytest.raises(lock.LockHeld, match=r"\(stale: holder offline and expired; not broken automatically: fencing "
+                                            r"is off, so node3 may still run; once you know it is down, "
+                                            r"'rolling-upgrade unlock --force'\)"):
+        lock.UpgradeLock(cluster, "run-1", "node1", clock=at(61)).acquire()
+    assert lock.read(cluster).run_id == "run-3"
+    assert lock.force_unlock(cluster).run_id == "run-3" and lock.read(cluster) is None
 
 
 def test_online_holder_expired_is_stale_but_kept(offline: Offline) -> None:
@@ -143,11 +147,15 @@ def test_judging_the_holder_against_the_cluster(mon: Callable[[str], ClusterStat
         "online": lock.LockStatus.judge(replace(held, holder="node1"), state, now),
     }
     assert {k: (s.holder_state, s.stale, s.breakable) for k, s in judged.items()} == {
-        "offline": ("offline", True, True),
+        "offline": ("offline", True, False),  # fencing off (the captured lab): nothing proves it is down
         "unclean": ("unclean", True, False),  # may still run until fenced: never broken automatically
-        "unknown": ("unknown", True, True),
+        "unknown": ("unknown", True, False),
         "online": ("online", True, False),
     }
+    fenced = replace(state, summary=replace(state.summary, stonith_enabled=True))
+    assert lock.LockStatus.judge(held, fenced, now).breakable  # fencing on: offline means down
+    assert lock.LockStatus.judge(replace(held, holder="node9"), fenced, now).breakable
+    assert not lock.LockStatus.judge(held, replace(unclean, summary=fenced.summary), now).breakable
     assert judged["unclean"].describe(now).endswith("taken 60m ago, heartbeat 60m ago (stale: holder unclean and expired)")
     fresh = replace(held, expires=now + timedelta(minutes=5))
     assert lock.LockStatus.judge(fresh, state, now).breakable is False

@@ -120,6 +120,7 @@ class LockStatus:
     info: LockInfo
     holder_state: str  # online, offline, unclean (lost, not fenced yet) or unknown (not a cluster node)
     expired: bool
+    fencing: bool = False  # stonith-enabled: an offline node is down for sure (fenced, or shut down cleanly)
 
     @property
     def stale(self) -> bool:
@@ -127,12 +128,25 @@ class LockStatus:
 
     @property
     def breakable(self) -> bool:
-        """The automatic rule: holder node cleanly offline AND expired."""
-        return self.holder_state in ("offline", "unknown") and self.expired
+        """The automatic rule: holder node cleanly offline AND expired AND fencing on.
+
+        Without fencing a partitioned holder looks offline while it still runs (in a two-node
+        cluster both sides keep quorum): its lock is then broken only by a person (``unlock --force``).
+        """
+        return self.holder_state in ("offline", "unknown") and self.expired and self.fencing
+
+    @property
+    def only_by_hand(self) -> bool:
+        """Stale in every way but one: fencing is off, so nothing proves the holder is down."""
+        return self.holder_state in ("offline", "unknown") and self.expired and not self.fencing
 
     def describe(self, now: datetime) -> str:
         i = self.info
         text = f"holder {i.holder or '?'}, run {i.run_id or '?'}, pid {i.pid or '?'}, phase {i.phase or '?'}, taken {ago(i.started, now)}, heartbeat {ago(i.heartbeat, now)}"
+        if self.only_by_hand:
+            text += (f" (stale: {self.why_stale}; not broken automatically: fencing is off, so {i.holder or '?'} "
+                     "may still run; once you know it is down, 'rolling-upgrade unlock --force')")
+            return text
         return text + (f" (stale: {self.why_stale})" if self.stale else "")
 
     @property
@@ -152,6 +166,7 @@ class LockStatus:
             info=info,
             holder_state=holder_state,
             expired=info.expires is None or now >= info.expires,
+            fencing=bool(state.summary.stonith_enabled),
         )
 
 
