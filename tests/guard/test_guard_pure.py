@@ -167,3 +167,36 @@ def test_an_apt_run_on_a_quarantined_node_in_standby_is_refused_naming_the_quara
     assert decision.reason == ("refused: node1 is quarantined (run 20261130T000000-node2-aaaaaa at "
                                "2026-11-30T00:10:00Z): a run found it unhealthy after its upgrade; fix it, then "
                                "clear it with 'rolling-upgrade unquarantine node1'")
+
+
+def test_state_files_are_private_whatever_the_umask_and_a_planted_verdict_is_no_verdict(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    old = os.umask(0)
+    try:
+        store.write_verdict("1-2", store.REFUSED, "refused: a test", root=root)
+    finally:
+        os.umask(old)
+    run = Path(store.run_dir("1-2", root))
+    assert {oct(p.stat().st_mode & 0o777) for p in (run, run.parent, Path(root + store.RUN_DIR))} == {"0o700"}
+    assert oct((run / "verdict").stat().st_mode & 0o777) == "0o600"
+    assert store.read_verdict("1-2", root) == (store.REFUSED, "refused: a test")
+    # Another owner's verdict, one others may write, or a symlink is no verdict: the guard decides again.
+    (run / "verdict").chmod(0o666)
+    assert store.read_verdict("1-2", root) is None
+    (run / "verdict").chmod(0o600)
+    os.chown(run / "verdict", 65534, 65534)
+    assert store.read_verdict("1-2", root) is None
+    planted = tmp_path / "planted"
+    planted.write_text("allowed\tplanted\n")
+    (run / "verdict").unlink()
+    (run / "verdict").symlink_to(planted)
+    assert store.read_verdict("1-2", root) is None
+    # A run directory another user could write is refused before anything is written into it.
+    run.chmod(0o777)
+    with pytest.raises(PermissionError, match="is not upgrader's own directory"):
+        store.write_verdict("1-2", store.ALLOWED, "x", root=root)
+
+
+def test_the_event_log_never_stops_a_hook(tmp_path: Path) -> None:
+    (tmp_path / "var").write_text("a file where the log's directory should be")
+    store.event("1-2", "pre-invoke", "allowed", root=str(tmp_path))  # no exception: the line is lost, no more

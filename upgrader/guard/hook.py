@@ -61,7 +61,10 @@ def main(argv: list[str]) -> int:
                   f"fix it, or set {GUARD_ENV}=off to run apt anyway")
         print(reason, file=sys.stderr)
         if stage in PRE_STAGES:
-            store.write_verdict(key, store.REFUSED, reason)
+            try:
+                store.write_verdict(key, store.REFUSED, reason)
+            except OSError:
+                pass  # refused all the same: the reason is on stderr
         return EXIT_REFUSED
 
 

@@ -7,6 +7,7 @@ run, or in Pre-Install-Pkgs and Post-Invoke).
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -46,19 +47,52 @@ def decide_run(key: str, env_run_id: str) -> tuple[str, str]:
         drain_within = float(conf.settle_timeout) if conf.auto_standby else None
     from upgrader.guard.peer import ask_a_peer
 
-    decision = decide(Cluster(Runner(timeout=conf.hooks_query_timeout)), run_id, conf.lock_expiry, bool(env_run_id),
-                      drain_within, ask_a_peer=lambda: ask_a_peer(conf, conf.hooks_query_timeout))
+    cluster = Cluster(Runner(timeout=conf.hooks_query_timeout))
+    decision = decide(cluster, run_id, conf.lock_expiry, bool(env_run_id), drain_within,
+                      ask_a_peer=lambda: ask_a_peer(conf, conf.hooks_query_timeout))
     if decision.allowed:
         info = {"key": key, "run_id": run_id, "node": decision.node, "decided": time.time(),
                 "from_orchestrator": bool(env_run_id), "pid": int(key.split("-")[0]), "via": decision.via}
-        _write_json(Path(store.run_dir(key)) / RUN_INFO, info)
+        try:
+            _write_json(Path(store.run_dir(key)) / RUN_INFO, info)
+            store.write_verdict(key, store.ALLOWED, decision.reason)
+        except OSError as exc:  # /run full or not ours: no lock may stay behind a verdict nobody recorded
+            if not env_run_id:
+                _release(conf, cluster, decision, run_id)
+            return _verdict(key, False, f"refused: cannot record this apt run's verdict ({exc.strerror or exc}: "
+                                        f"{exc.filename or store.RUN_DIR}); the upgrade lock was released; free "
+                                        "/run, then run apt again")
         store.event(key, "pre-invoke", "lock-acquired", run_id)
-    return _verdict(key, decision.allowed, decision.reason)
+        syslog(f"run {key}: {store.ALLOWED}: {decision.reason}", "user.notice")
+        return store.ALLOWED, decision.reason
+    return _verdict(key, False, decision.reason)
+
+
+def _release(conf, cluster, decision, run_id: str) -> None:
+    """Give back the lock this apt run just took (locally, or through the peer that was asked)."""
+    from upgrader.guard.peer import ask_a_peer
+    from upgrader.pacemaker.lock import LockError, UpgradeLock
+    from upgrader.runner import CommandError
+
+    where = cluster
+    if decision.via:
+        peer = ask_a_peer(conf, conf.hooks_query_timeout)
+        if isinstance(peer, str):
+            return
+        where = peer.cluster
+    try:
+        UpgradeLock(where, run_id, decision.node).release()
+    except (LockError, CommandError):
+        pass
 
 
 def _verdict(key: str, allowed: bool, reason: str) -> tuple[str, str]:
+    """Record and say the verdict; one that cannot be recorded (a full /run) is still returned and said."""
     verdict = store.ALLOWED if allowed else store.REFUSED
-    store.write_verdict(key, verdict, reason)
+    try:
+        store.write_verdict(key, verdict, reason)
+    except OSError:
+        pass
     syslog(f"run {key}: {verdict}: {reason}", "user.warning" if not allowed else "user.notice")
     return verdict, reason
 
@@ -66,9 +100,9 @@ def _verdict(key: str, allowed: bool, reason: str) -> tuple[str, str]:
 def capture(key: str, text: str) -> int:
     """Pre-Install-Pkgs: append the packages this step changes to the run's capture."""
     changes = pkgs.parse(text)
-    directory = Path(store.run_dir(key))
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / PACKAGES, "a") as f:
+    directory = Path(store.private_dir(store.run_dir(key)))
+    fd = os.open(directory / PACKAGES, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "a") as f:
         f.writelines(c.tsv() + "\n" for c in changes)
     store.event(key, "pre-install-pkgs", "captured", f"{len(changes)} packages")
     return 0
@@ -119,7 +153,5 @@ def read_json(key: str, name: str) -> dict | None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data) + "\n")
-    tmp.replace(path)
+    store.private_dir(str(path.parent))
+    store.atomic(str(path), json.dumps(data) + "\n")

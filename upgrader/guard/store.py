@@ -14,6 +14,7 @@ Standard library only: this runs in every hook call.
 from __future__ import annotations
 
 import os
+import stat
 import time
 
 RUN_DIR = "/run/upgrader"
@@ -28,25 +29,61 @@ def run_dir(key: str, root: str = "") -> str:
     return f"{root}{RUNS}/{key}"
 
 
-def read_verdict(key: str, root: str = "") -> tuple[str, str] | None:
-    """(``allowed`` or ``refused``, reason) cached for run ``key``, None when not decided yet."""
+def private_dir(path: str, root: str = "") -> str:
+    """``path`` (under /run/upgrader) made 0700 whatever the umask, and checked to be ours at every level.
+
+    A directory of another owner, one others may write, or a symlink is refused (OSError): a local user
+    must not be able to plant an ``allowed`` verdict.
+    """
+    old = os.umask(0o077)
     try:
-        with open(f"{run_dir(key, root)}/verdict") as f:
-            text = f.read()
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    finally:
+        os.umask(old)
+    top = root + RUN_DIR
+    at = path
+    while True:
+        st = os.lstat(at)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise PermissionError(f"{at} is not upgrader's own directory (a symlink, another owner, or writable by "
+                                  "others): remove it")
+        if at == top or len(at) <= len(top):
+            return path
+        at = os.path.dirname(at)
+
+
+def _ours(fd: int) -> bool:
+    st = os.fstat(fd)
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def read_verdict(key: str, root: str = "") -> tuple[str, str] | None:
+    """(``allowed`` or ``refused``, reason) cached for run ``key``, None when not decided yet.
+
+    A verdict file that is a symlink, not ours, or writable by others is no verdict (it is decided again).
+    """
+    try:
+        fd = os.open(f"{run_dir(key, root)}/verdict", os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return None
+    try:
+        if not _ours(fd):
+            return None
+        text = os.read(fd, 65536).decode(errors="replace")
+    finally:
+        os.close(fd)
     verdict, _, reason = text.rstrip("\n").partition("\t")
     return (verdict, reason) if verdict in (ALLOWED, REFUSED) else None
 
 
 def write_verdict(key: str, verdict: str, reason: str, root: str = "") -> None:
     """Cache the verdict for the run (atomically); a refusal also goes to /run/upgrader/refusal."""
-    directory = run_dir(key, root)
-    os.makedirs(directory, exist_ok=True)
+    directory = private_dir(run_dir(key, root), root)
     line = f"{verdict}\t{reason}\n"
-    _atomic(f"{directory}/verdict", line)
+    atomic(f"{directory}/verdict", line)
     if verdict == REFUSED:
-        _atomic(root + REFUSAL, f"{key}\t{reason}\n")
+        private_dir(root + RUN_DIR, root)
+        atomic(root + REFUSAL, f"{key}\t{reason}\n")
 
 
 def refusal_for(key: str, root: str = "") -> str | None:
@@ -57,10 +94,9 @@ def refusal_for(key: str, root: str = "") -> str | None:
 
 def claim(key: str, name: str, root: str = "") -> bool:
     """Create the marker ``name`` for the run; True only for the first caller."""
-    directory = run_dir(key, root)
-    os.makedirs(directory, exist_ok=True)
+    directory = private_dir(run_dir(key, root), root)
     try:
-        os.close(os.open(f"{directory}/{name}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        os.close(os.open(f"{directory}/{name}", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
     except FileExistsError:
         return False
     return True
@@ -72,15 +108,19 @@ def event(key: str, stage: str, what: str, detail: str = "", root: str = "") -> 
     if detail:
         line += f', "detail": {_quote(detail)}'
     path = root + EVENTS
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (line + "}\n").encode())
-    finally:
-        os.close(fd)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+    try:  # the event log never stops a hook: a full or broken /var/log loses the line, nothing else
+        try:
+            fd = os.open(path, flags, 0o640)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+            fd = os.open(path, flags, 0o640)
+        try:
+            os.write(fd, (line + "}\n").encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
 
 
 def _quote(text: str) -> str:
@@ -89,9 +129,13 @@ def _quote(text: str) -> str:
     return json.dumps(text)
 
 
-def _atomic(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+def atomic(path: str, text: str) -> None:
+    """``path`` replaced by ``text`` at once, the file 0600, never through a symlink."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
