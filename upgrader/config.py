@@ -275,6 +275,9 @@ def _webhook(raw: str) -> str:
             raise ValueError(
                 f"{raw!r} is not an http(s) URL (use e.g. https://hooks.example.com/upgrader; empty for none)"
             )
+        if parts.username or parts.password:
+            raise ValueError(f"{parts.scheme}://...@{parts.hostname}: a user or password in the URL would go into "
+                             "logs; use a URL without them (a token the server checks in its path is redacted)")
     return url
 
 

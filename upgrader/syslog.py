@@ -35,8 +35,12 @@ def note(message: str, root: str = "", log_file: str = HOOKS_LOG) -> None:
     """One timestamped line in ``log_file`` only (under ``root``); a file that cannot be written is skipped."""
     path = root + log_file
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "a") as f:
-            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} [{os.getpid()}] {message}\n")
+        os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o640)
+        try:
+            os.fchmod(fd, 0o640)  # it names hosts, packages and reasons: not for every local user
+            os.write(fd, f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} [{os.getpid()}] {message}\n".encode())
+        finally:
+            os.close(fd)
     except OSError:
         pass

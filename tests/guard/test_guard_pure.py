@@ -200,3 +200,16 @@ def test_state_files_are_private_whatever_the_umask_and_a_planted_verdict_is_no_
 def test_the_event_log_never_stops_a_hook(tmp_path: Path) -> None:
     (tmp_path / "var").write_text("a file where the log's directory should be")
     store.event("1-2", "pre-invoke", "allowed", root=str(tmp_path))  # no exception: the line is lost, no more
+
+
+def test_the_logs_upgrader_writes_are_not_for_every_local_user(tmp_path: Path) -> None:
+    from upgrader.syslog import note
+
+    old = os.umask(0)
+    try:
+        note("run x: allowed", root=str(tmp_path), log_file="/var/log/upgrader/window.log")
+    finally:
+        os.umask(old)
+    written = tmp_path / "var/log/upgrader/window.log"
+    assert written.read_text().endswith("run x: allowed\n")
+    assert oct(written.stat().st_mode & 0o777) == "0o640"

@@ -185,3 +185,47 @@ def test_the_window_goes_on_inside_an_open_window_and_says_why_not_outside(monke
     assert code == 0 and line.startswith("patch window closed at ") and line.endswith("; nothing done")
     code, line = window.not_now(Config(), inside, at_given=False)
     assert (code, line) == (0, "no patch window configured (Rolling-Upgrade::Windows); nothing done")
+
+
+def test_a_webhook_that_drips_its_answer_is_cut_at_one_deadline_and_its_url_is_redacted() -> None:
+    import socket
+    import time as clock
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def drip() -> None:  # reads the request, then answers one byte every 0.3 s: each read is quick, the whole is not
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 100:
+                if stop.wait(0.3):
+                    return
+                try:
+                    conn.send(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    started = clock.monotonic()
+    try:
+        why = report.post_webhook(f"http://127.0.0.1:{port}/secret-token-123/hook?key=abc", {"x": 1}, timeout=1)
+    finally:
+        stop.set()
+        listener.close()
+    took = clock.monotonic() - started
+    assert why == f"webhook http://127.0.0.1:{port}/... failed: no answer within 1s", why
+    assert took < 3, took
+    assert "secret-token" not in why and "key=abc" not in why
+
+
+def test_a_webhook_url_with_a_user_or_password_is_refused() -> None:
+    from upgrader.config import _webhook
+
+    with pytest.raises(ValueError, match=r"a user or password in the URL would go into logs"):
+        _webhook("https://bot:hunter2@hooks.example.com/upgrader")
+    assert report.redact("https://bot:hunter2@hooks.example.com:8443/t/abc?x=1") == "https://hooks.example.com:8443/..."

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import http.client
-import os
 import re
-import select
-import signal
 import socket
 import ssl
 from functools import cache
 from time import monotonic
 
+from upgrader.bounded import call_in_child
 from upgrader.health.errors import CheckFailed
 from upgrader.health.spec import ProbeSpec
 
@@ -63,24 +61,8 @@ def _matches(probe: ProbeSpec, body: str, deadline: float) -> bool:
 
 def search_bounded(pattern: re.Pattern[str], text: str, limit: float) -> bool | None:
     """Whether ``pattern`` is found in ``text``; None when the search did not end within ``limit`` seconds."""
-    read, write = os.pipe()
-    child = os.fork()
-    if child == 0:  # only the search, then out: nothing else of this process runs here
-        try:
-            os.close(read)
-            os.write(write, b"1" if pattern.search(text) else b"0")
-        finally:
-            os._exit(0)
-    os.close(write)
-    try:
-        ready, _, _ = select.select([read], [], [], limit)
-        answer = os.read(read, 1) if ready else b""
-    finally:
-        os.close(read)
-        if not answer:
-            os.kill(child, signal.SIGKILL)
-        os.waitpid(child, 0)
-    return {b"1": True, b"0": False}.get(answer)
+    answer = call_in_child(lambda: b"1" if pattern.search(text) else b"0", limit)
+    return None if answer is None else answer == b"1"
 
 
 def _body(conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, deadline: float) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 from urllib.error import URLError
 
+from upgrader.bounded import call_in_child
 from upgrader.runner import Runner
 
 SENDMAIL = "/usr/sbin/sendmail"
@@ -120,15 +122,34 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def post_webhook(url: str, doc: dict[str, Any], timeout: float = WEBHOOK_TIMEOUT) -> str | None:
-    """POST ``doc`` as JSON to ``url`` (http/https only, no proxy, no redirect); a reason when it failed."""
+    """POST ``doc`` as JSON to ``url`` (http/https only, no proxy, no redirect); a reason when it failed.
+
+    ``timeout`` is one deadline for the whole POST, name lookup included (it runs in a child process
+    killed at it); the reason names the URL without its credentials, path or query.
+    """
+    shown = redact(url)
     if not url.startswith(("http://", "https://")):
-        return f"no webhook sent: {url!r} is not an http(s) URL"
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
-    request = urllib.request.Request(url, data=json.dumps(doc, default=str).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": "rolling-upgrade"})
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            response.read(4096)
-    except (URLError, OSError, ValueError) as exc:
-        return f"webhook {url} failed: {getattr(exc, 'reason', exc)}"
-    return None
+        return f"no webhook sent: {shown} is not an http(s) URL"
+
+    def post() -> bytes:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+        request = urllib.request.Request(url, data=json.dumps(doc, default=str).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", "User-Agent": "rolling-upgrade"})
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                response.read(4096)
+        except (URLError, OSError, ValueError) as exc:
+            return f"webhook {shown} failed: {getattr(exc, 'reason', exc)}".replace(url, shown).encode()
+        return b""
+
+    answer = call_in_child(post, timeout)
+    if answer is None:
+        return f"webhook {shown} failed: no answer within {timeout:g}s"
+    return answer.decode(errors="replace") or None
+
+
+def redact(url: str) -> str:
+    """``https://hooks.example.com/...``: the scheme and the host only (no user, password, path or query)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}/..." if parts.scheme else "(webhook)"
