@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 from rich.console import Console
 
 from upgrader_bench import report, suite
-from upgrader_bench.stats import Summary, summarize
+from upgrader_bench.stats import Summary, paired_downtime, summarize
 from upgrader_lab.layout import LabError
 from upgrader.runner import CommandError
 
@@ -74,15 +74,6 @@ def headline(main: suite.Main, health: dict[str, Any]) -> dict[str, Summary]:
               "run_overhead": summarize(overheads(main.bare, main.runs)),
               "health_50_vs_1": Summary(h50, h50, h50, health["repetitions"])}
     return ratios
-
-
-def paired_downtime(bare: list[list[Any]], runs: list[Any]) -> list[float]:
-    """Per (repetition, application): its longest outage in the run over its outage in the bare move."""
-    found = []
-    for cycle, run in zip(bare, runs):
-        alone = {app: max(o) for b in cycle for app, o in b.outages.items() if o}
-        found += [max(o) / alone[app] for app, o in run.outages.items() if o and alone.get(app)]
-    return found
 
 
 def per_repetition_downtime(bare: list[list[Any]], runs: list[Any]) -> list[float]:
@@ -163,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--main-only", action="store_true",
                    help="only the 3-node lab (no growth labs, no health scaling): for profiling")
     p.add_argument("--out", type=Path, default=OUT, help=f"results file (default {OUT})")
+    p.add_argument("--seed-only", action="store_true",
+                   help="only the seed profile's downtime per move against a bare standby move (JSON on stdout)")
     args = p.parse_args(argv)
     if args.reps < 5 or args.growth_reps < 1 or args.big_reps < 0 or args.big_sleep < 0:
         p.error("--reps must be at least 5, --growth-reps at least 1, --big-reps and --big-sleep at least 0")
@@ -173,6 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         out.print(f"[dim]{time.monotonic() - started:6.0f}s[/] {text}")
 
+    if args.seed_only:
+        try:
+            with suite.lab_up("bnseed", 2, 2, say, profile="seed") as lab:
+                print(json.dumps(suite.seed_lab(lab, args.growth_reps, say), indent=2))
+        except (LabError, CommandError, RuntimeError, ValueError) as exc:
+            print(f"benchmark failed: {exc}", file=sys.stderr)
+            return 1
+        return 0
     try:
         with suite.lab_up("bn3", 3, 3, say) as lab:
             main_found = suite.main_lab(lab, args.reps, say, args.big_reps, args.big_sleep)
@@ -186,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
             with suite.lab_up("bn12", 3, 12, say) as lab:
                 health = suite.health_lab(lab, 7, say)
                 growth.append(suite.growth_entry(lab, suite.growth_runs(lab, args.growth_reps, say)))
+        seed = None
+        if not args.main_only:
+            with suite.lab_up("bnseed", 2, 2, say, profile="seed") as lab:
+                seed = suite.seed_lab(lab, args.growth_reps, say)
     except (LabError, CommandError, RuntimeError, ValueError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
@@ -202,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
               if main_found.big_runs else {}),
            "targets": report.TARGETS, "ratios": {k: s.as_dict() for k, s in ratios.items()},
            "figures": figures(main_found, health), "growth": sorted(growth, key=lambda g: (g["apps"], g["nodes"])),
+           "seed": seed,
            "definitions": DEFINITIONS}
     report.render(doc, out)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from typing import Any
 
 from upgrader import config as configuration
 from upgrader.health import live as health
+from upgrader.pacemaker import shapes
 from upgrader.pacemaker.live import Cluster, drained
 from upgrader.runner import Runner
 
@@ -42,7 +43,7 @@ DPKG_ASIDE = DPKG_SNIPPET.with_name(".rolling-upgrade.bench-aside")  # dpkg skip
 
 def move(cluster: Cluster, node: str, on: bool, check: bool = False) -> dict[str, Any]:
     state, baseline = health.read_state(cluster)
-    resources = tuple(r for r in state.top_level_ids() if node in state.running_on(r))
+    resources = shapes.movable_on(state, node)  # what a standby moves: not the clones' instances
     started = monotonic()
     cluster.set_standby(node, on)
     after = cluster.wait_settled(drained(node, resources) if on else None, deadline=SETTLE_DEADLINE, interval=POLL)

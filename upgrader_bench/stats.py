@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 Sample = tuple[float, bool]  # (monotonic time a probe was sent, whether it got a 200)
 
@@ -63,3 +63,12 @@ def ratio(numerator: float, denominator: float) -> float:
 def verdict(value: float, target: float) -> str:
     """'met' when ``value`` is at most ``target``, else 'MISSED'."""
     return "met" if value <= target else "MISSED"
+
+
+def paired_downtime(bare: list[list[Any]], runs: list[Any]) -> list[float]:
+    """Per (repetition, application): its longest outage in the run over its outage in the bare move."""
+    found = []
+    for cycle, run in zip(bare, runs):
+        alone = {app: max(o) for b in cycle for app, o in b.outages.items() if o}
+        found += [max(o) / alone[app] for app, o in run.outages.items() if o and alone.get(app)]
+    return found

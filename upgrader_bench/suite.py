@@ -10,7 +10,7 @@ from typing import Any, Callable
 from upgrader_bench import floor, health, memory
 from upgrader_bench.prober import Prober
 from upgrader_bench.scenario import Bare, Run, Versions, bare_cycle, rolling_run, ssh_round_trips
-from upgrader_bench.stats import summarize
+from upgrader_bench.stats import paired_downtime, summarize
 from upgrader_bench.hook import bench_hook
 from upgrader_lab import lab as ops
 from upgrader_lab.layout import Lab
@@ -20,10 +20,10 @@ HOOK_RUNS = 7  # crm_mon / Pre-Invoke pairs per bench_hook batch
 
 
 @contextmanager
-def lab_up(name: str, nodes: int, apps: int, say: Say) -> Iterator[Lab]:
-    say(f"lab {name}: {nodes} nodes, {apps} applications")
+def lab_up(name: str, nodes: int, apps: int, say: Say, profile: str = "default") -> Iterator[Lab]:
+    say(f"lab {name}: {nodes} nodes, {apps} applications" + (f", profile {profile}" if profile != "default" else ""))
     try:
-        yield ops.up(name, nodes=nodes, apps=apps)[0]
+        yield ops.up(name, nodes=nodes, apps=apps, profile=profile)[0]
     finally:
         ops.down(name)
 
@@ -88,3 +88,22 @@ def growth_entry(lab: Lab, runs: list[Run]) -> dict[str, Any]:
 def health_lab(lab: Lab, reps: int, say: Say) -> dict[str, Any]:
     say(f"health check scaling: {reps} interleaved 1-probe / 50-probe checks")
     return health.measure(lab, reps)
+
+
+def seed_lab(lab: Lab, reps: int, say: Say) -> dict[str, Any]:
+    """The seed's two hosts: per repetition a bare standby cycle of each host, then rolling-upgrade run."""
+    versions = Versions()
+    bare: list[list[Bare]] = []
+    runs: list[Run] = []
+    with Prober(lab) as prober:
+        for i in range(reps):
+            say(f"seed {i + 1}/{reps}: bare standby cycle of each host, then rolling-upgrade run")
+            versions.publish(lab)
+            bare.append([bare_cycle(lab, prober, n) for n in lab.node_names])
+            runs.append(rolling_run(lab, prober, versions))
+    return {"profile": "seed", "nodes": lab.nodes, "apps": lab.apps, "repetitions": reps,
+            "downtime_vs_bare_standby": summarize(paired_downtime(bare, runs)).as_dict(),
+            "longest_outage_seconds": summarize(max(o) for r in runs for o in r.outages.values()).as_dict(),
+            "bare_outage_seconds": summarize(max(o) for b in bare for cycle in b for o in cycle.outages.values()
+                                             if o).as_dict(),
+            "run_seconds": summarize(r.seconds for r in runs).as_dict()}

@@ -22,10 +22,12 @@ from upgrader_lab.layout import Lab
 
 @pytest.fixture(scope="module")
 def flab(request: pytest.FixtureRequest) -> Iterator[Lab]:
-    """The module's own 3-node lab (``LAB_SUFFIX`` names it), always torn down."""
+    """The module's own lab (``LAB_SUFFIX`` names it; ``LAB_PROFILE``, default 3 nodes), always torn down."""
     name = lab_name(request.module.LAB_SUFFIX)
+    profile = getattr(request.module, "LAB_PROFILE", "default")
+    nodes = 2 if profile == "seed" else 3
     try:
-        the_lab, _ = ops.up(name, nodes=3, apps=3)
+        the_lab, _ = ops.up(name, nodes=nodes, apps=2 if profile == "seed" else 3, profile=profile)
         yield the_lab
     finally:
         ops.down(name)

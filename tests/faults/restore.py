@@ -22,8 +22,9 @@ SERVE = 120.0
 def restore(lab: Lab) -> None:
     """Every node powered, linked and online; no lock, mark, constraint or failure; every application serving."""
     for n in lab.node_names:
-        network.set_link(lab.host_veth(n), up=True)
-        if not node.running(lab, n):
+        if node.running(lab, n):
+            network.set_link(lab.host_veth(n), up=True)
+        else:  # powered off (a power cut, or fenced): a boot brings a fresh link with it
             ops.boot(lab, n, timeout=FORM)
     ops.wait_formed(lab, FORM)
     for n in lab.node_names:
