@@ -37,6 +37,14 @@ def every_node(lab: Lab) -> frozenset[str]:
     return frozenset(lab.node_names)
 
 
+def standby_by_hand(lab: Lab, n: str, via: str = "node1") -> Cluster:
+    """What an operator does first: ``n`` in standby, until nothing that moves runs there."""
+    c = Cluster(node.runner(lab, via, timeout=30))
+    c.set_standby(n, True)
+    c.wait_settled(lambda s: [f"{r} still on {n}" for r in shapes.movable_on(s, n)], deadline=90)
+    return c
+
+
 @pytest.fixture(scope="module")
 def mixed() -> Iterator[Lab]:
     with private_lab("x", nodes=3, apps=3, profile="mixed") as lab:
@@ -98,10 +106,8 @@ def test_mixed_the_nightly_window_upgrades_the_whole_cluster(mixed: Lab) -> None
 
 def test_mixed_a_standby_an_operator_set_is_kept_and_the_node_upgraded(mixed: Lab) -> None:
     version = fresh_version(mixed)
-    c = Cluster(node.runner(mixed, "node1"))
-    c.set_standby("node3", True)
+    c = standby_by_hand(mixed, "node3")
     try:
-        c.wait_settled(lambda s: [f"{r} still on node3" for r in shapes.movable_on(s, "node3")], deadline=60)
         code, doc = rolling(mixed, "run", "--yes")
         assert code == 0, doc
         assert ops.installed_version(mixed, "node3") == version
@@ -188,10 +194,8 @@ def test_seed_unattended_upgrades_on_a_standby_node_then_its_finishing_step(seed
     for n in seed.node_names:
         node.runner(seed, n).run(["tee", UU_CONF], input='Unattended-Upgrade::Origins-Pattern { "origin=upgrader-lab"; };\n'
                                                           'Rolling-Upgrade::Boot-Grace "0";\n')
-    c = Cluster(node.runner(seed, "node1"))
     try:
-        c.set_standby("node2", True)
-        c.wait_settled(lambda s: [f"{r} still on node2" for r in shapes.movable_on(s, "node2")], deadline=90)
+        standby_by_hand(seed, "node2")
         seen = len(history(seed, via="node2"))
         got = node.runner(seed, "node2", timeout=600).call(["unattended-upgrade", "-v"])
         assert got.returncode == 0, got.stdout[-2000:] + got.stderr[-2000:]
@@ -217,9 +221,7 @@ def test_seed_unattended_upgrades_on_a_standby_node_then_its_finishing_step(seed
 def test_seed_pacemakers_documented_procedure_under_the_guard(seed: Lab) -> None:
     """ClusterLabs' manual procedure, step by step: standby, stop the stack, upgrade, start the stack."""
     version = fresh_version(seed)
-    c = Cluster(node.runner(seed, "node1"))
-    c.set_standby("node2", True)
-    c.wait_settled(lambda s: [f"{r} still on node2" for r in shapes.movable_on(s, "node2")], deadline=90)
+    c = standby_by_hand(seed, "node2")
     inside = node.runner(seed, "node2", timeout=300)
     inside.run([*node.POWER.split(), "stop"])
     seen = len(history(seed, via="node2"))
