@@ -17,10 +17,14 @@ import shutil
 import statistics
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from upgrader import runkey
 from upgrader.guard import store
 from upgrader.runner import Runner
+
+if TYPE_CHECKING:
+    from upgrader_lab.layout import Lab
 
 SNIPPET = Path("/etc/apt/apt.conf.d/20rolling-upgrade-hooks")
 CRM_MON = ["crm_mon", "--one-shot", "--output-as=xml"]
@@ -59,11 +63,11 @@ def measure(runs: int = 7) -> dict[str, float | int]:
             "ratio": round(h / m, 2), "target_ratio": 1.5}
 
 
-def bench_hook(lab: object, node_name: str, runs: int = 7) -> dict[str, float | int]:
-    """:func:`measure` inside a lab node (``lab`` is an upgrader_lab Lab)."""
+def bench_hook(lab: Lab, node_name: str, runs: int = 7) -> dict[str, float | int]:
+    """:func:`measure` inside a lab node."""
     from upgrader_lab import node
 
-    out = node.runner(lab, node_name, timeout=120).run(  # type: ignore[arg-type]
+    out = node.runner(lab, node_name, timeout=120).run(
         [sys.executable, "-m", "upgrader_bench.hook", str(runs)], what=f"hook benchmark in {node_name}").stdout
     return json.loads(out)
 

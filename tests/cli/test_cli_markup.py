@@ -26,7 +26,8 @@ from upgrader.health.live import Declarations
 from upgrader.health.report import CheckResult, HealthReport, Level
 from upgrader.orchestrator.context import NodeResult, Result
 from upgrader.orchestrator.outcome import Outcome
-from upgrader.orchestrator.remote import Change, NodePlan
+from upgrader.orchestrator.remote import NodePlan
+from upgrader.packages.plan import Change
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.state import ClusterState, parse_crm_mon
 

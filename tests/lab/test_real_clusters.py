@@ -253,3 +253,57 @@ def wait_for_record(lab: Lab, n: str, match, seen: int, timeout: float = 180) ->
             return found[-1]
         time.sleep(0.5)
     raise AssertionError(f"no such history record on {n} within {timeout}s: {history(lab, via=n)[-3:]}")
+
+
+def test_mixed_a_drain_that_would_stop_a_resource_is_refused_before_anything_changes(mixed: Lab) -> None:
+    fresh_version(mixed)
+    c = standby_by_hand(mixed, "node2")  # an operator's: now the pinned resource can run on node1 alone
+    try:
+        before = c.runner.run(["cibadmin", "--query", "--xpath", "/cib", "--no-children"]).stdout
+        code, doc = rolling(mixed, "run", "--yes", "--nodes", "node1")
+        assert code == 3, doc
+        assert doc["refused"].startswith("refused: a standby of node1 would take down what it should move: "
+                                         f"{profiles.PINNED} would be stopped, not moved"), doc
+        assert c.runner.run(["cibadmin", "--query", "--xpath", "/cib", "--no-children"]).stdout == before
+        assert state(mixed).running_on(profiles.PINNED) == {"node1"}
+    finally:
+        c.set_standby("node2", False)
+        c.wait_settled(None, deadline=60)
+
+
+FRAGILE = "fragile"  # can run on node1 and node2; its start fails on node2 (crm_simulate cannot know that)
+
+
+def test_mixed_a_drain_that_took_something_down_anyway_is_undone_at_once(mixed: Lab) -> None:
+    c = Cluster(node.runner(mixed, "node1", timeout=30))
+    primitive = (f'<primitive id="{FRAGILE}" class="ocf" provider="pacemaker" type="Dummy"><instance_attributes '
+                 f'id="{FRAGILE}-ia"><nvpair id="{FRAGILE}-fail" name="fail_start_on" value="node2"/>'
+                 f'</instance_attributes><operations><op id="{FRAGILE}-monitor" name="monitor" interval="10s"/>'
+                 '</operations></primitive>')
+    constraints = [f'<rsc_location id="{FRAGILE}-not-node3" rsc="{FRAGILE}" node="node3" score="-INFINITY"/>',
+                   f'<rsc_location id="{FRAGILE}-on-node1" rsc="{FRAGILE}" node="node1" score="100"/>']
+    c.runner.run(["cibadmin", "--create", "--scope", "resources", f"--xml-text={primitive}"])
+    for xml in constraints:
+        c.runner.run(["cibadmin", "--create", "--scope", "constraints", f"--xml-text={xml}"])
+    try:
+        c.wait_settled(lambda s: [] if s.running_on(FRAGILE) == {"node1"} else [f"{FRAGILE} not on node1"],
+                       deadline=60)
+        before = ops.installed_version(mixed, "node1")
+        fresh_version(mixed)
+        code, doc = rolling(mixed, "run", "--yes", "--nodes", "node1")
+        assert code == 1, doc
+        assert doc["error"] == (f"the drain of node1 took down what it should have moved ({FRAGILE} runs nowhere (it "
+                                "ran on node1)); node1 is back online and all of it runs again; nothing was upgraded"), doc
+        assert ops.installed_version(mixed, "node1") == before
+        s = state(mixed)
+        assert s.running_on(FRAGILE) == {"node1"} and not s.node("node1").standby
+        assert run_leftovers(mixed) == [] and lock.read(c) is None
+    finally:
+        c.runner.run(["crm_resource", "--resource", FRAGILE, "--meta", "--set-parameter", "target-role",
+                      "--parameter-value", "Stopped"])
+        c.wait_settled(lambda s: [f"{FRAGILE} still runs"] if s.running_on(FRAGILE) else [], deadline=60)
+        for xml in constraints:
+            c.runner.run(["cibadmin", "--delete", "--scope", "constraints", f"--xml-text={xml}"])
+        c.runner.run(["cibadmin", "--delete", "--scope", "resources", f'--xml-text=<primitive id="{FRAGILE}"/>'])
+        c.runner.run(["crm_resource", "--cleanup"])
+        c.wait_settled(None, deadline=60)

@@ -11,7 +11,8 @@ import pytest
 from upgrader.config import Config
 from upgrader.history import History
 from upgrader.orchestrator.procedure import Refused, Rollout
-from upgrader.orchestrator.remote import Change, NodePlan
+from upgrader.orchestrator.remote import NodePlan
+from upgrader.packages.plan import Change
 from upgrader.pacemaker.live import Cluster
 from upgrader.runner import Runner
 

@@ -14,7 +14,8 @@ from upgrader.history import History
 from upgrader.orchestrator.context import NodeResult
 from upgrader.orchestrator.outcome import Outcome, Stop
 from upgrader.orchestrator.procedure import Rollout
-from upgrader.orchestrator.remote import Change, NodePlan
+from upgrader.orchestrator.remote import NodePlan
+from upgrader.packages.plan import Change
 from upgrader.runs import QUARANTINE
 from upgrader.pacemaker.state import parse_crm_mon
 

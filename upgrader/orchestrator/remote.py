@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from upgrader.config import Config
+from upgrader.packages.plan import Change
 from upgrader.runs import RUN_ID_ENV
 from upgrader.runner import Runner
 
@@ -33,24 +34,6 @@ def tool_path() -> str:
     if not found:
         raise RuntimeError("cannot find the rolling-upgrade command itself; reinstall it (make install)")
     return found
-
-
-@dataclass(frozen=True)
-class Change:
-    """One change of a node's plan or upgrade; ``in_use``: a running process there maps one of its files."""
-
-    package: str
-    installed: str | None
-    candidate: str | None
-    security: bool = False
-    ha_stack: bool = False
-    in_use: bool = False
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Change":
-        """From ``plan --local --json``'s or ``apply``'s change (one of an older version may lack ``in_use``)."""
-        return cls(d["package"], d.get("installed"), d.get("candidate"), bool(d.get("security")),
-                   bool(d.get("ha_stack")), bool(d.get("in_use")))
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,15 @@ class Change:
     package: str
     installed: str | None
     candidate: str | None
-    security: bool
-    ha_stack: bool
+    security: bool = False
+    ha_stack: bool = False
     in_use: bool = False
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Change":
+        """From ``plan --local --json``'s or ``apply``'s change (one of an older version may lack ``in_use``)."""
+        return cls(d["package"], d.get("installed"), d.get("candidate"), bool(d.get("security")),
+                   bool(d.get("ha_stack")), bool(d.get("in_use")))
 
     @property
     def action(self) -> str:

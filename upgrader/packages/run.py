@@ -118,8 +118,10 @@ def upgrade_node(progress: Progress | None = None, run_id: str | None = None) ->
     except SystemError as exc:
         report = _failed(changes, install.errors, str(exc))
     finally:
-        if run_id:
-            os.environ.pop(RUN_ID_ENV) if before is None else os.environ.__setitem__(RUN_ID_ENV, before)
+        if run_id and before is None:
+            del os.environ[RUN_ID_ENV]
+        elif run_id:
+            os.environ[RUN_ID_ENV] = before
     report.reboot = reboot_reasons()
     report.stale = [str(p) for p in stale_processes()]
     report.seconds = time.monotonic() - started
