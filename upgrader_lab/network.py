@@ -7,9 +7,10 @@ lab's client namespace (see :mod:`upgrader_lab.client`).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from upgrader_lab.layout import Lab
+from upgrader_lab.layout import Lab, LabError
 from upgrader.runner import Runner
 
 _ip = Runner(timeout=15)
@@ -36,11 +37,25 @@ def create_netns(lab: Lab, ns: str, veth: str, address: str) -> None:
     _ip.run(["ip", "netns", "add", ns])
     _ip.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
              "net.ipv6.conf.default.disable_ipv6=1"])
+    _gone(veth)
     _ip.run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns])
     _ip.run(["ip", "link", "set", veth, "master", lab.bridge, "up"])
     _ip.run(["ip", "-n", ns, "addr", "add", f"{address}/{lab.prefixlen}", "dev", "eth0"])
     _ip.run(["ip", "-n", ns, "link", "set", "lo", "up"])
     _ip.run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+
+
+def _gone(veth: str, timeout: float = 10.0) -> None:
+    """No host interface ``veth`` left: the kernel tears a deleted namespace (and its veth pair) down
+    asynchronously, so a node powered off and on again at once may still find its old one."""
+    if not Path("/sys/class/net", veth).exists():
+        return
+    _ip.call(["ip", "link", "delete", veth])
+    deadline = time.monotonic() + timeout
+    while Path("/sys/class/net", veth).exists():
+        if time.monotonic() > deadline:
+            raise LabError(f"the old interface {veth} is still there after {timeout:g}s")
+        time.sleep(0.1)
 
 
 def delete_netns(ns: str) -> None:
