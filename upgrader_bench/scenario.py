@@ -82,7 +82,7 @@ def bare_cycle(lab: Lab, prober: Prober, n: str) -> Bare:
     upgraded = innode(lab, n, "dist-upgrade")
     innode(lab, VIA, "move", n, "off")
     return Bare(n, moved["seconds"], upgraded["seconds"], moved.get("health", 0.0),
-                {app: seen[app] for app in moved["moved"]})
+                {app: seen[app] for app in moved["moved"] if app in seen})  # applications only (not a fencing device)
 
 
 def ssh_round_trips(lab: Lab) -> list[float]:
