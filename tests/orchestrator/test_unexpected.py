@@ -141,3 +141,24 @@ def test_the_finishing_step_of_a_quarantined_node_is_refused_naming_the_quaranti
                                  "2026-11-30T00:10:00Z); it stays in standby: fix it, then clear it with "
                                  "'rolling-upgrade unquarantine node1'")
     assert cluster.calls == []  # nothing changed
+
+
+def test_a_history_that_cannot_be_written_still_puts_the_drained_node_back(tmp_path: Path) -> None:
+    from upgrader.history import HistoryError
+
+    r, cluster = rollout(tmp_path)
+
+    class FullDisk:
+        def record(self, *args: object, **kwargs: object) -> None:
+            raise HistoryError("cannot write the history: No space left on device")
+
+    def drained(node: str) -> Any:
+        cluster.set_standby(node, True)
+        r.history = FullDisk()  # type: ignore[assignment]  # /var fills up right after the drain
+        raise HistoryError("cannot write the history: No space left on device")
+
+    r.drain = drained  # type: ignore[method-assign]
+    with pytest.raises(Stop) as caught:
+        r.upgrade_one("node2", PLAN)
+    assert str(caught.value).endswith("node2 is back online, not upgraded")
+    assert cluster.calls[-2:] == [("standby", "node2", False), ("settled",)]

@@ -60,7 +60,8 @@ def test_fail_over_waits_only_for_what_pacemaker_moves_back() -> None:
     # Coming out of standby, per the prediction (captured the other way round: what standby moves away
     # is what the node's return would bring back when nothing keeps it elsewhere).
     back = parse_transition_summary((DATA / "crm_simulate-promotable-standby.txt").read_text())
-    assert came_back(BEFORE, ["app1", "db-front", "app3"], back) == ["app1", "db-front"]
+    assert came_back(BEFORE, ["app1", "db-front", "app3"], back, {"node2"}) == ["app1", "db-front"]
+    assert came_back(BEFORE, ["app1", "db-front", "app3"], back, {"node3"}) == []  # not onto these nodes
 
 
 def test_check_reports_where_a_clone_runs_and_where_a_promotable_one_is_promoted() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 from upgrader.runner import TIMED_OUT, CommandError, CommandMissing, Runner
@@ -9,13 +11,23 @@ from upgrader.runner import TIMED_OUT, CommandError, CommandMissing, Runner
 import pytest
 
 
-def test_a_timeout_is_a_hard_limit_even_when_a_grandchild_keeps_the_output_open() -> None:
+def test_a_timeout_is_a_hard_limit_even_when_a_grandchild_keeps_the_output_open(tmp_path) -> None:
     started = time.monotonic()
-    # The grandchild leaves the process group (setsid) and keeps stdout open for 30 s.
-    result = Runner(timeout=1).call(["sh", "-c", "setsid sleep 30 & echo started; sleep 30"])
+    # The grandchild leaves the process group (setsid) and keeps stdout open for 30 s; it says its pid on stderr
+    # first, so that the test ends it (it is ours), by pid.
+    pidfile = tmp_path / "grandchild.pid"
+    result = Runner(timeout=1).call(["sh", "-c", f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 30' & "
+                                     "echo started; sleep 30"])
     took = time.monotonic() - started
-    assert result.returncode == TIMED_OUT
-    assert took < 6, took  # 1 s, then at most the grace to read what was left
+    try:
+        assert result.returncode == TIMED_OUT
+        assert took < 6, took  # 1 s, then at most the grace to read what was left
+    finally:
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def test_a_missing_program_is_not_installed_but_a_program_exiting_127_is_not_missing() -> None:

@@ -112,6 +112,10 @@ def decide_via_peer(peer: Peer | str, run_id: str, lock_ttl: float, exc: Command
         why = f"refused: {peer.name} sees {peer.me} online, yet its cluster stack does not answer here ({exc})"
     if why:
         return Decision(False, f"{why} (asked {peer.name}: the cluster stack here is stopped)", peer.me)
+    mark = peer.cluster.get_attribute(peer.me, QUARANTINE)
+    if mark is not None:
+        return Decision(False, f"refused: {peer.me} is quarantined ({mark}): a run found it unhealthy after its "
+                               f"upgrade; fix it, then clear it with 'rolling-upgrade unquarantine {peer.me}'", peer.me)
     try:
         lock.UpgradeLock(peer.cluster, run_id, peer.me, ttl=lock_ttl).acquire(LOCK_PHASE)
     except lock.LockHeld as held:

@@ -75,7 +75,7 @@ def _detach() -> None:
     """No terminal, no apt pipes: stdin /dev/null, stdout and stderr to the finisher log."""
     os.makedirs(os.path.dirname(LOG), exist_ok=True)
     null = os.open(os.devnull, os.O_RDONLY)
-    log = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    log = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o640)
     os.dup2(null, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)

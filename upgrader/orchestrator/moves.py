@@ -129,7 +129,7 @@ def failing_over(run: RunContext, node: str, back: list[str], instances: tuple[s
     """
     before = run.checks.baseline()
     with preferring(run, back, patched=True):
-        coming = came_back(before[0], back, run.cluster.predict_standby(node, standby=False))
+        coming = came_back(before[0], back, run.cluster.predict_standby(node, standby=False), run.patched | {node})
         stays = [rid for rid in back if rid not in coming]
         if stays:
             run.report.step(node, "fail-over", f"{', '.join(stays)} stay(s) where Pacemaker keeps them; they move "
@@ -144,9 +144,10 @@ def failing_over(run: RunContext, node: str, back: list[str], instances: tuple[s
         yield Move(before, moved, suspects={node}, after=after)
 
 
-def came_back(state: ClusterState, back: list[str], predicted: tuple[PredictedMove, ...]) -> list[str]:
-    """Those of ``back`` whose members the prediction moves (or starts), in ``back``'s order."""
-    moving = {shapes.top_level(r) for m in predicted if m.relocates and m.dest
+def came_back(state: ClusterState, back: list[str], predicted: tuple[PredictedMove, ...],
+              onto: set[str]) -> list[str]:
+    """Those of ``back`` whose members the prediction moves (or starts) onto ``onto``, in ``back``'s order."""
+    moving = {shapes.top_level(r) for m in predicted if m.relocates and m.dest in onto
               for r in state.resources if r.id == m.resource.split(":", 1)[0]}
     return [rid for rid in back if rid in moving]
 

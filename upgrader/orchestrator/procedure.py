@@ -28,7 +28,7 @@ from typing import Callable, Mapping
 from upgrader.config import Config
 from upgrader.orchestrator import finishing, steering, verification
 from upgrader.orchestrator.context import Checks, NodeResult, Reporter, Result, RunContext
-from upgrader.history import History
+from upgrader.history import History, HistoryError
 from upgrader.orchestrator.moves import Move, draining, failing_over, moved_since, placement, refuse_stops
 from upgrader.orchestrator.outcome import Outcome, Refused, Stop
 from upgrader.orchestrator.remote import ApplyResult, NodePlan, Nodes
@@ -59,7 +59,6 @@ class Rollout(RunContext):
         self.restarts = Restarts(cluster, nodes, config, run_id, self.phase,
                                  lambda node, phase, text: self.report.step(node, phase, text))
         self.recovered: list[str] = []  # what rolling back an interrupted run did before this one
-        self.first: str | None = None  # the first node to drain (its drain was predicted at preflight)
         self.kept_in_standby: set[str] = set()  # nodes an operator put in standby: upgraded, left there
 
     def run(self, only: list[str] | None = None, confirm: Confirm | None = None) -> Outcome:
@@ -144,7 +143,6 @@ class Rollout(RunContext):
         online = [n for n in self.all_nodes if n not in quarantined]
         if len(online) < 2:
             raise Refused("refused: a rolling upgrade needs at least two nodes that can run resources")
-        self.first = next((n for n in wanted if plans[n].changes), None)
         self.placed = placement(state)
         self.kept_in_standby = {n.name for n in state.nodes if n.standby and n.name not in quarantined
                                 and self.cluster.get_attribute(n.name, WAITING) is None}
@@ -199,8 +197,11 @@ class Rollout(RunContext):
             raise stop from exc
         finally:
             result.seconds = round(time.monotonic() - started, 1)
-            self.history.record(self.run_id, node, "node", "end", result=result.result, seconds=result.seconds,
-                                moves=result.moves, error=result.error)
+            try:  # a history that cannot be written must not hide the stop (or the node's state) behind it
+                self.history.record(self.run_id, node, "node", "end", result=result.result, seconds=result.seconds,
+                                    moves=result.moves, error=result.error)
+            except HistoryError:
+                pass
 
     def drain(self, node: str) -> Move:
         """Standby; the node's resources move (onto patched nodes once there are any) and are checked.
@@ -209,7 +210,7 @@ class Rollout(RunContext):
         """
         self.phase(node, "drain")
         self.catch_up(node)
-        if node != self.first:  # the preflight predicted the first drain on this very state
+        if node not in self.kept_in_standby:  # asked again: the cluster may have changed since the preflight
             down = refuse_stops(self, self.cluster.state(), node)
             if down:
                 raise Stop(Outcome.NEEDS_PERSON, f"stopped before draining {node}: its standby would take down "
@@ -283,6 +284,7 @@ class Rollout(RunContext):
         """What moved since it was last checked (a later transition of Pacemaker's: a promotion once a score
         is set, a move after a fail over had settled) is checked where it runs now, before anything else
         is touched; a bad check fails back like any move's."""
+        self.cluster.wait_settled(None, deadline=self.config.settle_timeout)  # what moves late, moved first
         before = self.checks.baseline()
         late = moved_since(before[0], self.placed)
         if late:

@@ -95,9 +95,12 @@ def deferred(run: RunContext, rest: list[str], before_node: Callable[[str], str 
 def stopped(run: RunContext, node: str | None, exc: Exception) -> Outcome:
     """Report and record why the run stops here; its exit code (an error mid-run needs a person)."""
     stop = exc if isinstance(exc, Stop) else Stop(Outcome.NEEDS_PERSON, f"stopped on an error: {exc}")
-    run.report.step(node, "stop", str(stop))
-    run.history.record(run.run_id, node, "run", "note", result="stopped", reason=str(stop))
     run.stop_reason = str(stop)
+    try:  # a full /var must not turn the stop into a traceback: the output still says it
+        run.report.step(node, "stop", str(stop))
+        run.history.record(run.run_id, node, "run", "note", result="stopped", reason=str(stop))
+    except Exception:  # noqa: BLE001
+        pass
     return stop.code
 
 
@@ -109,8 +112,11 @@ def unexpected(run: RunContext, node: str, exc: Exception, *, touched: bool) -> 
     tried whatever the one before did; the run then stops (exit 4), its lock released by the caller.
     """
     what = f"an unexpected error ({type(exc).__name__}: {exc})"
-    run.history.record(run.run_id, node, "run", "note", error=what,
-                       where=traceback.format_exception(exc)[-2].strip()[:300] if exc.__traceback__ else None)
+    try:  # the history itself may be what failed (a full /var): the node comes first
+        run.history.record(run.run_id, node, "run", "note", error=what,
+                           where=traceback.format_exception(exc)[-2].strip()[:300] if exc.__traceback__ else None)
+    except Exception:  # noqa: BLE001
+        pass
     done: list[str] = []
     try:
         if touched:

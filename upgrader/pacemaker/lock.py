@@ -11,8 +11,9 @@ holder and run id, so a run never touches a lock that is no longer its own.
 **Stale and breaking rule.** A lock is *stale* when its holder node is not
 online in the cluster or its ``expires`` time has passed (an unreadable
 expiry counts as passed). A stale lock is broken automatically only when
-BOTH hold: the holder node is cleanly offline (down, or fenced; a holder
-that is not a cluster node counts as offline) AND the lock expired. An
+ALL hold: the holder node is cleanly offline (down, or fenced; a holder
+that is not a cluster node counts as offline), the lock expired, AND fencing
+is on (without it a partitioned holder looks offline while it still runs). An
 *unclean* holder (lost, not fenced yet) may still be running, so its lock is
 not broken. An expired lock on an online holder (a run that hangs, or is
 slow between heartbeats) and a fresh lock on an offline holder (a node

@@ -13,11 +13,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from upgrader.pacemaker.state import ParseError
+
 _ROLES = frozenset({"Stopped", "Started", "Promoted", "Unpromoted", "Master", "Slave", "Unknown"})
 _LINE = re.compile(r"\*\s+(?P<action>[A-Z][\w-]*)\s+(?P<rsc>\S+)\s+\(\s*(?P<details>[^)]*?)\s*\)(?P<rest>.*)")
 
 
-class SimulateParseError(ValueError):
+class SimulateParseError(ParseError):
     """crm_simulate's output has no transition summary we can read."""
 
 
