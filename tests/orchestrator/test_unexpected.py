@@ -162,3 +162,28 @@ def test_a_history_that_cannot_be_written_still_puts_the_drained_node_back(tmp_p
         r.upgrade_one("node2", PLAN)
     assert str(caught.value).endswith("node2 is back online, not upgraded")
     assert cluster.calls[-2:] == [("standby", "node2", False), ("settled",)]
+
+
+def test_the_lock_is_kept_fresh_during_a_long_upgrade_and_a_lost_lock_is_said_after_it(tmp_path: Path) -> None:
+    import time
+
+    from upgrader.pacemaker.lock import LockLost
+
+    r, _cluster = rollout(tmp_path)
+    beats: list[str | None] = []
+
+    class Lock:
+        def heartbeat(self, phase: str | None = None, *, before_move: bool = False) -> None:
+            beats.append(phase)
+            if len(beats) == 3:
+                raise LockLost("the upgrade lock of run x on node1 is gone (broken with unlock --force, or stale)")
+
+    r.lock = Lock()  # type: ignore[assignment]
+    with pytest.raises(LockLost, match="is gone"):
+        with r.heartbeats("upgrade", every=0.05):
+            time.sleep(0.4)  # dpkg at work, saying nothing
+    assert beats == ["upgrade", "upgrade", "upgrade"]  # it stopped beating once the lock was lost
+    beats.clear()
+    with r.heartbeats("upgrade", every=0.05):
+        time.sleep(0.12)
+    assert len(beats) >= 1

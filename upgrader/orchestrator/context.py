@@ -8,6 +8,7 @@ held, and cleaned up and released after (:meth:`RunContext.locked`).
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,13 +21,14 @@ from upgrader.orchestrator import steering
 from upgrader.history import History
 from upgrader.orchestrator.remote import NodePlan, Nodes
 from upgrader.pacemaker.live import Cluster
-from upgrader.pacemaker.lock import UpgradeLock
+from upgrader.pacemaker.lock import LockLost, UpgradeLock
 from upgrader.runs import WAITING
 
 if TYPE_CHECKING:
     from upgrader.health.report import HealthReport
     from upgrader.orchestrator.gate import Baseline
 
+HEARTBEAT_EVERY = 60.0  # seconds between the lock's heartbeats during a node's upgrade (at most a third of its ttl)
 MOVE_PHASES = ("drain", "fail-over", "fail-back")  # a move follows at once: the lock is not rewritten if fresh
 
 
@@ -99,6 +101,34 @@ class RunContext:
         """Each node's pending changes, asked in parallel (each node opens its own apt cache)."""
         with ThreadPoolExecutor(max_workers=len(nodes) or 1) as pool:
             return dict(zip(nodes, pool.map(self.nodes.plan, nodes)))
+
+    @contextmanager
+    def heartbeats(self, phase: str, every: float | None = None) -> Iterator[None]:
+        """The lock kept fresh while the block runs (a long dpkg run sends nothing for minutes): it never
+        expires under a live run. A lost lock is raised once the block ended; other errors wait for the next beat."""
+        every = every if every is not None else min(HEARTBEAT_EVERY, self.config.lock_expiry / 3)
+        stop = threading.Event()
+        lost: list[LockLost] = []
+
+        def beat() -> None:
+            while not stop.wait(every):
+                try:
+                    self.lock.heartbeat(phase)
+                except LockLost as exc:
+                    lost.append(exc)
+                    return
+                except Exception:  # noqa: BLE001 - a busy DC now: the next beat tries again
+                    pass
+
+        thread = threading.Thread(target=beat, name="lock-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=every + 60)
+        if lost:
+            raise lost[0]
 
     def back_online(self, node: str, *, settle: bool = False) -> None:
         """Out of standby; with ``settle``, until the cluster settled (Settle-Timeout)."""

@@ -250,8 +250,9 @@ class Rollout(RunContext):
         return applied
 
     def apply(self, node: str, packages: int = 0) -> ApplyResult:
-        applied = self.nodes.apply(node, self.run_id, lambda e: self.report.progress(node, e),
-                                   timeout=self.config.apply_limit(packages))
+        with self.heartbeats("upgrade"):
+            applied = self.nodes.apply(node, self.run_id, lambda e: self.report.progress(node, e),
+                                       timeout=self.config.apply_limit(packages))
         self.history.record(self.run_id, node, "upgrade", "end", ok=applied.ok, error=applied.error,
                             changes=[c.__dict__ for c in applied.changes], reboot_required=applied.reboot_required,
                             stale_processes=list(applied.stale_processes), seconds=round(applied.seconds, 1))
