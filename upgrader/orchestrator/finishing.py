@@ -13,6 +13,7 @@ from typing import Callable, Mapping
 
 from upgrader.orchestrator import steering
 from upgrader.orchestrator.context import NodeResult, Result, RunContext
+from upgrader.orchestrator.moves import placement
 from upgrader.orchestrator.outcome import Outcome, Refused
 from upgrader.orchestrator.stops import STOPS, signals_deferred, stopped, unexpected
 from upgrader.pacemaker import shapes
@@ -22,13 +23,15 @@ from upgrader.pacemaker.state import ClusterState
 from upgrader.runs import WAITING
 
 FailOver = Callable[[str, Mapping[str, str]], None]  # the procedure's step: node, resources to take (id -> node)
+CatchUp = Callable[[str], None]  # the procedure's check of what moved since it was last checked
 
 
-def finish(run: RunContext, fail_over: FailOver) -> Outcome:
+def finish(run: RunContext, fail_over: FailOver, catch_up: CatchUp | None = None) -> Outcome:
     """The finishing step on this node; its exit code (:class:`Refused` while another run holds the lock)."""
     node = run.nodes.local
     state = run.cluster.state()
     run.all_nodes = [n.name for n in state.nodes]
+    run.placed = placement(state)
     run.results[node] = NodeResult(node, result=Result.PENDING)
     mark = steering.quarantined(run.cluster, [node]).get(node)
     if mark is not None:
@@ -52,6 +55,8 @@ def finish(run: RunContext, fail_over: FailOver) -> Outcome:
                 run.cluster.set_attribute(old_peers[0], WAITING, run.run_id)  # ours: a later run brings it back
                 run.cluster.set_standby(old_peers[0], True)
                 run.cluster.wait_settled(drained(old_peers[0], ()), deadline=run.config.settle_timeout)
+                if catch_up is not None:
+                    catch_up(node)  # what the old peer's standby moved onto this node is checked here too
                 run.report.step(old_peers[0], "standby", "the old peer waits in standby for its own upgrade")
                 run.history.record(run.run_id, old_peers[0], "standby", "note",
                                    reason="two-node cluster: the old peer waits in standby for its upgrade")

@@ -103,7 +103,7 @@ class Rollout(RunContext):
 
     def finish(self) -> Outcome:
         """The APT hooks' finishing step on this node (:mod:`finishing`): this procedure from "fail over" on."""
-        return finishing.finish(self, self.fail_over)
+        return finishing.finish(self, self.fail_over, self.catch_up)
 
     def preflight(self, only: list[str] | None) -> dict[str, NodePlan]:
         """Every reason not to start, before anything changes; the plans, in upgrade order."""
