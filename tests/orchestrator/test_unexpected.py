@@ -187,3 +187,39 @@ def test_the_lock_is_kept_fresh_during_a_long_upgrade_and_a_lost_lock_is_said_af
     with r.heartbeats("upgrade", every=0.05):
         time.sleep(0.12)
     assert len(beats) >= 1
+
+
+def test_an_unexpected_error_in_the_nightly_window_ends_like_a_failed_check(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The window's run is the same procedure: an error nobody foresaw there puts the node back and says so."""
+    from datetime import datetime, timezone
+
+    from upgrader.nightly import window
+    from upgrader.orchestrator import steering
+    from upgrader.timewindow import parse_window
+
+    r, cluster = rollout(tmp_path)
+    released: list[bool] = []
+    r.lock = type("L", (), {"acquire": lambda self, phase: None, "heartbeat": lambda self, *a, **k: None,  # type: ignore[assignment]
+                            "release": lambda self: released.append(True)})()
+    r.preflight = lambda only: {"node2": PLAN}  # type: ignore[method-assign]
+    r.catch_up = lambda node: None  # type: ignore[method-assign]
+
+    def drained_then_boom(node: str) -> Any:
+        cluster.set_standby(node, True)
+        raise RuntimeError("boom [/etc/app.conf]")
+
+    r.drain = drained_then_boom  # type: ignore[method-assign]
+    monkeypatch.setattr(window.start, "rollout", lambda cluster, report: r)
+    monkeypatch.setattr(window, "recover", lambda *a: [])
+    monkeypatch.setattr(window, "wait_for_lock", lambda *a: None)
+    monkeypatch.setattr(window, "LOG_FILE", str(tmp_path / "window.log"))
+    monkeypatch.setattr(steering, "clean_up", lambda cluster, nodes: [])
+    cfg = Config(windows=(parse_window("Mon-Sun 02:00-04:00 UTC"),), boot_grace=0,
+                 history_file=tmp_path / "history.jsonl")
+    code, doc, line = window.run_window(cluster, cfg, datetime(2026, 3, 2, 2, 5, tzinfo=timezone.utc), True)
+    assert code == Outcome.NEEDS_PERSON and released == [True]
+    assert ("standby", "node2", False) in cluster.calls  # back online, not upgraded
+    node2 = next(n for n in doc["nodes"] if n["node"] == "node2")
+    assert node2["result"] == "failed" and node2["error"].startswith(
+        "an unexpected error (RuntimeError: boom [/etc/app.conf]) while upgrading node2; node2 is back online")
