@@ -276,18 +276,22 @@ FRAGILE = "fragile"  # can run on node1 and node2; its start fails on node2 (crm
 
 def test_mixed_a_drain_that_took_something_down_anyway_is_undone_at_once(mixed: Lab) -> None:
     c = Cluster(node.runner(mixed, "node1", timeout=30))
+    # Created stopped, its constraints in place, then started: it must never try node2 before the run does.
     primitive = (f'<primitive id="{FRAGILE}" class="ocf" provider="pacemaker" type="Dummy"><instance_attributes '
                  f'id="{FRAGILE}-ia"><nvpair id="{FRAGILE}-fail" name="fail_start_on" value="node2"/>'
-                 f'</instance_attributes><operations><op id="{FRAGILE}-monitor" name="monitor" interval="10s"/>'
-                 '</operations></primitive>')
+                 f'</instance_attributes><meta_attributes id="{FRAGILE}-meta"><nvpair id="{FRAGILE}-role" '
+                 f'name="target-role" value="Stopped"/></meta_attributes><operations><op id="{FRAGILE}-monitor" '
+                 'name="monitor" interval="10s"/></operations></primitive>')
     constraints = [f'<rsc_location id="{FRAGILE}-not-node3" rsc="{FRAGILE}" node="node3" score="-INFINITY"/>',
                    f'<rsc_location id="{FRAGILE}-on-node1" rsc="{FRAGILE}" node="node1" score="100"/>']
     c.runner.run(["cibadmin", "--create", "--scope", "resources", f"--xml-text={primitive}"])
     for xml in constraints:
         c.runner.run(["cibadmin", "--create", "--scope", "constraints", f"--xml-text={xml}"])
     try:
-        c.wait_settled(lambda s: [] if s.running_on(FRAGILE) == {"node1"} else [f"{FRAGILE} not on node1"],
-                       deadline=60)
+        c.runner.run(["crm_resource", "--resource", FRAGILE, "--meta", "--set-parameter", "target-role",
+                      "--parameter-value", "Started"])
+        c.wait_settled(lambda s: [] if s.running_on(FRAGILE) == {"node1"} and not s.failures
+                       else [f"{FRAGILE} not on node1, or failures: {s.failures}"], deadline=60)
         before = ops.installed_version(mixed, "node1")
         fresh_version(mixed)
         code, doc = rolling(mixed, "run", "--yes", "--nodes", "node1")
