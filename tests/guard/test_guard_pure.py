@@ -37,7 +37,7 @@ def test_pre_install_pkgs_v3_lines_become_changes() -> None:
     merged = pkgs.merge(changes)
     assert [(c.name, c.old, c.new, c.action) for c in merged] == [
         ("demo-libfoo", "1", "2", "unpack"), ("newpkg", None, "1.0", "unpack"), ("oldpkg", "3.1", None, "remove")]
-    assert all(pkgs.Change.from_tsv(c.tsv()) == c for c in changes)
+    assert all(pkgs.PackageAction.from_tsv(c.tsv()) == c for c in changes)
 
 
 @pytest.mark.parametrize("text, says", [

@@ -23,8 +23,8 @@ class ProtocolError(ValueError):
 
 
 @dataclass(frozen=True)
-class Change:
-    """One package an apt run changes."""
+class PackageAction:
+    """One package line of Pre-Install-Pkgs: what an apt run does to one package."""
 
     name: str
     old: str | None
@@ -36,12 +36,12 @@ class Change:
         return "\t".join((self.name, self.old or "-", self.new or "-", self.arch, self.action))
 
     @classmethod
-    def from_tsv(cls, line: str) -> "Change":
+    def from_tsv(cls, line: str) -> "PackageAction":
         name, old, new, arch, action = line.rstrip("\n").split("\t")
         return cls(name, None if old == "-" else old, None if new == "-" else new, arch, action)
 
 
-def parse(text: str) -> list[Change]:
+def parse(text: str) -> list[PackageAction]:
     """The package lines of a version 3 input, in order."""
     lines = text.splitlines()
     if not lines or lines[0].strip() != PROTOCOL:
@@ -57,25 +57,25 @@ def parse(text: str) -> list[Change]:
     return [_line(line) for line in body if line.strip()]
 
 
-def _line(line: str) -> Change:
+def _line(line: str) -> PackageAction:
     fields = line.split()
     if len(fields) != 9:
         raise ProtocolError(f"Pre-Install-Pkgs line has {len(fields)} fields, not 9: {line!r}")
     name, old, old_arch, _, _, new, new_arch, _, action = fields
     kind = {"**CONFIGURE**": "configure", "**REMOVE**": "remove"}.get(action, "unpack")
-    return Change(name, None if old == "-" else old, None if new == "-" else new,
+    return PackageAction(name, None if old == "-" else old, None if new == "-" else new,
                   new_arch if new_arch != "-" else old_arch, kind)
 
 
-def merge(changes: Iterable[Change]) -> list[Change]:
+def merge(changes: Iterable[PackageAction]) -> list[PackageAction]:
     """One entry per package: the first old version seen, the last new version and action."""
-    merged: dict[str, Change] = {}
+    merged: dict[str, PackageAction] = {}
     for c in changes:
         before = merged.get(c.name)
         if before is None:
             merged[c.name] = c
         else:
             configure = c.action == "configure"
-            merged[c.name] = Change(c.name, before.old, (c.new or before.new) if configure else c.new, c.arch,
-                                    before.action if configure else c.action)
+            merged[c.name] = PackageAction(c.name, before.old, (c.new or before.new) if configure else c.new,
+                                           c.arch, before.action if configure else c.action)
     return list(merged.values())

@@ -108,13 +108,13 @@ def capture(key: str, text: str) -> int:
     return 0
 
 
-def captured(key: str) -> list[pkgs.Change]:
+def captured(key: str) -> list[pkgs.PackageAction]:
     """Everything the run's Pre-Install-Pkgs calls announced, one entry per package."""
     try:
         lines = (Path(store.run_dir(key)) / PACKAGES).read_text().splitlines()
     except FileNotFoundError:
         return []
-    return pkgs.merge(pkgs.Change.from_tsv(line) for line in lines if line)
+    return pkgs.merge(pkgs.PackageAction.from_tsv(line) for line in lines if line)
 
 
 def record_result(key: str) -> dict:
