@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from upgrader.health.cluster import Failure, Problem, Resource, Snapshot, SnapshotRounds, cluster_problem
+from tests.health.level1 import Failure, Resource
+from upgrader.health.cluster import Problem, Snapshot, SnapshotRounds, cluster_problem
 from upgrader.health.errors import CheckFailed
 
 GROUP = ("vip", "web1")

@@ -13,9 +13,9 @@ from typing import Sequence
 
 from rich.console import Console
 
-from upgrader.health import (CHECK_CMD_ATTR, PROBE_ATTR, HealthDefaults, Level, Resource, ResourceConfig,
-                             Snapshot, Target, check_health, health_spec)
-from upgrader.health.cluster import Failure
+from tests.health.level1 import Failure, Resource
+from upgrader.health import (CHECK_CMD_ATTR, PROBE_ATTR, HealthDefaults, Level, ResourceConfig, Snapshot, Target,
+                             check_health, health_spec)
 from upgrader.runner import Result, Runner
 
 FAST = HealthDefaults(deadline=3.0, attempt_timeout=1.0, interval=0.05)

@@ -82,7 +82,8 @@ def status_document(state: ClusterState, held: lock.LockStatus | None, now: date
         },
         "nodes": [asdict(n) for n in state.nodes],
         "resources": [
-            {"id": rid, "running_on": sorted(state.running_on(rid)), "members": [asdict(r) for r in state.members(rid)]}
+            {"id": rid, "running_on": sorted(state.running_on(rid)),
+             "members": [dict(asdict(r), pending=r.pending or None) for r in state.members(rid)]}  # null: none
             for rid in state.top_level_ids()
         ],
         "failures": [dict(asdict(f), resource=f.resource) for f in state.failures],

@@ -63,15 +63,15 @@ a move and :func:`.live.verify_moved` after it. ``rolling-upgrade check
 passed, 1 a check failed, 2 a malformed declaration (nothing checked).
 """
 
-from upgrader.health.cluster import ClusterSnapshot, Failure, Resource, Snapshot, SnapshotRounds, cluster_problem
+from upgrader.health.cluster import ClusterSnapshot, Snapshot, SnapshotRounds, cluster_problem
 from upgrader.health.engine import HealthDefaults, Target, check_health
 from upgrader.health.errors import CheckFailed, ProbeSpecError
 from upgrader.health.report import CheckResult, HealthReport, Level
 from upgrader.health.spec import CHECK_CMD_ATTR, PROBE_ATTR, HealthSpec, ResourceConfig, health_spec, parse_probe, validate
 
 __all__ = [
-    "CHECK_CMD_ATTR", "PROBE_ATTR", "CheckFailed", "CheckResult", "ClusterSnapshot", "Failure",
-    "HealthDefaults", "HealthReport", "HealthSpec", "Level", "ProbeSpecError", "Resource",
+    "CHECK_CMD_ATTR", "PROBE_ATTR", "CheckFailed", "CheckResult", "ClusterSnapshot",
+    "HealthDefaults", "HealthReport", "HealthSpec", "Level", "ProbeSpecError",
     "ResourceConfig", "Snapshot", "SnapshotRounds", "Target", "check_health", "cluster_problem",
     "health_spec", "parse_probe", "validate",
 ]

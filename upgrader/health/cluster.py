@@ -1,7 +1,8 @@
 """Level 1: Pacemaker reports the resource Started where expected, with no new failure.
 
-The cluster state is read through the small protocols below, so any crm_mon
-parser can feed them (the caller adapts). :class:`SnapshotRounds` shares one
+The cluster state is read through the small protocols below, which
+:class:`upgrader.pacemaker.state.Resource` and ``Failure`` satisfy; the
+adapter :mod:`upgrader.health.snapshot` gathers them into a :class:`Snapshot`. :class:`SnapshotRounds` shares one
 snapshot per poll round among all level-1 checks: one crm_mon call per round,
 however many resources are checked.
 """
@@ -16,7 +17,7 @@ from upgrader.health.errors import CheckFailed
 
 
 class ResourceState(Protocol):
-    """A primitive as crm_mon shows it."""
+    """A primitive as crm_mon shows it (:class:`upgrader.pacemaker.state.Resource`)."""
 
     @property
     def id(self) -> str: ...
@@ -31,14 +32,14 @@ class ResourceState(Protocol):
 
 
 class FailureRecord(Protocol):
-    """An entry of crm_mon's failures list."""
+    """An entry of crm_mon's failures list (:class:`upgrader.pacemaker.state.Failure`)."""
 
     @property
     def resource(self) -> str: ...
     @property
     def node(self) -> str: ...
     @property
-    def op(self) -> str: ...  # e.g. the op_key "web_monitor_5000"
+    def occurrence(self) -> str: ...  # which failure: the op_key, with call id and time when known
 
 
 class ClusterSnapshot(Protocol):
@@ -53,25 +54,11 @@ class ClusterSnapshot(Protocol):
 
 
 @dataclass(frozen=True)
-class Resource:
-    id: str
-    role: str
-    nodes: tuple[str, ...] = ()
-    failed: bool = False
-    pending: str = ""
-
-
-@dataclass(frozen=True)
-class Failure:
-    resource: str
-    node: str
-    op: str
-
-
-@dataclass(frozen=True)
 class Snapshot:
-    resources: Mapping[str, Resource] = field(default_factory=dict)
-    failures: tuple[Failure, ...] = ()
+    """A :class:`ClusterSnapshot`: what :func:`upgrader.health.snapshot.to_snapshot` makes of a crm_mon reading."""
+
+    resources: Mapping[str, ResourceState] = field(default_factory=dict)
+    failures: tuple[FailureRecord, ...] = ()
     fail_counts: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
@@ -108,11 +95,11 @@ def cluster_problem(
 def new_failures(primitives: Sequence[str], snapshot: ClusterSnapshot, baseline: ClusterSnapshot) -> list[str]:
     """Failures and fail-count rises of ``primitives`` (on any node) not in ``baseline``."""
     ids = set(primitives)
-    old = {(f.resource, f.node, f.op) for f in baseline.failures}
+    old = {(f.resource, f.node, f.occurrence) for f in baseline.failures}
     found = [
-        f"new failure of {f.resource} on {f.node}: {f.op}"
+        f"new failure of {f.resource} on {f.node}: {f.occurrence}"
         for f in snapshot.failures
-        if f.resource in ids and (f.resource, f.node, f.op) not in old
+        if f.resource in ids and (f.resource, f.node, f.occurrence) not in old
     ]
     for (rid, node), count in snapshot.fail_counts.items():
         before = baseline.fail_counts.get((rid, node), 0)

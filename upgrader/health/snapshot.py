@@ -2,16 +2,17 @@
 
 Pure: one crm_mon document in, one :class:`~upgrader.health.cluster.Snapshot`
 (with the parsed :class:`~upgrader.pacemaker.state.ClusterState` beside it)
-out. Fail-counts come parsed with the state (``node_history`` of the same
-document), so a poll round stays one crm_mon call. A failure's identity includes its call id and
+out. The snapshot holds the parser's own ``Resource`` and ``Failure`` values.
+Fail-counts come parsed with the state (``node_history`` of the same
+document), so a poll round stays one crm_mon call. A failure's identity
+(:attr:`~upgrader.pacemaker.state.Failure.occurrence`) includes its call id and
 time, so the same operation failing again after the baseline counts as new.
 """
 
 from __future__ import annotations
 
 from upgrader.pacemaker.state import ClusterState, parse_crm_mon
-from upgrader.pacemaker.state import Failure as PacemakerFailure
-from upgrader.health.cluster import Failure, Resource, Snapshot
+from upgrader.health.cluster import Snapshot
 
 
 def read_crm_mon(text: str) -> tuple[ClusterState, Snapshot]:
@@ -22,15 +23,5 @@ def read_crm_mon(text: str) -> tuple[ClusterState, Snapshot]:
 
 def to_snapshot(state: ClusterState, counts: dict[tuple[str, str], int] | None = None) -> Snapshot:
     """The engine's view of ``state``: primitives outside clones, failures, fail-counts."""
-    resources = {
-        r.id: Resource(r.id, r.role, r.nodes, r.failed, r.pending or "")
-        for r in state.resources if r.clone is None
-    }
-    failures = tuple(Failure(f.resource, f.node, _op(f)) for f in state.failures)
-    return Snapshot(resources, failures, dict(counts or {}))
-
-
-def _op(f: PacemakerFailure) -> str:
-    reason = f"{f.exitstatus}: {f.exitreason}" if f.exitreason else f.exitstatus
-    when = f", at {f.last_rc_change}" if f.last_rc_change else ""
-    return f"{f.op_key} ({reason}, call {f.call}{when})"
+    resources = {r.id: r for r in state.resources if r.clone is None}
+    return Snapshot(resources, state.failures, dict(counts or {}))

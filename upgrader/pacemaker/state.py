@@ -53,7 +53,7 @@ class Resource:
     managed: bool
     orphaned: bool
     blocked: bool
-    pending: str | None
+    pending: str  # the operation in flight ("Starting"), "" when none
     nodes: tuple[str, ...]
     group: str | None = None
     clone: str | None = None
@@ -61,7 +61,7 @@ class Resource:
     @property
     def busy(self) -> bool:
         """An operation is in flight (Starting/Stopping/... or a pending op)."""
-        return self.pending is not None or self.role in TRANSITIONAL_ROLES
+        return bool(self.pending) or self.role in TRANSITIONAL_ROLES
 
     @property
     def running(self) -> bool:
@@ -99,6 +99,13 @@ class Failure:
         """The resource the op_key names (``app1-ct_monitor_10000`` -> ``app1-ct``)."""
         parts = self.op_key.rsplit("_", 2)
         return parts[0] if len(parts) == 3 else self.op_key
+
+    @property
+    def occurrence(self) -> str:
+        """This failure in one line, call id and time included: the same operation failing again is another one."""
+        reason = f"{self.exitstatus}: {self.exitreason}" if self.exitreason else self.exitstatus
+        when = f", at {self.last_rc_change}" if self.last_rc_change else ""
+        return f"{self.op_key} ({reason}, call {self.call}{when})"
 
 
 @dataclass(frozen=True)
@@ -331,7 +338,7 @@ def _resource(el: ET.Element, group: str | None, clone: str | None) -> Resource:
         managed=_bool(el, "managed", True),
         orphaned=_bool(el, "orphaned", False),
         blocked=_bool(el, "blocked", False),
-        pending=el.get("pending"),
+        pending=el.get("pending", ""),
         nodes=tuple(n.get("name", "") for n in el.findall("node")),
         group=group,
         clone=clone,
