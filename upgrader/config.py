@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from upgrader.runner import Runner
 from upgrader.timewindow import Window, parse_blackout, parse_window
 
 if TYPE_CHECKING:
@@ -99,6 +100,17 @@ class Config:
                 except OSError:
                     pass  # ssh then says what is wrong with it, in the command's own error
         return argv
+
+
+def node_runner(config: Config, node: str, local: str, base: Runner | None = None) -> Runner:
+    """The runner for commands on ``node``: ``base`` itself on ``local`` (this node), ``base`` behind
+    the Remote-Shell (:meth:`Config.remote_command`) on any other. ``base`` defaults to a plain Runner."""
+    if base is None:
+        base = Runner()
+    if node == local:
+        return base
+    return Runner(env=base.env, prefix=(*base.prefix, *config.remote_command(node)), timeout=base.timeout,
+                  remote=True)
 
 
 def load(directory: Path | str = DEFAULT_DIR, main_file: Path | str | None = DEFAULT_MAIN) -> Config:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Callable, Mapping
 
-from upgrader.config import Config
+from upgrader.config import Config, node_runner
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.state import ClusterState
 from upgrader.runner import Runner
@@ -117,10 +117,7 @@ def node_runners(cluster: Cluster, config: Config) -> Callable[[str], Runner]:
     local = cache(cluster.local_node)
 
     def runner_for(node: str) -> Runner:
-        if node == local():
-            return base
-        return Runner(env=base.env, prefix=(*base.prefix, *config.remote_command(node)), timeout=base.timeout,
-                      remote=True)
+        return node_runner(config, node, local(), base)
 
     return runner_for
 

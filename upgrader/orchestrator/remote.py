@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from upgrader.config import Config
+from upgrader.config import Config, node_runner
 from upgrader.packages.plan import Change
 from upgrader.runs import RUN_ID_ENV
 from upgrader.runner import Runner
@@ -75,9 +75,7 @@ class Nodes:
         self.tool = tool or tool_path()
 
     def runner(self, node: str, timeout: float = 60) -> Runner:
-        if node == self.local:
-            return Runner(timeout=timeout)
-        return Runner(prefix=self.config.remote_command(node), timeout=timeout, remote=True)
+        return node_runner(self.config, node, self.local, Runner(timeout=timeout))
 
     def plan(self, node: str) -> NodePlan:
         result = self.runner(node, timeout=180).call([self.tool, "plan", "--local", "--json"])
