@@ -58,7 +58,24 @@ NO_SUCH_OBJECT = 105
 ALREADY_EXISTS = 108
 TIMED_OUT = 124
 
-DEFAULT_TIMEOUT = 30.0
+# How long each external command may take, in seconds (its Runner's timeout), in one table. Bounds that
+# are settings are not here: Settle-Timeout (stack stop/start), Apply-Timeout, Hooks::Query-Timeout,
+# Hooks::Finish-Wait, Health::Timeout (capped per attempt by health.live.ATTEMPT_TIMEOUT), Rejoin-Timeout.
+DEFAULT_TIMEOUT = 30.0  # any command given no bound of its own (crm_mon, cibadmin, crm_attribute, crm_resource, ...)
+DC_QUERY_TIMEOUT = 5.0  # crmadmin --status: the DC's controller state, while waiting for the cluster to settle
+LOGGER_TIMEOUT = 5  # logger: one line to the system log
+REBOOT_PROBE_TIMEOUT = 15  # one look for /run/upgrader/reboot-pending on a node coming back from its reboot
+LOCK_MARK_TIMEOUT = 30  # the APT hooks' finishing step marking a failed upgrade's lock dpkg-failed
+NODE_TIMEOUT = 60  # a command on a node (orchestrator.remote.Nodes.runner) given no bound of its own
+REPORT_MARGIN = 60  # on top of a wait a command on a node does itself (Settle-Timeout, dpkg-state --wait)
+DPKG_QUERY_TIMEOUT = 60  # dpkg-query -W: the versions an apt run left (the APT hooks' record)
+SENDMAIL_TIMEOUT = 60.0  # sendmail -t: the run's report mail
+DPKG_AUDIT_TIMEOUT = 120  # dpkg --audit (rolling-upgrade dpkg-state)
+REBOOT_COMMAND_TIMEOUT = 120  # Reboot-Command on the node (rolling-upgrade stack reboot)
+REBOOT_ASK_TIMEOUT = 120  # rolling-upgrade stack reboot, asked of a node by the orchestrator
+PLAN_TIMEOUT = 180  # rolling-upgrade plan --local --json on a node (python-apt opens its cache)
+DPKG_WAIT = 600.0  # an interrupted upgrade still ending on its node (dpkg-state --wait), then dpkg --configure -a
+DPKG_RECHECK_WAIT = 60  # dpkg-state --wait once that dpkg --configure -a ran
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ def loud(message: str, priority: str = "user.warning", root: str = "") -> None:
 def syslog(message: str, priority: str = "user.notice", root: str = "", *, tag: str = TAG,
            log_file: str = HOOKS_LOG) -> None:
     """The system log (``logger``; a missing log daemon is ignored) and ``log_file``."""
-    from upgrader.runner import Runner
+    from upgrader.runner import LOGGER_TIMEOUT, Runner
 
-    Runner(timeout=5).call(["logger", "-t", tag, "-p", priority, "--", message])
+    Runner(timeout=LOGGER_TIMEOUT).call(["logger", "-t", tag, "-p", priority, "--", message])
     note(message, root, log_file)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from upgrader.runs import RUN_ID_ENV
 from upgrader.packages.run import upgrade_node, wait_for_dpkg_lock
-from upgrader.runner import Runner
+from upgrader.runner import DPKG_AUDIT_TIMEOUT, REBOOT_COMMAND_TIMEOUT, Runner
 
 
 def _emit(**event: Any) -> None:
@@ -94,7 +94,7 @@ def dpkg_state(wait: float) -> int:
     if holder:
         print(f"a package manager (pid {holder}) still holds the dpkg lock after {wait:g}s")
         return 124
-    audit = Runner(timeout=120).call(["dpkg", "--audit"])
+    audit = Runner(timeout=DPKG_AUDIT_TIMEOUT).call(["dpkg", "--audit"])
     if audit.returncode != 0 or audit.stdout.strip():
         print(audit.stdout.strip() or audit.stderr.strip())
         return 1
@@ -121,7 +121,7 @@ def stack_command(action: str, run_id: str | None, by: str, pid: int) -> int:
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
             marker.REBOOT_PENDING.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             marker.REBOOT_PENDING.write_text(f"{run_id or '-'}\n")  # in /run: the reboot takes it away
-            result = Runner(timeout=120).call(list(config.reboot_command))
+            result = Runner(timeout=REBOOT_COMMAND_TIMEOUT).call(list(config.reboot_command))
             if result.returncode != 0:
                 why = result.last_words
                 raise control.StackError(f"Reboot-Command ({' '.join(config.reboot_command)}) failed: {why}")

@@ -165,12 +165,12 @@ def _mark_failed(info: dict) -> None:
     """Keep the lock with phase dpkg-failed, so status and the next run see why this node stays in standby."""
     from upgrader.pacemaker.live import Cluster
     from upgrader.pacemaker.lock import LockError, UpgradeLock
-    from upgrader.runner import CommandError, Runner
+    from upgrader.runner import LOCK_MARK_TIMEOUT, CommandError, Runner
 
     if not info.get("run_id") or not info.get("node"):
         return
     try:
-        UpgradeLock(Cluster(Runner(timeout=30)), info["run_id"], info["node"]).heartbeat(FAILED_PHASE)
+        UpgradeLock(Cluster(Runner(timeout=LOCK_MARK_TIMEOUT)), info["run_id"], info["node"]).heartbeat(FAILED_PHASE)
     except (LockError, CommandError) as exc:
         syslog(f"run {info['run_id']}: could not mark the upgrade lock {FAILED_PHASE}: {exc}", "user.err")
 

@@ -119,9 +119,9 @@ def captured(key: str) -> list[pkgs.PackageAction]:
 
 def record_result(key: str) -> dict:
     """The run's changes with the versions dpkg has now, and whether dpkg left anything broken."""
-    from upgrader.runner import Runner
+    from upgrader.runner import DPKG_QUERY_TIMEOUT, Runner
 
-    runner = Runner(timeout=60)
+    runner = Runner(timeout=DPKG_QUERY_TIMEOUT)
     changes = captured(key)
     now: dict[str, tuple[str, str]] = {}
     if changes:

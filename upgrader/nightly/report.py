@@ -11,10 +11,9 @@ from typing import Any
 from urllib.error import URLError
 
 from upgrader.bounded import call_in_child
-from upgrader.runner import Runner
+from upgrader.runner import SENDMAIL_TIMEOUT, Runner
 
 SENDMAIL = "/usr/sbin/sendmail"
-MAIL_TIMEOUT = 60.0
 WEBHOOK_TIMEOUT = 10.0
 
 
@@ -105,7 +104,7 @@ def mail_message(summary: Summary, to: str, sender: str = "root") -> EmailMessag
 
 def send_mail(msg: EmailMessage, runner: Runner | None = None) -> str | None:
     """Hand ``msg`` to the system's sendmail (``-t``: recipients from the headers); a reason when it failed."""
-    result = (runner or Runner(timeout=MAIL_TIMEOUT)).call([SENDMAIL, "-t", "-oi"], input=msg.as_string())
+    result = (runner or Runner(timeout=SENDMAIL_TIMEOUT)).call([SENDMAIL, "-t", "-oi"], input=msg.as_string())
     if result.missing:
         return f"no mail sent: {SENDMAIL} is not installed (install an MTA, e.g. exim4 or msmtp-mta)"
     if result.returncode != 0:

@@ -36,10 +36,10 @@ from upgrader.orchestrator.remote import Nodes
 from upgrader.orchestrator.restarts import online
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster, NotSettled
+from upgrader.runner import DPKG_RECHECK_WAIT, DPKG_WAIT, REPORT_MARGIN
 
 NODE_PHASES = ("drain", "upgrade", "stack-stop", "stack-start", "reboot", "fail-over", "verify", "fail-back")
 UPGRADE_PHASES = ("upgrade", "stack-stop", "stack-start")
-DPKG_WAIT = 600.0  # seconds an interrupted upgrade may still take to end on its node
 
 
 def recover(cluster: Cluster, nodes: Nodes, history: History, config: Config) -> list[str]:
@@ -66,12 +66,14 @@ def _undo(cluster: Cluster, nodes: Nodes, config: Config, run_id: str, node: str
     clean = True
     if phase in UPGRADE_PHASES:
         # The killed run's upgrade may still be running there: wait for it, then judge dpkg.
-        state = nodes.runner(node, timeout=DPKG_WAIT + 60).call([nodes.tool, "dpkg-state", "--wait", str(DPKG_WAIT)])
+        state = nodes.runner(node, timeout=DPKG_WAIT + REPORT_MARGIN).call(
+            [nodes.tool, "dpkg-state", "--wait", str(DPKG_WAIT)])
         if state.returncode == 1:  # interrupted half-way: what an operator does first, once
             nodes.runner(node, timeout=DPKG_WAIT).call(["env", f"{RUN_ID_ENV}={run_id}", "dpkg", "--configure", "-a"])
-            state = nodes.runner(node, timeout=120).call([nodes.tool, "dpkg-state", "--wait", "60"])
+            state = nodes.runner(node, timeout=DPKG_RECHECK_WAIT + REPORT_MARGIN).call(
+                [nodes.tool, "dpkg-state", "--wait", str(DPKG_RECHECK_WAIT)])
         clean = state.returncode == 0
-        started = nodes.runner(node, timeout=config.settle_timeout + 60).call(
+        started = nodes.runner(node, timeout=config.settle_timeout + REPORT_MARGIN).call(
             [nodes.tool, "stack", "start", "--run-id", run_id])
         if started.returncode != 0:
             steering.quarantine(cluster, node, run_id, "interrupted-upgrade")

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from upgrader.config import Config, node_runner
 from upgrader.packages.plan import Change
 from upgrader.runs import RUN_ID_ENV
-from upgrader.runner import Runner
+from upgrader.runner import NODE_TIMEOUT, PLAN_TIMEOUT, Runner
 
 # apply results that leave the node's packages as they were
 UNTOUCHED = ("download-failed", "refused", "busy", "no-go")
@@ -74,11 +74,11 @@ class Nodes:
         self.local = local
         self.tool = tool or tool_path()
 
-    def runner(self, node: str, timeout: float = 60) -> Runner:
+    def runner(self, node: str, timeout: float = NODE_TIMEOUT) -> Runner:
         return node_runner(self.config, node, self.local, Runner(timeout=timeout))
 
     def plan(self, node: str) -> NodePlan:
-        result = self.runner(node, timeout=180).call([self.tool, "plan", "--local", "--json"])
+        result = self.runner(node, timeout=PLAN_TIMEOUT).call([self.tool, "plan", "--local", "--json"])
         if result.returncode != 0:
             why = result.last_words
             return NodePlan(node, error=f"planning on {node} failed: {why}")

@@ -29,10 +29,7 @@ from upgrader.orchestrator.outcome import Outcome, Stop
 from upgrader.orchestrator.remote import Nodes
 from upgrader.pacemaker.live import Check, Cluster
 from upgrader.pacemaker.state import ClusterState
-from upgrader.runner import Result
-
-STOP_MARGIN = 60  # seconds on top of Settle-Timeout for the node's own stop command to report
-REBOOT_ASK_TIMEOUT = 120  # seconds for the node to take the reboot command
+from upgrader.runner import REBOOT_ASK_TIMEOUT, REBOOT_PROBE_TIMEOUT, REPORT_MARGIN, Result
 
 
 def online(node: str) -> Check:
@@ -95,7 +92,7 @@ class Restarts:
     def _stack(self, node: str, action: str, *args: str, timeout: float | None = None) -> Result:
         """``rolling-upgrade stack ACTION --run-id RUN ARGS`` on ``node``."""
         argv = [self.nodes.tool, "stack", action, "--run-id", self.run_id, *args]
-        return self.nodes.runner(node, timeout=timeout or self.config.settle_timeout + STOP_MARGIN).call(argv)
+        return self.nodes.runner(node, timeout=timeout or self.config.settle_timeout + REPORT_MARGIN).call(argv)
 
     @contextmanager
     def asking_a_peer_while_down(self, node: str) -> Iterator[None]:
@@ -142,7 +139,7 @@ class Restarts:
         probe = ["test", "!", "-e", str(REBOOT_PENDING)]
 
         def gone() -> bool:
-            return self.nodes.runner(node, timeout=15).call(probe).returncode == 0
+            return self.nodes.runner(node, timeout=REBOOT_PROBE_TIMEOUT).call(probe).returncode == 0
 
         try:
             Retrying(stop=stop_after_delay(self.config.rejoin_timeout), wait=wait_fixed(1),

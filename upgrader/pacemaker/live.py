@@ -12,12 +12,12 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay
 from upgrader.pacemaker import names
 from upgrader.pacemaker.simulate import Move, parse_transition_summary
 from upgrader.pacemaker.state import ClusterState, Failure, ParseError, parse_crm_mon
-from upgrader.runner import NO_SUCH_OBJECT, TIMED_OUT, CommandError, CommandMissing, CommandTimeout, Runner
+from upgrader.runner import (DC_QUERY_TIMEOUT, NO_SUCH_OBJECT, TIMED_OUT, CommandError, CommandMissing, CommandTimeout,
+                             Runner)
 
 # A placement check: the problems it sees in a state (empty when it holds).
 Check = Callable[[ClusterState], list[str]]
 Lifetime = Literal["forever", "reboot"]
-DC_QUERY_TIMEOUT = 5.0
 # wait_settled: seconds from the start of one poll to the start of the next, while the
 # wait is young (SETTLE_POLL_FAST_FOR seconds), then later; a slow poll is followed at once.
 SETTLE_POLL = 0.1
