@@ -14,7 +14,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from upgrader.config import Config
+from upgrader.config import Config, node_runner
 from upgrader.pacemaker import names
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.state import ClusterState
@@ -60,7 +60,7 @@ def ask_a_peer(config: Config, timeout: float, conf_file: Path = COROSYNC_CONF) 
     for peer in (n for n in nodes if n != me):
         try:
             names.node_name(peer)
-            cluster = Cluster(Runner(prefix=config.remote_command(peer), remote=True, timeout=timeout))
+            cluster = Cluster(node_runner(config, peer, me, Runner(timeout=timeout)))
             return Peer(cluster, peer, me, cluster.state())
         except (CommandError, names.BadValue, ValueError) as exc:
             tried.append(f"{peer}: {exc}")
