@@ -10,6 +10,7 @@ import pytest
 
 from upgrader.config import Config
 from upgrader.history import History
+from upgrader.orchestrator.preflight import order
 from upgrader.orchestrator.procedure import Refused, Rollout
 from upgrader.orchestrator.remote import NodePlan
 from upgrader.packages.plan import Change
@@ -74,11 +75,11 @@ def test_unknown_node_names_are_refused_naming_the_cluster_nodes(tmp_path: Path)
 
 def test_order_is_standby_first_and_the_local_node_last(tmp_path: Path) -> None:
     r, _ = rollout(tmp_path, {})
-    assert r.order(r.cluster.state()) == ["node2", "node3", "node1"]
+    assert order(r.cluster.state(), r.nodes.local) == ["node2", "node3", "node1"]
 
 
 def test_the_local_node_stays_last_in_standby_too_and_a_standby_peer_goes_first(tmp_path: Path) -> None:
     r, _ = rollout(tmp_path, {})
     r.cluster.set_standby("node1", True)  # the local node (it may reboot itself: that ends the run)
     r.cluster.set_standby("node3", True)
-    assert r.order(r.cluster.state()) == ["node3", "node2", "node1"]
+    assert order(r.cluster.state(), r.nodes.local) == ["node3", "node2", "node1"]

@@ -81,20 +81,15 @@ def plan(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     from rich.markup import escape
 
     from upgrader import config as configuration
-    from upgrader.cli.progress import ConsoleReport
-    from upgrader.history import History
+    from upgrader.orchestrator import preflight
     from upgrader.orchestrator.outcome import Outcome
-    from upgrader.orchestrator.procedure import Rollout
     from upgrader.orchestrator.remote import Nodes
-    from upgrader.orchestrator.start import default_checks
     from upgrader.pacemaker.transition import actions
 
     cfg = configuration.load()
     nodes = Nodes(cfg, cluster.local_node())
-    r = Rollout(cluster, nodes, default_checks(cluster, cfg), cfg, History(cfg.history_file),
-                ConsoleReport(out, quiet=True), "plan")
     state = cluster.state()
-    order = r.order(state)
+    order = preflight.order(state, nodes.local)
     plans = {n: nodes.plan(n) for n in order}
     moves = {n: actions(cluster.predict_standby(n), state) for n in order if plans[n].changes}
     notes = plan_notes(cluster, state)

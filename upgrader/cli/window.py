@@ -30,7 +30,7 @@ from upgrader import config as configuration
 from upgrader.nightly import fit
 from upgrader.nightly.window import Collect, Estimate, local_time, run_window
 from upgrader.packages.summary import summary
-from upgrader.orchestrator import start
+from upgrader.orchestrator import preflight, start
 from upgrader.orchestrator.procedure import Outcome, Rollout
 from upgrader.pacemaker.live import Cluster
 from upgrader.timewindow import is_open, local_zone, next_opening
@@ -66,7 +66,7 @@ def _check(r: Rollout, cfg: configuration.Config, estimate: Estimate, now: datet
     opening = is_open(cfg.windows, cfg.blackout, now)
     upcoming = None if opening else next_opening(cfg.windows, cfg.blackout, now)
     state = r.cluster.state()
-    order = r.order(state)
+    order = preflight.order(state, r.nodes.local)
     plans = {n: r.nodes.plan(n) for n in order}
     pending = [n for n in order if plans[n].changes]
     runs, deferred = fit.schedule(pending, estimate.span, opening.left if opening else timedelta(0),

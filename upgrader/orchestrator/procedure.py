@@ -4,45 +4,36 @@
                                         (after each move: verify; on a bad check: fail back, quarantine, stop)
               -> clean up -> unlock
 
-The upgrade of a node whose changes include the cluster stack runs with its
-stack stopped; a node that asks for a reboot is rebooted when Reboot is on
-(:mod:`restarts`), both before it takes resources again.
-
-A node is drained by standby. Once a patched node exists, the drained
-resources are steered straight onto patched nodes, so each of them moves once
-and restarts on the patched root at that move; the first node's resources
-move away and come back (:mod:`moves`). Every move is followed by the health
-checks (:mod:`verification`). What the run adds to the CIB is removed at the
-end, whatever happened (:mod:`steering`); a quarantine mark stays until an
-operator clears it. Ctrl-C / SIGTERM stop at the next safe point: before a
-node is drained, or after its drain and before its packages are touched (it
-is then put back). The APT hooks' finishing step is :mod:`finishing`.
+Preflight refuses before anything changes (:mod:`preflight`). A node is drained
+by standby; once a patched node exists, resources are steered straight onto
+patched nodes, so each moves once (:mod:`moves`, :mod:`steering`). A node's
+upgrade runs with its cluster stack stopped when the stack is upgraded, and is
+followed by its reboot when it asks for one and Reboot is on (:mod:`restarts`).
+Every move is checked (:mod:`verification`). What the run adds to the CIB is
+removed at the end; a quarantine mark stays until an operator clears it.
+Ctrl-C / SIGTERM stop at the next safe point (:mod:`stops`). The APT hooks'
+finishing step is :mod:`finishing`.
 """
 
 from __future__ import annotations
 
-import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Mapping
 
 from upgrader.config import Config
-from upgrader.orchestrator import finishing, steering, verification
+from upgrader.orchestrator import finishing, preflight, verification
 from upgrader.orchestrator.context import Checks, NodeResult, Reporter, Result, RunContext
-from upgrader.history import History, HistoryError
+from upgrader.history import History
 from upgrader.orchestrator.moves import Move, draining, failing_over, moved_since, placement, refuse_stops
 from upgrader.orchestrator.outcome import Outcome, Refused, Stop
 from upgrader.orchestrator.remote import ApplyResult, NodePlan, Nodes
 from upgrader.orchestrator.restarts import Restarts
-from upgrader.orchestrator.stops import (STOPS, deferred, safe_point, signals_deferred, soak, still_whole, stopped,
-                                         unexpected)
+from upgrader.orchestrator.stops import (STOPS, deferred, recorded, safe_point, signals_deferred, soak, still_whole,
+                                         stopped)
 from upgrader.packages.summary import summary
-from upgrader.pacemaker import shapes
 from upgrader.pacemaker.live import Cluster, NotSettled
-from upgrader.pacemaker.lock import LockHeld, utcnow
-from upgrader.pacemaker.lock import inspect as lock_status
-from upgrader.pacemaker.state import ClusterState, ParseError
+from upgrader.pacemaker.lock import LockHeld
+from upgrader.pacemaker.state import ParseError
 from upgrader.runner import CommandError
-from upgrader.runs import WAITING
 
 __all__ = ["Checks", "Confirm", "NodeResult", "Outcome", "Refused", "Reporter", "Result", "Rollout", "Stop"]
 
@@ -59,7 +50,6 @@ class Rollout(RunContext):
         self.restarts = Restarts(cluster, nodes, config, run_id, self.phase,
                                  lambda node, phase, text: self.report.step(node, phase, text))
         self.recovered: list[str] = []  # what rolling back an interrupted run did before this one
-        self.kept_in_standby: set[str] = set()  # nodes an operator put in standby: upgraded, left there
 
     def run(self, only: list[str] | None = None, confirm: Confirm | None = None) -> Outcome:
         """Preflight, lock, then node by node (``only`` these); the exit code (:class:`Refused`: nothing changed)."""
@@ -106,102 +96,20 @@ class Rollout(RunContext):
         return finishing.finish(self, self.fail_over, self.catch_up)
 
     def preflight(self, only: list[str] | None) -> dict[str, NodePlan]:
-        """Every reason not to start, before anything changes; the plans, in upgrade order."""
-        facts = self.cluster.preflight()
-        problems = facts.problems()
-        held = lock_status(self.cluster)
-        if held is not None and not held.breakable:  # said first: an offline holder is also an offline node
-            problems.insert(0, f"the upgrade lock is held: {held.describe(utcnow())}")
-        state = self.cluster.state()
-        self.all_nodes = [n.name for n in state.nodes]
-        unknown = [n for n in only or [] if n not in self.all_nodes]
-        if unknown:
-            raise Refused(f"refused: unknown node(s) {', '.join(unknown)}: the cluster has {', '.join(self.all_nodes)}")
-        quarantined = steering.quarantined(self.cluster, self.all_nodes)
-        wanted = [n for n in self.order(state) if (not only or n in only)]
-        for n in wanted:
-            if n in quarantined:
-                problems.append(f"{n} is quarantined ({quarantined[n]}); after fixing it, clear it with "
-                                f"'rolling-upgrade unquarantine {n}'")
-        try:
-            self.checks.preflight()
-        except Exception as exc:  # a malformed probe: one line naming resource and attribute
-            problems.append(str(exc))
-        problems += [f"{rid} is a bundle: rolling upgrades of nodes running bundles are not supported yet"
-                     for rid in shapes.bundles(state)]
-        if problems:
-            raise Refused("refused: " + "; ".join(problems))
-        plans = self.plan_all(wanted)
-        errors = [p.error for p in plans.values() if p.error]
-        if errors:
-            raise Refused("refused: " + "; ".join(e for e in errors if e))
-        to_drain = [n for n in wanted if plans[n].changes and not state.node(n).standby]
-        for n, down in zip(to_drain, self.predict_all(state, to_drain)):
-            problems += [f"a standby of {n} would take down what it should move: {d}" for d in down]
-        if problems:
-            raise Refused("refused: " + "; ".join(problems) + "; nothing was changed")
-        online = [n for n in self.all_nodes if n not in quarantined]
-        if len(online) < 2:
-            raise Refused("refused: a rolling upgrade needs at least two nodes that can run resources")
-        self.placed = placement(state)
-        self.kept_in_standby = {n.name for n in state.nodes if n.standby and n.name not in quarantined
-                                and self.cluster.get_attribute(n.name, WAITING) is None}
-        return plans
-
-    def predict_all(self, state: ClusterState, nodes: list[str]) -> list[list[str]]:
-        """For each node, what its standby would take down now (crm_simulate, in parallel)."""
-        with ThreadPoolExecutor(max_workers=len(nodes) or 1) as pool:
-            return list(pool.map(lambda n: refuse_stops(self, state, n), nodes))
-
-    def order(self, state: ClusterState) -> list[str]:
-        """The node we run on last (even in standby), standby nodes first, the rest by name; with no standby node, one
-        other node that runs nothing goes first (its peers' resources then move once, onto it).
-
-        Only one: a node that runs nothing is not verified until resources move onto it, and the next
-        drain does that, before a second node is touched. The node we run on is never moved up: it
-        may reboot itself (Reboot), which ends this run.
-        """
-        ranked = sorted(state.nodes, key=lambda n: (1 if n.name == self.nodes.local else 0, 0 if n.standby else 1,
-                                                    n.name))
-        if ranked and not ranked[0].standby:
-            empty = next((n for n in ranked if not n.resources_running and n.name != self.nodes.local), None)
-            if empty is not None:
-                ranked.remove(empty)
-                ranked.insert(0, empty)
-        return [n.name for n in ranked]
+        """Every reason not to start, before anything changes; the plans, in upgrade order (:mod:`preflight`)."""
+        return preflight.check(self, only)
 
     def upgrade_one(self, node: str, plan: NodePlan) -> None:
-        """Drain, upgrade, fail over; its result recorded whatever happens, a stop raised on."""
-        started = time.monotonic()
-        result = self.results[node]
-        self.history.record(self.run_id, node, "node", "start", changes=[c.__dict__ for c in plan.changes])
-        touched = False
-        try:
+        """Drain, upgrade, fail over; its result recorded whatever happens, a stop raised on (:func:`recorded`)."""
+        with recorded(self, node, [c.__dict__ for c in plan.changes]) as work:
             still_whole(self, node)
             drained = self.drain(node)
             safe_point(self, node, drained_untouched=True)
             still_whole(self, node, drained_untouched=True)
-            touched = True  # from here its packages may change
+            work.touched = True  # from here its packages may change
             applied = self.upgrade(node, stack=plan.ha_stack, packages=len(plan.changes))
-            result.changes = [c.__dict__ for c in applied.changes] or result.changes
+            work.result.changes = [c.__dict__ for c in applied.changes] or work.result.changes
             self.fail_over(node, drained.moved, drained.instances)
-            result.result = Result.OK
-        except STOPS as stop:
-            result.result = Result.QUARANTINED if result.result == Result.QUARANTINED else Result.FAILED
-            result.error = str(stop)
-            raise
-        except Exception as exc:  # a bug or the unforeseen: never a traceback with a node drained
-            stop = unexpected(self, node, exc, touched=touched)
-            result.result = Result.QUARANTINED if touched else Result.FAILED
-            result.error = str(stop)
-            raise stop from exc
-        finally:
-            result.seconds = round(time.monotonic() - started, 1)
-            try:  # a history that cannot be written must not hide the stop (or the node's state) behind it
-                self.history.record(self.run_id, node, "node", "end", result=result.result, seconds=result.seconds,
-                                    moves=result.moves, error=result.error)
-            except HistoryError:
-                pass
 
     def drain(self, node: str) -> Move:
         """Standby; the node's resources move (onto patched nodes once there are any) and are checked.

@@ -14,10 +14,12 @@ import signal
 import time
 import traceback
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import FrameType
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
-from upgrader.orchestrator.context import Result, RunContext
+from upgrader.history import HistoryError
+from upgrader.orchestrator.context import NodeResult, Result, RunContext
 from upgrader.orchestrator.outcome import Outcome, Stop
 from upgrader.pacemaker.live import NotSettled
 from upgrader.pacemaker.lock import LockError
@@ -123,7 +125,7 @@ def unexpected(run: RunContext, node: str, exc: Exception, *, touched: bool) -> 
             run.cluster.set_standby(node, True)
             run.quarantine(node)
             done.append(f"{node} is in standby and quarantined (its packages may have changed)")
-        elif node in getattr(run, "kept_in_standby", ()):
+        elif node in run.kept_in_standby:
             done.append(f"{node} stays in standby, as an operator left it")
         else:
             run.back_online(node)
@@ -132,3 +134,40 @@ def unexpected(run: RunContext, node: str, exc: Exception, *, touched: bool) -> 
     except Exception as again:  # noqa: BLE001 - the stop must be said whatever the cluster does now
         done.append(f"putting {node} right failed too ({type(again).__name__}: {again}): check it by hand")
     return Stop(Outcome.NEEDS_PERSON, f"{what} while upgrading {node}; {'; '.join(done)}")
+
+
+@dataclass
+class NodeWork:
+    """What :func:`recorded` needs to know of the node's work in its block."""
+
+    result: NodeResult
+    touched: bool = False  # its packages may have changed (set before the upgrade starts)
+
+
+@contextmanager
+def recorded(run: RunContext, node: str, changes: list[dict[str, Any]]) -> Iterator[NodeWork]:
+    """One node's work: its result and history recorded whatever happens; a stop raised on, and an
+    unexpected error ended like a failed check (:func:`unexpected`) and raised as its stop."""
+    started = time.monotonic()
+    work = NodeWork(run.results[node])
+    result = work.result
+    run.history.record(run.run_id, node, "node", "start", changes=changes)
+    try:
+        yield work
+        result.result = Result.OK
+    except STOPS as stop:
+        result.result = Result.QUARANTINED if result.result == Result.QUARANTINED else Result.FAILED
+        result.error = str(stop)
+        raise
+    except Exception as exc:  # a bug or the unforeseen: never a traceback with a node drained
+        stop = unexpected(run, node, exc, touched=work.touched)
+        result.result = Result.QUARANTINED if work.touched else Result.FAILED
+        result.error = str(stop)
+        raise stop from exc
+    finally:
+        result.seconds = round(time.monotonic() - started, 1)
+        try:  # a history that cannot be written must not hide the stop (or the node's state) behind it
+            run.history.record(run.run_id, node, "node", "end", result=result.result, seconds=result.seconds,
+                               moves=result.moves, error=result.error)
+        except HistoryError:
+            pass

@@ -1,0 +1,87 @@
+"""Preflight: every reason not to start, before anything changes, and the order the nodes go in.
+
+Nothing here writes to the cluster: the lock is read, the nodes are asked for
+their plans, and each node's standby is simulated (crm_simulate).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from upgrader.orchestrator import steering
+from upgrader.orchestrator.context import RunContext
+from upgrader.orchestrator.moves import placement, refuse_stops
+from upgrader.orchestrator.outcome import Refused
+from upgrader.orchestrator.remote import NodePlan
+from upgrader.pacemaker import shapes
+from upgrader.pacemaker.lock import inspect as lock_status
+from upgrader.pacemaker.lock import utcnow
+from upgrader.pacemaker.state import ClusterState
+from upgrader.runs import WAITING
+
+
+def check(run: RunContext, only: list[str] | None) -> dict[str, NodePlan]:
+    """Every reason not to start, before anything changes (:class:`Refused`); the plans, in upgrade order."""
+    facts = run.cluster.preflight()
+    problems = facts.problems()
+    held = lock_status(run.cluster)
+    if held is not None and not held.breakable:  # said first: an offline holder is also an offline node
+        problems.insert(0, f"the upgrade lock is held: {held.describe(utcnow())}")
+    state = run.cluster.state()
+    run.all_nodes = [n.name for n in state.nodes]
+    unknown = [n for n in only or [] if n not in run.all_nodes]
+    if unknown:
+        raise Refused(f"refused: unknown node(s) {', '.join(unknown)}: the cluster has {', '.join(run.all_nodes)}")
+    quarantined = steering.quarantined(run.cluster, run.all_nodes)
+    wanted = [n for n in order(state, run.nodes.local) if (not only or n in only)]
+    for n in wanted:
+        if n in quarantined:
+            problems.append(f"{n} is quarantined ({quarantined[n]}); after fixing it, clear it with "
+                            f"'rolling-upgrade unquarantine {n}'")
+    try:
+        run.checks.preflight()
+    except Exception as exc:  # a malformed probe: one line naming resource and attribute
+        problems.append(str(exc))
+    problems += [f"{rid} is a bundle: rolling upgrades of nodes running bundles are not supported yet"
+                 for rid in shapes.bundles(state)]
+    if problems:
+        raise Refused("refused: " + "; ".join(problems))
+    plans = run.plan_all(wanted)
+    errors = [p.error for p in plans.values() if p.error]
+    if errors:
+        raise Refused("refused: " + "; ".join(e for e in errors if e))
+    to_drain = [n for n in wanted if plans[n].changes and not state.node(n).standby]
+    for n, down in zip(to_drain, predict_all(run, state, to_drain)):
+        problems += [f"a standby of {n} would take down what it should move: {d}" for d in down]
+    if problems:
+        raise Refused("refused: " + "; ".join(problems) + "; nothing was changed")
+    online = [n for n in run.all_nodes if n not in quarantined]
+    if len(online) < 2:
+        raise Refused("refused: a rolling upgrade needs at least two nodes that can run resources")
+    run.placed = placement(state)
+    run.kept_in_standby = {n.name for n in state.nodes if n.standby and n.name not in quarantined
+                           and run.cluster.get_attribute(n.name, WAITING) is None}
+    return plans
+
+
+def predict_all(run: RunContext, state: ClusterState, nodes: list[str]) -> list[list[str]]:
+    """For each node, what its standby would take down now (crm_simulate, in parallel)."""
+    with ThreadPoolExecutor(max_workers=len(nodes) or 1) as pool:
+        return list(pool.map(lambda n: refuse_stops(run, state, n), nodes))
+
+
+def order(state: ClusterState, local: str) -> list[str]:
+    """The node we run on (``local``) last (even in standby), standby nodes first, the rest by name; with no
+    standby node, one other node that runs nothing goes first (its peers' resources then move once, onto it).
+
+    Only one: a node that runs nothing is not verified until resources move onto it, and the next
+    drain does that, before a second node is touched. The node we run on is never moved up: it
+    may reboot itself (Reboot), which ends this run.
+    """
+    ranked = sorted(state.nodes, key=lambda n: (1 if n.name == local else 0, 0 if n.standby else 1, n.name))
+    if ranked and not ranked[0].standby:
+        empty = next((n for n in ranked if not n.resources_running and n.name != local), None)
+        if empty is not None:
+            ranked.remove(empty)
+            ranked.insert(0, empty)
+    return [n.name for n in ranked]
