@@ -79,6 +79,13 @@ class Nodes:
             return Runner(timeout=timeout)
         return Runner(prefix=self.config.remote_command(node), timeout=timeout, remote=True)
 
+    def run_state(self, node: str, run_id: str) -> str | None:
+        """Whether the apt run ``run_id`` still runs on ``node`` (running, finishing, ended), asked there;
+        None when ``node`` could not say."""
+        result = self.runner(node, timeout=30).call([self.tool, "run-state", run_id])
+        state = result.stdout.strip()
+        return state if result.returncode == 0 and state in ("running", "finishing", "ended") else None
+
     def plan(self, node: str) -> NodePlan:
         result = self.runner(node, timeout=180).call([self.tool, "plan", "--local", "--json"])
         if result.returncode != 0:
