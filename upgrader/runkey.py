@@ -10,6 +10,12 @@ import os
 import struct
 
 FRONTEND_LOCK = "/var/lib/dpkg/lock-frontend"
+RUNS = "/run/upgrader/runs"  # the guard's state per apt run (upgrader.guard.store)
+# Files in a run's directory naming the processes that finish it after apt ends: the finisher (the
+# waiter Post-Invoke spawns) and the finishing step it starts (rolling-upgrade node --finish).
+FINISHER_KEY = "finisher-key"
+FINISHING_KEY = "finishing-key"
+RUNNING, FINISHING, ENDED = "running", "finishing", "ended"
 # struct flock on Linux: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid.
 _FLOCK = "hhqqi"
 
@@ -87,6 +93,39 @@ def run_key() -> str:
 
 
 def alive(key: str) -> bool:
-    """Whether the process a key names still runs (same PID and the same start time)."""
-    pid = key.partition("-")[0]
-    return pid.isdigit() and key_of(int(pid)) == key
+    """Whether the process a key names still runs (same PID and the same start time; a zombie has ended)."""
+    pid, _, started = key.partition("-")
+    if not pid.isdigit():
+        return False
+    fields = _stat(int(pid))
+    return bool(fields) and fields[0] not in ("Z", "X") and f"{pid}-{fields[19]}" == key
+
+
+def apt_run_state(key: str, root: str = "") -> str:
+    """Whether the apt run ``key`` is :data:`RUNNING`, :data:`FINISHING` (its finisher or finishing step
+    runs) or :data:`ENDED` (neither: its lock, if it still holds one, is no longer anyone's).
+
+    Only meaningful on the node the run ran on. A recorded key that is a symlink, not root's, or
+    writable by others counts as no record.
+    """
+    if alive(key):
+        return RUNNING
+    for name in (FINISHER_KEY, FINISHING_KEY):
+        recorded = _read_private(f"{root}{RUNS}/{key}/{name}")
+        if recorded and alive(recorded):
+            return FINISHING
+    return ENDED
+
+
+def _read_private(path: str) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return ""
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return ""
+        return os.read(fd, 64).decode(errors="replace").strip()
+    finally:
+        os.close(fd)

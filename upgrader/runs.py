@@ -14,6 +14,7 @@ import time
 GUARD_ENV = "UPGRADER_GUARD"
 RUN_ID_ENV = "UPGRADER_RUN_ID"
 APT_RUN_PREFIX = "apt-"  # run ids the hooks give apt runs: apt-PID-STARTTIME
+DPKG_FAILED = "dpkg-failed"  # an apt run's lock phase: dpkg failed; kept (node in standby) until a person repairs it
 # Node attributes a run writes: this run patched the node; a run found it unhealthy after its upgrade.
 PATCHED = "rolling-upgrade-patched"
 QUARANTINE = "rolling-upgrade-quarantine"

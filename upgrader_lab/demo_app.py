@@ -22,7 +22,7 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path == "/health":
             self._answer(500, "broken build") if BROKEN else self._answer(200, "ok")
         else:
-            self._answer(404, "not found")
+            self._answer(404, f"not found: {self.path}")
 
     def _answer(self, code: int, text: str) -> None:
         body = (text + "\n").encode()

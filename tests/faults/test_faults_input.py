@@ -9,6 +9,7 @@ everything the tool writes in a node after a run.
 from __future__ import annotations
 
 import json
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -162,3 +163,49 @@ def test_check_commands_never_reach_a_shell_and_state_files_are_private(healthy:
         assert found.stdout.strip() == "", f"{n}: world-writable or half-written state: {found.stdout}"
     assert json.dumps(history(healthy, doc["run"]))  # the run is in the history, readable
     nothing_lost(healthy, run=doc["run"], told=[("run", "start"), ("verify", "start"), ("run", "end")])
+
+
+HOSTILE_UNAME = f"-oProxyCommand=touch {PWNED}"
+
+
+def test_a_hostile_node_name_in_the_cluster_is_refused_before_any_remote_shell(healthy: Lab, nothing_lost) -> None:
+    """A node entry whose name is an ssh option (listed offline by crm_mon): plan, run and the window's check
+    each refuse in one line naming it, and nothing reaches ssh."""
+    inside = node.runner(healthy, "node1")
+    inside.run(["cibadmin", "--create", "--scope", "nodes", "--xml-text", f'<node id="9" uname="{HOSTILE_UNAME}"/>'])
+    try:
+        before = epoch(healthy)
+        for argv in (("plan",), ("run", "--yes"), ("window", "--check")):
+            result = tool(healthy, *argv)
+            assert result.returncode != 0, (argv, result)
+            line = one_line(result) if result.stderr.strip() else result.stdout
+            assert "invalid node name" in line and HOSTILE_UNAME in line, (argv, result)
+        assert epoch(healthy) == before and pwned(healthy) == []
+    finally:
+        inside.run(["cibadmin", "--delete", "--scope", "nodes", "--xml-text", '<node id="9"/>'])
+    nothing_lost(healthy)
+
+
+def test_a_catastrophic_probe_regex_is_cut_at_its_deadline(healthy: Lab, nothing_lost) -> None:
+    """body=(a+)+b against a 404 page echoing 40 a's backtracks for hours: the check ends at Health::Timeout,
+    naming the regex, and the cluster is untouched."""
+    ip = healthy.app_ip("app1")
+    probe = f"http://{ip}/{'a' * 40}#status=404&body=(a+)+b"
+    inside = node.runner(healthy, "node1")
+    inside.run(["tee", TEST_SETTINGS], input='Rolling-Upgrade::Health::Timeout "8";\n')
+    inside.run(["crm_resource", "--resource", "app1", "--meta", "--set-parameter", "rolling-upgrade-probe",
+                "--parameter-value", probe])
+    try:
+        before = epoch(healthy)
+        started = time.monotonic()
+        result = tool(healthy, "check", "--json")
+        took = time.monotonic() - started
+        assert result.returncode == 1, result
+        rows = [r for r in json.loads(result.stdout)["results"] if r["resource"] == "app1" and not r["ok"]]
+        assert rows and "did not finish matching" in rows[0]["error"], result.stdout
+        assert took < 30, took  # Health::Timeout (8 s), plus the other checks
+        assert epoch(healthy) == before
+    finally:
+        inside.run(["crm_resource", "--resource", "app1", "--meta", "--set-parameter", "rolling-upgrade-probe",
+                    "--parameter-value", f"http://{ip}/health"])
+    nothing_lost(healthy)

@@ -223,3 +223,32 @@ def test_an_unexpected_error_in_the_nightly_window_ends_like_a_failed_check(tmp_
     node2 = next(n for n in doc["nodes"] if n["node"] == "node2")
     assert node2["result"] == "failed" and node2["error"].startswith(
         "an unexpected error (RuntimeError: boom [/etc/app.conf]) while upgrading node2; node2 is back online")
+
+
+def test_a_history_full_at_the_runs_end_still_releases_the_lock_and_says_so(tmp_path: Path) -> None:
+    from upgrader.history import HistoryError
+
+    r, _ = rollout(tmp_path)
+    released: list[bool] = []
+    said: list[str] = []
+
+    class Lock(FreshLock):
+        def release(self) -> bool:
+            released.append(True)
+            return True
+
+    class FullAtTheEnd(History):
+        def record(self, run_id: str, node: str | None, phase: str, event: str, **data: Any) -> None:
+            if event == "end":
+                raise HistoryError("cannot write the history file: No space left on device")
+            super().record(run_id, node, phase, event, **data)
+
+    class Said(Quiet):
+        def step(self, node, phase, text) -> None:
+            said.append(text)
+
+    r.lock, r.history, r.report = Lock(), FullAtTheEnd(tmp_path / "history.jsonl"), Said()  # type: ignore[assignment]
+    with r.locked():
+        pass
+    assert released == [True]
+    assert said[-1] == "the run's end is not recorded: cannot write the history file: No space left on device"

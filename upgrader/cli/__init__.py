@@ -21,7 +21,7 @@ def parser() -> argparse.ArgumentParser:
     from upgrader.cli import plan as plans
     from upgrader.cli import run as runs
     from upgrader.cli import status as cluster_status
-    from upgrader.cli.apply import apply, dpkg_state, stack_command
+    from upgrader.cli.apply import apply, apt_run_state, dpkg_state, stack_command
     from upgrader.cli.window import parse_at, window
 
     p = argparse.ArgumentParser(prog="rolling-upgrade", description="Rolling host upgrades of a Pacemaker cluster.")
@@ -47,6 +47,10 @@ def parser() -> argparse.ArgumentParser:
                                           "clean, 1 if not, 124 if still busy")
     s.add_argument("--wait", type=float, default=600.0, metavar="SECONDS")
     s.set_defaults(func=lambda a, c, out: dpkg_state(a.wait))
+    s = sub.add_parser("run-state", help="internal: whether the apt run holding the lock (apt-PID-START) still "
+                                         "runs here: prints running, finishing (its finishing step) or ended")
+    s.add_argument("run_id")
+    s.set_defaults(func=lambda a, c, out: apt_run_state(a.run_id))
     s = sub.add_parser("stack", help="stop or start this drained node's cluster stack around an upgrade of it, or "
                                      "reboot it (used by run; 'stack start' by hand after an interrupted run)")
     s.add_argument("action", choices=("stop", "start", "reboot"))

@@ -102,6 +102,20 @@ def dpkg_state(wait: float) -> int:
     return 0
 
 
+def apt_run_state(run_id: str) -> int:
+    """``rolling-upgrade run-state apt-KEY``: print running, finishing or ended (exit 0); 2 for another id."""
+    from upgrader import runkey
+    from upgrader.runs import APT_RUN_PREFIX
+
+    key = run_id.removeprefix(APT_RUN_PREFIX)
+    pid, _, started = key.partition("-")
+    if not run_id.startswith(APT_RUN_PREFIX) or not pid.isdigit() or not started.isdigit():
+        print(f"rolling-upgrade: {run_id!r} is not an apt run's id (apt-PID-STARTTIME)", file=sys.stderr)
+        return 2
+    print(runkey.apt_run_state(key))
+    return 0
+
+
 def stack_command(action: str, run_id: str | None, by: str, pid: int) -> int:
     """``rolling-upgrade stack stop|start|reboot`` on this node: 0 done, 1 failed (one line on stderr)."""
     from upgrader.config import load

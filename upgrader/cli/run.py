@@ -29,7 +29,7 @@ from upgrader.orchestrator.start import rollout as new_rollout
 from upgrader.pacemaker.live import Cluster, NotSettled
 from upgrader.pacemaker.lock import LockError
 from upgrader.runner import CommandError
-from upgrader.runs import RUN_ID_ENV
+from upgrader.runs import APT_RUN_PREFIX, RUN_ID_ENV
 
 
 def rollout(cluster: Cluster, out: Console, as_json: bool) -> Rollout:
@@ -96,6 +96,12 @@ def finish(cluster: Cluster, out: Console, *, as_json: bool) -> int:
         print("rolling-upgrade: node --finish is started by the APT hooks with UPGRADER_RUN_ID set to the apt "
               "run's lock; to upgrade this node yourself, run 'rolling-upgrade node'", file=sys.stderr)
         return Outcome.USAGE
+    run_id = os.environ[RUN_ID_ENV]
+    if run_id.startswith(APT_RUN_PREFIX):  # while this step lives, the apt run's lock is not an ended run's
+        from upgrader.guard.finish import record_finishing
+        from upgrader.runkey import FINISHING_KEY
+
+        record_finishing(run_id.removeprefix(APT_RUN_PREFIX), FINISHING_KEY)
     r = rollout(cluster, out, as_json)
     try:
         code = r.finish()

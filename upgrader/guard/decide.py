@@ -134,11 +134,11 @@ def _take_over_ended_apt_run(cluster: Cluster, node: str, run_id: str, held: loc
     second apt run there (``apt-get -f install`` after a failed dpkg, another
     dist-upgrade) may go on; the lock then belongs to the new run.
     """
-    from upgrader.runkey import alive
+    from upgrader.runkey import ENDED, apt_run_state
 
     if held is None or held.holder != node or held.run_id == run_id or not held.run_id.startswith(APT_RUN_PREFIX):
         return None
-    if alive(held.run_id.removeprefix(APT_RUN_PREFIX)):
+    if apt_run_state(held.run_id.removeprefix(APT_RUN_PREFIX)) != ENDED:  # running, or being finished
         return None
     lock.remove(cluster, held)
     return held.run_id

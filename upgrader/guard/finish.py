@@ -20,9 +20,10 @@ from pathlib import Path
 
 from upgrader import runkey
 from upgrader.guard import record, store
+from upgrader.runs import DPKG_FAILED
 from upgrader.syslog import loud, syslog
 
-FAILED_PHASE = "dpkg-failed"
+FAILED_PHASE = DPKG_FAILED
 LOG = "/var/log/upgrader/finisher.log"
 POLL = 0.2
 
@@ -88,6 +89,7 @@ def wait_and_finish(key: str) -> int:
 
     conf = config.load()
     deadline = time.monotonic() + conf.hooks_finish_wait
+    record_finishing(key, runkey.FINISHER_KEY)
     while runkey.alive(key):
         if time.monotonic() > deadline:
             _history(conf.history_file, key, "unknown", f"not started: apt run {key} still running after "
@@ -114,6 +116,16 @@ def wait_and_finish(key: str) -> int:
     done = Runner(env={RUN_ID_ENV: info.get("run_id", f"apt-{key}")}, timeout=conf.hooks_finish_wait).call(finish_command())
     _history(conf.history_file, key, "ok", f"ran {' '.join(finish_command())}: exit {done.returncode}")
     return 0 if done.returncode == 0 else 1
+
+
+def record_finishing(key: str, name: str) -> None:
+    """Say in the run's directory that this process finishes run ``key``: while it lives, the run's lock is
+    not an ended run's (best-effort: without the record, only the apt run's own process is asked)."""
+    try:
+        store.record_step(key, name)
+    except OSError as exc:
+        syslog(f"run {key}: could not record the finishing step's pid ({exc}); once apt has ended, its lock "
+               "looks like an ended run's to the next rolling-upgrade run", "user.warning")
 
 
 STACK_POLL = 2.0  # seconds between looks at whether this node's cluster stack answers again

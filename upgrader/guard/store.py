@@ -102,6 +102,15 @@ def claim(key: str, name: str, root: str = "") -> bool:
     return True
 
 
+def record_step(key: str, name: str, root: str = "") -> None:
+    """Write this process's key (``PID-STARTTIME``) as ``name`` in run ``key``'s directory: that the run is
+    still being finished while it lives (:func:`upgrader.runkey.apt_run_state`)."""
+    from upgrader.runkey import key_of
+
+    directory = private_dir(run_dir(key, root), root)
+    atomic(f"{directory}/{name}", f"{key_of(os.getpid())}\n")
+
+
 def event(key: str, stage: str, what: str, detail: str = "", root: str = "") -> None:
     """Append one event line (values are plain words from this package; detail is JSON-escaped)."""
     line = f'{{"t": {time.time():.3f}, "pid": {os.getpid()}, "run": "{key}", "stage": "{stage}", "event": "{what}"'

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol
 
 from upgrader.config import Config
 from upgrader.orchestrator import steering
-from upgrader.history import History
+from upgrader.history import History, HistoryError
 from upgrader.orchestrator.remote import NodePlan, Nodes
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.lock import LockLost, UpgradeLock
@@ -166,8 +166,11 @@ class RunContext:
                 except Exception as exc:  # noqa: BLE001 - the lock is released whatever the clean-up did
                     removed = [f"clean-up failed: {exc}"]
                     self.report.step(None, "clean-up", f"{removed[0]}: remove rolling-upgrade-* constraints by hand")
-                self.history.record(self.run_id, None, "run", "end", cleaned=removed,
-                                    nodes={n: r.result for n, r in self.results.items()})
+                try:  # a full /var: the run's end is still said, and the lock still released
+                    self.history.record(self.run_id, None, "run", "end", cleaned=removed,
+                                        nodes={n: r.result for n, r in self.results.items()})
+                except HistoryError as exc:
+                    self.report.step(None, "history", f"the run's end is not recorded: {exc}")
             finally:
                 self.lock.release()
 

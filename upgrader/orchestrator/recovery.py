@@ -21,6 +21,12 @@ starts it again first (``rolling-upgrade run``, ``node``, ``resume``).
 Then every constraint and mark of the dead run goes, the cluster settles,
 the dead lock is removed, and the new run goes on: the rollout resumes with
 what is still to upgrade.
+
+An apt run's lock (``apt-KEY``) whose apt process, finisher and finishing
+step are all gone (asked on the node it ran on, from any node: ``rolling-upgrade
+run-state``) is an ended apt run that never finished: its node is undone as
+from an interrupted upgrade, then the lock goes. One kept on purpose (phase
+``dpkg-failed``) or whose node cannot be asked is left as it is.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from upgrader.config import Config
-from upgrader.runs import RUN_ID_ENV
+from upgrader.runkey import ENDED
+from upgrader.runs import APT_RUN_PREFIX, DPKG_FAILED, RUN_ID_ENV
 from upgrader.hastack.control import NOTHING_TO_START
 from upgrader.orchestrator import steering
 from upgrader.history import History
@@ -45,6 +52,8 @@ UPGRADE_PHASES = ("upgrade", "stack-stop", "stack-start")
 def recover(cluster: Cluster, nodes: Nodes, history: History, config: Config) -> list[str]:
     """Roll back a dead run of this node, if there is one; return what was done (empty: nothing)."""
     info = lock.read(cluster)
+    if info is not None and info.run_id.startswith(APT_RUN_PREFIX):
+        return _ended_apt_run(cluster, nodes, history, config, info)
     if info is None or info.holder != nodes.local or lock.run_alive(info):
         return []
     entries = history.entries(info.run_id)
@@ -58,6 +67,24 @@ def recover(cluster: Cluster, nodes: Nodes, history: History, config: Config) ->
     lock.remove(cluster, info)
     done.append(f"released the lock of run {info.run_id}")
     history.record(info.run_id, None, "recovered", "note", actions=done)
+    return done
+
+
+def _ended_apt_run(cluster: Cluster, nodes: Nodes, history: History, config: Config, info: lock.LockInfo) -> list[str]:
+    """Finish what an ended apt run left (its node drained, dpkg maybe half done), then free its lock."""
+    if info.phase == DPKG_FAILED:
+        return []
+    holder = cluster.state().node(info.holder)
+    if holder is None or not holder.online or nodes.run_state(info.holder, info.run_id) != ENDED:
+        return []
+    done = [f"found apt run {info.run_id} on {info.holder} ended without its finishing step (its apt process, "
+            "finisher and finishing step are gone)"]
+    done += [f"removed {item}" for item in steering.clean_up(cluster, [n.name for n in cluster.state().nodes])]
+    done += _undo(cluster, nodes, config, info.run_id, info.holder, "upgrade")
+    cluster.wait_settled(None, deadline=config.settle_timeout)
+    lock.remove(cluster, info)
+    done.append(f"released the lock of apt run {info.run_id}")
+    history.record(info.run_id, info.holder, "recovered", "note", actions=done)
     return done
 
 

@@ -77,6 +77,13 @@ class Nodes:
     def runner(self, node: str, timeout: float = NODE_TIMEOUT) -> Runner:
         return node_runner(self.config, node, self.local, Runner(timeout=timeout))
 
+    def run_state(self, node: str, run_id: str) -> str | None:
+        """Whether the apt run ``run_id`` still runs on ``node`` (running, finishing, ended), asked there;
+        None when ``node`` could not say."""
+        result = self.runner(node, timeout=30).call([self.tool, "run-state", run_id])
+        state = result.stdout.strip()
+        return state if result.returncode == 0 and state in ("running", "finishing", "ended") else None
+
     def plan(self, node: str) -> NodePlan:
         result = self.runner(node, timeout=PLAN_TIMEOUT).call([self.tool, "plan", "--local", "--json"])
         if result.returncode != 0:

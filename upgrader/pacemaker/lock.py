@@ -31,10 +31,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from upgrader import runkey
 from upgrader.pacemaker import names
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.state import ClusterState
 from upgrader.runner import ALREADY_EXISTS, NO_SUCH_OBJECT
+from upgrader.runs import APT_RUN_PREFIX, DPKG_FAILED
 
 LOCK_ID = "rolling-upgrade-lock"
 _XPATH = f"/cib/configuration/crm_config/cluster_property_set[@id='{LOCK_ID}']"
@@ -174,10 +176,12 @@ class LockStatus:
 def run_alive(info: LockInfo) -> bool:
     """Whether the rolling-upgrade process that holds ``info`` still runs on this node (ask on the holder).
 
-    An apt run's lock (``apt-...``) counts as alive: the APT guard and its finishing step own it.
+    An apt run's lock (``apt-KEY``) is alive while the apt run, its finisher or its finishing step runs
+    (:func:`upgrader.runkey.apt_run_state`), and in phase ``dpkg-failed``: kept on purpose for a person.
     """
-    if info.run_id.startswith("apt-"):
-        return True
+    if info.run_id.startswith(APT_RUN_PREFIX):
+        key = info.run_id.removeprefix(APT_RUN_PREFIX)
+        return info.phase == DPKG_FAILED or runkey.apt_run_state(key) != runkey.ENDED
     if not info.pid:
         return False
     try:
