@@ -18,7 +18,7 @@ from typing import Any, Callable
 from upgrader.config import Config, node_runner
 from upgrader.packages.plan import Change
 from upgrader.runs import RUN_ID_ENV
-from upgrader.runner import NODE_TIMEOUT, PLAN_TIMEOUT, Runner
+from upgrader.runner import NODE_TIMEOUT, PLAN_TIMEOUT, RUN_STATE_TIMEOUT, Runner
 
 # apply results that leave the node's packages as they were
 UNTOUCHED = ("download-failed", "refused", "busy", "no-go")
@@ -80,7 +80,7 @@ class Nodes:
     def run_state(self, node: str, run_id: str) -> str | None:
         """Whether the apt run ``run_id`` still runs on ``node`` (running, finishing, ended), asked there;
         None when ``node`` could not say."""
-        result = self.runner(node, timeout=30).call([self.tool, "run-state", run_id])
+        result = self.runner(node, timeout=RUN_STATE_TIMEOUT).call([self.tool, "run-state", run_id])
         state = result.stdout.strip()
         return state if result.returncode == 0 and state in ("running", "finishing", "ended") else None
 
