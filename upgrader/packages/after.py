@@ -1,4 +1,7 @@
-"""What an upgrade leaves behind: a reboot to do, processes still running old libraries; the files processes map."""
+"""What an upgrade leaves behind: a reboot to do, processes still running old libraries; the files processes map.
+
+For files older than the installed packages' (by content, inside containers too), see :mod:`upgrader.packages.patched`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Iterator
 
 REBOOT_REQUIRED = Path("/var/run/reboot-required")
 MAX_PROCESSES = 4096  # processes whose maps are read, at most (a node runs a few hundred)
+MAX_MAPS_BYTES = 4 << 20  # of one process's maps, read at most (a large JVM's is ~1 MiB)
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,54 @@ def _release_key(release: str) -> list[tuple[int, str]]:
     return [(int(part), "") if part.isdigit() else (-1, part) for part in re.split(r"(\d+)", release) if part]
 
 
+@dataclass(frozen=True)
+class Mapping:
+    """One file-backed mapping of a process, as a line of ``/proc/PID/maps`` gives it.
+
+    ``range`` names its ``/proc/PID/map_files`` entry (``400000-41f000``, unpadded); ``device``/``inode`` are the
+    mapped object's (as ``os.makedev`` and ``st_ino`` give them); ``deleted``: the
+    kernel marked the path `` (deleted)`` (which ``path`` does not carry).
+    """
+
+    range: str
+    device: int
+    inode: int
+    path: str
+    deleted: bool
+
+
+def file_mappings(maps: str) -> list[Mapping]:
+    """The file-backed mappings of a ``maps`` text, one per mapped object (path, device, inode), first range kept.
+
+    Anonymous memory, ``[heap]``, ``[vdso]`` and the like have no path starting with "/" or inode 0: left out.
+    """
+    found: dict[tuple[str, int, int], Mapping] = {}
+    for line in maps.splitlines():
+        fields = line.split(None, 5)
+        if len(fields) != 6 or not fields[5].startswith("/") or fields[4] == "0":
+            continue
+        major, _, minor = fields[3].partition(":")
+        start, _, end = fields[0].partition("-")
+        try:
+            device, inode = os.makedev(int(major, 16), int(minor, 16)), int(fields[4])
+            span = f"{int(start, 16):x}-{int(end, 16):x}"  # maps pads "00400000", map_files names it "400000"
+        except ValueError:
+            continue
+        deleted = fields[5].endswith(" (deleted)")
+        path = fields[5].removesuffix(" (deleted)")
+        found.setdefault((path, device, inode), Mapping(span, device, inode, path, deleted))
+    return list(found.values())
+
+
+def read_maps(entry: Path, limit: int = MAX_MAPS_BYTES) -> str:
+    """``entry/maps`` (``entry`` is ``/proc/PID``), its first ``limit`` bytes; raises OSError as reading does."""
+    with (entry / "maps").open("rb") as f:
+        data = f.read(limit)
+    if len(data) >= limit:
+        data = data[:data.rfind(b"\n") + 1]  # no half line at the cut
+    return data.decode(errors="replace")
+
+
 def stale_processes(proc: Path = Path("/proc")) -> list[StaleProcess]:
     """Processes whose memory maps show a deleted shared library (``... .so... (deleted)``)."""
     found = []
@@ -86,7 +138,7 @@ def process_maps(proc: Path = Path("/proc"), limit: int = MAX_PROCESSES) -> Iter
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            maps = (entry / "maps").read_text()
+            maps = read_maps(entry)
         except (OSError, ProcessLookupError):
             continue
         read += 1

@@ -111,7 +111,7 @@ def in_use(packages: Iterable[str], mapped: frozenset[str] | None = None, info: 
     """
     mapped = mapped_files() if mapped is None else mapped
     aliases = merged_aliases() if aliases is None else aliases
-    return frozenset(p for p in packages if any(_canonical(f, aliases) in mapped for f in package_files(p, info)))
+    return frozenset(p for p in packages if any(canonical_path(f, aliases) in mapped for f in package_files(p, info)))
 
 
 def package_files(package: str, info: Path = DPKG_INFO) -> list[str]:
@@ -137,7 +137,8 @@ def merged_aliases(root: Path = Path("/")) -> dict[str, str]:
     return found
 
 
-def _canonical(path: str, aliases: dict[str, str]) -> str:
+def canonical_path(path: str, aliases: dict[str, str]) -> str:
+    """``path`` through the merged-/usr ``aliases`` (``/lib/x/libc.so.6`` is ``/usr/lib/x/libc.so.6``)."""
     top, sep, rest = path[1:].partition("/")
     alias = aliases.get("/" + top)
     return f"{alias}/{rest}" if alias and sep else path
