@@ -52,6 +52,7 @@ class Config:
     health_timeout: int = 60  # Health::Timeout
     health_retries: int = 3  # Health::Retries
     health_interval: int = 10  # Health::Interval
+    health_patched: bool = True  # Health::Patched: level 4 after each move (no moved container on old code)
     boot_grace: int = 900  # Boot-Grace
     reboot: bool = False  # Reboot
     reboot_command: tuple[str, ...] = ("systemctl", "reboot")  # Reboot-Command
@@ -100,6 +101,20 @@ class Config:
                 except OSError:
                     pass  # ssh then says what is wrong with it, in the command's own error
         return argv
+
+
+def tool_path() -> str:
+    """This tool's absolute path; peers are expected to have it at the same place."""
+    import shutil
+    import sys
+
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "rolling-upgrade" and argv0.exists():
+        return str(argv0.absolute())
+    found = shutil.which("rolling-upgrade", path=str(Path(sys.executable).parent)) or shutil.which("rolling-upgrade")
+    if not found:
+        raise RuntimeError("cannot find the rolling-upgrade command itself; reinstall it (make install)")
+    return found
 
 
 def node_runner(config: Config, node: str, local: str, base: Runner | None = None) -> Runner:
@@ -302,6 +317,7 @@ _SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Health::Timeout": ("health_timeout", _positive_duration),
     "Health::Retries": ("health_retries", _count),
     "Health::Interval": ("health_interval", _duration),
+    "Health::Patched": ("health_patched", _bool),
     "Boot-Grace": ("boot_grace", _duration),
     "Reboot": ("reboot", _bool),
     "Reboot-Command": ("reboot_command", _command),

@@ -65,6 +65,7 @@ DEFAULT_TIMEOUT = 30.0  # any command given no bound of its own (crm_mon, cibadm
 DC_QUERY_TIMEOUT = 5.0  # crmadmin --status: the DC's controller state, while waiting for the cluster to settle
 LOGGER_TIMEOUT = 5  # logger: one line to the system log
 REBOOT_PROBE_TIMEOUT = 15  # one look for /run/upgrader/reboot-pending on a node coming back from its reboot
+LXC_TIMEOUT = 10  # lxc-ls, lxc-info on a node (rolling-upgrade patched)
 RUN_STATE_TIMEOUT = 30  # rolling-upgrade run-state on the node holding an apt run's lock
 LOCK_MARK_TIMEOUT = 30  # the APT hooks' finishing step marking a failed upgrade's lock dpkg-failed
 NODE_TIMEOUT = 60  # a command on a node (orchestrator.remote.Nodes.runner) given no bound of its own

@@ -3,14 +3,21 @@
 ``python3 app.py ADDRESS PORT`` serves ``GET /version`` (the package version
 this container saw when it started, i.e. the version its root had at its
 last start) and ``GET /health`` (200 ``ok``; 500 when the package is a
-``--bad`` build). Standard library only: it runs on the container's root.
+``--bad`` build), 404 naming the path otherwise. It maps the package's
+``libfoo.so.1`` for as long as it runs, as a process maps its libraries.
+Standard library only: it runs on the container's root.
 """
 
+import mmap
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 SHARE = Path("/usr/share/demo-libfoo")
+LIBRARY = Path("/usr/lib/demo-libfoo/libfoo.so.1")
+if LIBRARY.exists():  # mapped for as long as the application runs, as a process maps its libraries
+    with LIBRARY.open("rb") as _lib:
+        MAPPED = mmap.mmap(_lib.fileno(), 0, prot=mmap.PROT_READ)
 VERSION = (SHARE / "VERSION").read_text().strip()
 BROKEN = (SHARE / "BROKEN").exists()
 

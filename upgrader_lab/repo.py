@@ -29,6 +29,7 @@ SUITES = ("lab", "lab-security")
 ORIGIN = "upgrader-lab"
 VERSION_RE = re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~]*(?:-[A-Za-z0-9.+~]+)?$")
 APP_SOURCE = Path(__file__).with_name("demo_app.py")
+LIBRARY_NAME = "libfoo.so.1"  # in /usr/lib/PACKAGE: what the application maps (see _build)
 
 _run = Runner(timeout=60)
 
@@ -111,7 +112,20 @@ def _build(deb: Path, version: str, *, bad: bool, broken_postinst: bool, postins
         lib = root / "usr/lib" / PACKAGE
         lib.mkdir(parents=True)
         shutil.copy(APP_SOURCE, lib / "app.py")
+        # The "library" the application maps for as long as it runs, as a process maps libssl: a new
+        # version replaces it, and only a restart on the new root maps the new one (level 4 tells).
+        (lib / LIBRARY_NAME).write_bytes(f"demo-libfoo {version}\n".encode().ljust(4096, b"\0"))
+        _md5sums(root)
         _run.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)])
+
+
+def _md5sums(root: Path) -> None:
+    """DEBIAN/md5sums as dh_md5sums writes it: dpkg then knows each file's installed content."""
+    import hashlib
+
+    lines = [f"{hashlib.md5(f.read_bytes()).hexdigest()}  {f.relative_to(root)}" for f in sorted(root.rglob("*"))
+             if f.is_file() and not f.relative_to(root).parts[0] == "DEBIAN"]
+    (root / "DEBIAN/md5sums").write_text("\n".join(lines) + "\n")
 
 
 HA_POSTINST = """#!/bin/sh

@@ -19,7 +19,7 @@ ALL_KEYS = {
     "Health::Interval", "Boot-Grace", "Reboot", "History-File", "Lock-Expiry", "Mail", "MailReport",
     "Webhook", "Windows", "Blackout", "Default-Node-Duration", "Hooks::Query-Timeout", "Hooks::Finish-Wait",
     "Random-Delay", "Reboot-Command", "Stack::Stop", "Stack::Start", "Rejoin-Timeout", "Apply-Timeout",
-    "Health::Commands",
+    "Health::Commands", "Health::Patched",
 }  # fmt: skip
 
 
@@ -161,7 +161,7 @@ def test_bad_values(tmp_path: Path, line: str, message: str) -> None:
         ('Rolling-Upgrade::Frobnicate "1";', "Rolling-Upgrade::Frobnicate: unknown setting (see 50rolling-upgrade.conf for the settings there are)"),
         ('Rolling-Upgrade::Mail { "a"; "b"; };', 'Rolling-Upgrade::Mail: a list or group was given (give one value: Rolling-Upgrade::Mail "...";)'),
         ('Rolling-Upgrade::Windows "Sat 01:00-06:00";', "Rolling-Upgrade::Windows: 'Sat 01:00-06:00' is a single value (write a list: Rolling-Upgrade::Windows { \"...\"; };)"),
-        ('Rolling-Upgrade::Health "60";', "Rolling-Upgrade::Health: '60' cannot be set, it is a group (set Rolling-Upgrade::Health::Timeout, Rolling-Upgrade::Health::Retries, Rolling-Upgrade::Health::Interval)"),
+        ('Rolling-Upgrade::Health "60";', "Rolling-Upgrade::Health: '60' cannot be set, it is a group (set Rolling-Upgrade::Health::Timeout, Rolling-Upgrade::Health::Retries, Rolling-Upgrade::Health::Interval, Rolling-Upgrade::Health::Patched)"),
     ],
 )
 def test_unknown_keys_and_wrong_shapes(tmp_path: Path, line: str, message: str) -> None:

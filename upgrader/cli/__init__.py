@@ -9,6 +9,7 @@ nothing changed; 4 failed and needs a person.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Callable
 
@@ -22,6 +23,7 @@ def parser() -> argparse.ArgumentParser:
     from upgrader.cli import run as runs
     from upgrader.cli import status as cluster_status
     from upgrader.cli.apply import apply, apt_run_state, dpkg_state, stack_command
+    from upgrader.cli.patched import patched as scan_patched
     from upgrader.cli.window import parse_at, window
 
     p = argparse.ArgumentParser(prog="rolling-upgrade", description="Rolling host upgrades of a Pacemaker cluster.")
@@ -34,7 +36,9 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=lambda a, c, out: cluster_status.unlock(c, a.force, out))
     s = sub.add_parser("check", help="health-check every running resource now (exit 0 healthy, 1 unhealthy, 2 bad probe)")
     s.add_argument("--json", action="store_true", help="print JSON for machines")
-    s.set_defaults(func=lambda a, c, out: health_check.check(c, a.json, out))
+    s.add_argument("--patched", action="store_true", help="also level 4: which containers still run code older "
+                                                          "than what their node has installed")
+    s.set_defaults(func=lambda a, c, out: health_check.check(c, a.json, out, patched=a.patched))
     s = sub.add_parser("plan", help="per node: pending changes, the order, and the moves Pacemaker would make")
     s.add_argument("--json", action="store_true")
     s.add_argument("--local", action="store_true", help="this node's pending changes only (no cluster needed)")
@@ -47,6 +51,11 @@ def parser() -> argparse.ArgumentParser:
                                           "clean, 1 if not, 124 if still busy")
     s.add_argument("--wait", type=float, default=600.0, metavar="SECONDS")
     s.set_defaults(func=lambda a, c, out: dpkg_state(a.wait))
+    s = sub.add_parser("patched", help="internal: on this node, which running containers map package files older "
+                                       "than installed (exit 0 none, 1 some, 3 one named is not running)")
+    s.add_argument("--container", action="append", default=[], type=_container, metavar="NAME")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=lambda a, c, out: scan_patched(a.container, a.json))
     s = sub.add_parser("run-state", help="internal: whether the apt run holding the lock (apt-PID-START) still "
                                          "runs here: prints running, finishing (its finishing step) or ended")
     s.add_argument("run_id")
@@ -84,6 +93,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("node")
     s.set_defaults(func=lambda a, c, out: runs.unquarantine(c, out, a.node))
     return p
+
+
+def _container(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", text):
+        raise argparse.ArgumentTypeError(f"invalid container name {text!r}: use letters, digits, '.', '_' or '-'")
+    return text
 
 
 def _nodes(text: str) -> list[str]:

@@ -18,7 +18,7 @@ from upgrader.health.live import check_cluster, defaults_from, read_declarations
 EXIT_HEALTHY, EXIT_UNHEALTHY, EXIT_REFUSED = 0, 1, 2
 
 
-def check(cluster: Cluster, as_json: bool, out: Console) -> int:
+def check(cluster: Cluster, as_json: bool, out: Console, *, patched: bool = False) -> int:
     """Run the checks; print a table (or JSON); return the exit code."""
     try:
         config = load()
@@ -30,7 +30,7 @@ def check(cluster: Cluster, as_json: bool, out: Console) -> int:
         for problem in found.problems.values():
             print(f"rolling-upgrade: refused: {problem}", file=sys.stderr)
         return EXIT_REFUSED
-    report = check_cluster(cluster, found, defaults_from(config), config)
+    report = check_cluster(cluster, found, defaults_from(config, patched=patched), config)
     if as_json:
         out.print_json(report.to_json())
     else:

@@ -15,6 +15,7 @@ from upgrader.runner import Runner
 from upgrader.health.cluster import ClusterSnapshot, SnapshotRounds, cluster_problem
 from upgrader.health.container import check_container
 from upgrader.health.errors import CheckFailed
+from upgrader.health.patched import check_patched
 from upgrader.health.probes import run_probe
 from upgrader.health.report import CheckResult, HealthReport, Level
 from upgrader.health.spec import HealthSpec
@@ -33,6 +34,7 @@ class HealthDefaults:
     attempt_timeout: float = 5.0  # one probe, one lxc command, one crm_mon reading
     interval: float = 0.2  # pause between attempts
     retries: int | None = None  # extra attempts at most; None: until the deadline
+    patched_tool: str | None = None  # level 4 ("patched") for lxc containers, through this rolling-upgrade; None: off
     workers: int = 256  # threads; checks beyond this wait for a free one
 
     def __post_init__(self) -> None:
@@ -85,6 +87,9 @@ def check_health(
             runner = runner_for(t.node)
             checks += [_Check(t.spec.resource, t.node, Level.CONTAINER, c.name, partial(check_container, runner, c))
                        for c in t.spec.containers]
+            if defaults.patched_tool:
+                checks += [_Check(t.spec.resource, t.node, Level.PATCHED, c.name,
+                                  partial(check_patched, runner, defaults.patched_tool, c)) for c in t.spec.containers]
         if t.spec.container_note:
             notes.append(_note(t, Level.CONTAINER, t.spec.container_note))
         checks += [_Check(t.spec.resource, t.node, Level.APPLICATION, p.text, partial(run_probe, p))

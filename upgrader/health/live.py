@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Callable, Mapping
 
-from upgrader.config import Config, node_runner
+from upgrader.config import Config, node_runner, tool_path
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.state import ClusterState
 from upgrader.runner import Runner
@@ -104,11 +104,14 @@ def read_baseline(cluster: Cluster, timeout: float | None = None) -> Snapshot:
     return read_state(cluster, timeout)[1]
 
 
-def defaults_from(config: Config) -> HealthDefaults:
-    """Health::Timeout is each check's deadline, Health::Retries its extra attempts, Health::Interval the pause."""
+def defaults_from(config: Config, patched: bool | None = None) -> HealthDefaults:
+    """Health::Timeout is each check's deadline, Health::Retries its extra attempts, Health::Interval the pause;
+    level 4 as Health::Patched says unless ``patched`` is given."""
     deadline = float(config.health_timeout)
+    level4 = config.health_patched if patched is None else patched
     return HealthDefaults(deadline=deadline, attempt_timeout=min(ATTEMPT_TIMEOUT, deadline),
-                          interval=float(config.health_interval), retries=config.health_retries)
+                          interval=float(config.health_interval), retries=config.health_retries,
+                          patched_tool=tool_path() if level4 else None)
 
 
 def node_runners(cluster: Cluster, config: Config) -> Callable[[str], Runner]:

@@ -15,6 +15,7 @@ class Level(str, Enum):
     CLUSTER = "cluster"
     CONTAINER = "container"
     APPLICATION = "application"
+    PATCHED = "patched"
 
 
 @dataclass(frozen=True)

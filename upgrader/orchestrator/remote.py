@@ -9,13 +9,10 @@ same way for the local node and for a peer. ``apply`` writes JSON lines:
 from __future__ import annotations
 
 import json
-import shutil
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
-from upgrader.config import Config, node_runner
+from upgrader.config import Config, node_runner, tool_path
 from upgrader.packages.plan import Change
 from upgrader.runs import RUN_ID_ENV
 from upgrader.runner import NODE_TIMEOUT, PLAN_TIMEOUT, RUN_STATE_TIMEOUT, Runner
@@ -23,17 +20,6 @@ from upgrader.runner import NODE_TIMEOUT, PLAN_TIMEOUT, RUN_STATE_TIMEOUT, Runne
 # apply results that leave the node's packages as they were
 UNTOUCHED = ("download-failed", "refused", "busy", "no-go")
 READY, GO = "ready", "go\n"  # apply's first line, and the answer without which it touches nothing
-
-
-def tool_path() -> str:
-    """This tool's absolute path; peers are expected to have it at the same place."""
-    argv0 = Path(sys.argv[0])
-    if argv0.name == "rolling-upgrade" and argv0.exists():
-        return str(argv0.absolute())
-    found = shutil.which("rolling-upgrade", path=str(Path(sys.executable).parent)) or shutil.which("rolling-upgrade")
-    if not found:
-        raise RuntimeError("cannot find the rolling-upgrade command itself; reinstall it (make install)")
-    return found
 
 
 @dataclass(frozen=True)

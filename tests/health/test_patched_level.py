@@ -1,0 +1,89 @@
+"""Level 4 ("patched") in the engine: one scan per moved lxc container, on its node; old code is final.
+
+The scan's own logic is tested on real processes in tests/packages/test_patched.py; here the node's
+answer is the JSON ``rolling-upgrade patched --container NAME --json`` prints (argv recorded).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Sequence
+
+import pytest
+
+from tests.health.test_engine import BASELINE, FAST, lxc_group, started_on
+from upgrader.health import HealthDefaults, Level, Target, check_health, health_spec
+from upgrader.health.errors import CheckFailed
+from upgrader.health.patched import NOT_RUNNING, check_patched, stale_lines
+from upgrader.health.spec import ContainerSpec
+from upgrader.runner import Result, Runner
+
+TOOL = "/usr/sbin/rolling-upgrade"
+OLD = "python3 (pid 41) maps old /usr/lib/demo-libfoo/libfoo.so.1"
+
+
+class NodeAnswers(Runner):
+    """lxc-info says RUNNING; ``patched`` answers ``stale`` for each container (argv recorded, nothing run)."""
+
+    def __init__(self, node: str, calls: list[tuple[str, ...]], stale: dict[str, list[str]],
+                 code: int | None = None) -> None:
+        super().__init__(prefix=("ssh", node, "--"))
+        self.calls, self.stale, self.code = calls, stale, code
+
+    def call(self, argv: Sequence[str], *, timeout: float | None = None, **_: object) -> Result:
+        full = tuple(self.prefix) + tuple(argv)
+        self.calls.append(full)
+        if argv[0] == "lxc-info":
+            return Result(full, 0, "State:          RUNNING\n", "", 0.0)
+        if "patched" not in argv:  # the check command inside the container
+            return Result(full, 0, "", "", 0.0)
+        name = argv[argv.index("--container") + 1]
+        found = self.stale.get(name, [])
+        doc = {"containers": {name: {"running": True, "processes": 3, "stale": found}}}
+        code = self.code if self.code is not None else (1 if found else 0)
+        return Result(full, code, json.dumps(doc), "", 0.0)
+
+
+def run(stale: dict[str, list[str]], defaults: HealthDefaults) -> tuple[object, list[tuple[str, ...]]]:
+    calls: list[tuple[str, ...]] = []
+    spec = health_spec(lxc_group("app"))
+    report = check_health([Target(spec, "node2")], snapshot=lambda t: started_on("node2", "app-vip", "app-ct"),
+                          baseline=BASELINE, runner_for=lambda node: NodeAnswers(node, calls, stale), defaults=defaults)
+    return report, calls
+
+
+def test_level_4_scans_each_moved_container_on_its_node_when_on() -> None:
+    report, calls = run({}, replace(FAST, patched_tool=TOOL))
+    assert report.ok, report.problems()
+    assert [(r.level, r.target) for r in report.results if r.level == Level.PATCHED] == [(Level.PATCHED, "app-c")]
+    assert ("ssh", "node2", "--", TOOL, "patched", "--container", "app-c", "--json") in calls
+
+
+def test_level_4_is_off_without_a_tool() -> None:
+    report, calls = run({"app-c": [OLD]}, FAST)
+    assert report.ok and not [r for r in report.results if r.level == Level.PATCHED]
+    assert not [c for c in calls if "patched" in c]
+
+
+def test_old_code_fails_at_once_naming_the_process_and_the_file() -> None:
+    report, _ = run({"app-c": [OLD]}, replace(FAST, patched_tool=TOOL))
+    failed = [r for r in report.results if not r.ok]
+    assert [(r.level, r.attempts) for r in failed] == [(Level.PATCHED, 1)]  # final: not retried
+    assert failed[0].error == f"container app-c still runs old code: {OLD}"
+
+
+def test_many_old_processes_are_named_up_to_three_then_counted() -> None:
+    many = [f"python3 (pid {n}) maps old /usr/lib/x.so" for n in range(5)]
+    with pytest.raises(CheckFailed, match=r"pid 2\) maps old /usr/lib/x.so and 2 more process\(es\)$") as caught:
+        check_patched(NodeAnswers("node2", [], {"app-c": many}), TOOL, ContainerSpec("app-ct", "app-c"), 1.0)
+    assert caught.value.final
+
+
+def test_a_container_not_running_yet_is_retried_and_unreadable_output_is_final() -> None:
+    with pytest.raises(CheckFailed, match="is not running") as caught:
+        check_patched(NodeAnswers("node2", [], {}, code=NOT_RUNNING), TOOL, ContainerSpec("app-ct", "app-c"), 1.0)
+    assert not caught.value.final
+    with pytest.raises(CheckFailed, match="unreadable output") as caught:
+        stale_lines("not json", "app-c")
+    assert caught.value.final
