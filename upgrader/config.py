@@ -241,6 +241,17 @@ def _bool(raw: str) -> bool:
     raise ValueError(f"{raw!r} is not a boolean (use true or false)")
 
 
+def _reboot(raw: str) -> bool:
+    """Reboot: a boolean, or ``auto`` (the same as true: a node is rebooted only on a trigger, see the
+    shipped 50rolling-upgrade.conf)."""
+    if raw.strip().lower() == "auto":
+        return True
+    try:
+        return _bool(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not auto, true or false") from None
+
+
 _HOST_WORD = re.compile(r"(?:[A-Za-z0-9._-]+@)?\{node\}")
 
 
@@ -319,7 +330,7 @@ _SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Health::Interval": ("health_interval", _duration),
     "Health::Patched": ("health_patched", _bool),
     "Boot-Grace": ("boot_grace", _duration),
-    "Reboot": ("reboot", _bool),
+    "Reboot": ("reboot", _reboot),
     "Reboot-Command": ("reboot_command", _command),
     "Stack::Stop": ("stack_stop", _command),
     "Stack::Start": ("stack_start", _command),

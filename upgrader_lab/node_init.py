@@ -271,9 +271,23 @@ def _start_sshd() -> subprocess.Popen:
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 
+STACK_PRELOAD = "/etc/upgrader-lab/stack-preload"  # names a library the stack's daemons load (LD_PRELOAD)
+
+
+def _stack_env() -> dict[str, str]:
+    """DAEMON_ENV, plus LD_PRELOAD of the library STACK_PRELOAD names (read at every stack start): so the
+    stack maps a lab package's library, as corosync maps libgnutls."""
+    try:
+        library = open(STACK_PRELOAD).read().strip()
+    except OSError:
+        return DAEMON_ENV
+    return {**DAEMON_ENV, "LD_PRELOAD": library} if os.path.isfile(library) else DAEMON_ENV
+
+
 def _start_stack() -> list[subprocess.Popen]:
+    env = _stack_env()
     log = open("/var/log/corosync/stdout.log", "ab")
-    corosync = subprocess.Popen(["corosync", "-f"], env=DAEMON_ENV, stdout=log, stderr=log,
+    corosync = subprocess.Popen(["corosync", "-f"], env=env, stdout=log, stderr=log,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30
     while subprocess.run(["corosync-cfgtool", "-s"], capture_output=True, timeout=10).returncode != 0:
@@ -281,7 +295,7 @@ def _start_stack() -> list[subprocess.Popen]:
             raise RuntimeError("corosync did not come up within 30s (see /var/log/corosync/corosync.log)")
         time.sleep(0.1)
     plog = open("/var/log/pacemaker/stdout.log", "ab")
-    pacemakerd = subprocess.Popen(["pacemakerd"], env=DAEMON_ENV, stdout=plog, stderr=plog,
+    pacemakerd = subprocess.Popen(["pacemakerd"], env=env, stdout=plog, stderr=plog,
                                   stdin=subprocess.DEVNULL, start_new_session=True)
     print(f"init: corosync {corosync.pid}, pacemakerd {pacemakerd.pid}", flush=True)
     return [pacemakerd, corosync]

@@ -114,9 +114,18 @@ def _build(deb: Path, version: str, *, bad: bool, broken_postinst: bool, postins
         shutil.copy(APP_SOURCE, lib / "app.py")
         # The "library" the application maps for as long as it runs, as a process maps libssl: a new
         # version replaces it, and only a restart on the new root maps the new one (level 4 tells).
-        (lib / LIBRARY_NAME).write_bytes(f"demo-libfoo {version}\n".encode().ljust(4096, b"\0"))
+        # A real shared library (zlib's code under another name, this version's words appended), so that
+        # the cluster stack can load it too (LD_PRELOAD, see node_init.STACK_PRELOAD).
+        (lib / LIBRARY_NAME).write_bytes(_zlib().read_bytes() + f"\ndemo-libfoo {version}\n".encode())
         _md5sums(root)
         _run.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)])
+
+
+def _zlib() -> Path:
+    found = sorted(Path("/usr/lib").glob("*/libz.so.1")) or sorted(Path("/lib").glob("*/libz.so.1"))
+    if not found:
+        raise LabError("no libz.so.1 under /usr/lib/*/ to build the lab's library from (install zlib1g)")
+    return found[0].resolve()
 
 
 def _md5sums(root: Path) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.lab.helpers import TOOL, fresh_version, rolling, run_leftovers, standby_nodes
+from tests.lab.helpers import TOOL, fresh_version, history, rolling, run_leftovers, standby_nodes
 from upgrader_lab import lab as ops
 from upgrader_lab import node
 from upgrader_lab.layout import PACKAGE, Lab
@@ -101,3 +101,37 @@ def test_check_patched_lists_a_container_on_old_code_until_it_restarts(lab: Lab,
     ops.wait_serving(lab, 60)
     code, rows = check_patched(lab)
     assert code == 0 and all(r["ok"] for r in rows), rows
+
+
+HOLDER = """import mmap, os, sys, time
+f = open(sys.argv[1], "rb")
+m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+print("mapped", os.getpid(), flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_nodes_report_names_a_host_process_left_on_the_old_library(lab: Lab, evened: None) -> None:
+    """A process of node2 itself (no Pacemaker resource) keeps the library mapped through the upgrade: the
+    node's result, the report and the history name it, and nothing else fails."""
+    import subprocess
+
+    fresh_version(lab)
+    holder = subprocess.Popen(node.exec_argv(lab, "node2", ["python3", "-c", HOLDER, LIBRARY]),
+                              stdout=subprocess.PIPE, text=True, env=dict(node.NODE_ENV))
+    inside_pid = ""
+    try:
+        assert holder.stdout is not None
+        said, _, inside_pid = holder.stdout.readline().strip().partition(" ")
+        assert said == "mapped" and inside_pid.isdigit(), said
+        code, doc = rolling(lab, "run", "--yes")
+        assert code == 0, doc
+        left = {n["node"]: n["old_code"] for n in doc["nodes"]}
+        assert [x for x in left["node2"] if x.startswith("python3 (pid ")], left
+        assert not [x for n, got in left.items() if n != "node2" for x in got if x.startswith("python3")], left
+        ends = [e for e in history(lab, doc["run"]) if (e["phase"], e["event"], e["node"]) == ("upgrade", "end", "node2")]
+        assert ends and ends[0]["old_code"] == left["node2"], ends
+    finally:  # the process we started, by the pid it has inside node2
+        if inside_pid.isdigit():
+            node.runner(lab, "node2").call(["kill", inside_pid])
+        holder.wait(timeout=30)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from tests.lab.helpers import (TOOL, history, rolling, run_leftovers, standby_no
                                versions_served, wait_for_phase)
 from upgrader_lab import lab as ops
 from upgrader_lab import node, repo
-from upgrader_lab.layout import Lab
+from upgrader_lab.layout import PACKAGE, Lab
 from upgrader.pacemaker import lock
 from upgrader.pacemaker.live import Cluster
 
@@ -184,3 +185,44 @@ def test_a_stack_that_will_not_stop_stops_the_run_before_dpkg_with_the_node_back
     assert lock.read(Cluster(node.runner(slab, "node1"))) is None
     assert standby_nodes(slab) == [] and run_leftovers(slab) == []
     assert versions_served(slab) == served
+
+
+STACK_SCAN = """import json
+from pathlib import Path
+from upgrader.packages.after import is_stack_process, mapped_files
+from upgrader.packages.patched import stale_mappings
+pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and is_stack_process(p)]
+print(json.dumps({"pids": len(pids), "mapped": sorted(mapped_files(only=is_stack_process)),
+                  "stale": [str(s) for s in stale_mappings(pids)]}))
+"""
+
+
+def stack_scan(lab: Lab, n: str) -> dict:
+    """In node ``n``: how many stack daemons run, what they map, and which of them map an old file."""
+    got = node.runner(lab, n, timeout=60).run([sys.executable, "-c", STACK_SCAN])
+    return json.loads(got.stdout)
+
+
+def test_a_library_the_running_stack_maps_is_upgraded_with_the_stack_restarted(slab: Lab) -> None:
+    """demo-libfoo is no cluster-stack package by name, but corosync and every pacemaker daemon load its
+    library: its upgrade stops the stack around dpkg, and no stack process is left on the old file."""
+    library = f"/usr/lib/{PACKAGE}/{repo.LIBRARY_NAME}"
+    for n in slab.node_names:  # read at every stack start (upgrader_lab.node_init.STACK_PRELOAD)
+        node.runner(slab, n).run(["install", "-D", "-m", "0644", "/dev/stdin", "/etc/upgrader-lab/stack-preload"],
+                                 input=library + "\n")
+    fresh(slab, ha_stack=True)  # an upgrade of the stack itself: every node's stack restarts, now loading it
+    code, doc = rolling(slab, "run", "--yes")
+    assert code == 0, doc
+    for n in slab.node_names:
+        scan = stack_scan(slab, n)
+        assert scan["pids"] >= 7 and library in scan["mapped"] and scan["stale"] == [], (n, scan)
+    version = fresh(slab)  # demo-libfoo alone
+    for n in slab.node_names:
+        plan = json.loads(node.runner(slab, n, timeout=180).run([TOOL, "plan", "--local", "--json"]).stdout)
+        assert plan["ha_stack"] == [PACKAGE], (n, plan)
+    code, doc = rolling(slab, "run", "--yes")
+    assert code == 0, doc
+    for n in slab.node_names:
+        assert ops.installed_version(slab, n) == version
+        scan = stack_scan(slab, n)
+        assert library in scan["mapped"] and scan["stale"] == [], (n, scan)

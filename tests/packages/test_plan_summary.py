@@ -106,7 +106,7 @@ def test_cluster_plan_row(doc: dict[str, Any]) -> None:
 def test_final_report_of_the_run(doc: dict[str, Any]) -> None:
     changes = [c.__dict__ for c in node_plan(doc).changes]  # as the run records them (history and --json)
     results = {"node1": NodeResult("node1", Result.OK, changes=changes, moves=["app1 node1 -> node2"],
-                                   checks=["1 resource(s) healthy"], seconds=95.3),
+                                   checks=["1 resource(s) healthy"], old_code=["ssh.service"], seconds=95.3),
                "node2": NodeResult("node2", Result.UP_TO_DATE)}
     r = SimpleNamespace(run_id="run-1", results=results, stop_reason=None, recovered=[])
     out = console()
@@ -114,7 +114,8 @@ def test_final_report_of_the_run(doc: dict[str, Any]) -> None:
     lines = printed(out).splitlines()
     assert len(lines) == 9 and lines[-1] == "run run-1: done (exit 0)"
     assert [c.strip() for c in lines[4].split("│")[1:-1]] == ["node1", "ok", "135 packages, 87 security",
-                                                              "app1 node1 -> node2", "1 resource(s) healthy", "95.3s"]
+                                                              "app1 node1 -> node2", "1 resource(s) healthy",
+                                                              "ssh.service", "95.3s"]
     assert lines[5].split("│")[3].strip() == IN_USE
 
 
@@ -181,3 +182,61 @@ def test_mapped_files_reads_every_process_s_maps(tmp_path: Path) -> None:
         "7ffd-7ffe rw-p 00000000 00:00 0 [stack]\n")
     (tmp_path / "self").mkdir()
     assert mapped_files(tmp_path) == {"/usr/bin/bash", "/usr/lib/x86_64-linux-gnu/libssl.so.3"}
+
+
+def test_what_the_running_cluster_stack_maps_is_told_apart(tmp_path: Path) -> None:
+    """A real process named corosync that maps a file, and one named otherwise: only the first is the stack's."""
+    import subprocess
+    import sys
+
+    from upgrader.packages.after import is_stack_process
+
+    lib = tmp_path / "libstack.so.1"
+    lib.write_bytes(b"\0" * 4096)
+    other = tmp_path / "libother.so.1"
+    other.write_bytes(b"\0" * 4096)
+    body = ("import mmap, sys, time\n"
+            "open('/proc/self/comm', 'w').write(sys.argv[1])\n"
+            "f = open(sys.argv[2], 'rb'); m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)\n"
+            "print('ready', flush=True); time.sleep(60)\n")
+    children = [subprocess.Popen([sys.executable, "-c", body, name, str(path)], stdout=subprocess.PIPE, text=True)
+                for name, path in (("corosync", lib), ("pacemaker-cont", lib), ("sshd", other))]
+    try:
+        assert [c.stdout.readline().strip() for c in children] == ["ready"] * 3
+        stack = mapped_files(only=is_stack_process)
+        assert str(lib) in stack and str(other) not in stack
+        assert str(other) in mapped_files()
+    finally:
+        for c in children:
+            c.kill()
+            c.wait()
+
+
+def test_old_code_names_services_by_unit_and_a_replaced_init_as_a_reboot(tmp_path: Path) -> None:
+    from upgrader.packages.after import old_code
+
+    proc = tmp_path / "proc"
+    for pid, comm, unit in ((1, "systemd", "/init.scope"), (812, "sshd", "/system.slice/ssh.service"),
+                            (900, "worker", "/user.slice/user-0.slice/session-1.scope")):
+        entry = proc / str(pid)
+        entry.mkdir(parents=True)
+        (entry / "maps").write_text(f"7f00-7f01 r-xp 00000000 08:01 {pid} /usr/lib/x86_64-linux-gnu/libssl.so.3 "
+                                    "(deleted)\n")
+        (entry / "comm").write_text(comm + "\n")
+        (entry / "cgroup").write_text(f"4:memory:/lab\n1:name=systemd:{unit}\n0::{unit}\n")
+    root = tmp_path / "root"
+    (root / "boot").mkdir(parents=True)
+    got = old_code(root, proc, needrestart=tmp_path / "no-needrestart")
+    assert got.services == ("ssh.service", "worker (pid 900)")
+    assert got.reboot == ("process 1 (systemd) maps a replaced library: /usr/lib/x86_64-linux-gnu/libssl.so.3",)
+
+
+def test_needrestart_batch_output_gives_services_and_an_outdated_kernel() -> None:
+    from upgrader.packages.after import parse_needrestart
+
+    # The batch format of needrestart 3.6 (its README.batch): one KEY: value per line.
+    text = ("NEEDRESTART-VER: 3.6\nNEEDRESTART-KCUR: 6.1.0-18-amd64\nNEEDRESTART-KEXP: 6.1.0-27-amd64\n"
+            "NEEDRESTART-KSTA: 3\nNEEDRESTART-SVC: ssh.service\nNEEDRESTART-SVC: cron.service\n")
+    assert parse_needrestart(text) == (("ssh.service", "cron.service"),
+                                       ["needrestart: kernel 6.1.0-27-amd64 is expected, 6.1.0-18-amd64 runs"])
+    assert parse_needrestart("NEEDRESTART-KSTA: 1\n") == ((), [])

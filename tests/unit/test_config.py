@@ -102,7 +102,7 @@ def test_durations(tmp_path: Path, raw: str, seconds: int) -> None:
     assert read(tmp_path, f'Rolling-Upgrade::Soak-Time "{raw}";').soak_time == seconds
 
 
-@pytest.mark.parametrize("raw, value", [("true", True), ("Yes", True), ("on", True), ("1", True), ("false", False), ("no", False), ("off", False), ("0", False)])
+@pytest.mark.parametrize("raw, value", [("true", True), ("Yes", True), ("on", True), ("1", True), ("false", False), ("no", False), ("off", False), ("0", False), ("auto", True), ("AUTO", True)])
 def test_booleans(tmp_path: Path, raw: str, value: bool) -> None:
     assert read(tmp_path, f'Rolling-Upgrade::Reboot "{raw}";').reboot is value
 
@@ -134,7 +134,7 @@ def test_keys_are_case_insensitive_as_in_apt(tmp_path: Path) -> None:
         ('Rolling-Upgrade::Rejoin-Timeout "0";', "Rolling-Upgrade::Rejoin-Timeout: '0' is too short (use more than zero: seconds or 30s/15m/2h)"),
         ('Rolling-Upgrade::Health::Retries "three";', "Rolling-Upgrade::Health::Retries: 'three' is not a whole number (use e.g. 3)"),
         ('Rolling-Upgrade::Auto-Standby "maybe";', "Rolling-Upgrade::Auto-Standby: 'maybe' is not a boolean (use true or false)"),
-        ('Rolling-Upgrade::Reboot "";', "Rolling-Upgrade::Reboot: '' is not a boolean (use true or false)"),
+        ('Rolling-Upgrade::Reboot "";', "Rolling-Upgrade::Reboot: '' is not auto, true or false"),
         ('Rolling-Upgrade::Remote-Shell "ssh root@host";', "Rolling-Upgrade::Remote-Shell: 'ssh root@host' lacks the {node} placeholder (use e.g. 'ssh -o BatchMode=yes {node}')"),
         ("Rolling-Upgrade::Remote-Shell \"ssh 'x {node}\";", "Rolling-Upgrade::Remote-Shell: \"ssh 'x {node}\" is not a command line (No closing quotation; quote as in a shell)"),
         ("Rolling-Upgrade::Remote-Shell \"ssh -o 'ProxyCommand=nc {node} 22' {node}\";", "Rolling-Upgrade::Remote-Shell: {node} may only stand alone or as USER@{node}, not inside 'ProxyCommand=nc {node} 22' (a node name must never become part of an option or a command)"),
@@ -279,3 +279,8 @@ def test_the_check_commands_a_node_allows_are_absolute_programs(tmp_path: Path) 
     assert error(tmp_path, 'Rolling-Upgrade::Health::Commands { "curl"; };') == (
         "Rolling-Upgrade::Health::Commands: 'curl' is not the absolute path of a program (list programs as e.g. "
         "/usr/bin/test)")
+
+
+def test_reboot_takes_auto_true_or_false_and_names_the_key_otherwise(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"Rolling-Upgrade::Reboot: 'sometimes' is not auto, true or false"):
+        read(tmp_path, 'Rolling-Upgrade::Reboot "sometimes";')

@@ -164,11 +164,12 @@ def _table(run_id: str, results: list[NodeResult]) -> Table:
     """One row per node: its result, its packages summarized (``--json`` and the history list each one), its
     moves and last checks; every text from the nodes and the cluster escaped."""
     table = Table(title=escape(f"run {run_id}"))
-    for col in ("node", "result", "packages", "moves", "checks", "time"):
+    for col in ("node", "result", "packages", "moves", "checks", "left on old code", "time"):
         table.add_column(col)
     for x in results:
         colour = {"ok": "green", "failed": "red", "quarantined": "red"}.get(x.result, "")
         result = f"[{colour}]{escape(x.result)}[/]" if colour else escape(x.result)
         table.add_row(escape(x.node), result, cell(summary_lines(x.changes)) if x.changes else "", cell(x.moves),
-                      cell(x.checks[-3:]), f"{x.seconds:.1f}s" if x.seconds else "")
+                      cell(x.checks[-3:]), cell([*x.old_code, *(f"reboot: {r}" for r in x.reboot)]),
+                      f"{x.seconds:.1f}s" if x.seconds else "")
     return table

@@ -50,6 +50,8 @@ class NodeResult:
     changes: list[dict[str, Any]] = field(default_factory=list)
     moves: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
+    old_code: list[str] = field(default_factory=list)  # host services left on replaced code (to restart)
+    reboot: list[str] = field(default_factory=list)  # why the node needs a reboot, when it does
     seconds: float = 0.0
     error: str | None = None
 

@@ -150,6 +150,9 @@ class Rollout(RunContext):
                        f"standby and quarantined, its peers run its resources untouched")
         done = summary(applied.changes) if applied.changes else "packages upgraded"
         self.report.step(node, "upgrade", f"{done} in {applied.seconds:.1f}s")
+        self.results[node].old_code, self.results[node].reboot = list(applied.services), list(applied.reboot)
+        if applied.services:
+            self.report.step(node, "upgrade", f"left on old code (restart them): {', '.join(applied.services)}")
         if applied.reboot_required and self.config.reboot:
             self.restarts.reboot(node)
         elif applied.reboot_required:
@@ -163,7 +166,8 @@ class Rollout(RunContext):
                                        timeout=self.config.apply_limit(packages))
         self.history.record(self.run_id, node, "upgrade", "end", ok=applied.ok, error=applied.error,
                             changes=[c.__dict__ for c in applied.changes], reboot_required=applied.reboot_required,
-                            stale_processes=list(applied.stale_processes), seconds=round(applied.seconds, 1))
+                            stale_processes=list(applied.stale_processes), old_code=list(applied.services),
+                            reboot=list(applied.reboot), seconds=round(applied.seconds, 1))
         return applied
 
     def fail_over(self, node: str, moved_away: Mapping[str, str], instances: tuple[str, ...] = ()) -> None:

@@ -44,6 +44,8 @@ class ApplyResult:
     error: str | None = None
     reboot_required: bool = False
     stale_processes: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()  # left on old code on the node: to restart
+    reboot: tuple[str, ...] = ()  # why it needs a reboot
     seconds: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list, compare=False)
     touched: bool = True  # False: it failed before dpkg ran (download, the guard, another apt), the node is unchanged
@@ -132,6 +134,8 @@ class Nodes:
             error=final.get("error"),
             reboot_required=bool(final.get("reboot_required")),
             stale_processes=tuple(final.get("stale_processes", [])),
+            services=tuple(final.get("services", [])),
+            reboot=tuple(final.get("reboot", [])),
             seconds=result.seconds,
             events=events,
             touched=final.get("result") not in UNTOUCHED,

@@ -9,7 +9,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 REBOOT_REQUIRED = Path("/var/run/reboot-required")
 MAX_PROCESSES = 4096  # processes whose maps are read, at most (a node runs a few hundred)
@@ -118,10 +118,22 @@ def stale_processes(proc: Path = Path("/proc")) -> list[StaleProcess]:
     return sorted(found, key=lambda p: p.pid)
 
 
-def mapped_files(proc: Path = Path("/proc")) -> frozenset[str]:
-    """Every file a running process maps (its program, its libraries), as the kernel names it (no " (deleted)")."""
+STACK_COMMANDS = ("corosync", "pacemaker", "sbd", "dlm_controld")  # comm prefixes of the cluster stack's daemons
+
+
+def is_stack_process(entry: Path) -> bool:
+    """Whether ``/proc/PID`` is a cluster-stack daemon (corosync, pacemakerd and pacemaker-*, sbd, dlm_controld)."""
+    try:
+        return (entry / "comm").read_text().strip().startswith(STACK_COMMANDS)
+    except (OSError, ProcessLookupError):
+        return False
+
+
+def mapped_files(proc: Path = Path("/proc"), only: Callable[[Path], bool] | None = None) -> frozenset[str]:
+    """Every file a running process maps (its program, its libraries), as the kernel names it (no " (deleted)");
+    with ``only``, of the processes it accepts (``/proc/PID`` given)."""
     found: set[str] = set()
-    for _entry, maps in process_maps(proc):
+    for entry, maps in process_maps(proc, only=only):
         for line in maps.splitlines():
             fields = line.split(None, 5)
             if len(fields) == 6 and fields[5].startswith("/"):
@@ -129,13 +141,15 @@ def mapped_files(proc: Path = Path("/proc")) -> frozenset[str]:
     return frozenset(found)
 
 
-def process_maps(proc: Path = Path("/proc"), limit: int = MAX_PROCESSES) -> Iterator[tuple[Path, str]]:
-    """(``/proc/PID``, its ``maps``) of the first ``limit`` other processes whose maps can be read."""
+def process_maps(proc: Path = Path("/proc"), limit: int = MAX_PROCESSES,
+                 only: Callable[[Path], bool] | None = None) -> Iterator[tuple[Path, str]]:
+    """(``/proc/PID``, its ``maps``) of the first ``limit`` other processes whose maps can be read (that ``only``
+    accepts, when given)."""
     read = 0
     for entry in proc.iterdir():
         if read >= limit:
             return
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid() or (only is not None and not only(entry)):
             continue
         try:
             maps = read_maps(entry)
@@ -143,3 +157,66 @@ def process_maps(proc: Path = Path("/proc"), limit: int = MAX_PROCESSES) -> Iter
             continue
         read += 1
         yield entry, maps
+
+
+NEEDRESTART = Path("/usr/sbin/needrestart")
+
+
+@dataclass(frozen=True)
+class OldCode:
+    """What a node still runs on replaced code after its upgrade, outside Pacemaker's resources."""
+
+    services: tuple[str, ...] = ()  # systemd units (a process's name where it has none) to restart
+    reboot: tuple[str, ...] = ()  # why the node needs a reboot (empty: it does not)
+
+
+def old_code(root: Path = Path("/"), proc: Path = Path("/proc"), needrestart: Path = NEEDRESTART,
+             timeout: float = 60) -> OldCode:
+    """needrestart's batch mode (``-b -r l``: lists, restarts nothing) where it is installed, else the
+    processes mapping a deleted library, by their systemd unit. A reboot is due when ``/run/reboot-required``
+    exists, a newer kernel is installed (or needrestart says the kernel is outdated), or process 1 maps a
+    replaced library."""
+    reasons = reboot_reasons(root)
+    stale = stale_processes(proc)
+    if any(p.pid == 1 for p in stale):
+        init = next(p for p in stale if p.pid == 1)
+        reasons.append(f"process 1 ({init.command}) maps a replaced library: {', '.join(init.files)}")
+    if needrestart.exists():
+        from upgrader.runner import Runner
+
+        result = Runner(timeout=timeout).call([str(needrestart), "-b", "-r", "l"])
+        if result.returncode == 0:
+            services, kernel = parse_needrestart(result.stdout)
+            return OldCode(services, tuple(dict.fromkeys(reasons + kernel)))
+    units = [_unit(proc / str(p.pid)) or f"{p.command} (pid {p.pid})" for p in stale if p.pid != 1]
+    return OldCode(tuple(dict.fromkeys(units)), tuple(reasons))
+
+
+def parse_needrestart(text: str) -> tuple[tuple[str, ...], list[str]]:
+    """(services to restart, kernel reboot reasons) from ``needrestart -b`` output."""
+    services, fields = [], {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key == "NEEDRESTART-SVC":
+            services.append(value.strip())
+        elif key.startswith("NEEDRESTART-"):
+            fields[key.removeprefix("NEEDRESTART-")] = value.strip()
+    kernel = []
+    if fields.get("KSTA") in ("2", "3"):
+        kernel.append(f"needrestart: kernel {fields.get('KEXP', '?')} is expected, {fields.get('KCUR', '?')} runs")
+    return tuple(services), kernel
+
+
+def _unit(entry: Path) -> str | None:
+    """The systemd service a process runs in (from ``/proc/PID/cgroup``), None outside one."""
+    try:
+        text = (entry / "cgroup").read_text()
+    except (OSError, ProcessLookupError):
+        return None
+    for line in text.splitlines():  # ID:CONTROLLERS:PATH; systemd's own hierarchy (v2 "0::", or name=systemd)
+        fields = line.split(":", 2)
+        if len(fields) == 3 and fields[1] in ("", "name=systemd"):
+            unit = next((part for part in reversed(fields[2].split("/")) if part.endswith(".service")), None)
+            if unit:
+                return unit
+    return None

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from upgrader.packages.after import mapped_files
+from upgrader.packages.after import is_stack_process, mapped_files
 
 if TYPE_CHECKING:
     import apt
@@ -86,7 +86,11 @@ def plan_node(cache: apt.Cache | None = None) -> tuple[Change, ...]:
     cache = cache if cache is not None else apt.Cache()
     cache.upgrade(dist_upgrade=True)
     pending = sorted(cache.get_changes(), key=lambda p: p.name)
-    used = in_use([p.name for p in pending if p.installed])
+    installed = [p.name for p in pending if p.installed]
+    used = in_use(installed)
+    # A library the running stack maps (libgnutls, libgcrypt, libnss3, libc...) needs the stack restarted
+    # around dpkg as much as pacemaker itself: else the node rejoins on old code.
+    stack = in_use(installed, mapped_files(only=is_stack_process))
     changes = []
     for pkg in pending:
         removed = pkg.marked_delete
@@ -96,7 +100,7 @@ def plan_node(cache: apt.Cache | None = None) -> tuple[Change, ...]:
             installed=pkg.installed.version if pkg.installed else None,
             candidate=candidate.version if candidate else None,
             security=candidate is not None and is_security(o.archive for o in candidate.origins),
-            ha_stack=is_ha_stack(pkg.name),
+            ha_stack=is_ha_stack(pkg.name) or pkg.name in stack,
             in_use=pkg.name in used,
         ))
     return tuple(changes)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from upgrader import runkey
 from upgrader.guard import store
 from upgrader.runs import RUN_ID_ENV
-from upgrader.packages.after import reboot_reasons, stale_processes
+from upgrader.packages.after import old_code, stale_processes
 from upgrader.packages.plan import Change, plan_node
 
 
@@ -44,6 +44,7 @@ class UpgradeReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (package, dpkg's message)
     reboot: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)  # left on old code: to restart (after.old_code)
     seconds: float = 0.0
 
     @property
@@ -122,8 +123,10 @@ def upgrade_node(progress: Progress | None = None, run_id: str | None = None) ->
             del os.environ[RUN_ID_ENV]
         elif run_id:
             os.environ[RUN_ID_ENV] = before
-    report.reboot = reboot_reasons()
+    left = old_code()
+    report.reboot = list(left.reboot)
     report.stale = [str(p) for p in stale_processes()]
+    report.services = list(left.services)
     report.seconds = time.monotonic() - started
     return report
 
