@@ -24,6 +24,7 @@ from upgrader.pacemaker.state import ClusterState
 from upgrader.runner import CommandError
 
 QUARANTINE = "rolling-upgrade-quarantine"
+WAITING = "rolling-upgrade-waiting"
 SETTLE = 90.0  # seconds the cluster may still take to settle once a scenario is over
 
 
@@ -84,8 +85,9 @@ def _nodes(cluster: Cluster, state: ClusterState, quarantined: Sequence[str], ve
 def _leftovers(lab: Lab, via: str, quarantined: Sequence[str], lock_phase: str | None, verdict: Verdict) -> None:
     """Everything of ours in the CIB but the expected quarantine marks and the lock (checked on its own)."""
     root = ET.fromstring(cib(lab, via))
+    # A quarantined node keeps its quarantine mark and the waiting mark of the drain that took it out.
     expected = {id(nv) for n in root.iterfind("configuration/nodes/node") if n.get("uname") in quarantined
-                for nv in n.iter("nvpair") if nv.get("name") == QUARANTINE}
+                for nv in n.iter("nvpair") if nv.get("name") in (QUARANTINE, WAITING)}
     for el in root.iter():
         ident, name = el.get("id", ""), el.get("name", "")
         if ident.startswith(lock.LOCK_ID) or id(el) in expected:

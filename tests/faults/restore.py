@@ -40,10 +40,10 @@ def restore(lab: Lab) -> None:
             inside.with_env(UPGRADER_GUARD="off").run(["dpkg", "--configure", "-a"])
     cluster = Cluster(node.runner(lab, "node1", timeout=30))
     lock.force_unlock(cluster)
-    steering.clean_up(cluster, lab.node_names)
     for n in lab.node_names:
         steering.clear_quarantine(cluster, n)
         cluster.set_standby(n, False)
+    steering.clean_up(cluster, lab.node_names)  # every node online now: their waiting marks go too
     cluster.runner.run(["crm_resource", "--cleanup"])
     cluster.wait_settled(deadline=FORM)
     ops.wait_serving(lab, SERVE)

@@ -19,6 +19,7 @@ from upgrader.pacemaker.live import Cluster
 TOOL = str(Path(sys.executable).parent / "rolling-upgrade")
 HISTORY = "/var/lib/upgrader/history.jsonl"
 CONFIGURATION = ("rolling-upgrade-probe", "rolling-upgrade-check-cmd")  # declarations, not leftovers
+QUARANTINE, WAITING = "rolling-upgrade-quarantine", "rolling-upgrade-waiting"
 
 
 def rolling(lab: Lab, *argv: str, via: str = "node1", timeout: float = 900) -> tuple[int, dict]:
@@ -38,9 +39,15 @@ def cib(lab: Lab, via: str = "node1") -> str:
 def run_leftovers(lab: Lab, via: str = "node1") -> list[str]:
     """Constraints, node attributes and the lock a run adds (the probes are configuration, not leftovers)."""
     root = ET.fromstring(cib(lab, via))
-    found = [el.get("id", "") for el in root.iter() if el.get("id", "").startswith("rolling-upgrade-")]
+    # A quarantined node's waiting mark (the drain that took it out) belongs to its quarantine.
+    theirs = {id(nv) for n in root.iterfind("configuration/nodes/node")
+              if any(nv.get("name") == QUARANTINE for nv in n.iter("nvpair"))
+              for nv in n.iter("nvpair") if nv.get("name") == WAITING}
+    found = [el.get("id", "") for el in root.iter() if el.get("id", "").startswith("rolling-upgrade-")
+             and id(el) not in theirs]
     found += [f"{el.get('name')} ({el.get('id')})" for el in root.iter("nvpair")
-              if el.get("name", "").startswith("rolling-upgrade-") and el.get("name") not in CONFIGURATION]
+              if el.get("name", "").startswith("rolling-upgrade-") and el.get("name") not in CONFIGURATION
+              and id(el) not in theirs]
     return found
 
 

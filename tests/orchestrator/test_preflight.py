@@ -83,3 +83,16 @@ def test_the_local_node_stays_last_in_standby_too_and_a_standby_peer_goes_first(
     r.cluster.set_standby("node1", True)  # the local node (it may reboot itself: that ends the run)
     r.cluster.set_standby("node3", True)
     assert order(r.cluster.state(), r.nodes.local) == ["node3", "node2", "node1"]
+
+
+def test_a_node_a_stopped_run_left_drained_is_the_next_runs_to_bring_back_an_operators_is_kept(tmp_path: Path) -> None:
+    """Every drain of ours marks the node (rolling-upgrade-waiting): a run that stopped before bringing it
+    back leaves it to the next run, which tells it from a standby an operator chose."""
+    from upgrader.runs import WAITING
+
+    r, _ = rollout(tmp_path, {"node2": (LIB,), "node3": (LIB,)})
+    r.cluster.set_standby("node2", True)
+    r.cluster.set_attribute("node2", WAITING, "20261201T000000-node1-abcdef")  # as a drain of ours leaves it
+    r.cluster.set_standby("node3", True)  # an operator's
+    r.preflight(None)
+    assert r.kept_in_standby == {"node3"}

@@ -103,3 +103,22 @@ def test_clean_up_never_puts_a_hostile_constraint_id_into_an_xpath() -> None:
     with pytest.raises(RuntimeError, match="will not put into an XPath"):
         steering.clean_up(Cluster(rec), ["node1"])
     assert not [c for c in rec.calls if "--delete" in c]  # the operator's cli-ban-app2-on-node2 is untouched
+
+
+def test_clean_up_drops_the_waiting_mark_of_a_node_back_online_and_keeps_a_drained_ones(tmp_path) -> None:
+    """On a CIB captured from the lab, through Pacemaker's own tools (CIB_file)."""
+    import shutil
+    from pathlib import Path
+
+    from upgrader.runs import PATCHED, WAITING
+
+    cib = tmp_path / "cib.xml"
+    shutil.copy(Path(__file__).parents[1] / "pacemaker" / "data" / "cib-all-online.xml", cib)
+    cluster = Cluster(Runner(env={"CIB_file": str(cib)}, timeout=30))
+    cluster.set_attribute("node2", WAITING, "run-1")  # brought online by hand since
+    cluster.set_standby("node3", True)
+    cluster.set_attribute("node3", WAITING, "run-1")  # still drained: the next run brings it back
+    cluster.set_attribute("node1", PATCHED, "run-1")
+    removed = steering.clean_up(cluster, ["node1", "node2", "node3"])
+    assert removed == [f"{PATCHED} on node1", f"{WAITING} on node2 (online again)"]
+    assert cluster.get_attribute("node2", WAITING) is None and cluster.get_attribute("node3", WAITING) == "run-1"

@@ -26,7 +26,7 @@ from upgrader.pacemaker import names
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.state import ClusterState
 from upgrader.runner import NO_SUCH_OBJECT
-from upgrader.runs import PATCHED, QUARANTINE
+from upgrader.runs import PATCHED, QUARANTINE, WAITING
 
 CONSTRAINT_PREFIX = "rolling-upgrade-prefer-"
 _RESOURCE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
@@ -122,8 +122,17 @@ def clear_quarantine(cluster: Cluster, node: str) -> bool:
     return had
 
 
+def node_attributes(cluster: Cluster) -> dict[str, dict[str, str]]:
+    """Every node's permanent attributes (name -> value) by node name, in one reading of the CIB's nodes."""
+    root = ET.fromstring(cluster.runner.run(["cibadmin", "--query", "--scope", "nodes"],
+                                            what="reading the nodes' attributes").stdout)
+    return {n.get("uname", ""): {nv.get("name", ""): nv.get("value", "") for nv in n.iterfind("instance_attributes/nvpair")}
+            for n in root.iter("node")}
+
+
 def clean_up(cluster: Cluster, nodes: list[str]) -> list[str]:
-    """Remove every constraint and patched mark a run added; return what was removed."""
+    """Remove every constraint and patched mark a run added, and the waiting mark of a node that is online
+    again (brought back by hand: it waits for nothing); return what was removed."""
     removed = []
     for cid in our_constraints(cluster):
         try:
@@ -133,10 +142,15 @@ def clean_up(cluster: Cluster, nodes: list[str]) -> list[str]:
                                f"{cid!r}; remove it by hand") from None
         cluster.runner.run(["cibadmin", "--delete", f"--xpath=//rsc_location[@id='{cid}']"], what=f"removing {cid}")
         removed.append(f"constraint {cid}")
+    marks = node_attributes(cluster)
     for node in nodes:
-        if cluster.get_attribute(node, PATCHED) is not None:
+        found = marks.get(node, {})
+        if PATCHED in found:
             cluster.delete_attribute(node, PATCHED)
             removed.append(f"{PATCHED} on {node}")
+        if WAITING in found and found.get("standby", "off").lower() not in ("on", "true", "yes", "1"):
+            cluster.delete_attribute(node, WAITING)
+            removed.append(f"{WAITING} on {node} (online again)")
     left = our_constraints(cluster)
     if left:
         raise RuntimeError(f"constraints still in the CIB after removing them: {', '.join(left)}")
