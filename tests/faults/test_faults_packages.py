@@ -132,8 +132,8 @@ def test_a_quarantined_nodes_apt_run_is_refused_naming_the_quarantine(healthy: L
 
 
 def test_var_full_mid_run_stops_in_one_line_with_the_lock_released(healthy: Lab, nothing_lost) -> None:
-    """The history's file system fills up while node2 upgrades: the run stops at its next write with a
-    result and one line naming it, the upgraded node quarantined, the lock released (not a traceback)."""
+    """The history's file system fills up while the first node upgrades: the run stops at its next write
+    with a result and one line naming it, that node quarantined, the lock released (not a traceback)."""
     fresh_version(healthy, postinst_sleep=3)
     inside = node.runner(healthy, "node1")
     inside.run(["mkdir", "-p", "/var/lib/upgrader", "/tmp/history-copy"])
@@ -143,7 +143,7 @@ def test_var_full_mid_run_stops_in_one_line_with_the_lock_released(healthy: Lab,
         inside.run(["cp", "-a", "/tmp/history-copy/.", "/var/lib/upgrader"])
         seen = len(history(healthy))
         run = start_run(healthy)
-        wait_for_phase(healthy, run, seen, "upgrade")
+        victim = wait_for_phase(healthy, run, seen, "upgrade")["node"]
         inside.call(["dd", "if=/dev/zero", "of=/var/lib/upgrader/.filler", "bs=4k"])
         # The history file's last page may still have room: fill it with blank lines (which readers skip).
         inside.run(["python3", "-c", FILL_LAST_PAGE, HISTORY])
@@ -152,11 +152,11 @@ def test_var_full_mid_run_stops_in_one_line_with_the_lock_released(healthy: Lab,
         doc = json.loads(out)
         assert "No space left on device" in (doc["error"] or ""), doc
         assert "Traceback" not in err, err
-        # node2's packages changed and it was not verified: it stays in standby, quarantined, as after any
-        # unforeseen error once dpkg ran; the others are untouched
+        # The victim's packages changed and it was not verified: it stays in standby, quarantined, as after
+        # any unforeseen error once dpkg ran; the others are untouched
         results = {n["node"]: n["result"] for n in doc["nodes"]}
-        assert results == {"node2": "quarantined", "node3": "pending", "node1": "pending"}, doc
-        nothing_lost(healthy, quarantined=["node2"])
+        assert results == {n: "quarantined" if n == victim else "pending" for n in healthy.node_names}, doc
+        nothing_lost(healthy, quarantined=[victim])
     finally:
         inside.call(["umount", "/var/lib/upgrader"])
         inside.call(["rm", "-rf", "/tmp/history-copy"])
