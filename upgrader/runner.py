@@ -9,12 +9,13 @@ it failed, so a refusal at 3 a.m. reads as a sentence, not a traceback.
 from __future__ import annotations
 
 import os
+import select
 import shlex
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 # Pacemaker's exit codes (include/crm/common/results.h, crm_exit_t).
 EXIT_MEANINGS: dict[int, str] = {
@@ -228,6 +229,9 @@ class Runner:
         reached, the process group killed); stderr is kept for the result.
         With ``replies``, the command's stdin is a pipe, and whatever text
         ``on_line`` returns for a line is written to it at once (a handshake).
+        A hard limit: once the command ended (or was killed), what is left in
+        its stdout is read for at most :data:`KILLED_GRACE` seconds, even when
+        a grandchild that left the process group (setsid) keeps it open.
         """
         full = self._full(argv)
         limit = timeout if timeout is not None else self.timeout
@@ -239,34 +243,40 @@ class Runner:
                                     text=True, env=env, start_new_session=True)
         except FileNotFoundError as exc:
             return Result(full, 127, "", str(exc), time.monotonic() - started, missing=True)
-        killer = threading.Timer(limit, _kill_group, (proc,))
-        killer.start()
         err: list[str] = []
-        reader = threading.Thread(target=lambda: err.append(proc.stderr.read() if proc.stderr else ""))
+        reader = threading.Thread(target=lambda: err.append(proc.stderr.read() if proc.stderr else ""), daemon=True)
         reader.start()
+        lines: list[str] = []
+        timed_out = False
         try:
-            lines = []
             assert proc.stdout is not None
-            for line in proc.stdout:
+            for line in _lines_until(proc, started + limit):
+                if line is None:  # the deadline: the group killed, what is left read for the grace
+                    timed_out = True
+                    continue
                 lines.append(line)
                 reply = on_line(line.rstrip("\n"))
                 if reply is not None and proc.stdin is not None:
                     _send(proc.stdin, reply)
-            proc.wait()
+            try:
+                proc.wait(timeout=KILLED_GRACE)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                proc.wait()
         except BaseException:
             _kill_group(proc)
             proc.wait()
             raise
         finally:
-            killer.cancel()
-            reader.join(timeout=5)
-            if proc.stdin is not None:
-                try:
-                    proc.stdin.close()
-                except OSError:
-                    pass
+            reader.join(timeout=STDERR_GRACE)
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    try:
+                        pipe.close()
+                    except OSError:
+                        pass
         seconds = time.monotonic() - started
-        code = TIMED_OUT if seconds >= limit and proc.returncode < 0 else proc.returncode
+        code = TIMED_OUT if timed_out and proc.returncode < 0 else proc.returncode
         return Result(full, code, "".join(lines), "".join(err), seconds)
 
     def with_env(self, **env: str) -> "Runner":
@@ -279,6 +289,8 @@ class Runner:
 
 
 KILLED_GRACE = 2.0  # after a timeout's kill, how long the output left in the pipes is still read
+POLL = 0.2  # seconds between looks at whether a streamed command ended
+STDERR_GRACE = 0.5  # a streamed command's stderr, read after its stdout ended (a grandchild may still hold it)
 
 
 def _leftover_output(proc: subprocess.Popen) -> tuple[str, str]:
@@ -302,6 +314,37 @@ def _leftover_output(proc: subprocess.Popen) -> tuple[str, str]:
         except subprocess.TimeoutExpired:
             pass
         return "", ""
+
+
+def _lines_until(proc: subprocess.Popen, deadline: float) -> Iterator[str | None]:
+    """``proc``'s stdout lines (newline kept) as they come; at ``deadline`` its group is killed and None
+    yielded once. Ends at end of file, or :data:`KILLED_GRACE` after the process ended or was killed."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    pending = b""
+    ended_at: float | None = None
+    while True:
+        now = time.monotonic()
+        if ended_at is None and now >= deadline:
+            _kill_group(proc)
+            ended_at = now
+            yield None
+        elif ended_at is None and proc.poll() is not None:
+            ended_at = now  # exited: its output is all written, unless a grandchild holds the pipe
+        if ended_at is not None and now >= ended_at + KILLED_GRACE:
+            break
+        wait = min(POLL, (ended_at + KILLED_GRACE if ended_at is not None else deadline) - now)
+        if not select.select([fd], [], [], max(0.0, wait))[0]:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        pending += chunk
+        *whole, pending = pending.split(b"\n")
+        for line in whole:
+            yield line.decode(errors="replace") + "\n"
+    if pending:
+        yield pending.decode(errors="replace")
 
 
 def _send(stdin, text: str) -> None:

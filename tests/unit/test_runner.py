@@ -38,3 +38,40 @@ def test_a_missing_program_is_not_installed_but_a_program_exiting_127_is_not_mis
     assert not isinstance(caught.value, CommandMissing)
     assert not Runner().call(["sh", "-c", "exit 127"]).missing
     assert Runner(prefix=["sh", "-c", 'exec "$0" "$@"']).call(["/nonexistent/tool"]).missing  # the prefix could not run it
+
+
+def _end(pidfile) -> None:
+    if pidfile.exists() and pidfile.read_text().strip():
+        try:
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_a_streamed_command_is_bounded_too_when_a_grandchild_keeps_its_stdout(tmp_path) -> None:
+    """The apply's stream: its timeout holds, and a command that ended is not waited for past the grace."""
+    pidfile = tmp_path / "grandchild.pid"
+    spawn = f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 30' & echo started"
+    seen: list[str] = []
+    started = time.monotonic()
+    try:
+        result = Runner(timeout=1).stream(["sh", "-c", spawn + "; sleep 30"], seen.append)
+        took = time.monotonic() - started
+        assert result.returncode == TIMED_OUT and seen == ["started"] and took < 5, (result, took)
+    finally:
+        _end(pidfile)
+    pidfile.unlink(missing_ok=True)
+    seen.clear()
+    started = time.monotonic()
+    try:
+        result = Runner(timeout=30).stream(["sh", "-c", spawn + "; echo done; exit 3"], seen.append)
+        took = time.monotonic() - started
+        assert result.returncode == 3 and seen == ["started", "done"] and took < 5, (result, took)
+    finally:
+        _end(pidfile)
+
+
+def test_a_streamed_line_without_a_newline_at_the_end_is_still_handed_over() -> None:
+    seen: list[str] = []
+    result = Runner(timeout=10).stream(["printf", "one\\ntwo"], seen.append)
+    assert result.returncode == 0 and seen == ["one", "two"] and result.stdout == "one\ntwo"
