@@ -12,10 +12,28 @@ DEB_PACKAGES := pacemaker pacemaker-cli-utils corosync resource-agents lxc \
 	unattended-upgrades dpkg-dev apt-utils python3-apt python3-venv \
 	iproute2 procps util-linux kmod openssh-server openssh-client
 
-.PHONY: deps venv test faults demo lab-up lab-down lab-status bench install clean
+.PHONY: deps deb-deps install-missing venv test faults demo lab-up lab-down lab-status bench install deb deb-build clean
+
+# What 'make deb' needs to build the Debian package and check it (debian/control's Build-Depends, lintian).
+DEB_BUILD_PACKAGES := debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools \
+	python3-wheel dpkg-dev lintian
+# Where 'make deb' puts upgrader_VERSION_all.deb (dpkg-buildpackage runs in a copy under $(DIST)/build,
+# so neither this tree nor its parent directory gets build files).
+DIST ?= dist
+DEB_VERSION = $(shell dpkg-parsechangelog -l debian/changelog -S Version)
+DEB = $(DIST)/upgrader_$(DEB_VERSION)_all.deb
+# Debian's own tools only: no python of a virtualenv or pyenv on PATH, no PYTHONPATH.
+DEB_ENV := env -u PYTHONPATH -u PYTHONHOME -u VIRTUAL_ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
 deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do \
+	@$(MAKE) --no-print-directory install-missing PACKAGES="$(DEB_PACKAGES)"
+
+deb-deps:
+	@$(MAKE) --no-print-directory install-missing PACKAGES="$(DEB_BUILD_PACKAGES)"
+
+# The Debian packages named in PACKAGES that are not installed yet, installed with apt-get.
+install-missing:
+	@missing=$$(for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  [ "$$(id -u)" = 0 ] || { echo "error: installing $$missing needs root; run make as root" >&2; exit 2; }; \
@@ -38,7 +56,8 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 
 venv: deps $(VENV)/.installed
 
-test: venv
+# deb-deps: tests/packaging builds the Debian package and runs lintian on it.
+test: venv deb-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The fault-injection suite alone (also part of 'test'): a table of scenarios, then "faults: N passed, M failed".
@@ -60,6 +79,23 @@ lab-status: venv
 # The APT/dpkg guard hooks and the Rolling-Upgrade:: settings, for this venv's tool.
 install: venv
 	$(BIN)/python -m upgrader.guard.install
+
+# The Debian package (debian/): build it, check it with lintian (no error, no warning), print its path.
+# Install it on a cluster node with: apt install ./$(DEB)
+deb: deb-deps deb-build
+	$(DEB_ENV) lintian --fail-on error,warning $(DEB)
+	@echo "built $(DEB)"
+
+# The build alone (tests/packaging runs it with DIST set to a directory of its own).
+deb-build:
+	rm -rf $(DIST)/build
+	mkdir -p $(DIST)/build/upgrader-$(DEB_VERSION)
+	tar -c --exclude=./.git --exclude=./.venv --exclude='./$(DIST)' --exclude=./build \
+	  --exclude=__pycache__ --exclude='*.egg-info' --exclude=.pytest_cache --exclude=./.lab-ready \
+	  -f - . | tar -x -f - -C $(DIST)/build/upgrader-$(DEB_VERSION)
+	cd $(DIST)/build/upgrader-$(DEB_VERSION) && $(DEB_ENV) dpkg-buildpackage -b -us -uc --no-sign
+	mv $(DIST)/build/upgrader_$(DEB_VERSION)_all.deb $(DEB)
+	rm -rf $(DIST)/build
 
 bench: venv
 	$(BIN)/python -m upgrader_bench

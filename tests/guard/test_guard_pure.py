@@ -213,3 +213,15 @@ def test_the_logs_upgrader_writes_are_not_for_every_local_user(tmp_path: Path) -
     written = tmp_path / "var/log/upgrader/window.log"
     assert written.read_text().endswith("run x: allowed\n")
     assert oct(written.stat().st_mode & 0o777) == "0o640"
+
+
+def test_the_finishing_step_is_the_venvs_command_else_the_packages(tmp_path: Path) -> None:
+    from upgrader.guard.finish import PACKAGED_COMMAND, finish_command
+
+    venv = tmp_path / "bin"
+    venv.mkdir()
+    (venv / "python3").touch()
+    assert finish_command(str(venv / "python3")) == [PACKAGED_COMMAND, "node", "--finish"]
+    assert PACKAGED_COMMAND == "/usr/sbin/rolling-upgrade"
+    (venv / "rolling-upgrade").touch()
+    assert finish_command(str(venv / "python3")) == [str(venv / "rolling-upgrade"), "node", "--finish"]

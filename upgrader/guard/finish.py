@@ -28,9 +28,17 @@ LOG = "/var/log/upgrader/finisher.log"
 POLL = 0.2
 
 
-def finish_command() -> list[str]:
-    """The one place that says how the finishing step is run (the orchestrator owns the command)."""
-    return [str(Path(sys.executable).with_name("rolling-upgrade")), "node", "--finish"]
+PACKAGED_COMMAND = "/usr/sbin/rolling-upgrade"  # the Debian package's command (debian/rules)
+
+
+def finish_command(python: str = sys.executable, packaged: str = PACKAGED_COMMAND) -> list[str]:
+    """The one place that says how the finishing step is run (the orchestrator owns the command).
+
+    The command beside the hook's python (a virtualenv's, 'make install'), else the package's
+    /usr/sbin/rolling-upgrade (the package's hook runs /usr/bin/python3, which has none beside it).
+    """
+    beside = Path(python).with_name("rolling-upgrade")
+    return [str(beside if beside.exists() else Path(packaged)), "node", "--finish"]
 
 
 def post_invoke(stage: str, key: str) -> int:

@@ -15,6 +15,11 @@ The repeated call of a run (unattended-upgrades fires every hook many times)
 only reads the verdict cached for the run: no cluster query, standard
 library only; so do Pre-Install-Pkgs, dpkg's post-invoke under APT and
 the post stages under rolling-upgrade. Any error in a pre-invoke stage refuses (fails closed).
+
+One exception to the rule (:mod:`upgrader.guard.selfremove`): a run whose only
+change is the removal of upgrader itself passes without asking the cluster,
+so the package can be removed or purged on an active node. An apt run that
+names the package is decided in Pre-Install-Pkgs, which lists its changes.
 """
 
 from __future__ import annotations
@@ -44,7 +49,13 @@ def main(argv: list[str]) -> int:
         if stage == "pre-install-pkgs":  # standard library only: no site-packages needed
             from upgrader.guard.record import capture
 
-            return capture(key, sys.stdin.read())
+            text = sys.stdin.read()
+            cached = store.read_verdict(key)
+            if cached is not None and cached[0] in (store.DEFERRED, store.SELF_REMOVAL):
+                code = decide_step(key, text)
+                if code:
+                    return code
+            return capture(key, text)
         if stage == "dpkg-post-invoke" and os.environ.get("DPKG_FRONTEND_LOCKED"):
             store.event(key, stage, "left-to-apt")  # dpkg under apt: APT's own Post-Invoke follows
             return 0
@@ -78,6 +89,11 @@ def pre_invoke(stage: str, key: str) -> int:
               f"or set {GUARD_ENV}=off to run apt without the guard", file=sys.stderr)
         return EXIT_REFUSED
     cached = store.read_verdict(key)
+    if cached is None and _removes_only_us(stage, key):
+        return 0
+    if cached is not None and cached[0] in (store.DEFERRED, store.SELF_REMOVAL) and stage == "pre-invoke":
+        store.event(key, stage, "deferred")  # a later dpkg step of the run: Pre-Install-Pkgs decides it again
+        return 0
     if cached is None:
         _enable_site()
         from upgrader.guard.record import decide_run
@@ -88,6 +104,49 @@ def pre_invoke(stage: str, key: str) -> int:
         store.event(key, stage, "cached-" + cached[0])
     if cached[0] == store.REFUSED:
         print(cached[1], file=sys.stderr)
+        return EXIT_REFUSED
+    if cached[0] == store.DEFERRED:  # dpkg under apt, yet no Pre-Install-Pkgs of ours decided this run
+        print("refused: this apt run names upgrader, and upgrader's Pre-Install-Pkgs hook did not decide it "
+              "(is apt.conf.d/20rolling-upgrade-hooks complete?); set UPGRADER_GUARD=off to run it anyway",
+              file=sys.stderr)
+        return EXIT_REFUSED
+    return 0
+
+
+def _removes_only_us(stage: str, key: str) -> bool:
+    """The first call of a run that may only remove upgrader itself (:mod:`upgrader.guard.selfremove`):
+    recorded, and True when dpkg may go on without the cluster's verdict (for now)."""
+    from upgrader.guard import selfremove
+
+    pid = int(key.split("-")[0])
+    if stage == "pre-invoke" and selfremove.names_us(selfremove.command_line(pid)):
+        store.write_verdict(key, store.DEFERRED, "Pre-Install-Pkgs decides: the run names upgrader")
+        store.event(key, stage, "deferred")
+        return True
+    if (stage == "dpkg-pre-invoke" and not os.environ.get("DPKG_FRONTEND_LOCKED")
+            and selfremove.dpkg_removes_only_us(selfremove.command_line(pid), os.environ.get("DPKG_HOOK_ACTION", ""))):
+        store.write_verdict(key, store.SELF_REMOVAL, selfremove.REASON)
+        store.event(key, stage, store.SELF_REMOVAL)
+        return True
+    return False
+
+
+def decide_step(key: str, text: str) -> int:
+    """Pre-Install-Pkgs of a deferred run: only upgrader's removal passes as it is; any other step is
+    judged by the guard's rule now, before dpkg runs (0 allowed, 1 refused with one line)."""
+    from upgrader.guard import pkgs, selfremove
+
+    if selfremove.only_removes_us(pkgs.parse(text)):
+        store.write_verdict(key, store.SELF_REMOVAL, selfremove.REASON)
+        store.event(key, "pre-install-pkgs", store.SELF_REMOVAL)
+        return 0
+    _enable_site()
+    from upgrader.guard.record import decide_run
+
+    verdict, reason = decide_run(key, os.environ.get(RUN_ID_ENV, ""))
+    store.event(key, "pre-install-pkgs", verdict, reason)
+    if verdict == store.REFUSED:
+        print(reason, file=sys.stderr)
         return EXIT_REFUSED
     return 0
 

@@ -1,7 +1,7 @@
 """Where the guard keeps what it knows about one apt run, and its event log.
 
-Per run (``/run/upgrader/runs/KEY/``): ``verdict`` (``allowed`` or
-``refused<TAB>reason``), ``packages.tsv`` (the Pre-Install-Pkgs capture),
+Per run (``/run/upgrader/runs/KEY/``): ``verdict`` (``allowed``,
+``refused``, ``deferred`` or ``self-removal``, a TAB, the reason), ``packages.tsv`` (the Pre-Install-Pkgs capture),
 ``result.json`` (what Post-Invoke saw) and ``finisher`` (made once, by the
 first Post-Invoke that spawns the finishing step). The latest refusal is also
 in ``/run/upgrader/refusal`` (python-apt callers only see
@@ -23,6 +23,11 @@ REFUSAL = RUN_DIR + "/refusal"
 EVENTS = "/var/log/upgrader/hooks.jsonl"
 ALLOWED = "allowed"
 REFUSED = "refused"
+# An apt run naming upgrader: Pre-Install-Pkgs decides (upgrader.guard.selfremove); dpkg may not run before.
+DEFERRED = "deferred"
+# The run's only change is upgrader's own removal: dpkg may run, no lock, no finishing step.
+SELF_REMOVAL = "self-removal"
+VERDICTS = (ALLOWED, REFUSED, DEFERRED, SELF_REMOVAL)
 
 
 def run_dir(key: str, root: str = "") -> str:
@@ -58,7 +63,7 @@ def _ours(fd: int) -> bool:
 
 
 def read_verdict(key: str, root: str = "") -> tuple[str, str] | None:
-    """(``allowed`` or ``refused``, reason) cached for run ``key``, None when not decided yet.
+    """(one of :data:`VERDICTS`, reason) cached for run ``key``, None when not decided yet.
 
     A verdict file that is a symlink, not ours, or writable by others is no verdict (it is decided again).
     """
@@ -73,7 +78,7 @@ def read_verdict(key: str, root: str = "") -> tuple[str, str] | None:
     finally:
         os.close(fd)
     verdict, _, reason = text.rstrip("\n").partition("\t")
-    return (verdict, reason) if verdict in (ALLOWED, REFUSED) else None
+    return (verdict, reason) if verdict in VERDICTS else None
 
 
 def write_verdict(key: str, verdict: str, reason: str, root: str = "") -> None:
