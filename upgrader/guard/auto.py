@@ -58,11 +58,27 @@ def drain_for_apt(cluster: Cluster, state: ClusterState, node: str, run_id: str,
     try:
         cluster.set_standby(node, True)
         cluster.wait_settled(drained(node, resources), deadline=settle_timeout)
-    except (NotSettled, CommandError) as exc:
-        cluster.set_standby(node, False)
-        upgrade_lock.release()
-        return Decision(False, f"refused: Auto-Standby could not drain {node} ({exc}); it was put back online", node)
-    upgrade_lock.heartbeat(LOCK_PHASE)
+        upgrade_lock.heartbeat(LOCK_PHASE)
+    except Exception as exc:  # noqa: BLE001 - whatever failed, the node comes back and the lock is freed
+        undo = _undo_drain(cluster, node, upgrade_lock)
+        return Decision(False, f"refused: Auto-Standby could not drain {node} ({type(exc).__name__}: {exc}); "
+                               f"{undo}", node)
     moved = ", ".join(resources) or "nothing"
     return Decision(True, f"Auto-Standby: {node} put in standby for unattended-upgrades ({moved} moved away); "
                           f"upgrade lock held by run {run_id}", node)
+
+
+def _undo_drain(cluster: Cluster, node: str, upgrade_lock: lock.UpgradeLock) -> str:
+    """Back online and the lock released, each tried whatever the other did; what was done, in words."""
+    said = []
+    try:
+        cluster.set_standby(node, False)
+        said.append("it was put back online")
+    except Exception as exc:  # noqa: BLE001
+        said.append(f"putting it back online failed too ({exc}): crm_attribute --node {node} --name standby "
+                    "--update off")
+    try:
+        upgrade_lock.release()
+    except Exception as exc:  # noqa: BLE001
+        said.append(f"releasing the upgrade lock failed ({exc}): rolling-upgrade unlock")
+    return "; ".join(said)
