@@ -15,14 +15,25 @@ from typing import Callable
 MAX_ANSWER = 64 * 1024
 
 
+class WorkFailed(RuntimeError):
+    """The work raised in the child: its exception's type and message (not a timeout)."""
+
+
 def call_in_child(work: Callable[[], bytes], limit: float) -> bytes | None:
-    """``work()``'s answer, or None when it did not finish within ``limit`` seconds (the child is killed)."""
+    """``work()``'s answer, or None when it did not finish within ``limit`` seconds (the child is killed).
+
+    An exception raised by ``work`` is raised here as :class:`WorkFailed`, naming it: never a timeout.
+    """
     read, write = os.pipe()
     child = os.fork()
     if child == 0:
         try:
             os.close(read)
-            os.write(write, b"=" + work()[:MAX_ANSWER])
+            try:
+                answer = b"=" + work()[:MAX_ANSWER]
+            except BaseException as exc:  # noqa: BLE001 - said to the parent, whatever it was
+                answer = f"!{type(exc).__name__}: {exc}".encode(errors="replace")[:MAX_ANSWER]
+            os.write(write, answer)
         finally:
             os._exit(0)
     os.close(write)
@@ -36,4 +47,6 @@ def call_in_child(work: Callable[[], bytes], limit: float) -> bytes | None:
         if not answer:
             os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
+    if answer.startswith(b"!"):
+        raise WorkFailed(answer[1:].decode(errors="replace"))
     return answer[1:] if answer.startswith(b"=") else None

@@ -75,3 +75,20 @@ def test_a_streamed_line_without_a_newline_at_the_end_is_still_handed_over() -> 
     seen: list[str] = []
     result = Runner(timeout=10).stream(["printf", "one\\ntwo"], seen.append)
     assert result.returncode == 0 and seen == ["one", "two"] and result.stdout == "one\ntwo"
+
+
+def test_work_in_a_child_answers_times_out_or_says_what_it_raised() -> None:
+    import time as clock
+
+    from upgrader.bounded import WorkFailed, call_in_child
+
+    assert call_in_child(lambda: b"answer", 5) == b"answer"
+    started = clock.monotonic()
+    assert call_in_child(lambda: clock.sleep(30) or b"late", 0.5) is None
+    assert clock.monotonic() - started < 3
+
+    def broken() -> bytes:
+        raise ValueError("no such host")
+
+    with pytest.raises(WorkFailed, match="^ValueError: no such host$"):  # not reported as a timeout
+        call_in_child(broken, 5)

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.error import URLError
 
-from upgrader.bounded import call_in_child
+from upgrader.bounded import WorkFailed, call_in_child
 from upgrader.runner import SENDMAIL_TIMEOUT, Runner
 
 SENDMAIL = "/usr/sbin/sendmail"
@@ -141,7 +141,10 @@ def post_webhook(url: str, doc: dict[str, Any], timeout: float = WEBHOOK_TIMEOUT
             return f"webhook {shown} failed: {getattr(exc, 'reason', exc)}".replace(url, shown).encode()
         return b""
 
-    answer = call_in_child(post, timeout)
+    try:
+        answer = call_in_child(post, timeout)
+    except WorkFailed as exc:
+        return f"webhook {shown} failed: {exc}".replace(url, shown)
     if answer is None:
         return f"webhook {shown} failed: no answer within {timeout:g}s"
     return answer.decode(errors="replace") or None
