@@ -11,9 +11,8 @@ from pathlib import Path
 
 from upgrader.guard.decision import LOCK_PHASE, Decision
 from upgrader.pacemaker import lock
-from upgrader.pacemaker.live import Cluster, NotSettled, drained
+from upgrader.pacemaker.live import Cluster, drained
 from upgrader.pacemaker.state import ClusterState, resources_on
-from upgrader.runner import CommandError
 
 UU_PIDFILE = Path("/run/unattended-upgrades.pid")
 DRAIN_PHASE = "auto-standby"
