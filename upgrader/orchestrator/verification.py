@@ -2,9 +2,10 @@
 
 Every move is followed by the health checks of the resources that moved, on
 the nodes they moved to (:class:`~upgrader.orchestrator.context.Checks`). A
-bad check blames the patched nodes they moved onto (the suspects): the fail
-back moves the resources onto old packages, checks them there, and leaves the
-suspects in standby, quarantined. With no suspect the upgrade is not to blame:
+bad check blames the patched nodes a check failed on (the suspects; every
+patched node the move landed on when none of the failures is on one): the
+fail back moves the resources onto old packages, checks them there, and
+leaves the suspects in standby, quarantined. With no suspect the upgrade is not to blame:
 the drained node comes back online. Either way the run ends: both return the
 :class:`~upgrader.orchestrator.outcome.Stop` the procedure raises.
 """
@@ -24,6 +25,10 @@ def problems(run: RunContext, node: str, move: Move) -> str | None:
     run.results[node].checks += [str(p) for p in report.problems()] or [f"{len(move.moved)} resource(s) healthy"]
     if report.ok:
         return None
+    # Blame the patched nodes a check failed on, not every patched node the move landed on.
+    blamed = move.suspects & {r.node for r in report.failures}
+    if blamed:
+        move.suspects = blamed
     found = "; ".join(str(p) for p in report.problems())
     run.history.record(run.run_id, node, "verify", "end", ok=False, problems=found)
     return found
