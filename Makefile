@@ -8,8 +8,10 @@ NODES ?= 3
 KEEP ?=
 
 # Debian packages the tool and its lab stand on.
+# python3-rich and python3-tenacity: what the package depends on, so that lab nodes (which see this
+# machine's packages) can install the built .deb.
 DEB_PACKAGES := pacemaker pacemaker-cli-utils corosync resource-agents lxc \
-	unattended-upgrades dpkg-dev apt-utils python3-apt python3-venv \
+	unattended-upgrades dpkg-dev apt-utils python3-apt python3-venv python3-rich python3-tenacity \
 	iproute2 procps util-linux kmod openssh-server openssh-client
 
 .PHONY: deps deb-deps install-missing venv test faults demo lab-up lab-down lab-status bench install deb deb-build clean
@@ -64,8 +66,9 @@ test: venv deb-deps
 faults: venv
 	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
 
-demo: venv
-	$(BIN)/python -m upgrader_lab.demo --nodes $(NODES) $(if $(KEEP),--keep)
+# The demo's nodes install the built package (make deb), as an operator would; FROM_TREE=1: this tree's tool.
+demo: venv $(if $(FROM_TREE),,deb)
+	$(BIN)/python -m upgrader_lab.demo --nodes $(NODES) $(if $(KEEP),--keep) $(if $(FROM_TREE),,--deb $(DEB))
 
 lab-up: venv
 	$(BIN)/upgrader-lab up --nodes $(NODES)

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from tests.packaging.build import deb  # noqa: F401 - the session's built package, a fixture for lab tests too
 from upgrader_lab import lab as ops
 from upgrader_lab.client import LabClient
 from upgrader_lab.layout import DEFAULT_PROFILE, Lab

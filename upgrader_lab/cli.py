@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -23,7 +24,8 @@ def _say(msg: str) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    lab, report = ops.up(args.name, args.nodes, args.apps, say=_say, profile=args.profile)
+    lab, report = ops.up(args.name, args.nodes, args.apps, say=_say, profile=args.profile,
+                         deb=Path(args.deb) if args.deb else None)
     mem = ", ".join(f"{n} {m:.0f} MiB" for n, m in report.node_memory_mib.items())
     console.print(f"[green]lab {lab.name} up[/]{_profile(lab.profile)}: {lab.nodes} nodes online with a DC after "
                   f"{report.formed_seconds:.1f}s, {lab.apps} applications serving after "
@@ -117,6 +119,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", default=DEFAULT_PROFILE, metavar="|".join(PROFILE_NODES),
                    help="the cluster's shape (default: groups of a floating IP and a container, no fencing; "
                         "seed: 2 nodes as with DRBD, fencing on; mixed: constraints, clones, fencing on)")
+    s.add_argument("--deb", metavar="PATH", help="install this built package in every node (make deb) instead "
+                                                "of this tree's tool")
     s.set_defaults(func=cmd_up)
     s = sub.add_parser("down", help="tear the lab down; idempotent, leaves nothing")
     s.add_argument("--keep", action="store_true", default=bool(os.environ.get("KEEP")),

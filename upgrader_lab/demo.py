@@ -19,6 +19,7 @@ from rich.console import Console
 from upgrader_lab import lab as ops
 from upgrader_lab import node, repo
 from upgrader_lab.layout import DEFAULT_NAME, Lab, LabError
+from upgrader_lab.project import PACKAGED_TOOL
 
 console = Console(highlight=False)
 
@@ -31,21 +32,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo")
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="leave the lab running (KEEP=1)")
+    parser.add_argument("--deb", metavar="PATH", help="the built package every node installs (make demo builds it); "
+                                                      "without it, this tree's tool (make install's way)")
     args = parser.parse_args(argv)
     name = DEFAULT_NAME
     lab_cli = str(Path(sys.executable).with_name("upgrader-lab"))
-    tool = shutil.which("rolling-upgrade", path=str(Path(sys.executable).parent))
+    deb = Path(args.deb) if args.deb else None
+    tool = PACKAGED_TOOL if deb else shutil.which("rolling-upgrade", path=str(Path(sys.executable).parent))
     try:
         _step(f"1. A {args.nodes}-node Pacemaker cluster with LXC containers, on this machine")
         with console.status("bringing the lab up"):
-            lab, report = ops.up(name, args.nodes, say=lambda m: console.print(f"  {m}"))
+            lab, report = ops.up(name, args.nodes, say=lambda m: console.print(f"  {m}"), deb=deb)
         console.print(f"  up in {report.total_seconds:.1f}s")
         subprocess.run([lab_cli, "status"], check=False, timeout=60)
 
         _step("2. A new version of the library every container runs on")
-        deb = repo.publish(lab.repo_dir, "2")
+        published = repo.publish(lab.repo_dir, "2")
         ops.refresh_indexes(lab)
-        console.print(f"  published {deb.name}; every node sees it as a pending upgrade")
+        console.print(f"  published {published.name}; every node sees it as a pending upgrade")
 
         _step("3. rolling-upgrade run --yes")
         missing = _missing_subcommand(lab, tool, "run")

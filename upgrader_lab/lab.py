@@ -56,8 +56,9 @@ class UpReport:
 
 
 def up(name: str, nodes: int | None = None, apps: int = 3, say: Say = _quiet,
-       profile: str = DEFAULT_PROFILE) -> tuple[Lab, UpReport]:
-    """Bring lab ``name`` up in ``profile``'s shape (``nodes`` None: the profile's usual count)."""
+       profile: str = DEFAULT_PROFILE, deb: Path | None = None) -> tuple[Lab, UpReport]:
+    """Bring lab ``name`` up in ``profile``'s shape (``nodes`` None: the profile's usual count); with ``deb``,
+    every node installs that built package instead of this tree's tool (``make install``'s way)."""
     preflight()
     existing = Lab.load(name)
     if existing and any(node.running(existing, n) for n in existing.node_names):
@@ -83,7 +84,12 @@ def up(name: str, nodes: int | None = None, apps: int = 3, say: Say = _quiet,
             node.power_on(lab, n, hold=True)
         say(f"{lab.nodes} nodes started; installing {PACKAGE} 1 in each")
         _each_node(lab, lambda n: install_package(lab, n))
-        _each_node(lab, lambda n: project.install_project(lab, n))
+        if deb is not None:
+            inside = project.stage_deb(lab, deb)
+            say(f"installing {deb.name} in each node")
+            _each_node(lab, lambda n: project.install_deb(lab, n, inside))
+        else:
+            _each_node(lab, lambda n: project.install_project(lab, n))
         for n in lab.node_names:
             node.release_hold(lab, n)
         say("cluster stack starting")
