@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--main-only", action="store_true",
                    help="only the 3-node lab (no growth labs, no health scaling): for profiling")
     p.add_argument("--out", type=Path, default=OUT, help=f"results file (default {OUT})")
+    p.add_argument("--patched-only", action="store_true",
+                   help="only what level 4 (patched) costs at 12 and 120 applications, on this machine (JSON)")
     p.add_argument("--seed-only", action="store_true",
                    help="only the seed profile's downtime per move against a bare standby move (JSON on stdout)")
     args = p.parse_args(argv)
@@ -166,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         out.print(f"[dim]{time.monotonic() - started:6.0f}s[/] {text}")
 
+    if args.patched_only:
+        from upgrader_bench import patched
+
+        print(json.dumps(patched.run(), indent=2))
+        return 0
     if args.seed_only:
         try:
             with suite.lab_up("bnseed", 2, 2, say, profile="seed") as lab:

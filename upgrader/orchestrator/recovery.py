@@ -35,7 +35,7 @@ from pathlib import Path
 
 from upgrader.config import Config
 from upgrader.runkey import ENDED
-from upgrader.runs import APT_RUN_PREFIX, DPKG_FAILED, RUN_ID_ENV
+from upgrader.runs import APT_RUN_PREFIX, DPKG_FAILED, RUN_ID_ENV, WAITING
 from upgrader.hastack.control import NOTHING_TO_START
 from upgrader.orchestrator import steering
 from upgrader.history import History
@@ -122,6 +122,8 @@ def _undo(cluster: Cluster, nodes: Nodes, config: Config, run_id: str, node: str
     if phase == "fail-back" or cluster.get_attribute(node, steering.QUARANTINE) is not None:
         return done + [f"{node}: quarantined by the interrupted run; it stays in standby"]
     cluster.set_standby(node, False)
+    if cluster.get_attribute(node, WAITING) is not None:  # the drain's mark: it waits for nothing now
+        cluster.delete_attribute(node, WAITING)
     return done + [f"{node}: back online (it was in phase {phase})"]
 
 
