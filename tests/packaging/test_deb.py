@@ -56,6 +56,14 @@ def test_the_package_holds_the_product_alone_at_debian_paths(deb: Path) -> None:
     assert field(deb, "Architecture") == "all" and deb.name == f"upgrader_{version()}_all.deb"
 
 
+def test_every_module_of_the_product_is_in_the_package(deb: Path) -> None:
+    """Each .py under upgrader/ at its place in dist-packages (a directory without __init__.py was once left out)."""
+    names = set(files(deb))
+    tree = sorted(str(p.relative_to(TREE)) for p in (TREE / "upgrader").rglob("*.py"))
+    missing = [p for p in tree if f"/usr/lib/python3/dist-packages/{p}" not in names]
+    assert tree and missing == [], missing
+
+
 def test_every_file_in_etc_is_a_conffile(deb: Path) -> None:
     got = run("dpkg-deb", "-I", str(deb), "conffiles")
     assert got.returncode == 0, got.stderr

@@ -9,7 +9,8 @@ from functools import partial
 from time import monotonic
 from typing import Callable, Sequence
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_before_delay, stop_never, wait_fixed
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_never, wait_fixed
+from tenacity.stop import stop_base
 
 from upgrader.runner import Runner
 from upgrader.health.cluster import ClusterSnapshot, SnapshotRounds, cluster_problem
@@ -135,13 +136,26 @@ def _run_all(checks: list[_Check], d: HealthDefaults) -> list[CheckResult]:
     ]
 
 
+class StopBefore(stop_base):
+    """Stop when the next attempt, after its ``pause``, would start later than ``delay`` seconds after the first.
+
+    tenacity's own stop_before_delay (8.3 and later) does this; Debian 12's python3-tenacity is 8.2.
+    """
+
+    def __init__(self, delay: float, pause: float) -> None:
+        self.delay, self.pause = delay, pause
+
+    def __call__(self, retry_state) -> bool:
+        return (retry_state.seconds_since_start or 0.0) + self.pause >= self.delay
+
+
 def _run_one(check: _Check, d: HealthDefaults) -> CheckResult:
     started = monotonic()
     deadline = started + d.deadline
     attempts, error = 0, None
     last_start = d.deadline - max(MIN_ATTEMPT, MIN_SHARE * d.attempt_timeout)
     retrying = Retrying(
-        stop=stop_before_delay(last_start) | (stop_never if d.retries is None else stop_after_attempt(d.retries + 1)),
+        stop=StopBefore(last_start, d.interval) | (stop_never if d.retries is None else stop_after_attempt(d.retries + 1)),
         wait=wait_fixed(d.interval),
         retry=retry_if_exception(lambda exc: isinstance(exc, CheckFailed) and not exc.final),
         reraise=True,

@@ -74,8 +74,8 @@ def draining(run: RunContext, node: str) -> Iterator[Move]:
     targets = steering.spread(resources, steering.load(state, run.patched - {node})) if onto_patched else {}
     with preferring(run, resources if onto_patched else (), patched=True, targets=targets):
         run.cluster.set_standby(node, True)
-        # Ours, not an operator's: a run that stops before bringing it back leaves it to the next run.
-        run.cluster.set_attribute(node, WAITING, run.run_id)
+        if not state.node(node).standby:  # ours, not an operator's: a run that stops before bringing it back
+            run.cluster.set_attribute(node, WAITING, run.run_id)  # leaves it to the next run
         after = run.cluster.wait_settled(cleared(node, resources + clones), deadline=run.config.settle_timeout)
         lost = shapes.taken_down(state, after, node, resources, clones)
         if lost:
