@@ -353,4 +353,5 @@ _LISTS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Health::Commands": ("health_commands", _absolute_program),
 }
 _GROUPS = ("Health", "Hooks", "Stack")
+KEYS = (*_SCALARS, *_LISTS)  # every setting under Rolling-Upgrade:: (the manual page lists them from here)
 _KNOWN = {key.lower(): key for key in (*_SCALARS, *_LISTS, *_GROUPS)}

@@ -64,6 +64,11 @@ def test_every_module_of_the_product_is_in_the_package(deb: Path) -> None:
     assert tree and missing == [], missing
 
 
+def test_the_manual_pages_are_in_the_package(deb: Path) -> None:
+    names = set(files(deb))
+    assert {"/usr/share/man/man8/rolling-upgrade.8.gz", "/usr/share/man/man5/rolling-upgrade.conf.5.gz"} <= names
+
+
 def test_every_file_in_etc_is_a_conffile(deb: Path) -> None:
     got = run("dpkg-deb", "-I", str(deb), "conffiles")
     assert got.returncode == 0, got.stderr

@@ -1,0 +1,49 @@
+"""The manual pages: generated from the parser and the settings table, committed in debian/, never drifting."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from upgrader.cli import parser
+from upgrader.cli.manual import command_page, documented, settings_page
+from upgrader.config import KEYS
+
+TREE = Path(__file__).resolve().parents[2]
+SHIPPED = (TREE / "apt.conf.d/50rolling-upgrade.conf").read_text()
+PAGES = {"rolling-upgrade.8": lambda: command_page(parser()),
+         "rolling-upgrade.conf.5": lambda: settings_page(SHIPPED)}
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_the_committed_page_is_what_the_generator_makes_now(page: str) -> None:
+    assert (TREE / "debian" / page).read_text() == PAGES[page](), (
+        f"debian/{page} is stale: regenerate it with python3 -m upgrader.cli.manual "
+        + ("command" if page.endswith(".8") else "settings apt.conf.d/50rolling-upgrade.conf"))
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_the_page_renders_without_a_warning(page: str) -> None:
+    got = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", str(TREE / "debian" / page)],
+                         capture_output=True, text=True, timeout=30)
+    assert got.returncode == 0 and got.stderr == "", got.stderr
+    shown = subprocess.run(["man", "-l", str(TREE / "debian" / page)], capture_output=True, text=True, timeout=30,
+                           env={"MANWIDTH": "100", "PATH": "/usr/bin:/bin"})
+    assert shown.returncode == 0 and "SEE ALSO" in shown.stdout, shown.stderr
+
+
+def test_every_setting_and_every_command_is_in_the_pages() -> None:
+    settings = settings_page(SHIPPED)
+    assert all(f"\\fBRolling\\-Upgrade::{k.replace('-', chr(92) + '-')}\\fR" in settings for k in KEYS)
+    commands = command_page(parser())
+    for name in ("status", "unlock", "check", "plan", "run", "node", "resume", "window", "unquarantine", "patched"):
+        assert f".SS\n\\fB{name}\\fR" in commands, name
+
+
+def test_a_setting_the_shipped_file_does_not_document_is_refused() -> None:
+    without = "\n".join(line for line in SHIPPED.splitlines() if "Rolling-Upgrade::Soak-Time" not in line)
+    assert "Soak-Time" not in documented(without)
+    with pytest.raises(ValueError, match="not documented in the shipped file: Soak-Time"):
+        settings_page(without)
