@@ -123,6 +123,7 @@ def test_install_writes_snippets_and_a_wrapper_that_skips_a_removed_tool(tmp_pat
     assert Runner(timeout=10).call([str(hook), "pre-invoke"]).returncode == 0  # interpreter gone: exit 0
     assert "-sSE" in wrapper("/venv/bin/python3", Path("/src"))
     assert (tmp_path / "etc/cron.d/rolling-upgrade").exists()
+    assert (tmp_path / "etc/logrotate.d/upgrader").exists()
     assert (tmp_path / "usr/local/sbin/rolling-upgrade").readlink() == Path("/nonexistent/rolling-upgrade")
     assert len(uninstall(tmp_path)) == len(written) and not hook.exists()
 

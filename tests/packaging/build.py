@@ -22,7 +22,8 @@ BUILD_PACKAGES = ("debhelper", "dh-python", "pybuild-plugin-pyproject", "python3
 HOOK = "/usr/lib/upgrader/rolling-upgrade-hook"
 CONFFILES = {"/etc/apt/apt.conf.d/20rolling-upgrade-hooks", "/etc/apt/apt.conf.d/50rolling-upgrade.conf",
              "/etc/apt/apt.conf.d/51rolling-upgrade-unattended", "/etc/dpkg/dpkg.cfg.d/rolling-upgrade",
-             "/etc/cron.d/rolling-upgrade", "/etc/needrestart/conf.d/50rolling-upgrade.conf"}
+             "/etc/cron.d/rolling-upgrade", "/etc/needrestart/conf.d/50rolling-upgrade.conf",
+             "/etc/logrotate.d/upgrader"}
 
 
 def run(*argv: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:

@@ -64,9 +64,10 @@ def test_every_module_of_the_product_is_in_the_package(deb: Path) -> None:
     assert tree and missing == [], missing
 
 
-def test_the_manual_pages_are_in_the_package(deb: Path) -> None:
+def test_the_manual_pages_and_the_completion_are_in_the_package(deb: Path) -> None:
     names = set(files(deb))
-    assert {"/usr/share/man/man8/rolling-upgrade.8.gz", "/usr/share/man/man5/rolling-upgrade.conf.5.gz"} <= names
+    assert {"/usr/share/man/man8/rolling-upgrade.8.gz", "/usr/share/man/man5/rolling-upgrade.conf.5.gz",
+            "/usr/share/bash-completion/completions/rolling-upgrade"} <= names
 
 
 def test_every_file_in_etc_is_a_conffile(deb: Path) -> None:

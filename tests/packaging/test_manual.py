@@ -47,3 +47,38 @@ def test_a_setting_the_shipped_file_does_not_document_is_refused() -> None:
     assert "Soak-Time" not in documented(without)
     with pytest.raises(ValueError, match="not documented in the shipped file: Soak-Time"):
         settings_page(without)
+
+
+def test_logrotate_reads_the_shipped_rotation_of_our_logs(tmp_path: Path) -> None:
+    """logrotate's own parser, in debug mode (nothing is rotated), with a state file of the test's own."""
+    got = subprocess.run(["logrotate", "-d", "-s", str(tmp_path / "state"), str(TREE / "logrotate.d/upgrader")],
+                         capture_output=True, text=True, timeout=30)
+    said = got.stdout + got.stderr
+    assert got.returncode == 0 and "error" not in said.lower(), said
+    assert "/var/log/upgrader/*.log" in said and "/var/log/upgrader/*.jsonl" in said, said
+
+
+COMPLETE = """source {script}
+COMP_WORDS=({words}); COMP_CWORD={cword}
+_rolling_upgrade
+printf '%s\\n' "${{COMPREPLY[@]}}"
+"""
+
+
+def complete(*words: str) -> list[str]:
+    script = COMPLETE.format(script=TREE / "completions/rolling-upgrade", words=" ".join(repr(w) for w in words),
+                             cword=len(words) - 1)
+    got = subprocess.run(["/bin/bash", "--norc", "-c", script], capture_output=True, text=True, timeout=30,
+                         env={"PATH": "/usr/bin:/bin"})  # no crm_node (/usr/sbin): node names complete to nothing
+    assert got.returncode == 0 and got.stderr == "", got.stderr
+    return got.stdout.split()
+
+
+def test_bash_completes_every_command_and_its_options_from_the_parser() -> None:
+    sub = next(a for a in parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    public = {c.dest for c in sub._choices_actions if not (c.help or "").startswith("internal:")}
+    assert set(complete("rolling-upgrade", "")) == public | {"--help"}
+    for name in public:
+        options = {o for a in sub.choices[name]._actions for o in a.option_strings if o.startswith("--")} - {"--help"}
+        assert set(complete("rolling-upgrade", name, "--")) == options, name
+    assert complete("rolling-upgrade", "unquarantine", "") == []  # no cluster here: no node names, no error

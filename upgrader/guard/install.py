@@ -30,6 +30,7 @@ SNIPPETS = {
     "apt.conf.d/51rolling-upgrade-unattended": Path("etc/apt/apt.conf.d/51rolling-upgrade-unattended"),
     "cron.d/rolling-upgrade": Path("etc/cron.d/rolling-upgrade"),
     "needrestart/50rolling-upgrade.conf": Path("etc/needrestart/conf.d/50rolling-upgrade.conf"),
+    "logrotate.d/upgrader": Path("etc/logrotate.d/upgrader"),
 }
 COMMAND = Path("usr/local/sbin/rolling-upgrade")  # what cron.d/rolling-upgrade runs: this venv's command
 
