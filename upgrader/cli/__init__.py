@@ -38,7 +38,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print JSON for machines")
     s.add_argument("--patched", action="store_true", help="also level 4: which containers still run code older "
                                                           "than what their node has installed")
-    s.set_defaults(func=lambda a, c, out: health_check.check(c, a.json, out, patched=a.patched))
+    s.add_argument("--nagios", action="store_true", help="one line with perfdata, exit 0 OK, 1 WARNING, 2 CRITICAL, "
+                                                         "3 UNKNOWN (a monitoring plugin)")
+    s.set_defaults(func=lambda a, c, out: health_check.check(c, a.json, out, patched=a.patched, nagios=a.nagios))
     s = sub.add_parser("plan", help="per node: pending changes, the order, and the moves Pacemaker would make")
     s.add_argument("--json", action="store_true")
     s.add_argument("--local", action="store_true", help="this node's pending changes only (no cluster needed)")
