@@ -85,16 +85,33 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("resume", help="at boot (cron @reboot): end the run of this node that its reboot "
                                       "interrupted; nothing when there is none")
     s.add_argument("--json", action="store_true")
-    s.set_defaults(func=lambda a, c, out: runs.resume(c, out, as_json=a.json))
+    s.add_argument("--from-cron", action="store_true", help="cron's entry: stand down where systemd's "
+                                                            "rolling-upgrade-resume.service runs it")
+    s.set_defaults(func=lambda a, c, out: _scheduled("resume", a.from_cron, lambda: runs.resume(c, out, as_json=a.json)))
     s = sub.add_parser("window", help="the nightly patch window (cron): upgrade what fits into the open window")
     s.add_argument("--check", action="store_true", help="only say whether the window is open and what would run")
     s.add_argument("--at", type=parse_at, metavar="TIME", help="pretend the clock reads TIME (ISO 8601) at the start")
     s.add_argument("--json", action="store_true")
-    s.set_defaults(func=lambda a, c, out: window(c, out, check=a.check, at=a.at, as_json=a.json))
+    s.add_argument("--from-cron", action="store_true", help="cron's entry: stand down where systemd's "
+                                                            "rolling-upgrade-window.timer runs it")
+    s.set_defaults(func=lambda a, c, out: _scheduled("window", a.from_cron and not a.check,
+                                                     lambda: window(c, out, check=a.check, at=a.at, as_json=a.json)))
     s = sub.add_parser("unquarantine", help="clear a node's quarantine mark after fixing it")
     s.add_argument("node")
     s.set_defaults(func=lambda a, c, out: runs.unquarantine(c, out, a.node))
     return p
+
+
+def _scheduled(command: str, from_cron: bool, run: Callable[[], int]) -> int:
+    """``run()``, unless cron started it (``--from-cron``) where systemd's unit runs ``command``: then 0, said."""
+    if from_cron:
+        from upgrader.scheduler import systemd_runs
+
+        unit = systemd_runs(command)
+        if unit is not None:
+            print(f"rolling-upgrade {command}: {unit} runs it on this machine; cron's entry stands down")
+            return 0
+    return run()
 
 
 def _container(text: str) -> str:
