@@ -64,14 +64,16 @@ def resume(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     return Outcome.DONE
 
 
-def run(cluster: Cluster, out: Console, *, yes: bool, nodes: list[str] | None, as_json: bool) -> int:
+def run(cluster: Cluster, out: Console, *, yes: bool, nodes: list[str] | None, as_json: bool,
+        source: str = "run") -> int:
     r = rollout(cluster, out, as_json)
     confirm = None if yes or as_json else _confirm_on_terminal(out)
     try:
         r.recovered = recover(cluster, r.nodes, r.history, r.config)
     except (CommandError, NotSettled, LockError, HistoryError) as exc:
-        _finish(out, r, as_json, Outcome.NEEDS_PERSON, None, f"an interrupted run was found but could not be "
-                f"rolled back: {exc}")
+        error = f"an interrupted run was found but could not be rolled back: {exc}"
+        _finish(out, r, as_json, Outcome.NEEDS_PERSON, None, error)
+        send_report(r, source, Outcome.NEEDS_PERSON, None, error)
         return Outcome.NEEDS_PERSON
     for line in r.recovered:
         r.report.step(None, "recover", line)
@@ -79,15 +81,17 @@ def run(cluster: Cluster, out: Console, *, yes: bool, nodes: list[str] | None, a
         code = r.run(nodes, confirm=confirm)
     except Refused as exc:
         _finish(out, r, as_json, Outcome.REFUSED, str(exc))
+        send_report(r, source, Outcome.REFUSED, str(exc))
         return Outcome.REFUSED
     _finish(out, r, as_json, code, None)
+    send_report(r, source, code, None)
     return code
 
 
 def node(cluster: Cluster, out: Console, *, yes: bool, as_json: bool) -> int:
     """This node only: what cron and the APT hooks' finishing step use."""
     local = cluster.local_node()
-    return run(cluster, out, yes=yes, nodes=[local], as_json=as_json)
+    return run(cluster, out, yes=yes, nodes=[local], as_json=as_json, source="node")
 
 
 def finish(cluster: Cluster, out: Console, *, as_json: bool) -> int:
@@ -107,9 +111,33 @@ def finish(cluster: Cluster, out: Console, *, as_json: bool) -> int:
         code = r.finish()
     except Refused as exc:
         _finish(out, r, as_json, Outcome.REFUSED, str(exc))
+        send_report(r, "finishing step", Outcome.REFUSED, str(exc))
         return Outcome.REFUSED
     _finish(out, r, as_json, code, None)
+    send_report(r, "finishing step", code, None)  # a fail back at 06:00 after unattended-upgrades must be told
     return code
+
+
+def send_report(r: Rollout, source: str, code: int, refused: str | None, error: str | None = None) -> None:
+    """The run's report under Mail, MailReport and Webhook, as the window sends its own; never fails the run."""
+    import socket
+
+    from upgrader.nightly import report
+    from upgrader.syslog import syslog
+
+    cfg = r.config
+    if not cfg.mail and not cfg.webhook:
+        return
+    try:
+        log = [line for line in (error or r.stop_reason,) if line]
+        summary = report.Summary(r.run_id, socket.gethostname(), Outcome(code).name.lower(), int(code),
+                                 [vars(x) for x in r.results.values()], refused, log, source=source)
+        for said, problem in report.deliver(summary, cfg.mail, cfg.mail_report, cfg.webhook):
+            syslog(said, "user.warning" if problem else "user.info")
+            if problem:
+                print(f"rolling-upgrade: {said}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - the report is news about the run, never a reason to fail it
+        syslog(f"run {r.run_id}: its report could not be sent: {type(exc).__name__}: {exc}", "user.warning")
 
 
 def unquarantine(cluster: Cluster, out: Console, node_name: str) -> int:

@@ -1,4 +1,6 @@
-"""The window run's report: when to send it, the mail (unattended-upgrades' style) and the webhook."""
+"""A run's report, from every entry point (the window, ``run``, ``node``, the APT hooks' finishing step):
+when to send it, the mail (unattended-upgrades' style) and the webhook, under the same Mail, MailReport
+and Webhook settings."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ class Summary:
     nodes: list[dict[str, Any]] = field(default_factory=list)  # NodeResult fields
     refused: str | None = None
     log: list[str] = field(default_factory=list)
-
+    source: str = "window"  # which entry point ran it: window, run, node, finishing step
     @property
     def failed(self) -> bool:
         return self.exit != 0
@@ -39,13 +41,13 @@ class Summary:
         return any(n["result"] in ("ok", "failed", "deferred") for n in self.nodes)
 
     def document(self) -> dict[str, Any]:
-        return {"run": self.run_id, "host": self.host, "outcome": self.outcome, "exit": self.exit,
-                "refused": self.refused, "nodes": self.nodes, "log": self.log}
+        return {"run": self.run_id, "host": self.host, "source": self.source, "outcome": self.outcome,
+                "exit": self.exit, "refused": self.refused, "nodes": self.nodes, "log": self.log}
 
     def headline(self) -> str:
         """One line for the log: the outcome, what was upgraded, what was deferred."""
         if self.refused:
-            return f"window run {self.run_id}: {self.refused}"
+            return f"{self.source} run {self.run_id}: {self.refused}"
         done = [n["node"] for n in self.nodes if n["result"] == "ok"]
         failed = [f"{n['node']} ({n['error']})" for n in self.nodes if n["result"] == "failed"]
         deferred = [n for n in self.nodes if n["result"] == "deferred"]
@@ -54,7 +56,8 @@ class Summary:
             parts.append(f"failed {', '.join(failed)}")
         if deferred:
             parts.append(f"deferred {', '.join(n['node'] for n in deferred)}: {deferred[0]['error']}")
-        return f"window run {self.run_id}: {self.outcome.replace('_', ' ')} (exit {self.exit}); " + "; ".join(parts)
+        return (f"{self.source} run {self.run_id}: {self.outcome.replace('_', ' ')} (exit {self.exit}); "
+                + "; ".join(parts))
 
 
 def should_mail(mode: str, summary: Summary) -> bool:
@@ -72,7 +75,7 @@ def mail_message(summary: Summary, to: str, sender: str = "root") -> EmailMessag
     deferred = [n for n in summary.nodes if n["result"] == "deferred"]
     tag = "[deferred] " if deferred else ""
     msg = EmailMessage()
-    msg["Subject"] = f"{tag}rolling-upgrade window result for {summary.host}: {result}"
+    msg["Subject"] = f"{tag}rolling-upgrade {summary.source} result for {summary.host}: {result}"
     msg["From"] = sender
     msg["To"] = to
     msg["Auto-Submitted"] = "auto-generated"
@@ -148,6 +151,18 @@ def post_webhook(url: str, doc: dict[str, Any], timeout: float = WEBHOOK_TIMEOUT
     if answer is None:
         return f"webhook {shown} failed: no answer within {timeout:g}s"
     return answer.decode(errors="replace") or None
+
+
+def deliver(summary: Summary, mail: str, mail_report: str, webhook: str) -> list[tuple[str, bool]]:
+    """Mail (when ``mail_report`` says so) and post the report; what happened, each (line, a problem?)."""
+    said: list[tuple[str, bool]] = []
+    if mail and should_mail(mail_report, summary):
+        problem = send_mail(mail_message(summary, mail))
+        said.append((problem or f"report mailed to {mail}", problem is not None))
+    if webhook:
+        problem = post_webhook(webhook, summary.document())
+        said.append((problem or f"report posted to {redact(webhook)}", problem is not None))
+    return said
 
 
 def redact(url: str) -> str:

@@ -201,13 +201,8 @@ def report_run(r: Rollout, cfg: configuration.Config, summary: report.Summary) -
     log(line, "user.notice" if not summary.failed else "user.err")
     r.history.record(r.run_id, None, "window", "end", result=summary.outcome, summary=line,
                      deferred={n["node"]: n["error"] for n in summary.nodes if n["result"] == "deferred"})
-    if cfg.mail and report.should_mail(cfg.mail_report, summary):
-        problem = report.send_mail(report.mail_message(summary, cfg.mail))
-        log(problem or f"report mailed to {cfg.mail}", "user.warning" if problem else "user.info")
-    if cfg.webhook:
-        problem = report.post_webhook(cfg.webhook, summary.document())
-        if problem:
-            log(problem, "user.warning")
+    for said, problem in report.deliver(summary, cfg.mail, cfg.mail_report, cfg.webhook):
+        log(said, "user.warning" if problem else "user.info")
     return line
 
 
