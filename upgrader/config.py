@@ -63,6 +63,7 @@ class Config:
     lock_expiry: int = 600  # Lock-Expiry
     mail: str = ""  # Mail
     mail_report: str = "on-change"  # MailReport
+    metrics_dir: Path = Path("/var/lib/prometheus/node-exporter")  # Metrics-Dir: node_exporter's textfile dir
     webhook: str = ""  # Webhook
     windows: tuple[Window, ...] = ()  # Windows
     blackout: tuple[date, ...] = ()  # Blackout
@@ -340,6 +341,7 @@ _SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Mail": ("mail", _mail),
     "MailReport": ("mail_report", _mail_report),
     "Webhook": ("webhook", _webhook),
+    "Metrics-Dir": ("metrics_dir", _absolute_path),
     "Default-Node-Duration": ("default_node_duration", _positive_duration),
     "Hooks::Query-Timeout": ("hooks_query_timeout", _positive_duration),
     "Apply-Timeout": ("apply_timeout", _duration),

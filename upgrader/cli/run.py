@@ -118,14 +118,25 @@ def finish(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     return code
 
 
+def lock_now():
+    from upgrader.pacemaker.lock import utcnow
+
+    return utcnow()
+
+
 def send_report(r: Rollout, source: str, code: int, refused: str | None, error: str | None = None) -> None:
-    """The run's report under Mail, MailReport and Webhook, as the window sends its own; never fails the run."""
+    """The run's report under Mail, MailReport and Webhook, as the window sends its own, and its metrics;
+    never fails the run."""
     import socket
 
+    from upgrader import metrics
     from upgrader.nightly import report
     from upgrader.syslog import syslog
 
     cfg = r.config
+    if getattr(r, "cluster", None) is not None:
+        metrics.record(r.cluster, cfg.metrics_dir, run_start=getattr(r, "started", None), run_end=lock_now(),
+                       run_exit=int(code), results={n: (x.result, x.seconds) for n, x in r.results.items()})
     if not cfg.mail and not cfg.webhook:
         return
     try:

@@ -27,6 +27,7 @@ def status(cluster: Cluster, as_json: bool, out: Console) -> int:
     info = lock.read(cluster)
     held = None if info is None else lock.LockStatus.judge(info, state, now)
     gone = info is not None and not lock.run_alive(info) and info.holder == _local_or_none(cluster)
+    _metrics(cluster)
     if as_json:
         doc = status_document(state, held, now)
         if doc["lock"] is not None:
@@ -39,6 +40,17 @@ def status(cluster: Cluster, as_json: bool, out: Console) -> int:
                       f"{escape(info.phase)}); the next 'rolling-upgrade run' on {escape(info.holder)} rolls it back "
                       "and goes on")
     return EXIT_OK
+
+
+def _metrics(cluster: Cluster) -> None:
+    """The metrics file refreshed (nodes, quarantine, the lock), when node_exporter's directory exists."""
+    from upgrader import config, metrics
+
+    try:
+        directory = config.load().metrics_dir
+    except config.ConfigError:
+        return
+    metrics.record(cluster, directory)
 
 
 def _local_or_none(cluster: Cluster) -> str | None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import socket
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
 
-from upgrader import boot
+from upgrader import boot, metrics
 from upgrader import config as configuration
 from upgrader.nightly import fit, report
 from upgrader.orchestrator import start
@@ -203,6 +203,8 @@ def report_run(r: Rollout, cfg: configuration.Config, summary: report.Summary) -
                      deferred={n["node"]: n["error"] for n in summary.nodes if n["result"] == "deferred"})
     for said, problem in report.deliver(summary, cfg.mail, cfg.mail_report, cfg.webhook):
         log(said, "user.warning" if problem else "user.info")
+    metrics.record(r.cluster, cfg.metrics_dir, run_start=r.started, run_end=datetime.now(timezone.utc),
+                   run_exit=summary.exit, results={n: (x.result, x.seconds) for n, x in r.results.items()})
     return line
 
 

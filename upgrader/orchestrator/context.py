@@ -94,6 +94,7 @@ class RunContext:
         self.interrupted: str | None = None  # the signal that asked to stop at the next safe point
         self.stop_reason: str | None = None  # why the run stopped early, in one line
         self.placed: dict[str, frozenset[str]] = {}  # where each resource ran when it was last checked
+        self.started = datetime.now(timezone.utc)  # when this run began (its metrics)
         self.kept_in_standby: set[str] = set()  # nodes an operator put in standby: upgraded, left there
 
     def phase(self, node: str | None, phase: str) -> None:
