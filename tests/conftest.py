@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -42,3 +45,32 @@ def lab() -> Iterator[Lab]:
 def client(lab: Lab) -> Iterator[LabClient]:
     with LabClient(lab.client_netns) as c:
         yield c
+
+
+@pytest.fixture()
+def webhook_server() -> Iterator[tuple[str, list[dict]]]:
+    """An HTTP server on 127.0.0.1: /hook records POSTs, /moved redirects elsewhere."""
+    got: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append({"path": self.path, "type": self.headers["Content-Type"], "doc": json.loads(body)})
+            if self.path == "/moved":
+                self.send_response(307)
+                self.send_header("Location", "/hook")
+            else:
+                self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", got
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -3,13 +3,8 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from types import SimpleNamespace
-
-import pytest
 
 from upgrader.cli import run as run_command
 from upgrader.config import Config
@@ -18,31 +13,9 @@ from upgrader.orchestrator.context import NodeResult, Result
 from upgrader.orchestrator.outcome import Outcome
 
 
-@pytest.fixture()
-def receiver():
-    got: list[dict] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/upgrader", got
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_a_failed_back_finishing_step_mails_and_posts_its_report(tmp_path: Path, receiver, monkeypatch) -> None:
-    url, posted = receiver
+def test_a_failed_back_finishing_step_mails_and_posts_its_report(tmp_path: Path, webhook_server, monkeypatch) -> None:
+    base, got = webhook_server
+    url = f"{base}/hook"
     kept = tmp_path / "mail.txt"
     sendmail = tmp_path / "sendmail"
     sendmail.write_text(f"#!/bin/sh\n# a test sendmail: keeps its arguments and the message\necho \"$@\" > {kept}.args\n"
@@ -53,8 +26,8 @@ def test_a_failed_back_finishing_step_mails_and_posts_its_report(tmp_path: Path,
     r = SimpleNamespace(run_id="apt-812-77001", results={"node2": failed}, stop_reason="health check failed after the "
                         "move; failed back onto old packages", config=Config(mail="ops@example.org", webhook=url))
     run_command.send_report(r, "finishing step", Outcome.FAILED_BACK, None)  # type: ignore[arg-type]
-    assert len(posted) == 1
-    doc = posted[0]
+    assert len(got) == 1 and got[0]["path"] == "/hook"
+    doc = got[0]["doc"]
     assert (doc["source"], doc["outcome"], doc["exit"], doc["run"]) == ("finishing step", "failed_back", 1,
                                                                         "apt-812-77001")
     assert doc["nodes"][0]["result"] == "quarantined" and "failed back" in doc["log"][0]

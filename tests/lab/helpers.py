@@ -22,13 +22,13 @@ CONFIGURATION = ("rolling-upgrade-probe", "rolling-upgrade-check-cmd")  # declar
 QUARANTINE, WAITING = "rolling-upgrade-quarantine", "rolling-upgrade-waiting"
 
 
-def rolling(lab: Lab, *argv: str, via: str = "node1", timeout: float = 900) -> tuple[int, dict]:
-    """``rolling-upgrade ARGV --json`` inside ``via``: its exit code and its JSON."""
-    result = node.runner(lab, via, timeout=timeout).call([TOOL, *argv, "--json"])
+def rolling(lab: Lab, *argv: str, via: str = "node1", timeout: float = 900, tool: str = TOOL) -> tuple[int, dict]:
+    """``rolling-upgrade ARGV --json`` inside ``via`` (``tool``: this tree's, or the package's): exit code, JSON."""
+    result = node.runner(lab, via, timeout=timeout).call([tool, *argv, "--json"])
     try:
         return result.returncode, json.loads(result.stdout)
     except ValueError:
-        raise AssertionError(f"no JSON from rolling-upgrade (exit {result.returncode}): "
+        raise AssertionError(f"no JSON from {tool} (exit {result.returncode}): "
                              f"{result.stdout[-2000:]} {result.stderr[-2000:]}") from None
 
 

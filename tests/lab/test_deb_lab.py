@@ -7,7 +7,6 @@ the window run from /usr/sbin and /usr/lib/upgrader; purging the package leaves 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import lab_name
-from tests.lab.helpers import fresh_version, history, run_leftovers
+from tests.lab.helpers import fresh_version, history, rolling, run_leftovers
 from upgrader_lab import lab as ops
 from upgrader_lab import node
 from upgrader_lab.layout import PACKAGE, Lab
@@ -37,13 +36,8 @@ def dlab(deb: Path) -> Iterator[Lab]:
         ops.down(name)
 
 
-def tool(lab: Lab, n: str, *argv: str, timeout: float = 900) -> tuple[int, dict]:
-    got = node.runner(lab, n, timeout=timeout).call([PACKAGED_TOOL, *argv, "--json"])
-    try:
-        return got.returncode, json.loads(got.stdout)
-    except ValueError:
-        raise AssertionError(f"no JSON from {PACKAGED_TOOL} (exit {got.returncode}): {got.stdout[-2000:]} "
-                             f"{got.stderr[-2000:]}") from None
+def tool(lab: Lab, n: str, *argv: str) -> tuple[int, dict]:
+    return rolling(lab, *argv, via=n, tool=PACKAGED_TOOL)
 
 
 def test_every_node_runs_the_package_not_this_tree(dlab: Lab) -> None:

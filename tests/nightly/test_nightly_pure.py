@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import random
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -97,37 +95,8 @@ def test_sendmail_gets_the_message_and_a_missing_one_is_one_line(tmp_path: Path,
     assert why is not None and "is not installed" in why and "\n" not in why
 
 
-@pytest.fixture()
-def server() -> Iterator[tuple[str, list[dict]]]:
-    """An HTTP server on 127.0.0.1: /hook records POSTs, /moved redirects elsewhere."""
-    got: list[dict] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            got.append({"path": self.path, "type": self.headers["Content-Type"], "doc": json.loads(body)})
-            if self.path == "/moved":
-                self.send_response(307)
-                self.send_header("Location", "/hook")
-            else:
-                self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", got
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
-def test_webhook_posts_json_to_the_url_only(server: tuple[str, list[dict]]) -> None:
-    base, got = server
+def test_webhook_posts_json_to_the_url_only(webhook_server: tuple[str, list[dict]]) -> None:
+    base, got = webhook_server
     doc = summary("ok").document()
     assert report.post_webhook(f"{base}/hook", doc, timeout=5) is None
     assert got == [{"path": "/hook", "type": "application/json", "doc": json.loads(json.dumps(doc))}]
