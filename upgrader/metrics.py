@@ -8,6 +8,8 @@ node_exporter here). The text format is written directly (no client library): a 
 - ``rolling_upgrade_last_run_timestamp_seconds{phase="start"|"end"}`` and ``rolling_upgrade_last_run_exit``;
 - ``rolling_upgrade_last_run_node_result{node,result}`` (1 for the node's result) and
   ``rolling_upgrade_last_run_node_seconds{node}`` (its upgrade's duration);
+- ``rolling_upgrade_last_run_node_old_code{node}`` (host services left on replaced code after its upgrade) and
+  ``rolling_upgrade_last_run_node_reboot_required{node}``;
 - ``rolling_upgrade_node_quarantined{node}``;
 - ``rolling_upgrade_lock_held`` and ``rolling_upgrade_lock_age_seconds``.
 """
@@ -26,6 +28,8 @@ HELP = {
     "rolling_upgrade_last_run_exit": "exit code of the last run (0 done, 1 failed back, 3 refused, 4 needs a person)",
     "rolling_upgrade_last_run_node_result": "the last run's result per node (1 for the result it had)",
     "rolling_upgrade_last_run_node_seconds": "how long the last run took per node",
+    "rolling_upgrade_last_run_node_old_code": "host services the last run left on replaced code per node (restart them)",
+    "rolling_upgrade_last_run_node_reboot_required": "1 when the node needs a reboot after the last run's upgrade",
     "rolling_upgrade_node_quarantined": "1 when a run quarantined the node (rolling-upgrade unquarantine NODE)",
     "rolling_upgrade_lock_held": "1 when the cluster-wide upgrade lock is held",
     "rolling_upgrade_lock_age_seconds": "how long the upgrade lock has been held (0 when free)",
@@ -43,6 +47,7 @@ class Snapshot:
     run_end: datetime | None = None
     run_exit: int | None = None
     results: dict[str, tuple[str, float]] = field(default_factory=dict)  # node -> (result, seconds)
+    left: dict[str, tuple[int, bool]] = field(default_factory=dict)  # node -> (services on old code, reboot needed)
 
 
 def _label(value: str) -> str:
@@ -61,6 +66,9 @@ def render(s: Snapshot) -> str:
     for node, (result, seconds) in sorted(s.results.items()):
         samples["rolling_upgrade_last_run_node_result"].append(f'{{node="{_label(node)}",result="{_label(result)}"}} 1')
         samples["rolling_upgrade_last_run_node_seconds"].append(f'{{node="{_label(node)}"}} {seconds:g}')
+    for node, (services, reboot) in sorted(s.left.items()):
+        samples["rolling_upgrade_last_run_node_old_code"].append(f'{{node="{_label(node)}"}} {int(services)}')
+        samples["rolling_upgrade_last_run_node_reboot_required"].append(f'{{node="{_label(node)}"}} {int(reboot)}')
     quarantined = set(s.quarantined)
     for node in sorted(s.nodes):
         samples["rolling_upgrade_node_quarantined"].append(f'{{node="{_label(node)}"}} {int(node in quarantined)}')
@@ -93,7 +101,8 @@ def write(directory: Path, snapshot: Snapshot) -> Path | None:
 
 
 def record(cluster, directory: Path, *, run_start: datetime | None = None, run_end: datetime | None = None,
-           run_exit: int | None = None, results: dict[str, tuple[str, float]] | None = None) -> Path | None:
+           run_exit: int | None = None, results: dict[str, tuple[str, float]] | None = None,
+           left: dict[str, tuple[int, bool]] | None = None) -> Path | None:
     """Read the cluster's part (nodes, quarantine, the lock) and write the file; never raises (metrics are
     news, never a reason to fail what wrote them): None when nothing was written."""
     from upgrader.orchestrator import steering
@@ -107,6 +116,6 @@ def record(cluster, directory: Path, *, run_start: datetime | None = None, run_e
         now = lock.utcnow()
         age = None if info is None else (now - info.started).total_seconds() if info.started else 0.0
         return write(directory, Snapshot(nodes, steering.quarantined(cluster, nodes), age, run_start, run_end,
-                                         run_exit, results or {}))
+                                         run_exit, results or {}, left or {}))
     except Exception:  # noqa: BLE001
         return None

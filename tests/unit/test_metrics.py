@@ -22,7 +22,8 @@ SAMPLE = re.compile(r'^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e
 def test_the_text_is_prometheus_exposition_format_with_one_help_and_type_per_metric() -> None:
     start, end = datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc), datetime(2026, 12, 1, 2, 9, tzinfo=timezone.utc)
     text = metrics.render(metrics.Snapshot(["node1", "node2"], ["node2"], 125.0, start, end, 1,
-                                           {"node1": ("ok", 61.5), "node2": ("quarantined", 90.0)}))
+                                           {"node1": ("ok", 61.5), "node2": ("quarantined", 90.0)},
+                                           {"node1": (2, True), "node2": (0, False)}))
     lines = text.splitlines()
     assert all(SAMPLE.match(line) for line in lines if not line.startswith("#")), text
     assert f'rolling_upgrade_last_run_timestamp_seconds{{phase="start"}} {start.timestamp():.0f}' in lines
@@ -30,6 +31,8 @@ def test_the_text_is_prometheus_exposition_format_with_one_help_and_type_per_met
     assert 'rolling_upgrade_last_run_node_seconds{node="node1"} 61.5' in lines
     assert 'rolling_upgrade_node_quarantined{node="node2"} 1' in lines and 'rolling_upgrade_lock_held 1' in lines
     assert "rolling_upgrade_lock_age_seconds 125" in lines and "rolling_upgrade_last_run_exit 1" in lines
+    assert 'rolling_upgrade_last_run_node_old_code{node="node1"} 2' in lines
+    assert 'rolling_upgrade_last_run_node_reboot_required{node="node1"} 1' in lines
     names = [line.split()[2] for line in lines if line.startswith("# TYPE")]
     assert len(names) == len(set(names)) == len(metrics.HELP)
     quiet = metrics.render(metrics.Snapshot(["node1"]))  # status alone: no run known

@@ -136,7 +136,8 @@ def send_report(r: Rollout, source: str, code: int, refused: str | None, error: 
     cfg = r.config
     if getattr(r, "cluster", None) is not None:
         metrics.record(r.cluster, cfg.metrics_dir, run_start=getattr(r, "started", None), run_end=lock_now(),
-                       run_exit=int(code), results={n: (x.result, x.seconds) for n, x in r.results.items()})
+                       run_exit=int(code), results={n: (x.result, x.seconds) for n, x in r.results.items()},
+                       left={n: (len(x.old_code), bool(x.reboot)) for n, x in r.results.items()})
     if not cfg.mail and not cfg.webhook:
         return
     try:
