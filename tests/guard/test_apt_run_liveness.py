@@ -91,3 +91,17 @@ def test_a_killed_apt_run_not_yet_reaped_has_ended() -> None:
         assert not runkey.alive(key) and runkey.apt_run_state(key, "/nonexistent") == runkey.ENDED
     finally:
         os.waitpid(child, 0)
+
+
+def test_a_finisher_can_be_recorded_by_its_parent_before_it_runs(tmp_path: Path) -> None:
+    """spawn() records the waiter's key from the forking process, before Post-Invoke returns to apt."""
+    root = str(tmp_path)
+    ended = dead_key()
+    waiter = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        store.record_step(ended, runkey.FINISHER_KEY, root, pid=waiter.pid)
+        assert runkey.apt_run_state(ended, root) == runkey.FINISHING
+    finally:
+        waiter.kill()
+        waiter.wait()
+    assert runkey.apt_run_state(ended, root) == runkey.ENDED

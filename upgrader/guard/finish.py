@@ -70,7 +70,14 @@ def spawn(key: str) -> None:
         return
     try:
         os.setsid()
-        if os.fork():
+        waiter = os.fork()
+        if waiter:
+            # Recorded before Post-Invoke returns (apt may end right after it): from then on the apt run's
+            # lock is never an ended run's while the waiter lives.
+            try:
+                store.record_step(key, runkey.FINISHER_KEY, pid=waiter)
+            except OSError:
+                pass  # the waiter records itself too
             os._exit(0)
         _detach()
         code = wait_and_finish(key)
@@ -95,9 +102,9 @@ def wait_and_finish(key: str) -> int:
     """Wait for run ``key`` to end, record it, then finish (or say why not)."""
     from upgrader import config
 
+    record_finishing(key, runkey.FINISHER_KEY)  # first: spawn() recorded it already, unless that write failed
     conf = config.load()
     deadline = time.monotonic() + conf.hooks_finish_wait
-    record_finishing(key, runkey.FINISHER_KEY)
     while runkey.alive(key):
         if time.monotonic() > deadline:
             _history(conf.history_file, key, "unknown", f"not started: apt run {key} still running after "

@@ -107,13 +107,13 @@ def claim(key: str, name: str, root: str = "") -> bool:
     return True
 
 
-def record_step(key: str, name: str, root: str = "") -> None:
-    """Write this process's key (``PID-STARTTIME``) as ``name`` in run ``key``'s directory: that the run is
-    still being finished while it lives (:func:`upgrader.runkey.apt_run_state`)."""
+def record_step(key: str, name: str, root: str = "", pid: int | None = None) -> None:
+    """Write the key (``PID-STARTTIME``) of process ``pid`` (this one by default) as ``name`` in run ``key``'s
+    directory: that the run is still being finished while it lives (:func:`upgrader.runkey.apt_run_state`)."""
     from upgrader.runkey import key_of
 
     directory = private_dir(run_dir(key, root), root)
-    atomic(f"{directory}/{name}", f"{key_of(os.getpid())}\n")
+    atomic(f"{directory}/{name}", f"{key_of(os.getpid() if pid is None else pid)}\n")
 
 
 def event(key: str, stage: str, what: str, detail: str = "", root: str = "") -> None:
