@@ -10,6 +10,8 @@ import os
 import struct
 
 FRONTEND_LOCK = "/var/lib/dpkg/lock-frontend"
+DPKG_LOCK = "/var/lib/dpkg/lock"  # dpkg's own: a dpkg whose frontend (apt) is gone may still hold it
+PACKAGE_LOCKS = (FRONTEND_LOCK, DPKG_LOCK)
 RUNS = "/run/upgrader/runs"  # the guard's state per apt run (upgrader.guard.store)
 # Files in a run's directory naming the processes that finish it after apt ends: the finisher (the
 # waiter Post-Invoke spawns) and the finishing step it starts (rolling-upgrade node --finish).
@@ -32,6 +34,11 @@ def lock_holder(path: str = FRONTEND_LOCK) -> int | None:
     finally:
         os.close(fd)
     return pid if l_type != fcntl.F_UNLCK and pid > 0 else None
+
+
+def package_lock_holder(paths: tuple[str, ...] = PACKAGE_LOCKS) -> int | None:
+    """The PID holding any of dpkg's locks (its frontend's, then its own), None when no package manager runs."""
+    return next((pid for pid in map(lock_holder, paths) if pid), None)
 
 
 def _stat(pid: int) -> list[str] | None:

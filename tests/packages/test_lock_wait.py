@@ -34,9 +34,9 @@ def hold(path: Path, seconds: float) -> subprocess.Popen:
 
 def test_a_free_lock_is_not_waited_for(tmp_path: Path) -> None:
     said = Said()
-    assert wait_for_dpkg_lock(said, 5, str(tmp_path / "lock-frontend")) is None  # missing: nobody holds it
+    assert wait_for_dpkg_lock(said, 5, (str(tmp_path / "lock-frontend"),)) is None  # missing: nobody holds it
     (tmp_path / "lock-frontend").touch()
-    assert wait_for_dpkg_lock(said, 5, str(tmp_path / "lock-frontend")) is None and said.lines == []
+    assert wait_for_dpkg_lock(said, 5, (str(tmp_path / "lock-frontend"),)) is None and said.lines == []
 
 
 def test_a_lock_let_go_of_within_the_limit_is_waited_for_and_said(tmp_path: Path) -> None:
@@ -44,7 +44,7 @@ def test_a_lock_let_go_of_within_the_limit_is_waited_for_and_said(tmp_path: Path
     holder = hold(path, 1.0)
     said, started = Said(), time.monotonic()
     try:
-        assert wait_for_dpkg_lock(said, 20, str(path)) is None
+        assert wait_for_dpkg_lock(said, 20, (str(path),)) is None
     finally:
         holder.wait(10)
     assert 0.5 < time.monotonic() - started < 20
@@ -56,7 +56,27 @@ def test_a_lock_held_past_the_limit_names_its_holder(tmp_path: Path) -> None:
     path = tmp_path / "lock-frontend"
     holder = hold(path, 30)
     try:
-        assert wait_for_dpkg_lock(None, 0.6, str(path)) == holder.pid
+        assert wait_for_dpkg_lock(None, 0.6, (str(path),)) == holder.pid
+    finally:
+        holder.kill()
+        holder.wait(10)
+
+
+def test_dpkgs_own_lock_is_waited_for_when_its_frontend_is_gone(tmp_path: Path) -> None:
+    """apt-get killed, its dpkg still ending: lock-frontend is free but dpkg's own lock is not. A repair
+    (dpkg --configure -a) started then fails at once; the wait must cover both locks."""
+    frontend, own = tmp_path / "lock-frontend", tmp_path / "lock"
+    frontend.touch()
+    holder = hold(own, 1.0)
+    said = Said()
+    try:
+        assert wait_for_dpkg_lock(said, 20, (str(frontend), str(own))) is None
+    finally:
+        holder.wait(10)
+    assert len(said.lines) == 1 and f"(pid {holder.pid})" in said.lines[0]
+    holder = hold(own, 30)
+    try:
+        assert wait_for_dpkg_lock(None, 0.6, (str(frontend), str(own))) == holder.pid
     finally:
         holder.kill()
         holder.wait(10)

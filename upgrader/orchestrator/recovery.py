@@ -90,13 +90,15 @@ def _ended_apt_run(cluster: Cluster, nodes: Nodes, history: History, config: Con
 
 def _undo(cluster: Cluster, nodes: Nodes, config: Config, run_id: str, node: str, phase: str) -> list[str]:
     done: list[str] = []
-    clean = True
+    clean, repair = True, ""
     if phase in UPGRADE_PHASES:
         # The killed run's upgrade may still be running there: wait for it, then judge dpkg.
         state = nodes.runner(node, timeout=DPKG_WAIT + REPORT_MARGIN).call(
             [nodes.tool, "dpkg-state", "--wait", str(DPKG_WAIT)])
         if state.returncode == 1:  # interrupted half-way: what an operator does first, once
-            nodes.runner(node, timeout=DPKG_WAIT).call(["env", f"{RUN_ID_ENV}={run_id}", "dpkg", "--configure", "-a"])
+            configured = nodes.runner(node, timeout=DPKG_WAIT).call(
+                ["env", f"{RUN_ID_ENV}={run_id}", "dpkg", "--configure", "-a"])
+            repair = "" if configured.returncode == 0 else f" (dpkg --configure -a: {configured.last_words})"
             state = nodes.runner(node, timeout=DPKG_RECHECK_WAIT + REPORT_MARGIN).call(
                 [nodes.tool, "dpkg-state", "--wait", str(DPKG_RECHECK_WAIT)])
         clean = state.returncode == 0
@@ -117,8 +119,8 @@ def _undo(cluster: Cluster, nodes: Nodes, config: Config, run_id: str, node: str
             return done + [f"{node}: did not rejoin the cluster ({exc}); it stays in standby"]
     if not clean:
         steering.quarantine(cluster, node, run_id, "interrupted-upgrade")
-        return done + [f"{node}: dpkg was interrupted and is not clean (dpkg --audit); it stays in standby, "
-                       "quarantined: repair it (dpkg --configure -a), then rolling-upgrade unquarantine"]
+        return done + [f"{node}: dpkg was interrupted and is not clean (dpkg --audit){repair}; it stays in "
+                       "standby, quarantined: repair it (dpkg --configure -a), then rolling-upgrade unquarantine"]
     if phase == "fail-back" or cluster.get_attribute(node, steering.QUARANTINE) is not None:
         return done + [f"{node}: quarantined by the interrupted run; it stays in standby"]
     cluster.set_standby(node, False)

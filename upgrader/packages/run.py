@@ -64,19 +64,22 @@ def holder_text(pid: int) -> str:
     return f"{cmd or '?'} (pid {pid})"
 
 
-def wait_for_dpkg_lock(progress: Progress | None, limit: float, path: str = runkey.FRONTEND_LOCK) -> int | None:
-    """Wait (at most ``limit`` seconds) until no package manager holds dpkg's frontend lock; the holder's pid
-    if one still does, else None. An apt run the guard refuses here (the node is drained for a rolling upgrade)
-    ends within seconds; apt-daily's runs within a minute or two."""
+def wait_for_dpkg_lock(progress: Progress | None, limit: float,
+                       paths: tuple[str, ...] = runkey.PACKAGE_LOCKS) -> int | None:
+    """Wait (at most ``limit`` seconds) until no package manager holds dpkg's frontend lock or dpkg's own
+    lock (a dpkg whose apt was killed may outlive it a moment); the holder's pid if one still does, else None.
+    An apt run the guard refuses here (the node is drained for a rolling upgrade) ends within seconds;
+    apt-daily's runs within a minute or two."""
     from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-    holder = runkey.lock_holder(path)
+    holder = runkey.package_lock_holder(paths)
     if not holder:
         return None
     if progress:
         progress.waiting(f"waiting up to {limit:.0f}s for {holder_text(holder)} to let go of dpkg's lock")
     try:
-        Retrying(stop=stop_after_delay(limit), wait=wait_fixed(0.5), retry=retry_if_result(bool))(runkey.lock_holder, path)
+        wait = Retrying(stop=stop_after_delay(limit), wait=wait_fixed(0.5), retry=retry_if_result(bool))
+        wait(runkey.package_lock_holder, paths)
     except RetryError as exc:
         return exc.last_attempt.result()
     return None
@@ -90,7 +93,7 @@ def upgrade_node(progress: Progress | None = None, run_id: str | None = None) ->
     holder = wait_for_dpkg_lock(progress, LOCK_WAIT)
     if holder:
         return UpgradeReport("busy", f"another package manager is running: {holder_text(holder)} still held "
-                                     f"{runkey.FRONTEND_LOCK} after {LOCK_WAIT:.0f}s; wait until it ends")
+                                     f"dpkg's lock after {LOCK_WAIT:.0f}s; wait until it ends")
     cache = apt.Cache()
     changes = plan_node(cache)
     if not changes:
