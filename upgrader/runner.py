@@ -222,6 +222,7 @@ class Runner:
         *,
         timeout: float | None = None,
         replies: bool = False,
+        input: str | None = None,
     ) -> Result:
         """Run ``argv``, handing each stdout line to ``on_line`` as it comes.
 
@@ -232,13 +233,14 @@ class Runner:
         A hard limit: once the command ended (or was killed), what is left in
         its stdout is read for at most :data:`KILLED_GRACE` seconds, even when
         a grandchild that left the process group (setsid) keeps it open.
+        ``input`` (without ``replies``) is written to its stdin, which is then closed.
         """
         full = self._full(argv)
         limit = timeout if timeout is not None else self.timeout
         env = dict(os.environ, **self.env) if self.env else None
         started = time.monotonic()
         try:
-            proc = subprocess.Popen(full, stdin=subprocess.PIPE if replies else subprocess.DEVNULL,
+            proc = subprocess.Popen(full, stdin=subprocess.PIPE if replies or input is not None else subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, env=env, start_new_session=True)
         except FileNotFoundError as exc:
@@ -246,6 +248,8 @@ class Runner:
         err: list[str] = []
         reader = threading.Thread(target=lambda: err.append(proc.stderr.read() if proc.stderr else ""), daemon=True)
         reader.start()
+        if input is not None and not replies and proc.stdin is not None:
+            threading.Thread(target=_feed, args=(proc.stdin, input), daemon=True).start()
         lines: list[str] = []
         timed_out = False
         try:
@@ -345,6 +349,15 @@ def _lines_until(proc: subprocess.Popen, deadline: float) -> Iterator[str | None
             yield line.decode(errors="replace") + "\n"
     if pending:
         yield pending.decode(errors="replace")
+
+
+def _feed(stdin, text: str) -> None:
+    """All of ``text`` to a child's stdin, then EOF; a child that ended first just misses it."""
+    try:
+        stdin.write(text)
+        stdin.close()
+    except (OSError, ValueError):
+        pass
 
 
 def _send(stdin, text: str) -> None:

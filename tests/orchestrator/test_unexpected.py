@@ -116,7 +116,7 @@ def test_an_unexpected_error_in_the_finishing_step_quarantines_this_node_and_rel
 
     r, cluster = rollout(tmp_path)
     released: list[bool] = []
-    r.lock = type("L", (), {"acquire": lambda self, phase: None, "heartbeat": lambda self, *a, **k: None,  # type: ignore[assignment]
+    r.lock = type("L", (), {"acquire": lambda self, phase, **k: None, "heartbeat": lambda self, *a, **k: None,  # type: ignore[assignment]
                             "release": lambda self: released.append(True)})()
     r.plan_all = lambda nodes: {n: NodePlan(n) for n in nodes}  # type: ignore[method-assign]
     r.all_nodes = [n.name for n in STATE.nodes]
@@ -195,12 +195,12 @@ def test_an_unexpected_error_in_the_nightly_window_ends_like_a_failed_check(tmp_
     from datetime import datetime, timezone
 
     from upgrader.nightly import window
-    from upgrader.orchestrator import steering
+    from upgrader.orchestrator import staging, steering
     from upgrader.timewindow import parse_window
 
     r, cluster = rollout(tmp_path)
     released: list[bool] = []
-    r.lock = type("L", (), {"acquire": lambda self, phase: None, "heartbeat": lambda self, *a, **k: None,  # type: ignore[assignment]
+    r.lock = type("L", (), {"acquire": lambda self, phase, **k: None, "heartbeat": lambda self, *a, **k: None,  # type: ignore[assignment]
                             "release": lambda self: released.append(True)})()
     r.preflight = lambda only: {"node2": PLAN}  # type: ignore[method-assign]
     r.catch_up = lambda node: None  # type: ignore[method-assign]
@@ -210,6 +210,7 @@ def test_an_unexpected_error_in_the_nightly_window_ends_like_a_failed_check(tmp_
         raise RuntimeError("boom [/etc/app.conf]")
 
     r.drain = drained_then_boom  # type: ignore[method-assign]
+    monkeypatch.setattr(staging, "stage", lambda run, order: order)  # every node has the set already
     monkeypatch.setattr(window.start, "rollout", lambda cluster, report: r)
     monkeypatch.setattr(window, "recover", lambda *a: [])
     monkeypatch.setattr(window, "wait_for_lock", lambda *a: None)

@@ -166,3 +166,15 @@ def test_a_lock_pid_that_is_not_ascii_digits_reads_as_unknown(pid: str) -> None:
     text = (f'<cluster_property_set id="rolling-upgrade-lock"><nvpair id="a" name="holder" value="node1"/>'
             f'<nvpair id="b" name="pid" value="{pid}"/></cluster_property_set>')
     assert lock.LockInfo.from_xml(text).pid is None
+
+
+def test_the_lock_records_the_digest_of_the_runs_package_set(offline: Offline) -> None:
+    cluster = offline("all-online")
+    taken = lock.UpgradeLock(cluster, "run-1", "node1").acquire("preflight", package_set="0123456789abcdef")
+    assert taken.package_set == "0123456789abcdef"
+    assert lock.read(cluster).package_set == "0123456789abcdef"
+    assert lock.UpgradeLock(cluster, "run-1", "node1").heartbeat("stage").package_set == "0123456789abcdef"
+    assert lock.UpgradeLock(cluster, "run-1", "node1").release()
+    with pytest.raises(ValueError, match="not a package set's digest"):
+        lock.UpgradeLock(cluster, "run-2", "node1").acquire("preflight", package_set="'] | //x")
+    assert lock.read(cluster) is None

@@ -22,7 +22,7 @@ def parser() -> argparse.ArgumentParser:
     from upgrader.cli import plan as plans
     from upgrader.cli import run as runs
     from upgrader.cli import status as cluster_status
-    from upgrader.cli.apply import apply, apt_run_state, dpkg_state, stack_command
+    from upgrader.cli.apply import apply, apt_run_state, dpkg_state, stack_command, stage
     from upgrader.cli.patched import patched as scan_patched
     from upgrader.cli.window import parse_at, window
 
@@ -48,7 +48,13 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("apply", help="internal: this drained node's dist-upgrade, as JSON lines (used by run)")
     s.add_argument("--events", action="store_true", help="JSON lines on stdout, as the run reads them: a 'ready' "
                                                           "line first, then nothing is touched until 'go' on stdin")
-    s.set_defaults(func=lambda a, c, out: apply(handshake=a.events))
+    s.add_argument("--set", dest="set_digest", type=_digest, metavar="DIGEST",
+                   help="install exactly the package set staged here under DIGEST (rolling-upgrade stage)")
+    s.set_defaults(func=lambda a, c, out: apply(handshake=a.events, set_digest=a.set_digest))
+    s = sub.add_parser("stage", help="internal: keep the run's package set (JSON on stdin) and download its "
+                                     "archives here, installing nothing (used by run before the first drain)")
+    s.add_argument("--events", action="store_true", help="JSON lines on stdout, as the run reads them")
+    s.set_defaults(func=lambda a, c, out: stage())
     s = sub.add_parser("dpkg-state", help="internal: wait until no package manager runs here; exit 0 if dpkg is "
                                           "clean, 1 if not, 124 if still busy")
     s.add_argument("--wait", type=float, default=600.0, metavar="SECONDS")
@@ -114,6 +120,15 @@ def _scheduled(command: str, from_cron: bool, run: Callable[[], int]) -> int:
     return run()
 
 
+_DIGEST = re.compile(r"[0-9a-f]{16}")
+
+
+def _digest(text: str) -> str:
+    if not _DIGEST.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"invalid package set digest {text!r}: 16 hex digits, as run and plan print")
+    return text
+
+
 def _container(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", text):
         raise argparse.ArgumentTypeError(f"invalid container name {text!r}: use letters, digits, '.', '_' or '-'")
@@ -141,6 +156,14 @@ def _internal(argv: list[str]) -> Callable[[], int] | None:
         from upgrader.cli.apply import apply
 
         return lambda: apply(handshake=argv == ["apply", "--events"])
+    if len(argv) == 4 and argv[:3] == ["apply", "--events", "--set"] and _DIGEST.fullmatch(argv[3]):
+        from upgrader.cli.apply import apply
+
+        return lambda: apply(handshake=True, set_digest=argv[3])
+    if argv == ["stage", "--events"]:
+        from upgrader.cli.apply import stage
+
+        return stage
     if argv and argv[0] == "plan" and sorted(argv[1:]) == ["--json", "--local"]:
         from upgrader.cli.plan import plan_json
 

@@ -68,22 +68,54 @@ def _wait_for_go(timeout: float = GO_TIMEOUT) -> str | None:
     return None if got.split(b"\n", 1)[0].strip() == b"go" else f"the orchestrator said {got.strip()!r}, not go"
 
 
-def apply(handshake: bool = True) -> int:
-    """This node's dist-upgrade as JSON lines; with ``handshake``, only after the orchestrator's go."""
+def apply(handshake: bool = True, set_digest: str | None = None) -> int:
+    """This node's dist-upgrade as JSON lines (to exactly the staged set ``set_digest`` when given);
+    with ``handshake``, only after the orchestrator's go."""
+    from upgrader.packages import pkgset
+
     # A lost controller (its ssh session dropped, the run killed) must not interrupt dpkg.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        frozen = pkgset.load(set_digest) if set_digest else None
+    except pkgset.SetError as exc:
+        _emit(event="result", ok=False, result="unavailable", error=f"{exc}; nothing was changed", changes=[])
+        return 1
     if handshake:
         why = _wait_for_go()
         if why:
             _emit(event="result", ok=False, result="no-go", error=f"{why}; nothing was changed", changes=[])
             return 1
-    report = upgrade_node(JsonProgress(), run_id=os.environ.get(RUN_ID_ENV) or None)
+    report = upgrade_node(JsonProgress(), run_id=os.environ.get(RUN_ID_ENV) or None, pkgset=frozen)
     _emit(event="result", ok=report.ok, result=report.result, error=None if report.ok else report.message,
           changes=[c.__dict__ for c in report.changes], reboot_required=bool(report.reboot),
           reboot=report.reboot, stale_processes=report.stale, services=report.services,
           seconds=round(report.seconds, 1))
     return 0 if report.ok else 1
+
+
+def stage() -> int:
+    """``rolling-upgrade stage --events``: the run's package set as JSON on stdin, kept here under its
+    digest, its archives downloaded (nothing installed); progress as JSON lines, then one result line."""
+    from upgrader.packages import pkgset
+    from upgrader.packages.run import stage_node
+
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        frozen = pkgset.PackageSet.from_document(json.loads(sys.stdin.read(MAX_SET_BYTES)))
+        pkgset.save(frozen)
+    except (ValueError, OSError) as exc:  # SetError is a ValueError
+        _emit(event="result", ok=False, result="unavailable", error=f"the run's package set is unusable here: "
+                                                                    f"{exc}", changes=[])
+        return 1
+    report = stage_node(frozen, JsonProgress())
+    ok = report.result in ("staged", "nothing")
+    _emit(event="result", ok=ok, result=report.result, error=None if ok else report.message,
+          changes=[c.__dict__ for c in report.changes], seconds=round(report.seconds, 1))
+    return 0 if ok else 1
+
+
+MAX_SET_BYTES = 16 << 20  # a package set on stdin, at most (a full release upgrade is ~2,000 packages, ~200 KB)
 
 
 def dpkg_state(wait: float) -> int:

@@ -84,6 +84,7 @@ def plan(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     from upgrader.orchestrator import preflight
     from upgrader.orchestrator.outcome import Outcome
     from upgrader.orchestrator.remote import Nodes
+    from upgrader.packages import pkgset
     from upgrader.pacemaker.transition import actions
 
     cfg = configuration.load()
@@ -92,11 +93,16 @@ def plan(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     order = preflight.order(state, nodes.local)
     plans = {n: nodes.plan(n) for n in order}
     moves = {n: actions(cluster.predict_standby(n), state) for n in order if plans[n].changes}
-    notes = plan_notes(cluster, state)
+    frozen, lagging = pkgset.from_plans({n: p.changes for n, p in plans.items() if p.changes})
+    notes = plan_notes(cluster, state) + [f"{n} waits for a later run: {why}" for n, why in lagging.items()]
     if as_json:
-        print(json.dumps(plan_document(plans, moves) | {"notes": notes}, indent=2))
+        print(json.dumps(plan_document(plans, moves) | {"set": frozen.document(), "deferred": lagging,
+                                                        "notes": notes}, indent=2))
     else:
         out.print(plan_table(plans, moves))
+        if frozen:
+            out.print(escape(f"the run's package set: {frozen.summary()}; every node installs exactly these "
+                             "versions, downloaded before the first drain"))
         for line in notes:
             out.print(f"[yellow]note:[/] {escape(line)}")
     return Outcome.DONE

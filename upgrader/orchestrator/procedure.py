@@ -1,10 +1,13 @@
 """The rolling upgrade, as an operator would write it on a whiteboard.
 
-    preflight -> lock -> for each node: drain -> upgrade -> fail over
-                                        (after each move: verify; on a bad check: fail back, quarantine, stop)
+    preflight (one package set) -> lock -> stage the set on every node
+              -> for each node: drain -> upgrade -> fail over
+                                (after each move: verify; on a bad check: fail back, quarantine, stop)
               -> clean up -> unlock
 
-Preflight refuses before anything changes (:mod:`preflight`). A node is drained
+Preflight refuses before anything changes (:mod:`preflight`) and freezes the
+run's package set; every node downloads it before the first drain and installs
+exactly it (:mod:`staging`). A node is drained
 by standby; once a patched node exists, resources are steered straight onto
 patched nodes, so each moves once (:mod:`moves`, :mod:`steering`). A node's
 upgrade runs with its cluster stack stopped when the stack is upgraded, and is
@@ -20,7 +23,7 @@ from __future__ import annotations
 from typing import Callable, Mapping
 
 from upgrader.config import Config
-from upgrader.orchestrator import finishing, preflight, verification
+from upgrader.orchestrator import finishing, preflight, staging, verification
 from upgrader.orchestrator.context import Checks, NodeResult, Reporter, Result, RunContext
 from upgrader.history import History
 from upgrader.orchestrator.moves import Move, draining, failing_over, moved_since, placement, refuse_stops
@@ -57,20 +60,24 @@ class Rollout(RunContext):
             plans = self.preflight(only)
         except (CommandError, ParseError, NotSettled) as exc:
             raise Refused(f"refused: the cluster cannot be read safely: {exc}") from None
-        order = [n for n in plans if plans[n].changes]
+        lagging = staging.freeze(self, plans)  # one set for the cluster; a node whose mirror lags waits
+        order = [n for n in plans if plans[n].changes and n not in lagging]
         for n, plan in plans.items():
             self.results[n] = NodeResult(n, result=Result.UP_TO_DATE if not plan.changes else Result.PENDING,
                                          changes=[c.__dict__ for c in plan.changes])
-        if not order:
+        if not order and not lagging:
             self.report.step(None, "plan", "nothing to upgrade on any node")
             return Outcome.DONE
         if confirm is not None and not confirm(plans, order):
             raise Refused("not confirmed; nothing was changed")
         try:
-            self.lock.acquire("preflight")
+            self.lock.acquire("preflight", package_set=self.package_set.digest if self.package_set else "")
         except LockHeld as exc:
             raise Refused(f"refused: {exc}; wait for it to finish, or see 'rolling-upgrade status'") from None
         with self.locked(), signals_deferred(self):
+            for n, why in lagging.items():
+                staging.defer(self, n, why)
+            order = staging.stage(self, order)  # every archive on every node, before anything is drained
             try:
                 for n, plan in plans.items():
                     if not plan.changes:
@@ -163,7 +170,8 @@ class Rollout(RunContext):
     def apply(self, node: str, packages: int = 0) -> ApplyResult:
         with self.heartbeats("upgrade"):
             applied = self.nodes.apply(node, self.run_id, lambda e: self.report.progress(node, e),
-                                       timeout=self.config.apply_limit(packages))
+                                       timeout=self.config.apply_limit(packages),
+                                       set_digest=self.package_set.digest if self.package_set else None)
         self.history.record(self.run_id, node, "upgrade", "end", ok=applied.ok, error=applied.error,
                             changes=[c.__dict__ for c in applied.changes], reboot_required=applied.reboot_required,
                             stale_processes=list(applied.stale_processes), old_code=list(applied.services),

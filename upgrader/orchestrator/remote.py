@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from upgrader.config import Config, node_runner, tool_path
+from upgrader.packages.pkgset import PackageSet
 from upgrader.packages.plan import Change
 from upgrader.runs import RUN_ID_ENV
 from upgrader.runner import NODE_TIMEOUT, PLAN_TIMEOUT, RUN_STATE_TIMEOUT, Runner
 
 # apply results that leave the node's packages as they were
-UNTOUCHED = ("download-failed", "refused", "busy", "no-go")
+UNTOUCHED = ("download-failed", "refused", "busy", "no-go", "unavailable")
 READY, GO = "ready", "go\n"  # apply's first line, and the answer without which it touches nothing
 
 
@@ -49,6 +50,22 @@ class ApplyResult:
     seconds: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list, compare=False)
     touched: bool = True  # False: it failed before dpkg ran (download, the guard, another apt), the node is unchanged
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """``result``: staged, nothing (the set has nothing for the node), unavailable (a version of the set is
+    missing there: the node waits for a later run), download-failed, busy or failed (no result came)."""
+
+    node: str
+    result: str
+    error: str | None = None
+    changes: tuple[Change, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.result in ("staged", "nothing")
 
 
 REMOTE_SHELL_LOST = 255  # ssh's own error: the connection failed or dropped
@@ -83,8 +100,32 @@ class Nodes:
         except (ValueError, KeyError, TypeError) as exc:
             return NodePlan(node, error=f"planning on {node} gave unreadable output ({exc})")
 
+    def stage(self, node: str, pkgset: PackageSet, on_event: Callable[[dict[str, Any]], None],
+              timeout: float = 3600) -> StageResult:
+        """The run's set kept on ``node`` and its archives downloaded there (nothing installed); never raises."""
+        final: dict[str, Any] = {}
+
+        def line(text: str) -> None:
+            try:
+                event = json.loads(text)
+            except ValueError:
+                return None
+            if isinstance(event, dict) and event.get("event") == "result":
+                final.update(event)
+            elif isinstance(event, dict):
+                on_event(event)
+            return None
+
+        doc = json.dumps(pkgset.document())
+        result = self.runner(node).stream([self.tool, "stage", "--events"], line, timeout=timeout, input=doc)
+        if not final:
+            return StageResult(node, "failed", f"staging on {node} ended without a result: {result.last_words}",
+                               seconds=result.seconds)
+        changes = tuple(Change.from_json(c) for c in final.get("changes", []))
+        return StageResult(node, str(final.get("result")), final.get("error"), changes, result.seconds)
+
     def apply(self, node: str, run_id: str, on_event: Callable[[dict[str, Any]], None],
-              timeout: float = 3600) -> ApplyResult:
+              timeout: float = 3600, set_digest: str | None = None) -> ApplyResult:
         """Upgrade ``node``'s packages now (it must be drained); never raises for a failed upgrade.
 
         Whether anything ran there is a fact, not a reading of ssh's words: ``apply`` prints
@@ -113,7 +154,8 @@ class Nodes:
                 on_event(event)
             return None
 
-        argv = ["env", f"{RUN_ID_ENV}={run_id}", self.tool, "apply", "--events"]
+        argv = ["env", f"{RUN_ID_ENV}={run_id}", self.tool, "apply", "--events",
+                *(["--set", set_digest] if set_digest else [])]
         result = self.runner(node).stream(argv, line, timeout=timeout, replies=True)
         if not final:
             why = result.last_words

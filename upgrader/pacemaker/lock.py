@@ -81,6 +81,7 @@ class LockInfo:
     started: datetime | None
     heartbeat: datetime | None
     expires: datetime | None
+    package_set: str = ""  # the digest of the run's package set (upgrader.packages.pkgset), when it has one
 
     def to_xml(self) -> str:
         """The property set, nvpair ids prefixed with the set's id (unique in the CIB)."""
@@ -98,6 +99,7 @@ class LockInfo:
             "started": iso(self.started),
             "heartbeat": iso(self.heartbeat),
             "expires": iso(self.expires),
+            **({"package-set": _digest(self.package_set)} if self.package_set else {}),
         }
 
     @classmethod
@@ -113,6 +115,7 @@ class LockInfo:
             started=_parse_time(values.get("started")),
             heartbeat=_parse_time(values.get("heartbeat")),
             expires=_parse_time(values.get("expires")),
+            package_set=values.get("package-set", ""),
         )
 
 
@@ -247,12 +250,13 @@ class UpgradeLock:
         self.ttl = timedelta(seconds=ttl)
         self.clock = clock
 
-    def acquire(self, phase: str = "acquired") -> LockInfo:
-        """Take the lock, or raise :class:`LockHeld`; a breakable stale lock is broken first."""
+    def acquire(self, phase: str = "acquired", package_set: str = "") -> LockInfo:
+        """Take the lock (recording the digest of the run's ``package_set``), or raise :class:`LockHeld`;
+        a breakable stale lock is broken first."""
         names.phase(phase)
         for _ in range(3):  # a create, or a break and a create; a released lock lets us try again
             now = self.clock()
-            info = LockInfo(self.node, self.run_id, os.getpid(), phase, now, now, now + self.ttl)
+            info = LockInfo(self.node, self.run_id, os.getpid(), phase, now, now, now + self.ttl, package_set)
             result = self.cluster.runner.run(
                 ["cibadmin", "--create", "--scope", "crm_config", f"--xml-text={info.to_xml()}"],
                 ok=(0, ALREADY_EXISTS),
@@ -309,6 +313,12 @@ class UpgradeLock:
             return False
         remove(self.cluster, info)
         return True
+
+
+def _digest(text: str) -> str:
+    if not (len(text) == 16 and all(c in "0123456789abcdef" for c in text)):
+        raise ValueError(f"{text!r} is not a package set's digest (16 hex digits)")
+    return text
 
 
 def _owned_xpath(holder: str, run_id: str) -> str:

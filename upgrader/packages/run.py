@@ -19,6 +19,7 @@ from upgrader import runkey
 from upgrader.guard import store
 from upgrader.runs import RUN_ID_ENV
 from upgrader.packages.after import old_code, stale_processes
+from upgrader.packages.pkgset import PackageSet, SetError, differences
 from upgrader.packages.plan import Change, plan_node
 
 
@@ -38,7 +39,7 @@ LOCK_WAIT = 120.0  # seconds to wait for another package manager to let go of dp
 class UpgradeReport:
     """result: ok, nothing (up to date), refused (the guard), busy (another apt), download-failed or dpkg-failed."""
 
-    result: str
+    result: str  # also (with a set) unavailable: the set's exact versions cannot be installed here
     message: str = ""
     changes: tuple[Change, ...] = ()
     failed: list[tuple[str, str]] = field(default_factory=list)  # (package, dpkg's message)
@@ -85,8 +86,84 @@ def wait_for_dpkg_lock(progress: Progress | None, limit: float,
     return None
 
 
-def upgrade_node(progress: Progress | None = None, run_id: str | None = None) -> UpgradeReport:
-    """dist-upgrade this node now; ``run_id`` is passed to the guard hooks as UPGRADER_RUN_ID."""
+MARK_ROUNDS = 6  # rounds of pinning candidates until the resolver's changes are the set's (a chain of deps)
+
+
+def mark_set(cache: Any, pkgset: PackageSet) -> tuple[Change, ...]:
+    """Mark the dist-upgrade that reaches exactly the set's versions here; its changes.
+
+    Each package of the set gets the set's version as its candidate (even when a newer one is
+    published now), each other package its installed version; the resolver then marks the
+    dist-upgrade. :class:`SetError` names a version of the set this node does not have, or how
+    the resolver's changes still differ from the set.
+    """
+    import apt_pkg
+
+    wanted = pkgset.versions
+    pins: dict[str, str] = {}
+    for name, version in wanted.items():  # set packages installed here at an older version: aim at the set's
+        pkg = cache[name] if name in cache else None
+        if pkg is not None and pkg.installed is not None and apt_pkg.version_compare(pkg.installed.version,
+                                                                                     version) < 0:
+            pins[name] = version
+    for _ in range(MARK_ROUNDS):
+        cache.clear()
+        for name, version in pins.items():
+            found = cache[name].versions.get(version)
+            if found is None:
+                raise SetError(f"{name} {version} of the run's set is not available here (see 'apt-cache policy "
+                               f"{name}'); refresh its indexes (apt-get update) or leave this node for later")
+            cache[name].candidate = found
+        cache.upgrade(dist_upgrade=True)
+        more = {}
+        for pkg in cache.get_changes():
+            if pkg.marked_delete or pkg.candidate is None or pins.get(pkg.name) == pkg.candidate.version:
+                continue
+            if pkg.name in wanted:
+                more[pkg.name] = wanted[pkg.name]
+            elif pkg.installed is not None:
+                more[pkg.name] = pkg.installed.version  # not in the set: it stays as it is
+        if not more:
+            break
+        pins.update(more)
+    changes = plan_node(cache)
+    installed = {n: cache[n].installed.version for n in wanted if n in cache and cache[n].installed is not None}
+    wrong = differences(pkgset, changes, installed)
+    if wrong:
+        raise SetError(f"the run's set cannot be installed exactly here: {'; '.join(wrong[:3])}"
+                       f"{' ...' if len(wrong) > 3 else ''}")
+    return changes
+
+
+def stage_node(pkgset: PackageSet, progress: Progress | None = None) -> UpgradeReport:
+    """Download the set's archives for this node (no dpkg, no lock of dpkg's): staged, nothing (nothing
+    of the set concerns this node), unavailable (a version of the set is missing here), download-failed."""
+    import apt
+
+    started = time.monotonic()
+    cache = apt.Cache()
+    try:
+        changes = mark_set(cache, pkgset)
+    except SetError as exc:
+        return UpgradeReport("unavailable", str(exc), seconds=time.monotonic() - started)
+    if not changes:
+        return UpgradeReport("nothing", "nothing of the run's set to install here", seconds=time.monotonic() - started)
+    fetch, _ = _progress_adapters(progress)
+    try:
+        cache.fetch_archives(progress=fetch)
+    except (apt.cache.FetchFailedException, apt.cache.FetchCancelledException) as exc:
+        return UpgradeReport("download-failed", f"downloading failed: {exc}", changes,
+                             seconds=time.monotonic() - started)
+    except apt.cache.LockFailedException as exc:
+        return UpgradeReport("busy", f"another package manager holds the archives' lock ({exc})", changes,
+                             seconds=time.monotonic() - started)
+    return UpgradeReport("staged", f"{len(changes)} packages downloaded", changes, seconds=time.monotonic() - started)
+
+
+def upgrade_node(progress: Progress | None = None, run_id: str | None = None,
+                 pkgset: PackageSet | None = None) -> UpgradeReport:
+    """dist-upgrade this node now (to exactly ``pkgset``'s versions when given); ``run_id`` is passed to
+    the guard hooks as UPGRADER_RUN_ID."""
     import apt
 
     started = time.monotonic()
@@ -95,7 +172,13 @@ def upgrade_node(progress: Progress | None = None, run_id: str | None = None) ->
         return UpgradeReport("busy", f"another package manager is running: {holder_text(holder)} still held "
                                      f"dpkg's lock after {LOCK_WAIT:.0f}s; wait until it ends")
     cache = apt.Cache()
-    changes = plan_node(cache)
+    if pkgset is None:
+        changes = plan_node(cache)
+    else:
+        try:
+            changes = mark_set(cache, pkgset)
+        except SetError as exc:
+            return UpgradeReport("unavailable", str(exc), seconds=time.monotonic() - started)
     if not changes:
         return UpgradeReport("nothing", "up to date, nothing to upgrade")
     stack = [c.package for c in changes if c.ha_stack]

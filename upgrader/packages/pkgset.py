@@ -1,0 +1,191 @@
+"""The run's package set: one version per package for the whole cluster, frozen before the first drain.
+
+The plan asks every node for its candidates; :func:`from_plans` keeps, per
+package, the newest version any node offers. Every node then installs exactly
+those versions (:func:`upgrader.packages.run.mark_set`), even when its mirror
+publishes a newer one mid-run; a node whose own candidate is older (its mirror
+lags) is deferred with the reason. Removals are not in the set: they are what
+the resolver needs on a node to reach the set's versions there.
+
+The set travels to each node as JSON (``rolling-upgrade stage`` reads it on
+stdin and keeps it in :data:`SETS_DIR` under its digest); ``apply --set
+DIGEST`` reads it back. The digest, short enough for a CIB value, is in the
+lock's record and the history, so one run's nodes and its finishing step
+name the same set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from upgrader.packages.plan import Change
+
+SETS_DIR = Path("/var/lib/upgrader/sets")
+DIGEST_LENGTH = 16
+KEEP_SETS = 10  # the newest set files kept on a node
+_DIGEST = re.compile(r"^[0-9a-f]{16}$")
+_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$")
+_VERSION = re.compile(r"^[0-9A-Za-z.+~:-]+$")
+
+
+class SetError(ValueError):
+    """A package set that cannot be used: unreadable, or not the one asked for; one line naming it."""
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """One package of the set at exactly ``version``; ``origin`` says where it comes from (``Debian
+    bookworm-security``), for people."""
+
+    package: str
+    version: str
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class PackageSet:
+    entries: tuple[Pinned, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entries", tuple(sorted(self.entries, key=lambda p: p.package)))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {p.package: p.version for p in self.entries}
+
+    @property
+    def digest(self) -> str:
+        """What names the set: a hash of its ``package=version`` lines (origins are not part of it)."""
+        text = "".join(f"{p.package}={p.version}\n" for p in self.entries)
+        return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_LENGTH]
+
+    def document(self) -> dict[str, Any]:
+        return {"digest": self.digest, "packages": [{"package": p.package, "version": p.version,
+                                                     "origin": p.origin} for p in self.entries]}
+
+    @classmethod
+    def from_document(cls, doc: Any) -> "PackageSet":
+        """From :meth:`document`'s JSON; :class:`SetError` when malformed or when its digest does not match."""
+        try:
+            entries = tuple(Pinned(str(p["package"]), str(p["version"]), str(p.get("origin", "")))
+                            for p in doc["packages"])
+            digest = str(doc["digest"])
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise SetError(f"a package set without its packages or digest ({exc})") from None
+        bad = [p.package for p in entries if not _PACKAGE.match(p.package) or not _VERSION.match(p.version)]
+        if bad:
+            raise SetError(f"a package set with a malformed package name or version: {bad[0]!r}")
+        found = cls(entries)
+        if found.digest != digest:
+            raise SetError(f"package set {digest!r} does not match its packages (digest {found.digest})")
+        return found
+
+    def summary(self) -> str:
+        """``3 packages (set 0123456789abcdef)``."""
+        return f"{len(self)} package{'s' if len(self) != 1 else ''} (set {self.digest})"
+
+
+def from_plans(plans: Mapping[str, Iterable[Change]]) -> tuple[PackageSet, dict[str, str]]:
+    """The run's set from every node's changes, and, per node that cannot take it, why.
+
+    Per package the newest candidate any node offers; a node whose own candidate of a package is
+    older is left out of this run (its mirror lags: the run would install there what no check saw).
+    """
+    import apt_pkg
+
+    apt_pkg.init_system()
+    newest: dict[str, Change] = {}
+    for changes in plans.values():
+        for c in changes:
+            if c.candidate is None:
+                continue
+            seen = newest.get(c.package)
+            if seen is None or apt_pkg.version_compare(c.candidate, seen.candidate or "") > 0:
+                newest[c.package] = c
+    lagging: dict[str, str] = {}
+    for node, changes in plans.items():
+        behind = [f"{c.package} {c.candidate} (the set has {newest[c.package].candidate})" for c in changes
+                  if c.candidate is not None and c.candidate != newest[c.package].candidate]
+        if behind:
+            lagging[node] = (f"its candidates are older than the run's set: {', '.join(behind[:3])}"
+                             f"{' ...' if len(behind) > 3 else ''}; refresh its indexes (apt-get update)")
+    return PackageSet(tuple(Pinned(c.package, c.candidate or "", origin_text(c)) for c in newest.values())), lagging
+
+
+def origin_text(change: Change) -> str:
+    """Where a change's candidate comes from, for people: ``Debian bookworm-security``."""
+    origins = getattr(change, "origins", ()) or ()
+    first = next(iter(origins), None)
+    if first is None:
+        return ""
+    return " ".join(str(part) for part in (getattr(first, "origin", ""), getattr(first, "archive", "")) if part)
+
+
+def differences(pkgset: PackageSet, changes: Iterable[Change], installed: Mapping[str, str]) -> list[str]:
+    """How ``changes`` (what a node's resolver would do) differ from the set; empty: exactly the set.
+
+    A change to a version the set does not name, a package of the set that the node has at an older
+    version and does not upgrade (``installed``: the node's installed versions of the set's packages).
+    """
+    import apt_pkg
+
+    apt_pkg.init_system()
+    wanted = pkgset.versions
+    found = []
+    changed = set()
+    for c in changes:
+        if c.candidate is None:  # a removal the set's versions need here
+            continue
+        changed.add(c.package)
+        if c.package not in wanted:
+            found.append(f"{c.package} {c.candidate} is not in the run's set")
+        elif c.candidate != wanted[c.package]:
+            found.append(f"{c.package}: {c.candidate} instead of the set's {wanted[c.package]}")
+    for package, version in sorted(installed.items()):
+        if package in wanted and package not in changed and apt_pkg.version_compare(version, wanted[package]) < 0:
+            found.append(f"{package} stays at {version}: the set's {wanted[package]} cannot be installed here")
+    return found
+
+
+def save(pkgset: PackageSet, directory: Path = SETS_DIR) -> Path:
+    """Keep the set on this node under its digest (atomic, root-only); the oldest beyond :data:`KEEP_SETS` go."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / f"{pkgset.digest}.json"
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(pkgset.document(), f)
+    os.replace(tmp, path)
+    old = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)[KEEP_SETS:]
+    for stale in old:
+        stale.unlink(missing_ok=True)
+    return path
+
+
+def load(digest: str, directory: Path = SETS_DIR) -> PackageSet:
+    """The set this node kept under ``digest``; :class:`SetError` when it is not here or not that set."""
+    if not _DIGEST.match(digest):
+        raise SetError(f"{digest!r} is not a package set's digest (16 hex digits)")
+    path = directory / f"{digest}.json"
+    try:
+        doc = json.loads(path.read_text())
+    except OSError as exc:
+        raise SetError(f"package set {digest} is not on this node ({exc.strerror}); stage it first") from None
+    except ValueError as exc:
+        raise SetError(f"package set {digest} is unreadable here ({exc})") from None
+    found = PackageSet.from_document(doc)
+    if found.digest != digest:
+        raise SetError(f"{path} holds set {found.digest}, not {digest}")
+    return found
