@@ -1,7 +1,9 @@
 """The lab's APT repository: the demo package built with dpkg-deb, indexed by apt-ftparchive.
 
 Two suites, ``lab`` and ``lab-security`` (origin ``upgrader-lab``), served
-as a trusted ``file:`` source that every node sees through its overlay. A
+as a trusted ``copy:`` source that every node sees through its overlay (``copy:``,
+not ``file:``: apt copies each archive into the node's cache, as it downloads
+one from a mirror, so a run's staging is real). A
 suite holds exactly the version last published into it.
 
 Builds for the procedure's branches: ``bad`` (the application answers 500),
@@ -42,7 +44,7 @@ def check_version(version: str) -> str:
 
 def sources_entry(repo: Path) -> str:
     """The deb822 source every node uses."""
-    return (f"Types: deb\nURIs: file:{repo}\nSuites: {' '.join(SUITES)}\n"
+    return (f"Types: deb\nURIs: copy:{repo}\nSuites: {' '.join(SUITES)}\n"
             "Components: main\nTrusted: yes\n")
 
 

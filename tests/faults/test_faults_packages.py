@@ -36,7 +36,9 @@ except OSError:
 """
 
 
-def test_repository_gone_at_download_leaves_the_node_unchanged_and_online(healthy: Lab, nothing_lost) -> None:
+def test_repository_gone_at_download_refuses_at_staging_with_nothing_drained(healthy: Lab, nothing_lost) -> None:
+    """Every node stages the run's package set before the first drain: a mirror gone at download time
+    refuses the run there, with no node drained and no package changed."""
     version = fresh_version(healthy)  # every node's index lists it ...
     pool, gone = healthy.repo_dir / "pool", healthy.repo_dir / "pool.gone"
     pool.rename(gone)  # ... but the files are gone, as when a mirror breaks mid-sync
@@ -45,12 +47,12 @@ def test_repository_gone_at_download_leaves_the_node_unchanged_and_online(health
         code, doc = rolling(healthy, "run", "--yes")
     finally:
         gone.rename(pool)
-    assert code == 4, doc
-    failed = [n for n in doc["nodes"] if n["result"] == "failed"]
-    assert len(failed) == 1 and "failed before dpkg ran" in failed[0]["error"], doc
+    assert code == 3, doc
+    assert doc["refused"].startswith("refused: staging the run's package set failed, nothing was drained"), doc
+    assert "downloading failed" in doc["refused"], doc
     assert all(ops.installed_version(healthy, n) != version for n in healthy.node_names)
     assert versions_served(healthy) == before
-    nothing_lost(healthy, run=doc["run"], told=[("upgrade", "end"), ("run", "note"), ("run", "end")])
+    nothing_lost(healthy, run=doc["run"], told=[("stage", "note"), ("run", "end")])
 
 
 def test_disk_full_while_dpkg_unpacks_quarantines_that_node_only(healthy: Lab, nothing_lost) -> None:

@@ -66,7 +66,7 @@ def recover(cluster: Cluster, nodes: Nodes, history: History, config: Config) ->
     cluster.wait_settled(None, deadline=config.settle_timeout)
     lock.remove(cluster, info)
     done.append(f"released the lock of run {info.run_id}")
-    history.record(info.run_id, None, "recovered", "note", actions=done)
+    history.record(info.run_id, None, "recovered", "note", actions=done, package_set=info.package_set or None)
     return done
 
 
