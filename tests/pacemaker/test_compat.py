@@ -1,4 +1,4 @@
-"""Pacemaker's rolling-upgrade rules (compat) and crm_verify's output.
+"""Pacemaker's rolling-upgrade rules (compat), crm_verify's output, and the stack preflight (stack_check).
 
 crm_verify's output is the one capture_verify.py saved (data/crm_verify-*.json, real Pacemaker 2.1.5 on
 copies of a captured CIB); crm_mon's is the lab's (data/crm_mon-*.xml). Bookworm has one Pacemaker, so
@@ -17,6 +17,7 @@ import pytest
 
 from upgrader.pacemaker import compat
 from upgrader.pacemaker.live import Cluster
+from upgrader.pacemaker.stack_check import stack_upgrade_problems
 from upgrader.pacemaker.state import ClusterState, parse_crm_mon
 from upgrader.runner import VERIFY_TIMEOUT, CommandError, Result, Runner
 
@@ -223,3 +224,57 @@ def test_the_real_crm_verify_still_says_what_was_captured(case: str, offline: Ca
     if c["change_argv"]:
         cluster.runner.run(c["change_argv"])
     assert cluster.verify() == compat.verify_errors(c["returncode"], c["stderr"])
+
+
+# --- the stack preflight -----------------------------------------------------------------------------------
+
+def test_crm_verify_errors_refuse_the_run_naming_them(mon: Callable[[str], ClusterState]) -> None:
+    c = captured_verify("no-stonith")
+    problems = stack_upgrade_problems(Cluster(replaying("no-stonith")), mon("all-online"), None)
+    assert problems == [f"crm_verify finds errors in the live CIB: {'; '.join(error_lines(c['stderr']))}; "
+                        "fix them first (crm_verify -L -V)"]
+
+
+@pytest.mark.parametrize("case", ["clean", "warning"])
+def test_a_clean_cib_and_the_same_pacemaker_pass(case: str, mon: Callable[[str], ClusterState]) -> None:
+    state = mon("all-online")
+    assert state.summary.dc_version is not None
+    same = compat.dc_release(state.summary.dc_version) + "-1+deb12u1"
+    assert stack_upgrade_problems(Cluster(replaying(case)), state, same) == []
+
+
+def test_a_documented_jump_passes_and_a_downgrade_is_refused(mon: Callable[[str], ClusterState]) -> None:
+    state = mon("all-online")
+    assert stack_upgrade_problems(Cluster(replaying("clean")), state, "3.0.0-2") == []  # trixie's
+    problems = stack_upgrade_problems(Cluster(replaying("clean")), state, "2.0.5-2")  # bullseye's
+    running = compat.dc_release(state.summary.dc_version or "")
+    assert problems[0].startswith(f"Pacemaker 2.0.5 is a downgrade from the running {running}")
+    assert any("CRM feature set 3.6.1 is an older one" in p for p in problems[1:]), problems
+
+
+def test_a_crm_verify_that_cannot_check_refuses_too(mon: Callable[[str], ClusterState]) -> None:
+    problems = stack_upgrade_problems(Cluster(replaying("no-cib")), mon("all-online"), None)
+    assert len(problems) == 1 and problems[0].startswith("crm_verify could not check the live CIB: ")
+
+
+def test_without_a_dc_the_candidate_cannot_be_compared(mon: Callable[[str], ClusterState]) -> None:
+    state = mon("all-online")
+    no_dc = replace(state, summary=replace(state.summary, dc=None, dc_version=None))
+    problems = stack_upgrade_problems(Cluster(replaying("clean")), no_dc, "2.1.5-1+deb12u1")
+    assert len(problems) == 1 and "no DC is elected" in problems[0]
+
+
+def test_a_candidate_that_is_not_a_version_is_one_line(mon: Callable[[str], ClusterState]) -> None:
+    problems = stack_upgrade_problems(Cluster(replaying("clean")), mon("all-online"), "bogus")
+    assert len(problems) == 1 and problems[0].startswith("cannot compare the candidate Pacemaker bogus")
+
+
+def test_a_remote_node_refuses_an_older_remote_protocol(mon: Callable[[str], ClusterState]) -> None:
+    # The captured state with node3 as a Pacemaker Remote node and a DC on 2.1.8 (feature set from the table).
+    state = mon("all-online")
+    dc_set = compat.feature_set_of("2.1.8")
+    nodes = tuple(replace(n, type="remote") if n.name == "node3" else replace(n, feature_set=dc_set)
+                  for n in state.nodes)
+    state = replace(state, nodes=nodes, summary=replace(state.summary, dc_version="2.1.8-3235e9a"))
+    problems = stack_upgrade_problems(Cluster(replaying("clean")), state, "2.1.7-1")
+    assert len(problems) == 1 and "Pacemaker Remote protocol" in problems[0] and "node3" in problems[0]
