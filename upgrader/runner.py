@@ -54,6 +54,7 @@ EXIT_MEANINGS: dict[int, str] = {
     124: "timed out",
 }
 
+CONFIG_INVALID = 78  # crm_verify: the configuration has errors (Pacemaker 2.1: or only warnings)
 NOT_CONNECTED = 102
 NO_SUCH_OBJECT = 105
 ALREADY_EXISTS = 108
@@ -70,6 +71,7 @@ LXC_TIMEOUT = 10  # lxc-ls, lxc-info on a node (rolling-upgrade patched)
 RUN_STATE_TIMEOUT = 30  # rolling-upgrade run-state on the node holding an apt run's lock
 LOCK_MARK_TIMEOUT = 30  # the APT hooks' finishing step marking a failed upgrade's lock dpkg-failed
 NODE_TIMEOUT = 60  # a command on a node (orchestrator.remote.Nodes.runner) given no bound of its own
+VERIFY_TIMEOUT = 60.0  # crm_verify --live-check: the live CIB, before a run that upgrades the cluster stack
 REPORT_MARGIN = 60  # on top of a wait a command on a node does itself (Settle-Timeout, dpkg-state --wait)
 DPKG_QUERY_TIMEOUT = 60  # dpkg-query -W: the versions an apt run left (the APT hooks' record)
 SENDMAIL_TIMEOUT = 60.0  # sendmail -t: the run's report mail

@@ -10,10 +10,11 @@ from typing import Callable, Iterable, Literal, Mapping
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay
 
 from upgrader.pacemaker import names
+from upgrader.pacemaker.compat import verify_errors
 from upgrader.pacemaker.simulate import Move, parse_transition_summary
 from upgrader.pacemaker.state import ClusterState, Failure, ParseError, parse_crm_mon
-from upgrader.runner import (DC_QUERY_TIMEOUT, NO_SUCH_OBJECT, TIMED_OUT, CommandError, CommandMissing, CommandTimeout,
-                             Runner)
+from upgrader.runner import (CONFIG_INVALID, DC_QUERY_TIMEOUT, NO_SUCH_OBJECT, TIMED_OUT, VERIFY_TIMEOUT, CommandError,
+                             CommandMissing, CommandTimeout, Runner)
 
 # A placement check: the problems it sees in a state (empty when it holds).
 Check = Callable[[ClusterState], list[str]]
@@ -260,6 +261,13 @@ class Cluster:
         return tuple(
             el.get("id", "") for el in root.iter() if el.get("id", "").startswith(("cli-ban-", "cli-prefer-"))
         )
+
+    def verify(self, timeout: float = VERIFY_TIMEOUT) -> list[str]:
+        """The errors ``crm_verify --live-check -V`` finds in the live CIB, one per line (empty: none; warnings
+        are not errors). Raises :class:`CommandError` when crm_verify could not check it at all."""
+        result = self.runner.run(["crm_verify", "--live-check", "-V"], timeout=timeout, ok=(0, CONFIG_INVALID),
+                                 what="crm_verify (the live CIB)")
+        return verify_errors(result.returncode, result.stderr + result.stdout)
 
     def preflight(self) -> Preflight:
         """Quorum, nodes, failures, maintenance-mode, stray cli- constraints and fencing, now."""

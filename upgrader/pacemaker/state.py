@@ -38,6 +38,7 @@ class Node:
     is_dc: bool
     resources_running: int
     type: str
+    feature_set: str | None = None  # its CRM feature set (crm_mon of Pacemaker 2.1 and later; None when not shown)
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,12 @@ class ClusterState:
     def node(self, name: str) -> Node | None:
         return next((n for n in self.nodes if n.name == name), None)
 
+    @property
+    def dc_feature_set(self) -> str | None:
+        """The DC's CRM feature set, as crm_mon shows it on the DC's node entry (None: no DC, or not shown)."""
+        dc = self.node(self.summary.dc) if self.summary.dc else None
+        return dc.feature_set if dc is not None else None
+
     def members(self, rid: str) -> tuple[Resource, ...]:
         """The primitives a resource, group (``app1``) or clone id stands for."""
         return tuple(r for r in self.resources if rid in (r.id, r.group, r.clone, _base(r.group)))
@@ -311,6 +318,7 @@ def _node(el: ET.Element) -> Node:
         is_dc=_bool(el, "is_dc", False),
         resources_running=_int(el.get("resources_running", "0"), "a node's resources_running") or 0,
         type=el.get("type", "member"),
+        feature_set=el.get("feature_set") or None,
     )
 
 
