@@ -20,6 +20,7 @@ from upgrader.config import Config
 from upgrader.orchestrator import steering
 from upgrader.history import History, HistoryError
 from upgrader.orchestrator.remote import NodePlan, Nodes
+from upgrader.packages.choose import Selection
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.lock import LockLost, UpgradeLock
 from upgrader.runs import WAITING
@@ -96,6 +97,7 @@ class RunContext:
         self.placed: dict[str, frozenset[str]] = {}  # where each resource ran when it was last checked
         self.started = datetime.now(timezone.utc)  # when this run began (its metrics)
         self.kept_in_standby: set[str] = set()  # nodes an operator put in standby: upgraded, left there
+        self.selection = Selection()  # what to take of each node's plan (start.rollout sets the settings')
 
     def phase(self, node: str | None, phase: str) -> None:
         self.lock.heartbeat(phase, before_move=phase in MOVE_PHASES)
