@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from upgrader import origins
 from upgrader.runner import Runner
 from upgrader.timewindow import Window, parse_blackout, parse_window
 
@@ -27,11 +28,18 @@ if TYPE_CHECKING:
     import apt_pkg
 
 PREFIX = "Rolling-Upgrade"
+UNATTENDED = "Unattended-Upgrade"  # unattended-upgrades' tree: Origins-Pattern and Package-Blacklist default to it
 DEFAULT_DIR = Path("/etc/apt/apt.conf.d")
 DEFAULT_MAIN = Path("/etc/apt/apt.conf")
 MAIL_REPORTS = ("always", "only-on-error", "on-change")
 # Where the default Remote-Shell keeps its shared ssh connections (one per peer, kept 60 s after last use).
 SSH_CONTROL_DIR = "/run/upgrader/ssh"
+# What apt.conf.d/51rolling-upgrade-unattended adds to unattended-upgrades' Package-Blacklist: it keeps u-u off the
+# cluster stack, which rolling-upgrade upgrades itself (the stack stopped), so Package-Blacklist never inherits them.
+UNATTENDED_HA_BLACKLIST = ("pacemaker", "corosync", "resource-agents", "crmsh", "pcs", "fence-agents", "sbd", "booth",
+                           "dlm", "libqb", "libknet", "libnozzle", "libcrm", "libcib", "liblrmd", "libpe-",
+                           "libpacemaker", "libstonithd", "libcorosync", "libcfg", "libcmap", "libcpg", "libquorum",
+                           "libsam", "libvotequorum")
 
 
 class ConfigError(ValueError):
@@ -73,6 +81,12 @@ class Config:
     health_commands: tuple[str, ...] = ()  # Health::Commands: programs a rolling-upgrade-check-cmd may run
     hooks_finish_wait: int = 7200  # Hooks::Finish-Wait
     random_delay: int = 0  # Random-Delay
+    # Origins-Pattern, unsubstituted; not set: u-u's Allowed-Origins (as patterns) and Origins-Pattern; () takes all
+    origins_pattern: tuple[str, ...] = ()
+    # Package-Blacklist; not set: u-u's Package-Blacklist less UNATTENDED_HA_BLACKLIST
+    package_blacklist: tuple[str, ...] = ()
+    update: bool = False  # Update: apt-get update on every node before the run plans
+    update_timeout: int = 300  # Update-Timeout
 
     def apply_limit(self, packages: int) -> int:
         """How long one node's upgrade may take: Apply-Timeout, or 10 min plus 1 min per package."""
@@ -147,7 +161,11 @@ def load(directory: Path | str = DEFAULT_DIR, main_file: Path | str | None = DEF
 
 
 def from_apt(settings: apt_pkg.Configuration) -> Config:
-    """The :class:`Config` given by the ``Rolling-Upgrade::`` tree of an APT configuration."""
+    """The :class:`Config` given by the ``Rolling-Upgrade::`` tree of an APT configuration.
+
+    An empty (or unset) Origins-Pattern or Package-Blacklist is unattended-upgrades' own, from the same
+    configuration (:func:`_unattended`).
+    """
     _check_keys(settings, PREFIX)
     values: dict[str, Any] = {}
     for key, (name, parse) in _SCALARS.items():
@@ -157,7 +175,24 @@ def from_apt(settings: apt_pkg.Configuration) -> Config:
     for key, (name, parse) in _LISTS.items():
         full = f"{PREFIX}::{key}"
         values[name] = tuple(_parse(full, parse, entry) for entry in settings.value_list(full))
-    return Config(**values)
+    return Config(**(values | _unattended(settings, values)))
+
+
+def _unattended(settings: apt_pkg.Configuration, values: dict[str, Any]) -> dict[str, Any]:
+    """unattended-upgrades' choice where ours is empty: its Allowed-Origins entries (as patterns) and
+    Origins-Pattern, in that order (as its get_allowed_origins lists them), and its Package-Blacklist less
+    :data:`UNATTENDED_HA_BLACKLIST`. Checked as ours are; an error names u-u's key."""
+    found: dict[str, Any] = {}
+    if not values["origins_pattern"]:
+        legacy, patterns = f"{UNATTENDED}::Allowed-Origins", f"{UNATTENDED}::Origins-Pattern"
+        found["origins_pattern"] = (
+            *(_parse(legacy, _allowed_origin, entry) for entry in settings.value_list(legacy)),
+            *(_parse(patterns, _origins_pattern, entry) for entry in settings.value_list(patterns)))
+    if not values["package_blacklist"]:
+        blacklist = f"{UNATTENDED}::Package-Blacklist"
+        found["package_blacklist"] = tuple(_parse(blacklist, _regex, entry) for entry in settings.value_list(blacklist)
+                                           if entry not in UNATTENDED_HA_BLACKLIST)
+    return found
 
 
 def _parse(key: str, parse: Callable[[str], Any], raw: str) -> Any:
@@ -282,6 +317,24 @@ def _command(raw: str) -> tuple[str, ...]:
     return argv
 
 
+def _origins_pattern(raw: str) -> str:
+    """An origin pattern, checked (substituted with placeholder values; the run substitutes this machine's)."""
+    origins.parse_pattern(raw, "Debian", "bookworm")
+    return raw
+
+
+def _allowed_origin(raw: str) -> str:
+    """u-u's older ``ORIGIN:ARCHIVE`` entry, as the pattern it stands for."""
+    return _origins_pattern(origins.legacy_pattern(raw))
+
+
+def _regex(raw: str) -> str:
+    try:
+        return origins.check_regex(raw)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; an entry is matched at the start of a package name, e.g. 'linux-image-'") from None
+
+
 def _absolute_program(raw: str) -> str:
     if not raw.startswith("/") or any(c.isspace() for c in raw):
         raise ValueError(f"{raw!r} is not the absolute path of a program (list programs as e.g. /usr/bin/test)")
@@ -347,12 +400,16 @@ _SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Apply-Timeout": ("apply_timeout", _duration),
     "Hooks::Finish-Wait": ("hooks_finish_wait", _positive_duration),
     "Random-Delay": ("random_delay", _random_delay),
+    "Update": ("update", _bool),
+    "Update-Timeout": ("update_timeout", _positive_duration),
 }
 # APT list key -> Config field and parser of one entry.
 _LISTS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Windows": ("windows", parse_window),
     "Blackout": ("blackout", parse_blackout),
     "Health::Commands": ("health_commands", _absolute_program),
+    "Origins-Pattern": ("origins_pattern", _origins_pattern),
+    "Package-Blacklist": ("package_blacklist", _regex),
 }
 _GROUPS = ("Health", "Hooks", "Stack")
 KEYS = (*_SCALARS, *_LISTS)  # every setting under Rolling-Upgrade:: (the manual page lists them from here)

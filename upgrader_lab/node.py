@@ -40,6 +40,7 @@ Rolling-Upgrade::Rejoin-Timeout "120";
 Rolling-Upgrade::Stack::Stop "{POWER} stop";
 Rolling-Upgrade::Stack::Start "{POWER} start";
 Rolling-Upgrade::Reboot-Command "{POWER} reboot";
+Rolling-Upgrade::Origins-Pattern {{ "origin=upgrader-lab"; }};  // the host's 50unattended-upgrades allows only Debian's
 """
 REPO_MOUNT = "/srv/upgrader-lab/repo"  # where a node sees the lab's APT repository
 # This source tree and its venv, seen live at the same path in every node (wherever it is

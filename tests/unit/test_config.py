@@ -19,7 +19,8 @@ ALL_KEYS = {
     "Health::Interval", "Boot-Grace", "Reboot", "History-File", "Lock-Expiry", "Mail", "MailReport",
     "Webhook", "Windows", "Blackout", "Default-Node-Duration", "Hooks::Query-Timeout", "Hooks::Finish-Wait",
     "Random-Delay", "Reboot-Command", "Stack::Stop", "Stack::Start", "Rejoin-Timeout", "Apply-Timeout",
-    "Health::Commands", "Health::Patched", "Metrics-Dir",
+    "Health::Commands", "Health::Patched", "Metrics-Dir", "Origins-Pattern", "Package-Blacklist", "Update",
+    "Update-Timeout",
 }  # fmt: skip
 
 

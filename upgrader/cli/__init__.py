@@ -80,7 +80,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     s.add_argument("--nodes", type=_nodes, help="only these nodes, e.g. node1,node2")
     s.add_argument("--json", action="store_true", help="print the result as JSON (no progress, no prompt)")
-    s.set_defaults(func=lambda a, c, out: runs.run(c, out, yes=a.yes, nodes=a.nodes, as_json=a.json))
+    s.add_argument("--security-only", action="store_true", help="take only the changes whose candidate is from a "
+                                                                "security archive (a suite ending in -security)")
+    s.set_defaults(func=lambda a, c, out: runs.run(c, out, yes=a.yes, nodes=a.nodes, as_json=a.json,
+                                                   security_only=a.security_only))
     s = sub.add_parser("node", help="upgrade this node only (cron and the APT hooks' finishing step)")
     s.add_argument("--yes", action="store_true")
     s.add_argument("--json", action="store_true")

@@ -13,6 +13,7 @@ import select
 import signal
 import sys
 import time
+from dataclasses import asdict
 from typing import Any
 
 from upgrader.runs import RUN_ID_ENV
@@ -88,7 +89,7 @@ def apply(handshake: bool = True, set_digest: str | None = None) -> int:
             return 1
     report = upgrade_node(JsonProgress(), run_id=os.environ.get(RUN_ID_ENV) or None, pkgset=frozen)
     _emit(event="result", ok=report.ok, result=report.result, error=None if report.ok else report.message,
-          changes=[c.__dict__ for c in report.changes], reboot_required=bool(report.reboot),
+          changes=[asdict(c) for c in report.changes], reboot_required=bool(report.reboot),
           reboot=report.reboot, stale_processes=report.stale, services=report.services,
           seconds=round(report.seconds, 1))
     return 0 if report.ok else 1

@@ -3,13 +3,15 @@
 ``plan --local`` is this node's part alone (no cluster needed); the whole
 plan asks every node for it. Its JSON (:meth:`Plan.document`) has per change
 ``package``, ``installed``, ``candidate``, ``security``, ``ha_stack``, ``in_use`` (a running
-process maps one of its files) and ``action``. Tables and prompts summarize a
-node's changes (:mod:`upgrader.cli.render`); ``--json`` lists every one.
+process maps one of its files), ``origins`` (the candidate's, each a dict of its Release
+fields) and ``action``. Tables and prompts summarize a node's changes
+(:mod:`upgrader.cli.render`); ``--json`` lists every one.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from upgrader.packages.plan import Plan, local_plan
@@ -152,4 +154,4 @@ def plan_table(plans: dict[str, NodePlan], moves: Mapping[str, Sequence[Action]]
 
 
 def _plan_doc(p: NodePlan) -> dict[str, Any]:
-    return {"error": p.error, "changes": [c.__dict__ for c in p.changes]}
+    return {"error": p.error, "changes": [asdict(c) for c in p.changes]}

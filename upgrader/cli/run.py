@@ -32,9 +32,10 @@ from upgrader.runner import CommandError
 from upgrader.runs import APT_RUN_PREFIX, RUN_ID_ENV
 
 
-def rollout(cluster: Cluster, out: Console, as_json: bool) -> Rollout:
-    """The Rollout of this command, its progress on ``out`` (none with --json)."""
-    return new_rollout(cluster, ConsoleReport(out, quiet=as_json))
+def rollout(cluster: Cluster, out: Console, as_json: bool, security_only: bool = False) -> Rollout:
+    """The Rollout of this command, its progress on ``out`` (none with --json); ``security_only``: its
+    selection takes security updates only (``run --security-only``)."""
+    return new_rollout(cluster, ConsoleReport(out, quiet=as_json), security_only=security_only)
 
 
 def resume(cluster: Cluster, out: Console, *, as_json: bool) -> int:
@@ -65,8 +66,8 @@ def resume(cluster: Cluster, out: Console, *, as_json: bool) -> int:
 
 
 def run(cluster: Cluster, out: Console, *, yes: bool, nodes: list[str] | None, as_json: bool,
-        source: str = "run") -> int:
-    r = rollout(cluster, out, as_json)
+        source: str = "run", security_only: bool = False) -> int:
+    r = rollout(cluster, out, as_json, security_only)
     confirm = None if yes or as_json else _confirm_on_terminal(out)
     try:
         r.recovered = recover(cluster, r.nodes, r.history, r.config)

@@ -21,6 +21,7 @@ from upgrader.orchestrator import steering
 from upgrader.history import History, HistoryError
 from upgrader.orchestrator.remote import NodePlan, Nodes
 from upgrader.packages.pkgset import PackageSet
+from upgrader.packages.choose import Selection
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.lock import LockLost, UpgradeLock
 from upgrader.runs import WAITING
@@ -98,6 +99,7 @@ class RunContext:
         self.started = datetime.now(timezone.utc)  # when this run began (its metrics)
         self.kept_in_standby: set[str] = set()  # nodes an operator put in standby: upgraded, left there
         self.package_set = PackageSet()  # the run's versions, frozen at the preflight (orchestrator.staging)
+        self.selection = Selection()  # what to take of each node's plan (start.rollout sets the settings')
 
     def phase(self, node: str | None, phase: str) -> None:
         self.lock.heartbeat(phase, before_move=phase in MOVE_PHASES)

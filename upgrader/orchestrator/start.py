@@ -21,18 +21,23 @@ from upgrader.orchestrator.procedure import Checks, Reporter, Rollout
 from upgrader.orchestrator.recovery import restart_own_stack
 from upgrader.orchestrator.remote import Nodes
 from upgrader.orchestrator.restarts import online
+from upgrader.packages.choose import selection_for
 from upgrader.pacemaker.live import Cluster, NotSettled
 from upgrader.runner import CommandError
 from upgrader.runs import RUN_ID_ENV, new_run_id
 
 
-def rollout(cluster: Cluster, report: Reporter, checks: Checks | None = None) -> Rollout:
-    """The Rollout of this node's run (``UPGRADER_RUN_ID`` names it where the APT hooks started us)."""
+def rollout(cluster: Cluster, report: Reporter, checks: Checks | None = None, *,
+            security_only: bool = False) -> Rollout:
+    """The Rollout of this node's run (``UPGRADER_RUN_ID`` names it where the APT hooks started us); its
+    ``selection`` from the settings (Origins-Pattern, Package-Blacklist) and ``security_only``."""
     cfg = configuration.load()
+    selection = selection_for(cfg, security_only)
     restarted = own_stack_first(cluster, cfg)
     local = cluster.local_node()
     r = Rollout(cluster, Nodes(cfg, local), checks or default_checks(cluster, cfg), cfg,
                 History(cfg.history_file), report, os.environ.get(RUN_ID_ENV) or new_run_id(local))
+    r.selection = selection
     if restarted:
         r.report.step(local, "recover", restarted)
     return r

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from upgrader.origins import Origin
 from upgrader.packages.after import is_stack_process, mapped_files
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ class Change:
     """One package the dist-upgrade changes (``installed`` None: new; ``candidate`` None: removed).
 
     ``in_use``: a running process maps one of the installed version's files (a program or library it runs).
+    ``origins``: where the candidate comes from (python-apt's ``candidate.origins``); none for a removal.
     """
 
     package: str
@@ -38,12 +40,15 @@ class Change:
     security: bool = False
     ha_stack: bool = False
     in_use: bool = False
+    origins: tuple[Origin, ...] = ()
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "Change":
-        """From ``plan --local --json``'s or ``apply``'s change (one of an older version may lack ``in_use``)."""
+        """From ``plan --local --json``'s or ``apply``'s change (one of an older version may lack ``in_use``
+        and ``origins``)."""
         return cls(d["package"], d.get("installed"), d.get("candidate"), bool(d.get("security")),
-                   bool(d.get("ha_stack")), bool(d.get("in_use")))
+                   bool(d.get("ha_stack")), bool(d.get("in_use")),
+                   tuple(Origin.from_json(o) for o in d.get("origins") or ()))
 
     @property
     def action(self) -> str:
@@ -102,6 +107,7 @@ def plan_node(cache: apt.Cache | None = None) -> tuple[Change, ...]:
             security=candidate is not None and is_security(o.archive for o in candidate.origins),
             ha_stack=is_ha_stack(pkg.name) or pkg.name in stack,
             in_use=pkg.name in used,
+            origins=tuple(Origin.from_apt(o) for o in candidate.origins) if candidate is not None else (),
         ))
     return tuple(changes)
 
