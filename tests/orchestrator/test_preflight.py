@@ -96,3 +96,67 @@ def test_a_node_a_stopped_run_left_drained_is_the_next_runs_to_bring_back_an_ope
     r.cluster.set_standby("node3", True)  # an operator's
     r.preflight(None)
     assert r.kept_in_standby == {"node3"}
+
+
+class Steps(Quiet):
+    def __init__(self) -> None:
+        self.lines: list[tuple[Any, ...]] = []
+
+    def step(self, *args: Any) -> None:
+        self.lines.append(args)
+
+
+def test_the_selection_keeps_what_it_takes_and_says_what_it_left_out(tmp_path: Path) -> None:
+    from upgrader.packages.choose import Selection
+
+    security = Change("libssl3", "3.0.11-1", "3.0.15-1", security=True)
+    r, _ = rollout(tmp_path, {"node2": (LIB, security), "node3": (LIB,)})
+    r.selection = Selection(security_only=True)
+    r.report = said = Steps()
+    plans = r.preflight(None)
+    assert plans["node2"].changes == (security,) and plans["node3"].changes == ()
+    assert ("node2", "plan", "left out by the selection: 1 package(s): demo-libfoo (not a security update)") \
+        in said.lines
+    assert [c.package for c, _ in plans["node3"].skipped] == ["demo-libfoo"]
+
+
+def test_crm_verify_errors_refuse_a_cluster_stack_upgrade_naming_them(tmp_path: Path) -> None:
+    r, cib = rollout(tmp_path, {"node2": (LIB, STACK)})
+    # The captured CIB, changed by Pacemaker's own tool: fencing on, and no fencing device defined.
+    r.cluster.runner.run(["crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--update", "true"])
+    before = cib.read_text()
+    with pytest.raises(Refused) as caught:
+        r.preflight(None)
+    said = str(caught.value)
+    assert "crm_verify finds errors in the live CIB: " in said and "STONITH" in said, said
+    assert said.endswith("nothing was changed")
+    assert cib.read_text() == before
+    (tmp_path / "plain").mkdir()
+    r2, _ = rollout(tmp_path / "plain", {"node2": (LIB,)})
+    r2.cluster.runner.run(["crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--update", "true"])
+    assert "node2" in r2.preflight(None)  # without the stack in the set, crm_verify is not asked
+
+
+def test_update_refreshes_every_nodes_indexes_first_and_a_failure_refuses(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from upgrader.runner import Result
+
+    asked: list[tuple[str, tuple[str, ...]]] = []
+
+    class Updating(Plans):
+        def runner(self, node: str, timeout: float = 60) -> Any:
+            class One:
+                def call(self, argv: list[str]) -> Result:
+                    asked.append((node, tuple(argv)))
+                    code = 100 if node == "node3" else 0
+                    return Result(tuple(argv), code, "", "E: Failed to fetch copy:/repo/Release" if code else "", 0.1)
+            return One()
+
+    r, _ = rollout(tmp_path, {"node2": (LIB,)})
+    r.nodes = Updating({"node2": (LIB,)})  # type: ignore[assignment]
+    r.config = replace(r.config, update=True)
+    with pytest.raises(Refused, match=r"apt-get update failed on node3 \(E: Failed to fetch copy:/repo/Release\); "
+                                      "nothing was changed"):
+        r.preflight(None)
+    assert sorted(asked) == [(n, ("apt-get", "update", "-q")) for n in ("node1", "node2", "node3")]

@@ -87,16 +87,19 @@ def plan(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     from upgrader.orchestrator.outcome import Outcome
     from upgrader.orchestrator.remote import Nodes
     from upgrader.packages import pkgset
+    from upgrader.packages.choose import selection_for
     from upgrader.pacemaker.transition import actions
 
     cfg = configuration.load()
     nodes = Nodes(cfg, cluster.local_node())
     state = cluster.state()
     order = preflight.order(state, nodes.local)
-    plans = {n: nodes.plan(n) for n in order}
+    plans = preflight.chosen({n: nodes.plan(n) for n in order}, selection_for(cfg))
     moves = {n: actions(cluster.predict_standby(n), state) for n in order if plans[n].changes}
     frozen, lagging = pkgset.from_plans({n: p.changes for n, p in plans.items() if p.changes})
     notes = plan_notes(cluster, state) + [f"{n} waits for a later run: {why}" for n, why in lagging.items()]
+    notes += [f"{n}: left out by the selection: {preflight.skipped_text(p.skipped)}" for n, p in plans.items()
+              if p.skipped]
     if as_json:
         print(json.dumps(plan_document(plans, moves) | {"set": frozen.document(), "deferred": lagging,
                                                         "notes": notes}, indent=2))
@@ -154,4 +157,5 @@ def plan_table(plans: dict[str, NodePlan], moves: Mapping[str, Sequence[Action]]
 
 
 def _plan_doc(p: NodePlan) -> dict[str, Any]:
-    return {"error": p.error, "changes": [asdict(c) for c in p.changes]}
+    return {"error": p.error, "changes": [asdict(c) for c in p.changes],
+            "skipped": [asdict(c) | {"reason": why} for c, why in p.skipped]}

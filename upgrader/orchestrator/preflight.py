@@ -1,19 +1,28 @@
 """Preflight: every reason not to start, before anything changes, and the order the nodes go in.
 
 Nothing here writes to the cluster: the lock is read, the nodes are asked for
-their plans, and each node's standby is simulated (crm_simulate).
+their plans (after a bounded ``apt-get update`` with Rolling-Upgrade::Update),
+what the selection takes is kept (:mod:`upgrader.packages.choose`), a
+cluster-stack upgrade is checked against Pacemaker's own rules (crm_verify,
+versions: :mod:`upgrader.pacemaker.stack_check`), and each node's standby is
+simulated (crm_simulate).
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Iterable, Mapping, Sequence
 
 from upgrader.orchestrator import steering
 from upgrader.orchestrator.context import RunContext
 from upgrader.orchestrator.moves import placement, refuse_stops
 from upgrader.orchestrator.outcome import Refused
 from upgrader.orchestrator.remote import NodePlan
+from upgrader.packages.choose import Selection, select
+from upgrader.packages.plan import Change
 from upgrader.pacemaker import shapes
+from upgrader.pacemaker.stack_check import stack_upgrade_problems
 from upgrader.pacemaker.lock import inspect as lock_status
 from upgrader.pacemaker.lock import utcnow
 from upgrader.pacemaker.state import ClusterState
@@ -46,10 +55,19 @@ def check(run: RunContext, only: list[str] | None) -> dict[str, NodePlan]:
                  for rid in shapes.bundles(state)]
     if problems:
         raise Refused("refused: " + "; ".join(problems))
-    plans = run.plan_all(wanted)
+    if run.config.update:
+        failed = refresh_indexes(run, wanted)
+        if failed:
+            raise Refused("refused: " + "; ".join(failed) + "; nothing was changed")
+    plans = chosen(run.plan_all(wanted), run.selection)
     errors = [p.error for p in plans.values() if p.error]
     if errors:
         raise Refused("refused: " + "; ".join(e for e in errors if e))
+    for n, p in plans.items():
+        if p.skipped:
+            run.report.step(n, "plan", f"left out by the selection: {skipped_text(p.skipped)}")
+    if any(p.ha_stack for p in plans.values()):  # Pacemaker's own rules for a rolling upgrade of its stack
+        problems += stack_upgrade_problems(run.cluster, state, candidate_pacemaker(plans.values()))
     to_drain = [n for n in wanted if plans[n].changes and not state.node(n).standby]
     for n, down in zip(to_drain, predict_all(run, state, to_drain)):
         problems += [f"a standby of {n} would take down what it should move: {d}" for d in down]
@@ -62,6 +80,42 @@ def check(run: RunContext, only: list[str] | None) -> dict[str, NodePlan]:
     run.kept_in_standby = {n.name for n in state.nodes if n.standby and n.name not in quarantined
                            and run.cluster.get_attribute(n.name, WAITING) is None}
     return plans
+
+
+def chosen(plans: Mapping[str, NodePlan], selection: Selection) -> dict[str, NodePlan]:
+    """Each plan with only what the selection takes (Origins-Pattern, Package-Blacklist, --security-only)."""
+    found = {}
+    for n, p in plans.items():
+        taken, skipped = select(p.changes, selection)
+        found[n] = replace(p, changes=tuple(taken), skipped=tuple(skipped)) if skipped else p
+    return found
+
+
+def skipped_text(skipped: Sequence[tuple[Change, str]], show: int = 3) -> str:
+    """``3 packages: linux-image-amd64 (blacklisted by 'linux-'), ...``."""
+    shown = ", ".join(f"{c.package} ({why})" for c, why in skipped[:show])
+    return f"{len(skipped)} package(s): {shown}{' ...' if len(skipped) > show else ''}"
+
+
+def candidate_pacemaker(plans: Iterable[NodePlan]) -> str | None:
+    """The Pacemaker version the run installs: pacemaker's candidate, else one of its libraries' or tools'."""
+    candidates = {c.package: c.candidate for p in plans for c in p.changes if c.candidate}
+    return next((candidates[name] for name in PACEMAKER_PACKAGES if name in candidates), None)
+
+
+PACEMAKER_PACKAGES = ("pacemaker", "pacemaker-cli-utils", "libpacemaker1", "pacemaker-common")  # Debian's names
+
+
+def refresh_indexes(run: RunContext, nodes: list[str]) -> list[str]:
+    """``apt-get update`` on every node, in parallel, bounded by Update-Timeout (Rolling-Upgrade::Update);
+    one line per node where it failed."""
+    def update(node: str) -> str | None:
+        got = run.nodes.runner(node, timeout=run.config.update_timeout).call(["apt-get", "update", "-q"])
+        return None if got.returncode == 0 else f"apt-get update failed on {node} ({got.last_words})"
+
+    run.report.step(None, "plan", f"refreshing the package indexes on {', '.join(nodes)} (Rolling-Upgrade::Update)")
+    with ThreadPoolExecutor(max_workers=len(nodes) or 1) as pool:
+        return [line for line in pool.map(update, nodes) if line]
 
 
 def predict_all(run: RunContext, state: ClusterState, nodes: list[str]) -> list[list[str]]:

@@ -28,6 +28,7 @@ class NodePlan:
     node: str
     changes: tuple[Change, ...] = ()
     error: str | None = None
+    skipped: tuple[tuple[Change, str], ...] = ()  # pending, but left out by the selection (and why)
 
     @property
     def ha_stack(self) -> bool:

@@ -133,30 +133,34 @@ def origin_text(change: Change) -> str:
     return " ".join(str(part) for part in (getattr(first, "origin", ""), getattr(first, "archive", "")) if part)
 
 
-def differences(pkgset: PackageSet, changes: Iterable[Change], installed: Mapping[str, str]) -> list[str]:
-    """How ``changes`` (what a node's resolver would do) differ from the set; empty: exactly the set.
+def differences(pkgset: PackageSet, changes: Iterable[Change]) -> list[str]:
+    """How ``changes`` (what a node's resolver would do) go beyond the set; empty: nothing but the set.
 
-    A change to a version the set does not name, a package of the set that the node has at an older
-    version and does not upgrade (``installed``: the node's installed versions of the set's packages).
+    A change to a version the set does not name, or of a package the set does not have, is one;
+    a removal is not (what the set's versions need there).
     """
-    import apt_pkg
-
-    apt_pkg.init_system()
     wanted = pkgset.versions
     found = []
-    changed = set()
     for c in changes:
-        if c.candidate is None:  # a removal the set's versions need here
+        if c.candidate is None:
             continue
-        changed.add(c.package)
         if c.package not in wanted:
             found.append(f"{c.package} {c.candidate} is not in the run's set")
         elif c.candidate != wanted[c.package]:
             found.append(f"{c.package}: {c.candidate} instead of the set's {wanted[c.package]}")
-    for package, version in sorted(installed.items()):
-        if package in wanted and package not in changed and apt_pkg.version_compare(version, wanted[package]) < 0:
-            found.append(f"{package} stays at {version}: the set's {wanted[package]} cannot be installed here")
     return found
+
+
+def held_back(pkgset: PackageSet, changes: Iterable[Change], installed: Mapping[str, str]) -> list[str]:
+    """The set's packages that a node has at an older version and does not upgrade (``installed``: its
+    versions of the set's packages): the resolver keeps them, e.g. for a dependency the selection left out."""
+    import apt_pkg
+
+    apt_pkg.init_system()
+    wanted = pkgset.versions
+    changed = {c.package for c in changes}
+    return [f"{package} {version} (the set has {wanted[package]})" for package, version in sorted(installed.items())
+            if package in wanted and package not in changed and apt_pkg.version_compare(version, wanted[package]) < 0]
 
 
 def save(pkgset: PackageSet, directory: Path = SETS_DIR) -> Path:

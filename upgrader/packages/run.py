@@ -19,7 +19,7 @@ from upgrader import runkey
 from upgrader.guard import store
 from upgrader.runs import RUN_ID_ENV
 from upgrader.packages.after import old_code, stale_processes
-from upgrader.packages.pkgset import PackageSet, SetError, differences
+from upgrader.packages.pkgset import PackageSet, SetError, differences, held_back
 from upgrader.packages.plan import Change, plan_node
 
 
@@ -127,12 +127,19 @@ def mark_set(cache: Any, pkgset: PackageSet) -> tuple[Change, ...]:
             break
         pins.update(more)
     changes = plan_node(cache)
-    installed = {n: cache[n].installed.version for n in wanted if n in cache and cache[n].installed is not None}
-    wrong = differences(pkgset, changes, installed)
+    wrong = differences(pkgset, changes)
     if wrong:
         raise SetError(f"the run's set cannot be installed exactly here: {'; '.join(wrong[:3])}"
                        f"{' ...' if len(wrong) > 3 else ''}")
     return changes
+
+
+def kept_here(cache: Any, pkgset: PackageSet, changes: tuple[Change, ...]) -> str:
+    """A note for the report when the resolver keeps some of the set's packages here (else empty)."""
+    wanted = pkgset.versions
+    installed = {n: cache[n].installed.version for n in wanted if n in cache and cache[n].installed is not None}
+    kept = held_back(pkgset, changes, installed)
+    return f"; kept back here: {', '.join(kept[:3])}{' ...' if len(kept) > 3 else ''}" if kept else ""
 
 
 def stage_node(pkgset: PackageSet, progress: Progress | None = None) -> UpgradeReport:
@@ -157,7 +164,8 @@ def stage_node(pkgset: PackageSet, progress: Progress | None = None) -> UpgradeR
     except apt.cache.LockFailedException as exc:
         return UpgradeReport("busy", f"another package manager holds the archives' lock ({exc})", changes,
                              seconds=time.monotonic() - started)
-    return UpgradeReport("staged", f"{len(changes)} packages downloaded", changes, seconds=time.monotonic() - started)
+    return UpgradeReport("staged", f"{len(changes)} packages downloaded{kept_here(cache, pkgset, changes)}", changes,
+                         seconds=time.monotonic() - started)
 
 
 def upgrade_node(progress: Progress | None = None, run_id: str | None = None,
