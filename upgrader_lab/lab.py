@@ -206,8 +206,8 @@ def refresh_indexes(lab: Lab) -> list[str]:
     return live
 
 
-def installed_version(lab: Lab, n: str) -> str | None:
-    result = node.runner(lab, n, timeout=20).call(["dpkg-query", "-W", "-f", "${Version}", PACKAGE])
+def installed_version(lab: Lab, n: str, package: str = PACKAGE) -> str | None:
+    result = node.runner(lab, n, timeout=20).call(["dpkg-query", "-W", "-f", "${Version}", package])
     return result.stdout.strip() if result.returncode == 0 else None
 
 

@@ -74,13 +74,42 @@ def publish(repo: Path, version: str, *, security: bool = False, bad: bool = Fal
     pool.mkdir(parents=True, exist_ok=True)
     archive = repo / "archive"
     archive.mkdir(exist_ok=True)
-    for old in pool.glob("*.deb"):
+    for old in [*pool.glob(f"{PACKAGE}_*.deb"), *pool.glob(f"{HA_PACKAGE}_*.deb")]:
         old.replace(archive / old.name)
     deb = pool / f"{PACKAGE}_{version.replace(':', '%3a')}_all.deb"
     _build(deb, version, bad=bad, broken_postinst=broken_postinst, postinst_sleep=postinst_sleep,
            reboot_required=reboot_required, depends=f"{HA_PACKAGE} (= {version})" if ha_stack else None)
     if ha_stack:
         _build_ha(pool / f"{HA_PACKAGE}_{version.replace(':', '%3a')}_all.deb", version)
+    index(repo)
+    return deb
+
+
+TOOLS_PACKAGE = "demo-tools"  # a second package, unrelated to the application: a plain fix beside a security one
+
+
+def publish_tools(repo: Path, version: str, *, security: bool = False) -> Path:
+    """Build :data:`TOOLS_PACKAGE` at exactly ``version`` (one file, no scripts) as its suite's only version."""
+    check_version(version)
+    pool = repo / "pool" / ("lab-security" if security else "lab")
+    pool.mkdir(parents=True, exist_ok=True)
+    archive = repo / "archive"
+    archive.mkdir(exist_ok=True)
+    for old in pool.glob(f"{TOOLS_PACKAGE}_*.deb"):
+        old.replace(archive / old.name)
+    deb = pool / f"{TOOLS_PACKAGE}_{version.replace(':', '%3a')}_all.deb"
+    with tempfile.TemporaryDirectory(prefix="upgrader-deb-") as tmp:
+        root = Path(tmp)
+        (root / "DEBIAN").mkdir()
+        (root / "DEBIAN/control").write_text(
+            f"Package: {TOOLS_PACKAGE}\nVersion: {version}\nArchitecture: all\nSection: utils\n"
+            "Priority: optional\nMaintainer: upgrader lab <lab@invalid>\n"
+            "Description: upgrader lab tools, unrelated to the demo application\n")
+        share = root / "usr/share" / TOOLS_PACKAGE
+        share.mkdir(parents=True)
+        (share / "VERSION").write_text(version + "\n")
+        _md5sums(root)
+        _run.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)])
     index(repo)
     return deb
 

@@ -6,6 +6,10 @@
 - The repository gone after staging: the run completes from the nodes' archive
   caches. (Gone before staging: refused, nothing drained, is a fault scenario:
   tests/faults/test_faults_packages.py.)
+- ``run --security-only`` with a security fix and a plain one pending takes
+  only the security fix, on every node.
+- A cluster-stack upgrade is refused while crm_verify finds errors in the live
+  CIB, naming them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import pytest
 from tests.conftest import private_lab
 from tests.lab.helpers import fresh_version, history, rolling, run_leftovers, start_run, wait_for_phase
 from upgrader_lab import lab as ops
-from upgrader_lab import repo
+from upgrader_lab import node, repo
 from upgrader_lab.layout import Lab
 
 pytestmark = pytest.mark.lab
@@ -78,5 +82,46 @@ def test_the_repository_gone_after_staging_does_not_stop_the_run(slab: Lab) -> N
             gone.rename(pool)
     doc = json.loads(out)
     assert run.returncode == 0, (doc.get("error"), [(n["node"], n["result"], n["error"]) for n in doc["nodes"]], err)
+    assert all(ops.installed_version(slab, n) == version for n in slab.node_names)
+    assert run_leftovers(slab) == []
+
+
+def test_security_only_takes_the_security_fix_and_leaves_the_plain_one(slab: Lab) -> None:
+    tools = repo.TOOLS_PACKAGE
+    first = repo.publish_tools(slab.repo_dir, "1")
+    for n in slab.node_names:  # installed as an image would have it: past the guard, by its own override
+        node.runner(slab, n, timeout=120).run(["env", "UPGRADER_GUARD=off", "dpkg", "-i",
+                                               f"{node.REPO_MOUNT}/{first.relative_to(slab.repo_dir)}"])
+    repo.publish_tools(slab.repo_dir, "2")  # a plain fix ...
+    fix = fresh_version(slab, security=True)  # ... and a security one
+    code, doc = rolling(slab, "run", "--yes", "--security-only")
+    assert code == 0, doc
+    assert {n: (ops.installed_version(slab, n), ops.installed_version(slab, n, tools)) for n in slab.node_names} \
+        == {n: (fix, "1") for n in slab.node_names}
+    events = history(slab, doc["run"])
+    staged = [e for e in events if (e["phase"], e["event"]) == ("stage", "note")]
+    assert [p["package"] for p in staged[0]["packages"]] == [repo.PACKAGE], staged
+    code, doc = rolling(slab, "run", "--yes")  # without the filter, the next run takes the plain fix
+    assert code == 0, doc
+    assert all(ops.installed_version(slab, n, tools) == "2" for n in slab.node_names)
+    assert run_leftovers(slab) == []
+
+
+def test_crm_verify_errors_refuse_a_cluster_stack_upgrade_naming_them(slab: Lab) -> None:
+    version = fresh_version(slab, ha_stack=True)  # resource-agents-lab: a cluster-stack package by its name
+    before = {n: ops.installed_version(slab, n) for n in slab.node_names}
+    inside = node.runner(slab, "node1", timeout=30)
+    # An error crm_verify reports in the live CIB: fencing on, and no fencing device defined (nothing runs
+    # differently: Pacemaker only refuses to start what is stopped, and everything runs).
+    inside.run(["crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--update", "true"])
+    try:
+        code, doc = rolling(slab, "run", "--yes")
+    finally:
+        inside.run(["crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--update", "false"])
+    assert code == 3, doc
+    assert "crm_verify finds errors in the live CIB: " in doc["refused"] and "STONITH" in doc["refused"], doc
+    assert {n: ops.installed_version(slab, n) for n in slab.node_names} == before
+    code, doc = rolling(slab, "run", "--yes")  # fixed: the stack upgrade goes ahead, the stack stopped around it
+    assert code == 0, doc
     assert all(ops.installed_version(slab, n) == version for n in slab.node_names)
     assert run_leftovers(slab) == []
