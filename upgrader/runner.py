@@ -72,6 +72,7 @@ RUN_STATE_TIMEOUT = 30  # rolling-upgrade run-state on the node holding an apt r
 LOCK_MARK_TIMEOUT = 30  # the APT hooks' finishing step marking a failed upgrade's lock dpkg-failed
 NODE_TIMEOUT = 60  # a command on a node (orchestrator.remote.Nodes.runner) given no bound of its own
 VERIFY_TIMEOUT = 60.0  # crm_verify --live-check: the live CIB, before a run that upgrades the cluster stack
+HOLDS_SYNC_TIMEOUT = 60  # rolling-upgrade holds --sync on a node: its cibadmin (DEFAULT_TIMEOUT) and the pin file write
 REPORT_MARGIN = 60  # on top of a wait a command on a node does itself (Settle-Timeout, dpkg-state --wait)
 DPKG_QUERY_TIMEOUT = 60  # dpkg-query -W: the versions an apt run left (the APT hooks' record)
 SENDMAIL_TIMEOUT = 60.0  # sendmail -t: the run's report mail

@@ -65,6 +65,7 @@ def test_status_prints_an_exit_reason_and_a_lock_with_brackets(monkeypatch: pyte
     held = lock.LockInfo(holder="node1", run_id="run-[7]", pid=None, phase="verify [/a-z]", started=now,
                          heartbeat=now, expires=now + timedelta(minutes=5))
     monkeypatch.setattr(lock, "read", lambda cluster: held)
+    monkeypatch.setattr(status_command.holds, "read", lambda cluster: [])  # no CIB behind the stub
     out = console()
     assert status_command.status(Stub(), False, out) == 0  # type: ignore[arg-type]
     text = printed(out)

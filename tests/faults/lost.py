@@ -4,7 +4,7 @@ At the end of a scenario, once the cluster has settled (bounded wait):
 every application answers on its floating IP; no resource stopped or
 failed and no failed action; every node online and none in standby but the
 quarantined ones the scenario expects (reported); no constraint or
-attribute of ours left; the lock released, or held with the phase the
+attribute of ours left (but the holds of a fail back that quarantined, reported); the lock released, or held with the phase the
 scenario expects (reported); and the history tells what happened.
 """
 
@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tests.lab.helpers import CONFIGURATION, cib, history
+from tests.lab.helpers import CONFIGURATION, HOLDS_ID, cib, history
 from upgrader_lab import node
 from upgrader_lab.client import LabClient
 from upgrader_lab.layout import Lab
@@ -88,6 +88,12 @@ def _leftovers(lab: Lab, via: str, quarantined: Sequence[str], lock_phase: str |
     # A quarantined node keeps its quarantine mark and the waiting mark of the drain that took it out.
     expected = {id(nv) for n in root.iterfind("configuration/nodes/node") if n.get("uname") in quarantined
                 for nv in n.iter("nvpair") if nv.get("name") in (QUARANTINE, WAITING)}
+    # A fail back (a quarantine) holds back what the quarantined node installed, on purpose.
+    holds = [el for s in root.iterfind(f"configuration/crm_config/cluster_property_set[@id='{HOLDS_ID}']")
+             for el in s.iter()]
+    if holds and quarantined:
+        expected |= {id(el) for el in holds}
+        verdict.notes.append(f"held back as expected: {', '.join(el.get('id', '') for el in holds[1:])}")
     for el in root.iter():
         ident, name = el.get("id", ""), el.get("name", "")
         if ident.startswith(lock.LOCK_ID) or id(el) in expected:

@@ -9,7 +9,7 @@ from upgrader_lab import lab as ops
 from upgrader_lab import network, node
 from upgrader_lab.layout import Lab
 from upgrader.orchestrator import steering
-from upgrader.pacemaker import lock
+from upgrader.pacemaker import holds, lock
 from upgrader.pacemaker.live import Cluster
 
 TEST_SETTINGS = "/etc/apt/apt.conf.d/61upgrader-fault"  # settings a scenario writes; always removed here
@@ -20,7 +20,8 @@ SERVE = 120.0
 
 
 def restore(lab: Lab) -> None:
-    """Every node powered, linked and online; no lock, mark, constraint or failure; every application serving."""
+    """Every node powered, linked and online; no lock, mark, hold, constraint or failure; every application
+    serving."""
     for n in lab.node_names:
         if node.running(lab, n):
             network.set_link(lab.host_veth(n), up=True)
@@ -44,6 +45,9 @@ def restore(lab: Lab) -> None:
         steering.clear_quarantine(cluster, n)
         cluster.set_standby(n, False)
     steering.clean_up(cluster, lab.node_names)  # every node online now: their waiting marks go too
+    holds.clear(cluster)  # what a fail back held back, and every node's pins of it
+    for n in lab.node_names:
+        node.runner(lab, n, timeout=60).run([TOOL, "holds", "--sync"])
     cluster.runner.run(["crm_resource", "--cleanup"])
     cluster.wait_settled(deadline=FORM)
     ops.wait_serving(lab, SERVE)

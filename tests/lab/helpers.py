@@ -20,6 +20,8 @@ TOOL = str(Path(sys.executable).parent / "rolling-upgrade")
 HISTORY = "/var/lib/upgrader/history.jsonl"
 CONFIGURATION = ("rolling-upgrade-probe", "rolling-upgrade-check-cmd")  # declarations, not leftovers
 QUARANTINE, WAITING = "rolling-upgrade-quarantine", "rolling-upgrade-waiting"
+HOLDS_ID = "rolling-upgrade-holds"  # the CIB's record of the builds held back on every node
+PINS = "/etc/apt/preferences.d/rolling-upgrade-holds"  # a node's APT pins of them
 
 
 def rolling(lab: Lab, *argv: str, via: str = "node1", timeout: float = 900, tool: str = TOOL) -> tuple[int, dict]:
@@ -37,18 +39,33 @@ def cib(lab: Lab, via: str = "node1") -> str:
 
 
 def run_leftovers(lab: Lab, via: str = "node1") -> list[str]:
-    """Constraints, node attributes and the lock a run adds (the probes are configuration, not leftovers)."""
+    """Constraints, node attributes and the lock a run adds (the probes are configuration, not leftovers;
+    the builds a fail back holds back outlive the run on purpose, like the quarantine: see :func:`held`)."""
     root = ET.fromstring(cib(lab, via))
     # A quarantined node's waiting mark (the drain that took it out) belongs to its quarantine.
     theirs = {id(nv) for n in root.iterfind("configuration/nodes/node")
               if any(nv.get("name") == QUARANTINE for nv in n.iter("nvpair"))
               for nv in n.iter("nvpair") if nv.get("name") == WAITING}
+    theirs |= {id(el) for s in root.iterfind(f"configuration/crm_config/cluster_property_set[@id='{HOLDS_ID}']")
+               for el in s.iter()}
     found = [el.get("id", "") for el in root.iter() if el.get("id", "").startswith("rolling-upgrade-")
              and id(el) not in theirs]
     found += [f"{el.get('name')} ({el.get('id')})" for el in root.iter("nvpair")
               if el.get("name", "").startswith("rolling-upgrade-") and el.get("name") not in CONFIGURATION
               and id(el) not in theirs]
     return found
+
+
+def held(lab: Lab, via: str = "node1") -> list[tuple[str, str]]:
+    """(package, version) of every hold the CIB records, as ``rolling-upgrade holds --json`` lists them."""
+    result = node.runner(lab, via).run([TOOL, "holds", "--json"])
+    return [(h["package"], h["version"]) for h in json.loads(result.stdout)["holds"]]
+
+
+def pins(lab: Lab, n: str) -> str:
+    """The text of ``n``'s pin file ('' when it has none)."""
+    result = node.runner(lab, n).call(["cat", PINS])
+    return result.stdout if result.returncode == 0 else ""
 
 
 def standby_nodes(lab: Lab, via: str = "node1") -> list[str]:

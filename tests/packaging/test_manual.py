@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from upgrader.cli import parser
-from upgrader.cli.manual import command_page, documented, settings_page
+from upgrader.cli.manual import command_page, documented, roff, settings_page
 from upgrader.config import KEYS
 
 TREE = Path(__file__).resolve().parents[2]
@@ -38,8 +38,9 @@ def test_every_setting_and_every_command_is_in_the_pages() -> None:
     settings = settings_page(SHIPPED)
     assert all(f"\\fBRolling\\-Upgrade::{k.replace('-', chr(92) + '-')}\\fR" in settings for k in KEYS)
     commands = command_page(parser())
-    for name in ("status", "unlock", "check", "plan", "run", "node", "resume", "window", "unquarantine", "patched"):
-        assert f".SS\n\\fB{name}\\fR" in commands, name
+    for name in ("status", "unlock", "check", "plan", "run", "node", "resume", "window", "unquarantine", "patched",
+                 "holds", "release-hold"):
+        assert f".SS\n\\fB{roff(name)}\\fR" in commands, name
 
 
 def test_a_setting_the_shipped_file_does_not_document_is_refused() -> None:
@@ -82,3 +83,4 @@ def test_bash_completes_every_command_and_its_options_from_the_parser() -> None:
         options = {o for a in sub.choices[name]._actions for o in a.option_strings if o.startswith("--")} - {"--help"}
         assert set(complete("rolling-upgrade", name, "--")) == options, name
     assert complete("rolling-upgrade", "unquarantine", "") == []  # no cluster here: no node names, no error
+    assert complete("rolling-upgrade", "release-hold", "") == []  # no pin file here: no package, no error

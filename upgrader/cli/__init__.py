@@ -19,6 +19,7 @@ EXIT_ERROR, EXIT_USAGE = 1, 2
 def parser() -> argparse.ArgumentParser:
     """Every subcommand; each one's work is in its own module of this package."""
     from upgrader.cli import check as health_check
+    from upgrader.cli import holds as held
     from upgrader.cli import plan as plans
     from upgrader.cli import run as runs
     from upgrader.cli import status as cluster_status
@@ -108,6 +109,20 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("unquarantine", help="clear a node's quarantine mark after fixing it")
     s.add_argument("node")
     s.set_defaults(func=lambda a, c, out: runs.unquarantine(c, out, a.node))
+    s = sub.add_parser("holds", help="the builds held back on every node since a fail back (an APT pin on each "
+                                     "node): package, version, run, node, since")
+    s.add_argument("--json", action="store_true", help="print JSON for machines")
+    s.add_argument("--sync", action="store_true", help="internal: write this node's pin file "
+                                                       "(/etc/apt/preferences.d/rolling-upgrade-holds) from the "
+                                                       "CIB's holds and say what changed (a run starts it on "
+                                                       "every node)")
+    s.set_defaults(func=lambda a, c, out: held.sync(c) if a.sync else held.holds_command(c, a.json, out))
+    s = sub.add_parser("release-hold", help="end the hold of a held-back build (a newer version of the package "
+                                            "ends it too) and sync every node's pins")
+    s.add_argument("packages", nargs="*", metavar="PACKAGE", help="a held package; every held version of it "
+                                                                   "is released")
+    s.add_argument("--all", action="store_true", help="release every hold")
+    s.set_defaults(func=lambda a, c, out: held.release(c, a.packages, a.all, out))
     return p
 
 
@@ -148,7 +163,7 @@ def _nodes(text: str) -> list[str]:
 def _internal(argv: list[str]) -> Callable[[], int] | None:
     """The node-local commands a run starts on every node, when given exactly as the run gives them.
 
-    ``apply --events`` and ``plan --local --json`` run once per node and run:
+    ``apply --events``, ``plan --local --json`` and ``holds --sync`` run once per node and run:
     they skip building the full parser, which imports every subcommand's
     module (rich, the orchestrator, the health engine) and costs more than a
     small upgrade's dpkg run. Any other spelling (``--help``, a typo, other
@@ -171,6 +186,10 @@ def _internal(argv: list[str]) -> Callable[[], int] | None:
         from upgrader.cli.plan import plan_json
 
         return plan_json
+    if argv == ["holds", "--sync"]:
+        from upgrader.cli.holds import sync
+
+        return sync
     return None
 
 
@@ -196,6 +215,7 @@ def _failed(exc: Exception) -> int:
     from upgrader.config import ConfigError
     from upgrader.history import HistoryError
     from upgrader.orchestrator.outcome import Outcome, Refused
+    from upgrader.pacemaker.holds import HoldError
     from upgrader.pacemaker.lock import LockError
     from upgrader.pacemaker.names import BadValue
     from upgrader.pacemaker.state import ParseError
@@ -207,7 +227,7 @@ def _failed(exc: Exception) -> int:
     if isinstance(exc, (BadValue, ConfigError)):
         print(f"rolling-upgrade: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if isinstance(exc, (CommandError, LockError, ParseError, HistoryError)):
+    if isinstance(exc, (CommandError, HoldError, LockError, ParseError, HistoryError)):
         print(f"rolling-upgrade: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     raise exc

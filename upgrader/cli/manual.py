@@ -71,7 +71,11 @@ def command_page(parser: argparse.ArgumentParser) -> str:
               roff("every setting, commented out, with its default: see rolling-upgrade.conf(5)"),
               ".TP", "\\fI/var/lib/upgrader/history.jsonl\\fR", roff("one JSON line per phase of every run"),
               ".TP", "\\fI/var/log/upgrader/\\fR", roff("the APT hooks' events and the finishing step's log"),
-              ".SH SEE ALSO", "\\fBrolling\\-upgrade.conf\\fR(5), \\fBcrm_mon\\fR(8), \\fBapt.conf\\fR(5)"]
+              ".TP", "\\fI/etc/apt/preferences.d/rolling\\-upgrade\\-holds\\fR",
+              roff("this node's APT pins of the builds held back after a fail back (Pin-Priority -1: never "
+                   "installed), written from the CIB by holds --sync; see holds and release-hold"),
+              ".SH SEE ALSO", "\\fBrolling\\-upgrade.conf\\fR(5), \\fBcrm_mon\\fR(8), \\fBapt.conf\\fR(5), "
+              "\\fBapt_preferences\\fR(5)"]
     return "\n".join(lines) + "\n"
 
 

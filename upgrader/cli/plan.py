@@ -114,8 +114,11 @@ def plan(cluster: Cluster, out: Console, *, as_json: bool) -> int:
 
 
 def plan_notes(cluster: Cluster, state: ClusterState) -> list[str]:
-    """What a run leaves as it is: resources it never touches, nodes it keeps in standby or refuses."""
+    """What a run leaves as it is: resources it never touches, nodes it keeps in standby or refuses, builds
+    held back on every node."""
+    from upgrader.cli.holds import status_lines
     from upgrader.orchestrator import steering
+    from upgrader.pacemaker import holds
     from upgrader.pacemaker.shapes import left_alone
     from upgrader.runs import WAITING
 
@@ -128,6 +131,10 @@ def plan_notes(cluster: Cluster, state: ClusterState) -> list[str]:
                          f"'rolling-upgrade unquarantine {n.name}'")
         elif n.standby and cluster.get_attribute(n.name, WAITING) is None:
             notes.append(f"{n.name} is in standby (an operator's): it is upgraded and left in standby")
+    try:
+        notes += status_lines(holds.read(cluster))  # the pins keep them out of every node's changes above
+    except holds.HoldError as exc:
+        notes.append(f"the held-back builds cannot be read: {exc}")
     return notes
 
 

@@ -1,18 +1,23 @@
-"""``rolling-upgrade status`` and ``rolling-upgrade unlock``: what they do and print."""
+"""``rolling-upgrade status`` and ``rolling-upgrade unlock``: what they do and print.
+
+``status`` also shows the builds held back on every node since a fail back (``holds`` in its JSON).
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, Sequence
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from upgrader.cli.holds import status_lines
 from upgrader.orchestrator.outcome import Outcome, Refused
-from upgrader.pacemaker import lock
+from upgrader.pacemaker import holds, lock
+from upgrader.pacemaker.holds import Hold, HoldError
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.state import ClusterState
 from upgrader.runner import CommandError
@@ -27,11 +32,14 @@ def status(cluster: Cluster, as_json: bool, out: Console) -> int:
     info = lock.read(cluster)
     held = None if info is None else lock.LockStatus.judge(info, state, now)
     gone = info is not None and not lock.run_alive(info) and info.holder == _local_or_none(cluster)
+    held_back, unreadable = _holds(cluster)
     _metrics(cluster)
     if as_json:
-        doc = status_document(state, held, now)
+        doc = status_document(state, held, now, held_back)
         if doc["lock"] is not None:
             doc["lock"]["interrupted"] = gone
+        if unreadable:
+            doc["holds_error"] = unreadable
         out.file.write(json.dumps(doc, indent=2) + "\n")
     else:
         _print_status(out, state, held, now)
@@ -39,7 +47,19 @@ def status(cluster: Cluster, as_json: bool, out: Console) -> int:
             out.print(f"[red]interrupted:[/] the run that holds the lock is gone (pid {info.pid}, phase "
                       f"{escape(info.phase)}); the next 'rolling-upgrade run' on {escape(info.holder)} rolls it back "
                       "and goes on")
+        for line in status_lines(held_back):
+            out.print(f"[yellow]hold:[/] {escape(line)}")
+        if unreadable:
+            out.print(f"[red]holds:[/] {escape(unreadable)}")
     return EXIT_OK
+
+
+def _holds(cluster: Cluster) -> tuple[list[Hold], str | None]:
+    """The builds held back on every node, or why they cannot be read (status still shows the rest)."""
+    try:
+        return holds.read(cluster), None
+    except (HoldError, CommandError) as exc:
+        return [], str(exc)
 
 
 def _metrics(cluster: Cluster) -> None:
@@ -84,8 +104,9 @@ def unlock(cluster: Cluster, force: bool, out: Console) -> int:
     return EXIT_OK
 
 
-def status_document(state: ClusterState, held: lock.LockStatus | None, now: datetime) -> dict[str, Any]:
-    """The status as plain data (``status --json``)."""
+def status_document(state: ClusterState, held: lock.LockStatus | None, now: datetime,
+                    held_back: Sequence[Hold] = ()) -> dict[str, Any]:
+    """The status as plain data (``status --json``); ``holds``: the builds held back on every node."""
     s = state.summary
     return {
         "cluster": {
@@ -101,6 +122,7 @@ def status_document(state: ClusterState, held: lock.LockStatus | None, now: date
         "failures": [dict(asdict(f), resource=f.resource) for f in state.failures],
         "bans": [dict(asdict(b), from_cli=b.from_cli) for b in state.bans],
         "lock": None if held is None else _lock_document(held, now),
+        "holds": [h.document() for h in held_back],
     }
 
 

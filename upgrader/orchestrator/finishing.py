@@ -9,7 +9,7 @@ from the nodes with most resources.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from upgrader.orchestrator import steering
 from upgrader.orchestrator.context import NodeResult, Result, RunContext
@@ -20,7 +20,7 @@ from upgrader.pacemaker import shapes
 from upgrader.pacemaker.live import drained
 from upgrader.pacemaker.lock import LockHeld
 from upgrader.pacemaker.state import ClusterState
-from upgrader.runs import WAITING
+from upgrader.runs import APT_RUN_PREFIX, WAITING
 
 FailOver = Callable[[str, Mapping[str, str]], None]  # the procedure's step: node, resources to take (id -> node)
 CatchUp = Callable[[str], None]  # the procedure's check of what moved since it was last checked
@@ -32,7 +32,7 @@ def finish(run: RunContext, fail_over: FailOver, catch_up: CatchUp | None = None
     state = run.cluster.state()
     run.all_nodes = [n.name for n in state.nodes]
     run.placed = placement(state)
-    run.results[node] = NodeResult(node, result=Result.PENDING)
+    run.results[node] = NodeResult(node, result=Result.PENDING, changes=apt_changes(run.run_id))
     mark = steering.quarantined(run.cluster, [node]).get(node)
     if mark is not None:
         raise Refused(f"refused: {node} is quarantined ({mark}); it stays in standby: fix it, then clear it with "
@@ -69,6 +69,21 @@ def finish(run: RunContext, fail_over: FailOver, catch_up: CatchUp | None = None
             stop = unexpected(run, node, exc, touched=True)
             run.results[node].result, run.results[node].error = Result.QUARANTINED, str(stop)
             return stopped(run, node, stop)
+
+
+def apt_changes(run_id: str) -> list[dict[str, Any]]:
+    """What the apt run this step follows changed on this node, as a node result's changes (package,
+    installed, candidate: the version dpkg has now), from the APT hooks' record of it; none for a run
+    that is not an apt run's, or when the record is gone. A fail back holds these versions back."""
+    if not run_id.startswith(APT_RUN_PREFIX):
+        return []
+    from upgrader.guard import record
+
+    outcome = record.read_json(run_id.removeprefix(APT_RUN_PREFIX), record.RESULT) or {}
+    changes = outcome.get("changes") if isinstance(outcome, dict) else None
+    return [{"package": c["package"], "installed": c.get("old"),
+             "candidate": None if c.get("action") == "remove" else c.get("now") or c.get("new")}
+            for c in changes or [] if isinstance(c, dict) and isinstance(c.get("package"), str)]
 
 
 def fair_share(run: RunContext, state: ClusterState, node: str) -> dict[str, str]:

@@ -5,13 +5,15 @@ the nodes they moved to (:class:`~upgrader.orchestrator.context.Checks`). A
 bad check blames the patched nodes a check failed on (the suspects; every
 patched node the move landed on when none of the failures is on one): the
 fail back moves the resources onto old packages, checks them there, and
-leaves the suspects in standby, quarantined. With no suspect the upgrade is not to blame:
+leaves the suspects in standby, quarantined, and holds back on every node the
+package versions they installed in the run (:mod:`holding`). With no suspect the upgrade is not to blame:
 the drained node comes back online. Either way the run ends: both return the
 :class:`~upgrader.orchestrator.outcome.Stop` the procedure raises.
 """
 
 from __future__ import annotations
 
+from upgrader.orchestrator import holding
 from upgrader.orchestrator.context import Result, RunContext
 from upgrader.orchestrator.moves import Move, preferring
 from upgrader.orchestrator.outcome import Outcome, Stop
@@ -43,22 +45,27 @@ def not_upgraded(run: RunContext, node: str, move: Move, problems: str) -> Stop:
 
 
 def fail_back(run: RunContext, node: str, move: Move, problems: str) -> Stop:
-    """Resources back onto old packages, checked there; the suspect node(s) standby and quarantined."""
+    """Resources back onto old packages, checked there; the suspect node(s) standby and quarantined; what
+    they installed in this run held back on every node (:func:`~upgrader.orchestrator.holding.hold_back`,
+    after the resources are back, and also when the fail back itself fails: it never raises)."""
     run.phase(node, "fail-back")
     before = run.checks.baseline()
-    with preferring(run, move.moved, patched=False):
-        if move.untouched:
-            run.back_online(move.untouched)
-        for suspect in move.suspects:
-            run.cluster.set_standby(suspect, True)
-            run.quarantine(suspect)
-            run.results[suspect].result = Result.QUARANTINED
-            run.results[suspect].error = f"quarantined: {problems}"
-        after = run.cluster.wait_settled(off_nodes(list(move.moved), move.suspects),
-                                         deadline=run.config.settle_timeout)
-        back = {rid: sorted(after.running_on(rid))[0] for rid in move.moved}
-        run.note_moves(node, None, back)
-        report = run.checks.verify(back, before)
+    try:
+        with preferring(run, move.moved, patched=False):
+            if move.untouched:
+                run.back_online(move.untouched)
+            for suspect in move.suspects:
+                run.cluster.set_standby(suspect, True)
+                run.quarantine(suspect)
+                run.results[suspect].result = Result.QUARANTINED
+                run.results[suspect].error = f"quarantined: {problems}"
+            after = run.cluster.wait_settled(off_nodes(list(move.moved), move.suspects),
+                                             deadline=run.config.settle_timeout)
+            back = {rid: sorted(after.running_on(rid))[0] for rid in move.moved}
+            run.note_moves(node, None, back)
+            report = run.checks.verify(back, before)
+    finally:
+        holding.hold_back(run, node, move.suspects)
     who = ", ".join(sorted(move.suspects))
     if report.ok:
         return Stop(Outcome.FAILED_BACK, f"health check failed after the move: {problems}; failed back onto "
