@@ -1,8 +1,6 @@
 """A bad build remembered for the whole cluster, on a real cluster: after its fail back every node pins it
-off, unattended-upgrades on another node skips it, and ``release-hold`` or a newer good version ends it.
-
-NOT RUN YET: written without a lab (issue 19, item 4). The last test also needs the preflight to call
-:func:`upgrader.orchestrator.holding.release_expired` (integrated in preflight.py separately).
+off, unattended-upgrades on another node skips it and takes an unrelated fix, and ``release-hold`` or a
+newer good version (at the next run, :func:`upgrader.orchestrator.holding.release_expired`) ends it.
 """
 
 from __future__ import annotations
@@ -77,9 +75,15 @@ def test_a_bad_build_is_held_back_on_every_node_and_unattended_upgrades_skips_it
         (repo.PACKAGE, bad, failed, doc["run"])]
     # The failed node keeps its build (no candidate: nothing to upgrade, downgrade or remove).
     assert ops.installed_version(hlab, failed) == bad and candidate(hlab, failed) == "(none)"
-    # Another node, drained, runs unattended-upgrades: the bad build is not even a candidate.
+    # Another node, drained, runs unattended-upgrades: the bad build is not even a candidate, and an
+    # unrelated fix published since is taken.
     other = next(n for n in hlab.node_names if n != failed)
     assert candidate(hlab, other) == before[other]
+    tools = repo.publish_tools(hlab.repo_dir, "1")
+    node.runner(hlab, other, timeout=120).run(["env", "UPGRADER_GUARD=off", "dpkg", "-i",
+                                               f"{node.REPO_MOUNT}/{tools.relative_to(hlab.repo_dir)}"])
+    repo.publish_tools(hlab.repo_dir, "2")
+    ops.refresh_indexes(hlab)
     node.runner(hlab, other).run(["tee", UU_CONF], input='Unattended-Upgrade::Origins-Pattern { "origin=upgrader-lab"; };\n'
                                                          'Unattended-Upgrade::MinimalSteps "true";\n'
                                                          'Rolling-Upgrade::Boot-Grace "0";\n')
@@ -89,6 +93,7 @@ def test_a_bad_build_is_held_back_on_every_node_and_unattended_upgrades_skips_it
         got = node.runner(hlab, other, timeout=300).call(["unattended-upgrade", "-v"])
         assert got.returncode == 0, got.stdout + got.stderr
         assert ops.installed_version(hlab, other) == before[other]
+        assert ops.installed_version(hlab, other, repo.TOOLS_PACKAGE) == "2", got.stdout
     finally:
         node.runner(hlab, other).run(["rm", "-f", UU_CONF])
         cluster(hlab).set_standby(other, False)
@@ -109,7 +114,6 @@ def test_release_hold_ends_it_on_every_node(hlab: Lab) -> None:
 
 
 def test_a_newer_good_version_ends_the_hold(hlab: Lab) -> None:
-    """Needs release_expired in the preflight (see the module's docstring)."""
     fresh_version(hlab)  # a good one, newer than the bad build the last test released
     code, doc = rolling(hlab, "run", "--yes")
     assert code == 0, doc

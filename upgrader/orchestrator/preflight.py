@@ -97,6 +97,12 @@ def skipped_text(skipped: Sequence[tuple[Change, str]], show: int = 3) -> str:
     return f"{len(skipped)} package(s): {shown}{' ...' if len(skipped) > show else ''}"
 
 
+def newest(plans: Mapping[str, NodePlan]) -> dict[str, str]:
+    """Every candidate the nodes offer, taken or left out (what ends a hold on an older build)."""
+    return {c.package: c.candidate for p in plans.values() for c in (*p.changes, *(c for c, _ in p.skipped))
+            if c.candidate}
+
+
 def candidate_pacemaker(plans: Iterable[NodePlan]) -> str | None:
     """The Pacemaker version the run installs: pacemaker's candidate, else one of its libraries' or tools'."""
     candidates = {c.package: c.candidate for p in plans for c in p.changes if c.candidate}

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Callable, Mapping
 
 from upgrader.config import Config
-from upgrader.orchestrator import finishing, preflight, staging, verification
+from upgrader.orchestrator import finishing, holding, preflight, staging, verification
 from upgrader.orchestrator.context import Checks, NodeResult, Reporter, Result, RunContext
 from upgrader.history import History
 from upgrader.orchestrator.moves import Move, draining, failing_over, moved_since, placement, refuse_stops
@@ -75,6 +75,8 @@ class Rollout(RunContext):
         except LockHeld as exc:
             raise Refused(f"refused: {exc}; wait for it to finish, or see 'rolling-upgrade status'") from None
         with self.locked(), signals_deferred(self):
+            for line in holding.release_expired(self.cluster, self.nodes, self.all_nodes, preflight.newest(plans)):
+                self.report.step(None, "hold", line)  # a hold ends once a newer build is published
             for n, why in lagging.items():
                 staging.defer(self, n, why)
             order = staging.stage(self, order)  # every archive on every node, before anything is drained
