@@ -226,3 +226,34 @@ def test_the_finishing_step_is_the_venvs_command_else_the_packages(tmp_path: Pat
     assert PACKAGED_COMMAND == "/usr/sbin/rolling-upgrade"
     (venv / "rolling-upgrade").touch()
     assert finish_command(str(venv / "python3")) == [str(venv / "rolling-upgrade"), "node", "--finish"]
+
+
+def test_a_failed_apt_run_with_the_stack_stopped_marks_its_lock_through_a_peer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dpkg failed while this node's stack was stopped (the guard asked a peer): the local cluster cannot
+    answer, so the lock's dpkg-failed mark goes through a peer, as the guard's own questions did."""
+    from upgrader.guard import finish, peer
+    from upgrader.pacemaker import lock
+    from upgrader.runner import CommandError, Result
+
+    marked: list[tuple[str, str]] = []
+
+    class Lock:
+        def __init__(self, cluster: object, run_id: str, node: str) -> None:
+            self.where = getattr(cluster, "name", "local")
+
+        def heartbeat(self, phase: str) -> None:
+            if self.where == "local":  # the stack is stopped here
+                raise CommandError(Result(("cibadmin",), 102, "", "Could not connect to the CIB", 0.1))
+            marked.append((self.where, phase))
+
+    class PeerCluster:
+        name = "node1"
+
+    monkeypatch.setattr(lock, "UpgradeLock", Lock)
+    monkeypatch.setattr(peer, "ask_a_peer", lambda conf, timeout: type("P", (), {"cluster": PeerCluster(),
+                                                                                 "name": "node1"})())
+    finish._mark_failed({"run_id": "apt-12-34", "node": "node2", "via": "node1"}, conf=None)
+    assert marked == [("node1", "dpkg-failed")]
+    marked.clear()
+    finish._mark_failed({"run_id": "apt-12-34", "node": "node2"}, conf=None)  # stack not stopped: no peer asked
+    assert marked == []

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from upgrader import runkey
 from upgrader.guard import record, store
@@ -115,7 +116,7 @@ def wait_and_finish(key: str) -> int:
     info = record.read_json(key, record.RUN_INFO) or {}
     store.event(key, "finisher", "run-ended", result["result"])
     if result["result"] != "ok":
-        _mark_failed(info)
+        _mark_failed(info, conf)
         _history(conf.history_file, key, result["result"], "not started: dpkg failed; the node stays in standby "
                  "and keeps the upgrade lock (phase dpkg-failed) until a person repairs it")
         return 1
@@ -188,8 +189,12 @@ def wait_for_stack(conf, info: dict, deadline: float) -> str | None:
             f"UPGRADER_RUN_ID={run_id}, or crm_attribute --node {node} --name standby --update off)")
 
 
-def _mark_failed(info: dict) -> None:
-    """Keep the lock with phase dpkg-failed, so status and the next run see why this node stays in standby."""
+def _mark_failed(info: dict, conf: Any) -> None:
+    """Keep the lock with phase dpkg-failed, so status and the next run see why this node stays in standby.
+
+    Asked here; when the apt run had this node's cluster stack stopped (``via``: the guard asked a peer),
+    the cluster answers on a peer, so it is marked there."""
+    from upgrader.guard.peer import ask_a_peer
     from upgrader.pacemaker.live import Cluster
     from upgrader.pacemaker.lock import LockError, UpgradeLock
     from upgrader.runner import LOCK_MARK_TIMEOUT, CommandError, Runner
@@ -198,8 +203,20 @@ def _mark_failed(info: dict) -> None:
         return
     try:
         UpgradeLock(Cluster(Runner(timeout=LOCK_MARK_TIMEOUT)), info["run_id"], info["node"]).heartbeat(FAILED_PHASE)
+        return
     except (LockError, CommandError) as exc:
-        syslog(f"run {info['run_id']}: could not mark the upgrade lock {FAILED_PHASE}: {exc}", "user.err")
+        why = str(exc)
+    if info.get("via"):
+        peer = ask_a_peer(conf, LOCK_MARK_TIMEOUT)
+        if isinstance(peer, str):
+            why += f"; and through a peer: {peer}"
+        else:
+            try:
+                UpgradeLock(peer.cluster, info["run_id"], info["node"]).heartbeat(FAILED_PHASE)
+                return
+            except (LockError, CommandError) as exc:
+                why += f"; and through {peer.name}: {exc}"
+    syslog(f"run {info['run_id']}: could not mark the upgrade lock {FAILED_PHASE}: {why}", "user.err")
 
 
 def _history(path: Path, key: str, result: str, finish: str) -> None:
