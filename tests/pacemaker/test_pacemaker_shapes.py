@@ -45,6 +45,17 @@ def test_a_drain_that_lost_a_resource_or_the_promoted_role_says_what_it_took_dow
         "app1 runs nowhere (it ran on node1)", "db-clone has 0 Promoted instance(s), it had 1"]
 
 
+def test_a_drain_that_took_down_what_ran_on_another_node_says_so() -> None:
+    # The drain of node1 as above, but node2's entries gone too: app2 and node2's clone instances stopped there.
+    lost_state = parse_crm_mon((DATA / "crm_mon-promotable-standby.xml").read_text().replace(
+        '<node name="node2" id="2" cached="true"/>', ""))
+    assert shapes.taken_down(BEFORE, lost_state, "node1", ("app1", "db-front"), ("probe-clone", "db-clone")) == [
+        "app1 runs nowhere (it ran on node1)", "db-front runs nowhere (it ran on node1)",
+        "app2 runs nowhere (it ran on node2; the drain of node1 took it down)",
+        "probe-clone stopped on node2 too", "db-clone stopped on node2 too",
+        "db-clone has 0 Promoted instance(s), it had 1"]
+
+
 def test_a_stop_of_something_that_is_not_a_clone_instance_is_named_with_the_clusters_reason() -> None:
     moves = tuple(m for m in STANDBY if m.resource != "app1-ip")  # a group member's stop folds into the group
     pinned = parse_transition_summary((DATA / "crm_simulate-promotable-standby.txt").read_text().replace(

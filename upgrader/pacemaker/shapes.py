@@ -71,16 +71,31 @@ def stops_instead_of_moving(state: ClusterState, node: str, predicted: tuple[Mov
 
 def taken_down(before: ClusterState, after: ClusterState, node: str, moved: tuple[str, ...],
                clones: tuple[str, ...]) -> list[str]:
-    """What a settled drain of ``node`` took down instead of moving (one line each; empty when nothing)."""
-    lost = [f"{rid} runs nowhere (it ran on {node})" for rid in moved if not after.running_on(rid)]
-    for rid in clones:
-        gone = (before.running_on(rid) - {node}) - after.running_on(rid)
+    """What a settled drain of ``node`` took down instead of moving (one line each; empty when nothing).
+
+    Its own resources (``moved``) must run somewhere, and so must every resource on the other nodes (a
+    colocation or an ordering can take one down there too); a clone keeps its instances elsewhere
+    (``clones``: those with an instance on ``node``, whose instance there stops by design; any other
+    clone keeps them all) and as many Promoted instances as before.
+    """
+    lost = [f"{rid} runs nowhere (it ran on {node})" for rid in moved if not _running_on(after, rid)]
+    for other in (n.name for n in before.nodes if n.name != node):
+        lost += [f"{rid} runs nowhere (it ran on {other}; the drain of {node} took it down)"
+                 for rid in movable_on(before, other) if rid not in moved and not _running_on(after, rid)]
+    elsewhere = {rid for n in before.nodes if n.name != node for rid in instances_on(before, n.name)}
+    for rid in (*clones, *sorted(elsewhere - set(clones))):
+        gone = (before.running_on(rid) - {node}) - _running_on(after, rid)
         if gone:
             lost.append(f"{rid} stopped on {', '.join(sorted(gone))} too")
-        had, has = promoted(before, rid), promoted(after, rid)
+        had, has = promoted(before, rid), promoted(after, rid) if after.members(rid) else set()
         if len(has) < len(had):
             lost.append(f"{rid} has {len(has)} Promoted instance(s), it had {len(had)}")
-    return lost
+    return list(dict.fromkeys(lost))
+
+
+def _running_on(state: ClusterState, rid: str) -> frozenset[str]:
+    """Where ``rid`` runs; nowhere when it is gone from the cluster altogether (deleted meanwhile)."""
+    return state.running_on(rid) if state.members(rid) else frozenset()
 
 
 def left_alone(state: ClusterState) -> list[str]:
