@@ -174,6 +174,7 @@ def test_the_lock_records_the_digest_of_the_runs_package_set(offline: Offline) -
     assert taken.package_set == "0123456789abcdef"
     assert lock.read(cluster).package_set == "0123456789abcdef"
     assert lock.UpgradeLock(cluster, "run-1", "node1").heartbeat("stage").package_set == "0123456789abcdef"
+    assert lock.inspect(cluster).describe(lock.utcnow()).endswith(", package set 0123456789abcdef")
     assert lock.UpgradeLock(cluster, "run-1", "node1").release()
     with pytest.raises(ValueError, match="not a package set's digest"):
         lock.UpgradeLock(cluster, "run-2", "node1").acquire("preflight", package_set="'] | //x")

@@ -129,7 +129,7 @@ def status_document(state: ClusterState, held: lock.LockStatus | None, now: date
 def _lock_document(held: lock.LockStatus, now: datetime) -> dict[str, Any]:
     i = held.info
     return {
-        "holder": i.holder, "run_id": i.run_id, "pid": i.pid, "phase": i.phase,
+        "holder": i.holder, "run_id": i.run_id, "pid": i.pid, "phase": i.phase, "package_set": i.package_set or None,
         "started": lock.iso(i.started), "heartbeat": lock.iso(i.heartbeat), "expires": lock.iso(i.expires),
         "age_seconds": int((now - i.started).total_seconds()) if i.started else None,
         "holder_state": held.holder_state, "expired": held.expired,

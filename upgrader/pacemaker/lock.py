@@ -149,6 +149,8 @@ class LockStatus:
     def describe(self, now: datetime) -> str:
         i = self.info
         text = f"holder {i.holder or '?'}, run {i.run_id or '?'}, pid {i.pid or '?'}, phase {i.phase or '?'}, taken {ago(i.started, now)}, heartbeat {ago(i.heartbeat, now)}"
+        if i.package_set:
+            text += f", package set {i.package_set}"
         if self.only_by_hand:
             text += (f" (stale: {self.why_stale}; not broken automatically: fencing is off, so {i.holder or '?'} "
                      "may still run; once you know it is down, 'rolling-upgrade unlock --force')")
