@@ -160,3 +160,25 @@ def test_update_refreshes_every_nodes_indexes_first_and_a_failure_refuses(tmp_pa
                                       "nothing was changed"):
         r.preflight(None)
     assert sorted(asked) == [(n, ("apt-get", "update", "-q")) for n in ("node1", "node2", "node3")]
+
+
+def test_a_run_after_an_interrupted_one_goes_on_with_its_package_set(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from upgrader.orchestrator import staging
+    from upgrader.packages import pkgset
+    from upgrader.packages.pkgset import PackageSet, Pinned
+
+    monkeypatch.setattr(pkgset, "SETS_DIR", tmp_path / "sets")
+    interrupted = PackageSet((Pinned("demo-libfoo", "2"),))
+    pkgset.save(interrupted)
+    r, _ = rollout(tmp_path, {})
+    r.report = said = Steps()
+    plans = {"node2": NodePlan("node2", (Change("demo-libfoo", "1", "3"),)),  # published since: waits
+             "node3": NodePlan("node3", (Change("demo-libfoo", "1", "1.5"),))}  # older than the set: lags
+    lagging = staging.freeze(r, plans, resumed=interrupted.digest)
+    assert r.package_set == interrupted and list(lagging) == ["node3"]
+    assert (None, "plan", f"going on with the interrupted run's package set: {interrupted.summary()}") in said.lines
+    gone = staging.freeze(r, plans, resumed="0123456789abcdef")  # not kept here: a new set
+    assert r.package_set.versions == {"demo-libfoo": "3"} and list(gone) == ["node3"]
+    assert any("the interrupted run's package set is not used: package set 0123456789abcdef is not on this node"
+               in line[2] for line in said.lines)

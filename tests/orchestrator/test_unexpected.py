@@ -196,6 +196,7 @@ def test_an_unexpected_error_in_the_nightly_window_ends_like_a_failed_check(tmp_
 
     from upgrader.nightly import window
     from upgrader.orchestrator import staging, steering
+    from upgrader.orchestrator.recovery import Recovered
     from upgrader.timewindow import parse_window
 
     r, cluster = rollout(tmp_path)
@@ -212,7 +213,7 @@ def test_an_unexpected_error_in_the_nightly_window_ends_like_a_failed_check(tmp_
     r.drain = drained_then_boom  # type: ignore[method-assign]
     monkeypatch.setattr(staging, "stage", lambda run, order: order)  # every node has the set already
     monkeypatch.setattr(window.start, "rollout", lambda cluster, report: r)
-    monkeypatch.setattr(window, "recover", lambda *a: [])
+    monkeypatch.setattr(window, "recover", lambda *a: Recovered())
     monkeypatch.setattr(window, "wait_for_lock", lambda *a: None)
     monkeypatch.setattr(window, "LOG_FILE", str(tmp_path / "window.log"))
     monkeypatch.setattr(steering, "clean_up", lambda cluster, nodes: [])

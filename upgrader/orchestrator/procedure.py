@@ -28,6 +28,7 @@ from upgrader.orchestrator.context import Checks, NodeResult, Reporter, Result, 
 from upgrader.history import History
 from upgrader.orchestrator.moves import Move, draining, failing_over, moved_since, placement, refuse_stops
 from upgrader.orchestrator.outcome import Outcome, Refused, Stop
+from upgrader.orchestrator.recovery import Recovered
 from upgrader.orchestrator.remote import ApplyResult, NodePlan, Nodes
 from upgrader.orchestrator.restarts import Restarts
 from upgrader.orchestrator.stops import (STOPS, deferred, recorded, safe_point, signals_deferred, soak, still_whole,
@@ -52,7 +53,7 @@ class Rollout(RunContext):
         self.before_node = before_node  # a reason not to start this node now (the patch window), or None
         self.restarts = Restarts(cluster, nodes, config, run_id, self.phase,
                                  lambda node, phase, text: self.report.step(node, phase, text))
-        self.recovered: list[str] = []  # what rolling back an interrupted run did before this one
+        self.recovered = Recovered()  # what rolling back an interrupted run did before this one, and its set
 
     def run(self, only: list[str] | None = None, confirm: Confirm | None = None) -> Outcome:
         """Preflight, lock, then node by node (``only`` these); the exit code (:class:`Refused`: nothing changed)."""
@@ -60,7 +61,8 @@ class Rollout(RunContext):
             plans = self.preflight(only)
         except (CommandError, ParseError, NotSettled) as exc:
             raise Refused(f"refused: the cluster cannot be read safely: {exc}") from None
-        lagging = staging.freeze(self, plans)  # one set for the cluster; a node whose mirror lags waits
+        # One set for the cluster (an interrupted run's, when this one goes on after it); a lagging node waits.
+        lagging = staging.freeze(self, plans, resumed=self.recovered.package_set)
         order = [n for n in plans if plans[n].changes and n not in lagging]
         for n, plan in plans.items():
             self.results[n] = NodeResult(n, result=Result.UP_TO_DATE if not plan.changes else Result.PENDING,

@@ -49,16 +49,24 @@ NODE_PHASES = ("drain", "upgrade", "stack-stop", "stack-start", "reboot", "fail-
 UPGRADE_PHASES = ("upgrade", "stack-stop", "stack-start")
 
 
-def recover(cluster: Cluster, nodes: Nodes, history: History, config: Config) -> list[str]:
+class Recovered(list):
+    """What rolling back an interrupted run did, one line each (empty: nothing), and the digest of that
+    run's package set (the new run goes on with the same set)."""
+
+    package_set: str = ""
+
+
+def recover(cluster: Cluster, nodes: Nodes, history: History, config: Config) -> Recovered:
     """Roll back a dead run of this node, if there is one; return what was done (empty: nothing)."""
     info = lock.read(cluster)
     if info is not None and info.run_id.startswith(APT_RUN_PREFIX):
-        return _ended_apt_run(cluster, nodes, history, config, info)
+        return Recovered(_ended_apt_run(cluster, nodes, history, config, info))
     if info is None or info.holder != nodes.local or lock.run_alive(info):
-        return []
+        return Recovered()
     entries = history.entries(info.run_id)
     last = next((e for e in reversed(entries) if e.get("phase") in NODE_PHASES and e.get("node")), None)
-    done = [f"found run {info.run_id} interrupted in phase {info.phase} (pid {info.pid} is gone)"]
+    done = Recovered([f"found run {info.run_id} interrupted in phase {info.phase} (pid {info.pid} is gone)"])
+    done.package_set = info.package_set
     all_nodes = [n.name for n in cluster.state().nodes]
     done += [f"removed {item}" for item in steering.clean_up(cluster, all_nodes)]
     if last is not None:

@@ -21,10 +21,22 @@ from upgrader.packages import pkgset
 from upgrader.packages.summary import summary
 
 
-def freeze(run: RunContext, plans: Mapping[str, NodePlan]) -> dict[str, str]:
-    """The run's set from the plans (``run.package_set``); the nodes left out, with why (their mirror lags)."""
+def freeze(run: RunContext, plans: Mapping[str, NodePlan], resumed: str = "") -> dict[str, str]:
+    """The run's set from the plans (``run.package_set``); the nodes left out, with why (their mirror lags).
+
+    ``resumed``: the digest of an interrupted run's set, which this run goes on with when this node still
+    has it (what the nodes newly offer waits for a later run)."""
     pending = {n: p.changes for n, p in plans.items() if p.changes}
     run.package_set, lagging = pkgset.from_plans(pending)
+    if resumed and resumed != run.package_set.digest:
+        try:
+            kept = pkgset.load(resumed)
+        except pkgset.SetError as exc:
+            run.report.step(None, "plan", f"the interrupted run's package set is not used: {exc}")
+            return lagging
+        run.package_set = kept
+        lagging = pkgset.lagging(kept, pending)
+        run.report.step(None, "plan", f"going on with the interrupted run's package set: {kept.summary()}")
     return lagging
 
 
@@ -42,6 +54,11 @@ def stage(run: RunContext, order: list[str]) -> list[str]:
     :class:`Refused` (nothing drained, the lock released by the caller) when a node's download fails.
     """
     frozen = run.package_set
+    try:  # kept here too, whether this node upgrades or not: a run that goes on after this one uses it
+        pkgset.save(frozen)
+    except OSError as exc:
+        run.report.step(None, "stage", f"the package set is not kept on this node ({exc}); a run after an "
+                        "interruption plans a new one")
     run.phase(None, "stage")
     run.history.record(run.run_id, None, "stage", "note", **frozen.document())
     limit = run.config.apply_limit(len(frozen))

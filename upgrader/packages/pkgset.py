@@ -114,14 +114,25 @@ def from_plans(plans: Mapping[str, Iterable[Change]]) -> tuple[PackageSet, dict[
             seen = newest.get(c.package)
             if seen is None or apt_pkg.version_compare(c.candidate, seen.candidate or "") > 0:
                 newest[c.package] = c
-    lagging: dict[str, str] = {}
+    found = PackageSet(tuple(Pinned(c.package, c.candidate or "", origin_text(c)) for c in newest.values()))
+    return found, lagging(found, plans)
+
+
+def lagging(pkgset: PackageSet, plans: Mapping[str, Iterable[Change]]) -> dict[str, str]:
+    """Per node whose candidate of one of the set's packages is older than the set's, why it waits."""
+    import apt_pkg
+
+    apt_pkg.init_system()
+    wanted = pkgset.versions
+    found: dict[str, str] = {}
     for node, changes in plans.items():
-        behind = [f"{c.package} {c.candidate} (the set has {newest[c.package].candidate})" for c in changes
-                  if c.candidate is not None and c.candidate != newest[c.package].candidate]
+        behind = [f"{c.package} {c.candidate} (the set has {wanted[c.package]})" for c in changes
+                  if c.candidate is not None and c.package in wanted
+                  and apt_pkg.version_compare(c.candidate, wanted[c.package]) < 0]
         if behind:
-            lagging[node] = (f"its candidates are older than the run's set: {', '.join(behind[:3])}"
-                             f"{' ...' if len(behind) > 3 else ''}; refresh its indexes (apt-get update)")
-    return PackageSet(tuple(Pinned(c.package, c.candidate or "", origin_text(c)) for c in newest.values())), lagging
+            found[node] = (f"its candidates are older than the run's set: {', '.join(behind[:3])}"
+                           f"{' ...' if len(behind) > 3 else ''}; refresh its indexes (apt-get update)")
+    return found
 
 
 def origin_text(change: Change) -> str:
@@ -163,8 +174,10 @@ def held_back(pkgset: PackageSet, changes: Iterable[Change], installed: Mapping[
             if package in wanted and package not in changed and apt_pkg.version_compare(version, wanted[package]) < 0]
 
 
-def save(pkgset: PackageSet, directory: Path = SETS_DIR) -> Path:
-    """Keep the set on this node under its digest (atomic, root-only); the oldest beyond :data:`KEEP_SETS` go."""
+def save(pkgset: PackageSet, directory: Path | None = None) -> Path:
+    """Keep the set on this node under its digest (atomic, root-only; in :data:`SETS_DIR` by default); the
+    oldest beyond :data:`KEEP_SETS` go."""
+    directory = directory or SETS_DIR
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = directory / f"{pkgset.digest}.json"
     tmp = path.with_suffix(".tmp")
@@ -178,8 +191,9 @@ def save(pkgset: PackageSet, directory: Path = SETS_DIR) -> Path:
     return path
 
 
-def load(digest: str, directory: Path = SETS_DIR) -> PackageSet:
+def load(digest: str, directory: Path | None = None) -> PackageSet:
     """The set this node kept under ``digest``; :class:`SetError` when it is not here or not that set."""
+    directory = directory or SETS_DIR
     if not _DIGEST.match(digest):
         raise SetError(f"{digest!r} is not a package set's digest (16 hex digits)")
     path = directory / f"{digest}.json"
