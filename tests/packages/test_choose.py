@@ -289,6 +289,15 @@ def test_the_cluster_stack_entries_left_out_are_exactly_what_51rolling_upgrade_u
     assert selection.take(change("libqb100", origins=(SECURITY,))) is None
 
 
+def test_unattended_upgrades_takes_no_small_steps_on_a_cluster_node(tmp_path: Path) -> None:
+    """A node it works on stays drained as long as it runs: the cluster snippet turns MinimalSteps off,
+    after Debian's own 50unattended-upgrades (which sorts first and leaves it on)."""
+    debian = tmp_path / "50unattended-upgrades"
+    debian.write_text(DEBIAN_UU + 'Unattended-Upgrade::MinimalSteps "true";\n')
+    uu = settings(tmp_path, "", debian, TREE / "apt.conf.d/51rolling-upgrade-unattended")
+    assert uu.find_b("Unattended-Upgrade::MinimalSteps", True) is False
+
+
 def test_the_lab_takes_its_own_repository_despite_the_hosts_unattended_upgrades(tmp_path: Path) -> None:
     from upgrader_lab.node import LAB_SETTINGS
 
