@@ -16,9 +16,9 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from upgrader.runs import RUN_ID_ENV
 from upgrader.packages.run import upgrade_node, wait_for_dpkg_lock
 from upgrader.runner import DPKG_AUDIT_TIMEOUT, REBOOT_COMMAND_TIMEOUT, Runner
+from upgrader.runs import RUN_ID_ENV
 
 
 def _emit(**event: Any) -> None:
@@ -112,7 +112,7 @@ def stage() -> int:
     report = stage_node(frozen, JsonProgress())
     ok = report.result in ("staged", "nothing")
     _emit(event="result", ok=ok, result=report.result, error=None if ok else report.message,
-          changes=[c.__dict__ for c in report.changes], seconds=round(report.seconds, 1))
+          changes=[asdict(c) for c in report.changes], seconds=round(report.seconds, 1))
     return 0 if ok else 1
 
 

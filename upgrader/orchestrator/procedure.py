@@ -20,23 +20,45 @@ finishing step is :mod:`finishing`.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Callable, Mapping
 
 from upgrader.config import Config
-from upgrader.orchestrator import finishing, holding, preflight, staging, verification
-from upgrader.orchestrator.context import Checks, NodeResult, Reporter, Result, RunContext
 from upgrader.history import History
-from upgrader.orchestrator.moves import Move, draining, failing_over, moved_since, placement, refuse_stops
+from upgrader.orchestrator import finishing, holding, preflight, staging, verification
+from upgrader.orchestrator.context import (
+    Checks,
+    NodeResult,
+    Reporter,
+    Result,
+    RunContext,
+)
+from upgrader.orchestrator.moves import (
+    Move,
+    draining,
+    failing_over,
+    moved_since,
+    placement,
+    refuse_stops,
+)
 from upgrader.orchestrator.outcome import Outcome, Refused, Stop
 from upgrader.orchestrator.recovery import Recovered
 from upgrader.orchestrator.remote import ApplyResult, NodePlan, Nodes
 from upgrader.orchestrator.restarts import Restarts
-from upgrader.orchestrator.stops import (STOPS, deferred, recorded, safe_point, signals_deferred, soak, still_whole,
-                                         stopped)
-from upgrader.packages.summary import summary
+from upgrader.orchestrator.stops import (
+    STOPS,
+    deferred,
+    recorded,
+    safe_point,
+    signals_deferred,
+    soak,
+    still_whole,
+    stopped,
+)
 from upgrader.pacemaker.live import Cluster, NotSettled
 from upgrader.pacemaker.lock import LockHeld
 from upgrader.pacemaker.state import ParseError
+from upgrader.packages.summary import summary
 from upgrader.runner import CommandError
 
 __all__ = ["Checks", "Confirm", "NodeResult", "Outcome", "Refused", "Reporter", "Result", "Rollout", "Stop"]
@@ -66,7 +88,7 @@ class Rollout(RunContext):
         order = [n for n in plans if plans[n].changes and n not in lagging]
         for n, plan in plans.items():
             self.results[n] = NodeResult(n, result=Result.UP_TO_DATE if not plan.changes else Result.PENDING,
-                                         changes=[c.__dict__ for c in plan.changes])
+                                         changes=[asdict(c) for c in plan.changes])
         if not order and not lagging:
             self.report.step(None, "plan", "nothing to upgrade on any node")
             return Outcome.DONE
@@ -112,14 +134,14 @@ class Rollout(RunContext):
 
     def upgrade_one(self, node: str, plan: NodePlan) -> None:
         """Drain, upgrade, fail over; its result recorded whatever happens, a stop raised on (:func:`recorded`)."""
-        with recorded(self, node, [c.__dict__ for c in plan.changes]) as work:
+        with recorded(self, node, [asdict(c) for c in plan.changes]) as work:
             still_whole(self, node)
             drained = self.drain(node)
             safe_point(self, node, drained_untouched=True)
             still_whole(self, node, drained_untouched=True)
             work.touched = True  # from here its packages may change
             applied = self.upgrade(node, stack=plan.ha_stack, packages=len(plan.changes))
-            work.result.changes = [c.__dict__ for c in applied.changes] or work.result.changes
+            work.result.changes = [asdict(c) for c in applied.changes] or work.result.changes
             self.fail_over(node, drained.moved, drained.instances)
 
     def drain(self, node: str) -> Move:
@@ -177,7 +199,7 @@ class Rollout(RunContext):
                                        timeout=self.config.apply_limit(packages),
                                        set_digest=self.package_set.digest if self.package_set else None)
         self.history.record(self.run_id, node, "upgrade", "end", ok=applied.ok, error=applied.error,
-                            changes=[c.__dict__ for c in applied.changes], reboot_required=applied.reboot_required,
+                            changes=[asdict(c) for c in applied.changes], reboot_required=applied.reboot_required,
                             stale_processes=list(applied.stale_processes), old_code=list(applied.services),
                             reboot=list(applied.reboot), seconds=round(applied.seconds, 1))
         return applied

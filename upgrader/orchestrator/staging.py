@@ -12,6 +12,7 @@ staged set (``apply --set DIGEST``), from its own archive cache.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from typing import Mapping
 
 from upgrader.orchestrator.context import NodeResult, Result, RunContext
@@ -76,13 +77,13 @@ def stage(run: RunContext, order: list[str]) -> list[str]:
     for node in order:
         got = staged[node]
         run.history.record(run.run_id, node, "stage", "end", result=got.result, error=got.error,
-                           seconds=round(got.seconds, 1), changes=[c.__dict__ for c in got.changes])
+                           seconds=round(got.seconds, 1), changes=[asdict(c) for c in got.changes])
         if got.result == "unavailable":
             defer(run, node, got.error or "the run's set cannot be installed there")
         elif got.result == "nothing":
             run.results[node].result = Result.UP_TO_DATE
         else:
-            run.results[node].changes = [c.__dict__ for c in got.changes]
+            run.results[node].changes = [asdict(c) for c in got.changes]
             run.report.step(node, "stage", f"{summary(got.changes)} downloaded in {got.seconds:.1f}s")
             ready.append(node)
     return ready
