@@ -211,7 +211,7 @@ def test_an_unexpected_error_in_the_nightly_window_ends_like_a_failed_check(tmp_
         raise RuntimeError("boom [/etc/app.conf]")
 
     r.drain = drained_then_boom  # type: ignore[method-assign]
-    monkeypatch.setattr(staging, "stage", lambda run, order: order)  # every node has the set already
+    monkeypatch.setattr(staging, "stage", lambda run, order: {n: PLAN.changes for n in order})  # staged already
     monkeypatch.setattr(window.start, "rollout", lambda cluster, report: r)
     monkeypatch.setattr(window, "recover", lambda *a: Recovered())
     monkeypatch.setattr(window, "wait_for_lock", lambda *a: None)

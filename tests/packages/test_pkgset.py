@@ -30,17 +30,17 @@ def test_the_set_takes_the_newest_candidate_and_defers_a_node_whose_mirror_lags(
 
 
 def test_every_node_agreeing_defers_nobody_and_an_empty_plan_gives_an_empty_set() -> None:
-    frozen, lagging = from_plans({"node1": [change("a", "2")], "node2": [change("a", "2")], "node3": []})
-    assert frozen.versions == {"a": "2"} and lagging == {}
+    frozen, lagging = from_plans({"node1": [change("zlib1g", "2")], "node2": [change("zlib1g", "2")], "node3": []})
+    assert frozen.versions == {"zlib1g": "2"} and lagging == {}
     empty, none = from_plans({"node1": []})
     assert not empty and len(empty) == 0 and none == {}
 
 
 def test_the_digest_names_the_versions_only_and_not_their_order() -> None:
-    one = PackageSet((Pinned("b", "2", "Debian bookworm"), Pinned("a", "1")))
-    two = PackageSet((Pinned("a", "1", "elsewhere"), Pinned("b", "2")))
+    one = PackageSet((Pinned("libbb", "2", "Debian bookworm"), Pinned("libaa", "1")))
+    two = PackageSet((Pinned("libaa", "1", "elsewhere"), Pinned("libbb", "2")))
     assert one.digest == two.digest and len(one.digest) == 16
-    assert PackageSet((Pinned("a", "1"), Pinned("b", "3"))).digest != one.digest
+    assert PackageSet((Pinned("libaa", "1"), Pinned("libbb", "3"))).digest != one.digest
     assert one.summary() == f"2 packages (set {one.digest})"
 
 
@@ -53,6 +53,8 @@ def test_a_document_round_trips_and_a_tampered_one_is_refused() -> None:
         PackageSet.from_document(doc)
     with pytest.raises(SetError, match="malformed package name or version: '-oops'"):
         PackageSet.from_document({"digest": "0" * 16, "packages": [{"package": "-oops", "version": "1"}]})
+    with pytest.raises(SetError, match="malformed package name or version: 'demo-app'"):
+        PackageSet((Pinned("demo-app", "1\n"),))  # a trailing newline is no version
     with pytest.raises(SetError, match="without its packages or digest"):
         PackageSet.from_document({"packages": "nope"})
 
@@ -60,8 +62,9 @@ def test_a_document_round_trips_and_a_tampered_one_is_refused() -> None:
 def test_differences_name_what_is_not_the_set_and_held_back_what_the_resolver_keeps() -> None:
     frozen = PackageSet((Pinned("demo-app", "2"), Pinned("libfoo", "5")))
     assert differences(frozen, [change("demo-app", "2"), change("gone", None)]) == []
-    found = differences(frozen, [change("demo-app", "3"), change("extra", "9")])
-    assert found == ["demo-app: 3 instead of the set's 2", "extra 9 is not in the run's set"]
+    found = differences(frozen, [change("demo-app", "3"), change("extra", "9"), change("libfoo", "4", "5")])
+    assert found == ["demo-app: 3 instead of the set's 2", "extra 9 is not in the run's set",
+                     "libfoo would go down from 5 to 4"]
     assert held_back(frozen, [change("demo-app", "2")], {"demo-app": "1", "libfoo": "4"}) == ["libfoo 4 (the set has 5)"]
     assert held_back(frozen, [], {"libfoo": "5"}) == []  # already at the set's version (a resumed node)
 

@@ -88,13 +88,14 @@ def plan(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     from upgrader.orchestrator.remote import Nodes
     from upgrader.packages import pkgset
     from upgrader.packages.choose import selection_for
+    from upgrader.pacemaker import holds
     from upgrader.pacemaker.transition import actions
 
     cfg = configuration.load()
     nodes = Nodes(cfg, cluster.local_node())
     state = cluster.state()
     order = preflight.order(state, nodes.local)
-    plans = preflight.chosen({n: nodes.plan(n) for n in order}, selection_for(cfg))
+    plans = preflight.chosen({n: nodes.plan(n) for n in order}, selection_for(cfg), holds.read(cluster))
     moves = {n: actions(cluster.predict_standby(n), state) for n in order if plans[n].changes}
     frozen, lagging = pkgset.from_plans({n: p.changes for n, p in plans.items() if p.changes})
     notes = plan_notes(cluster, state) + [f"{n} waits for a later run: {why}" for n, why in lagging.items()]

@@ -25,3 +25,7 @@ class Stop(Exception):
     def __init__(self, code: Outcome, reason: str) -> None:
         super().__init__(reason)
         self.code = code
+
+
+class Deferred(Exception):
+    """This node is left for a later run, untouched (back online); the run goes on with the next one."""

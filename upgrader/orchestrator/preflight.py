@@ -21,7 +21,8 @@ from upgrader.orchestrator.outcome import Refused
 from upgrader.orchestrator.remote import NodePlan
 from upgrader.packages.choose import Selection, select
 from upgrader.packages.plan import Change
-from upgrader.pacemaker import shapes
+from upgrader.pacemaker import holds, shapes
+from upgrader.pacemaker.holds import Hold
 from upgrader.pacemaker.stack_check import stack_upgrade_problems
 from upgrader.pacemaker.lock import inspect as lock_status
 from upgrader.pacemaker.lock import utcnow
@@ -59,7 +60,8 @@ def check(run: RunContext, only: list[str] | None) -> dict[str, NodePlan]:
         failed = refresh_indexes(run, wanted)
         if failed:
             raise Refused("refused: " + "; ".join(failed) + "; nothing was changed")
-    plans = chosen(run.plan_all(wanted), run.selection)
+    # What the selection takes, less a build held back cluster-wide (a node that missed a sync still offers it).
+    plans = chosen(run.plan_all(wanted), run.selection, holds.read(run.cluster))
     errors = [p.error for p in plans.values() if p.error]
     if errors:
         raise Refused("refused: " + "; ".join(e for e in errors if e))
@@ -82,11 +84,18 @@ def check(run: RunContext, only: list[str] | None) -> dict[str, NodePlan]:
     return plans
 
 
-def chosen(plans: Mapping[str, NodePlan], selection: Selection) -> dict[str, NodePlan]:
-    """Each plan with only what the selection takes (Origins-Pattern, Package-Blacklist, --security-only)."""
+def chosen(plans: Mapping[str, NodePlan], selection: Selection, held: Iterable[Hold] = ()) -> dict[str, NodePlan]:
+    """Each plan with only what the selection takes (Origins-Pattern, Package-Blacklist, --security-only)
+    and no version ``held`` back (a build that failed its checks)."""
+    kept_off = {(h.package, h.version): h for h in held}
     found = {}
     for n, p in plans.items():
         taken, skipped = select(p.changes, selection)
+        for c in list(taken):
+            hold = kept_off.get((c.package, c.candidate or ""))
+            if hold is not None:
+                taken.remove(c)
+                skipped.append((c, f"held back: it failed in run {hold.run_id} on {hold.node}"))
         found[n] = replace(p, changes=tuple(taken), skipped=tuple(skipped)) if skipped else p
     return found
 

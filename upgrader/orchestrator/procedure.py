@@ -20,7 +20,7 @@ finishing step is :mod:`finishing`.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Callable, Mapping
 
 from upgrader.config import Config
@@ -41,7 +41,7 @@ from upgrader.orchestrator.moves import (
     placement,
     refuse_stops,
 )
-from upgrader.orchestrator.outcome import Outcome, Refused, Stop
+from upgrader.orchestrator.outcome import Deferred, Outcome, Refused, Stop
 from upgrader.orchestrator.recovery import Recovered
 from upgrader.orchestrator.remote import ApplyResult, NodePlan, Nodes
 from upgrader.orchestrator.restarts import Restarts
@@ -58,6 +58,7 @@ from upgrader.orchestrator.stops import (
 from upgrader.pacemaker.live import Cluster, NotSettled
 from upgrader.pacemaker.lock import LockHeld
 from upgrader.pacemaker.state import ParseError
+from upgrader.packages.pkgset import SetError
 from upgrader.packages.summary import summary
 from upgrader.runner import CommandError
 
@@ -78,13 +79,16 @@ class Rollout(RunContext):
         self.recovered = Recovered()  # what rolling back an interrupted run did before this one, and its set
 
     def run(self, only: list[str] | None = None, confirm: Confirm | None = None) -> Outcome:
-        """Preflight, lock, then node by node (``only`` these); the exit code (:class:`Refused`: nothing changed)."""
+        """Preflight, lock, stage, then node by node (``only`` these); the exit code (:class:`Refused`:
+        nothing changed)."""
         try:
             plans = self.preflight(only)
+            # One set for the cluster (an interrupted run's, when this one goes on after it); a lagging node waits.
+            lagging = staging.freeze(self, plans, resumed=self.recovered.package_set)
         except (CommandError, ParseError, NotSettled) as exc:
             raise Refused(f"refused: the cluster cannot be read safely: {exc}") from None
-        # One set for the cluster (an interrupted run's, when this one goes on after it); a lagging node waits.
-        lagging = staging.freeze(self, plans, resumed=self.recovered.package_set)
+        except SetError as exc:
+            raise Refused(f"refused: {exc}; nothing was changed") from None
         order = [n for n in plans if plans[n].changes and n not in lagging]
         for n, plan in plans.items():
             self.results[n] = NodeResult(n, result=Result.UP_TO_DATE if not plan.changes else Result.PENDING,
@@ -99,14 +103,11 @@ class Rollout(RunContext):
         except LockHeld as exc:
             raise Refused(f"refused: {exc}; wait for it to finish, or see 'rolling-upgrade status'") from None
         with self.locked(), signals_deferred(self):
-            for line in holding.release_expired(self.cluster, self.nodes, self.all_nodes, preflight.newest(plans)):
-                self.report.step(None, "hold", line)  # a hold ends once a newer build is published
-            for n, why in lagging.items():
-                staging.defer(self, n, why)
-            order = staging.stage(self, order)  # every archive on every node, before anything is drained
             try:
+                order = self.stage(plans, order, lagging)
+                safe_point(self, None)  # a signal while staging: stop before the first drain
                 for n, plan in plans.items():
-                    if not plan.changes:
+                    if not plan.changes:  # up to date, or the set has nothing for it
                         self.mark_patched(n)
                 for i, node in enumerate(order):
                     if i:
@@ -118,11 +119,25 @@ class Rollout(RunContext):
                 if order:
                     self.catch_up(order[-1])  # the last node's fail over may move more once it settled
                 return Outcome.DONE
+            except Refused:  # staging refused: nothing is drained
+                raise
             except STOPS as exc:
                 return stopped(self, None, exc)
             except Exception as exc:  # between nodes: nothing is drained; said in one line, the lock released
                 return stopped(self, None, Stop(Outcome.NEEDS_PERSON, f"stopped on an unexpected error between "
                                                 f"nodes ({type(exc).__name__}: {exc}); no node is drained"))
+
+    def stage(self, plans: dict[str, NodePlan], order: list[str], lagging: Mapping[str, str]) -> list[str]:
+        """Before the first drain: holds a newer build ends are released, lagging nodes deferred, and every
+        node stages the set (:mod:`staging`); the nodes to upgrade, ``plans`` set to what each one stages."""
+        for line in holding.release_expired(self.cluster, self.nodes, self.all_nodes, preflight.newest(plans)):
+            self.report.step(None, "hold", line)
+        for n, why in lagging.items():
+            staging.defer(self, n, why)
+        staged = staging.stage(self, order)
+        for n, changes in staged.items():
+            plans[n] = replace(plans[n], changes=changes)
+        return [n for n in order if staged.get(n)]
 
     def finish(self) -> Outcome:
         """The APT hooks' finishing step on this node (:mod:`finishing`): this procedure from "fail over" on."""
@@ -175,6 +190,8 @@ class Rollout(RunContext):
             applied = self.apply(node, packages)
         if not applied.ok and not applied.touched:
             self.back_online(node, settle=True)
+            if applied.unavailable:  # a version of the set gone since staging (its indexes refreshed)
+                raise Deferred(f"{applied.error}; {node} is back online, not upgraded: a later run takes it")
             raise Stop(Outcome.NEEDS_PERSON, f"the upgrade of {node} failed before dpkg ran: {applied.error}; "
                        f"nothing was changed there, {node} is back online")
         if not applied.ok:

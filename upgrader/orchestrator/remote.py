@@ -51,6 +51,7 @@ class ApplyResult:
     seconds: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list, compare=False)
     touched: bool = True  # False: it failed before dpkg ran (download, the guard, another apt), the node is unchanged
+    unavailable: bool = False  # the run's set cannot be installed there (a version gone since staging)
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,11 @@ class Nodes:
         if not final:
             return StageResult(node, "failed", f"staging on {node} ended without a result: {result.last_words}",
                                seconds=result.seconds)
-        changes = tuple(Change.from_json(c) for c in final.get("changes", []))
+        try:
+            changes = tuple(Change.from_json(c) for c in final.get("changes", []))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            return StageResult(node, "failed", f"staging on {node} gave an unreadable result ({exc})",
+                               seconds=result.seconds)
         return StageResult(node, str(final.get("result")), final.get("error"), changes, result.seconds)
 
     def apply(self, node: str, run_id: str, on_event: Callable[[dict[str, Any]], None],
@@ -182,4 +187,5 @@ class Nodes:
             seconds=result.seconds,
             events=events,
             touched=final.get("result") not in UNTOUCHED,
+            unavailable=final.get("result") == "unavailable",
         )

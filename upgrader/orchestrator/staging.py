@@ -19,6 +19,7 @@ from upgrader.orchestrator.context import NodeResult, Result, RunContext
 from upgrader.orchestrator.outcome import Refused
 from upgrader.orchestrator.remote import NodePlan, StageResult
 from upgrader.packages import pkgset
+from upgrader.packages.plan import Change
 from upgrader.packages.summary import summary
 
 
@@ -49,8 +50,9 @@ def defer(run: RunContext, node: str, reason: str) -> None:
     run.report.step(node, "defer", f"deferred: {reason}")
 
 
-def stage(run: RunContext, order: list[str]) -> list[str]:
-    """Every node of ``order`` keeps the set and downloads its archives (in parallel); the nodes to upgrade.
+def stage(run: RunContext, order: list[str]) -> dict[str, tuple[Change, ...]]:
+    """Every node of ``order`` keeps the set and downloads its archives (in parallel); per node not deferred,
+    what it will install (none: the set has nothing for it).
 
     :class:`Refused` (nothing drained, the lock released by the caller) when a node's download fails.
     """
@@ -73,17 +75,18 @@ def stage(run: RunContext, order: list[str]) -> list[str]:
     if failed:
         raise Refused("refused: staging the run's package set failed, nothing was drained: " + "; ".join(
             f"{s.node}: {s.error or s.result}" for s in failed))
-    ready = []
+    ready: dict[str, tuple[Change, ...]] = {}
     for node in order:
         got = staged[node]
         run.history.record(run.run_id, node, "stage", "end", result=got.result, error=got.error,
                            seconds=round(got.seconds, 1), changes=[asdict(c) for c in got.changes])
         if got.result == "unavailable":
             defer(run, node, got.error or "the run's set cannot be installed there")
-        elif got.result == "nothing":
+            continue
+        run.results[node].changes = [asdict(c) for c in got.changes]
+        if got.result == "nothing":
             run.results[node].result = Result.UP_TO_DATE
         else:
-            run.results[node].changes = [asdict(c) for c in got.changes]
             run.report.step(node, "stage", f"{summary(got.changes)} downloaded in {got.seconds:.1f}s")
-            ready.append(node)
+        ready[node] = got.changes if got.result == "staged" else ()
     return ready

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 from upgrader.history import HistoryError
 from upgrader.orchestrator.context import NodeResult, Result, RunContext
-from upgrader.orchestrator.outcome import Outcome, Stop
+from upgrader.orchestrator.outcome import Deferred, Outcome, Stop
 from upgrader.pacemaker.live import NotSettled
 from upgrader.pacemaker.lock import LockError
 from upgrader.pacemaker.state import ParseError
@@ -155,6 +155,9 @@ def recorded(run: RunContext, node: str, changes: list[dict[str, Any]]) -> Itera
     try:
         yield work
         result.result = Result.OK
+    except Deferred as why:  # untouched and back online: the run goes on with the next node
+        result.result, result.error = Result.DEFERRED, str(why)
+        run.report.step(node, "defer", f"deferred: {why}")
     except STOPS as stop:
         result.result = Result.QUARANTINED if result.result == Result.QUARANTINED else Result.FAILED
         result.error = str(stop)

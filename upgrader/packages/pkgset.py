@@ -53,7 +53,11 @@ class PackageSet:
     entries: tuple[Pinned, ...] = ()
 
     def __post_init__(self) -> None:
+        """Sorted; :class:`SetError` for a malformed package name or version (from a node's JSON)."""
         object.__setattr__(self, "entries", tuple(sorted(self.entries, key=lambda p: p.package)))
+        bad = [p.package for p in self.entries if not _PACKAGE.fullmatch(p.package) or not _VERSION.fullmatch(p.version)]
+        if bad:
+            raise SetError(f"a package set with a malformed package name or version: {bad[0]!r}")
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -84,9 +88,6 @@ class PackageSet:
             digest = str(doc["digest"])
         except (KeyError, TypeError, AttributeError) as exc:
             raise SetError(f"a package set without its packages or digest ({exc})") from None
-        bad = [p.package for p in entries if not _PACKAGE.match(p.package) or not _VERSION.match(p.version)]
-        if bad:
-            raise SetError(f"a package set with a malformed package name or version: {bad[0]!r}")
         found = cls(entries)
         if found.digest != digest:
             raise SetError(f"package set {digest!r} does not match its packages (digest {found.digest})")
@@ -147,15 +148,20 @@ def origin_text(change: Change) -> str:
 def differences(pkgset: PackageSet, changes: Iterable[Change]) -> list[str]:
     """How ``changes`` (what a node's resolver would do) go beyond the set; empty: nothing but the set.
 
-    A change to a version the set does not name, or of a package the set does not have, is one;
-    a removal is not (what the set's versions need there).
+    A change to a version the set does not name, of a package the set does not have, or a downgrade
+    is one; a removal is not (what the set's versions need there).
     """
+    import apt_pkg
+
+    apt_pkg.init_system()
     wanted = pkgset.versions
     found = []
     for c in changes:
         if c.candidate is None:
             continue
-        if c.package not in wanted:
+        if c.installed is not None and apt_pkg.version_compare(c.candidate, c.installed) < 0:
+            found.append(f"{c.package} would go down from {c.installed} to {c.candidate}")
+        elif c.package not in wanted:
             found.append(f"{c.package} {c.candidate} is not in the run's set")
         elif c.candidate != wanted[c.package]:
             found.append(f"{c.package}: {c.candidate} instead of the set's {wanted[c.package]}")
@@ -194,7 +200,7 @@ def save(pkgset: PackageSet, directory: Path | None = None) -> Path:
 def load(digest: str, directory: Path | None = None) -> PackageSet:
     """The set this node kept under ``digest``; :class:`SetError` when it is not here or not that set."""
     directory = directory or SETS_DIR
-    if not _DIGEST.match(digest):
+    if not _DIGEST.fullmatch(digest):
         raise SetError(f"{digest!r} is not a package set's digest (16 hex digits)")
     path = directory / f"{digest}.json"
     try:

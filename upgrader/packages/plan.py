@@ -90,6 +90,11 @@ def plan_node(cache: apt.Cache | None = None) -> tuple[Change, ...]:
 
     cache = cache if cache is not None else apt.Cache()
     cache.upgrade(dist_upgrade=True)
+    return marked_changes(cache)
+
+
+def marked_changes(cache: apt.Cache) -> tuple[Change, ...]:
+    """The changes the cache is marked for now, described (nothing is marked or run)."""
     pending = sorted(cache.get_changes(), key=lambda p: p.name)
     installed = [p.name for p in pending if p.installed]
     used = in_use(installed)

@@ -20,7 +20,7 @@ from upgrader.guard import store
 from upgrader.runs import RUN_ID_ENV
 from upgrader.packages.after import old_code, stale_processes
 from upgrader.packages.pkgset import PackageSet, SetError, differences, held_back
-from upgrader.packages.plan import Change, plan_node
+from upgrader.packages.plan import Change, marked_changes, plan_node
 
 
 class Progress(Protocol):
@@ -92,41 +92,50 @@ MARK_ROUNDS = 6  # rounds of pinning candidates until the resolver's changes are
 def mark_set(cache: Any, pkgset: PackageSet) -> tuple[Change, ...]:
     """Mark the dist-upgrade that reaches exactly the set's versions here; its changes.
 
-    Each package of the set gets the set's version as its candidate (even when a newer one is
-    published now), each other package its installed version; the resolver then marks the
-    dist-upgrade. :class:`SetError` names a version of the set this node does not have, or how
-    the resolver's changes still differ from the set.
+    Each package of the set older here gets the set's version as its candidate (even when a newer one
+    is published now), each other package its installed version (never a downgrade); the resolver then
+    marks the dist-upgrade. :class:`SetError` names a version of the set this node does not have or
+    pins off (a hold), a resolver that cannot reach the set, or how its changes still differ from it.
     """
     import apt_pkg
 
     wanted = pkgset.versions
-    pins: dict[str, str] = {}
-    for name, version in wanted.items():  # set packages installed here at an older version: aim at the set's
-        pkg = cache[name] if name in cache else None
-        if pkg is not None and pkg.installed is not None and apt_pkg.version_compare(pkg.installed.version,
-                                                                                     version) < 0:
-            pins[name] = version
-    for _ in range(MARK_ROUNDS):
-        cache.clear()
-        for name, version in pins.items():
-            found = cache[name].versions.get(version)
-            if found is None:
-                raise SetError(f"{name} {version} of the run's set is not available here (see 'apt-cache policy "
-                               f"{name}'); refresh its indexes (apt-get update) or leave this node for later")
-            cache[name].candidate = found
-        cache.upgrade(dist_upgrade=True)
-        more = {}
-        for pkg in cache.get_changes():
-            if pkg.marked_delete or pkg.candidate is None or pins.get(pkg.name) == pkg.candidate.version:
-                continue
-            if pkg.name in wanted:
-                more[pkg.name] = wanted[pkg.name]
-            elif pkg.installed is not None:
-                more[pkg.name] = pkg.installed.version  # not in the set: it stays as it is
-        if not more:
-            break
-        pins.update(more)
-    changes = plan_node(cache)
+
+    def target(pkg: Any) -> str | None:
+        """The version ``pkg`` stays at or goes to here: the set's when newer than what is installed."""
+        want, have = wanted.get(pkg.name), pkg.installed.version if pkg.installed is not None else None
+        if want is not None and (have is None or apt_pkg.version_compare(have, want) < 0):
+            return want
+        return have
+
+    pins = {name: version for name in wanted if name in cache and (version := target(cache[name])) is not None
+            and cache[name].installed is not None and version != cache[name].installed.version}
+    try:
+        for _ in range(MARK_ROUNDS):
+            cache.clear()
+            for name, version in pins.items():
+                found = cache[name].versions.get(version)
+                if found is None:
+                    raise SetError(f"{name} {version} of the run's set is not available here (see 'apt-cache "
+                                   f"policy {name}'); refresh its indexes (apt-get update) or leave this node for later")
+                if name in wanted and version == wanted[name] and found.policy_priority < 0:
+                    raise SetError(f"{name} {version} of the run's set is pinned off here (Pin-Priority "
+                                   f"{found.policy_priority}: a hold, see 'rolling-upgrade holds')")
+                cache[name].candidate = found
+            cache.upgrade(dist_upgrade=True)
+            more = {}
+            for pkg in cache.get_changes():
+                if pkg.marked_delete or pkg.candidate is None or pins.get(pkg.name) == pkg.candidate.version:
+                    continue
+                version = target(pkg)
+                if version is not None:  # a new package outside the set cannot be pinned: differences says so
+                    more[pkg.name] = version
+            if not more:
+                break
+            pins.update(more)
+    except SystemError as exc:  # the resolver gave up ("generated breaks"): nothing is marked that could run
+        raise SetError(f"the run's set cannot be resolved here ({str(exc).strip()})") from None
+    changes = marked_changes(cache)
     wrong = differences(pkgset, changes)
     if wrong:
         raise SetError(f"the run's set cannot be installed exactly here: {'; '.join(wrong[:3])}"
@@ -157,13 +166,16 @@ def stage_node(pkgset: PackageSet, progress: Progress | None = None) -> UpgradeR
         return UpgradeReport("nothing", "nothing of the run's set to install here", seconds=time.monotonic() - started)
     fetch, _ = _progress_adapters(progress)
     try:
-        cache.fetch_archives(progress=fetch)
-    except (apt.cache.FetchFailedException, apt.cache.FetchCancelledException) as exc:
-        return UpgradeReport("download-failed", f"downloading failed: {exc}", changes,
+        fetched = cache.fetch_archives(progress=fetch)
+    except (apt.cache.FetchFailedException, apt.cache.FetchCancelledException, SystemError) as exc:
+        return UpgradeReport("download-failed", f"downloading failed: {str(exc).strip()}", changes,
                              seconds=time.monotonic() - started)
     except apt.cache.LockFailedException as exc:
         return UpgradeReport("busy", f"another package manager holds the archives' lock ({exc})", changes,
                              seconds=time.monotonic() - started)
+    if fetched is False:  # python-apt's "not everything was fetched" without an exception
+        return UpgradeReport("download-failed", "downloading failed: the fetcher did not get every archive",
+                             changes, seconds=time.monotonic() - started)
     return UpgradeReport("staged", f"{len(changes)} packages downloaded{kept_here(cache, pkgset, changes)}", changes,
                          seconds=time.monotonic() - started)
 
