@@ -87,6 +87,7 @@ class Config:
     package_blacklist: tuple[str, ...] = ()
     update: bool = False  # Update: apt-get update on every node before the run plans
     update_timeout: int = 300  # Update-Timeout
+    stage: bool = True  # Stage: every node downloads the run's set before the first drain (false: at its turn)
 
     def apply_limit(self, packages: int) -> int:
         """How long one node's upgrade may take: Apply-Timeout, or 10 min plus 1 min per package."""
@@ -402,6 +403,7 @@ _SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Random-Delay": ("random_delay", _random_delay),
     "Update": ("update", _bool),
     "Update-Timeout": ("update_timeout", _positive_duration),
+    "Stage": ("stage", _bool),
 }
 # APT list key -> Config field and parser of one entry.
 _LISTS: dict[str, tuple[str, Callable[[str], Any]]] = {

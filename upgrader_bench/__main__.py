@@ -1,13 +1,16 @@
 """``make bench``: what an operator pays for the safety, as ratios taken side by side in one run.
 
 Brings up its own labs one after the other (bn3: 3 nodes and 3 applications,
-bn2, bn5, bn12) and always takes them down, also on Ctrl-C or SIGTERM.
+bn2, bn5, bn12, bnseed, bnstage) and always takes them down, also on Ctrl-C or SIGTERM.
 Prints the tables and writes bench/results.json.
 
     python -m upgrader_bench [--reps N] [--big-reps N] [--big-sleep S] [--growth-reps N] [--main-only] [--out FILE]
+    python -m upgrader_bench --staging-only [--staging-reps N] [--staging-rate B] [--staging-padding B]
 
 --main-only keeps to the 3-node lab (health scaling on its 3 applications,
-no growth labs): quicker, for profiling; ``make bench`` runs everything.
+no growth labs, no staging lab): quicker, for profiling; ``make bench`` runs everything.
+--staging-only: only drain-to-online per node with Rolling-Upgrade::Stage on and off, the lab's
+repository served slowly (:mod:`upgrader_bench.staging`), as JSON on stdout.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from upgrader_bench import report, suite
+from upgrader_bench import report, staging, suite
 from upgrader_bench.stats import Summary, paired_downtime, summarize
 from upgrader_lab.layout import LabError
 from upgrader.runner import CommandError
 
 OUT = Path(__file__).resolve().parents[1] / "bench" / "results.json"
+STAGING_LAB = "bnstage"
 DEFINITIONS = [
     "outage: for one floating IP, the time from the last 200 before failed probes to the next 200 "
     "(20 Hz GET /version from the lab's client namespace, 0.25 s timeout); gaps without a failed probe are jitter",
@@ -60,6 +64,12 @@ DEFINITIONS = [
     "floor: lxc-start until the container serves + lxc-stop of an unmanaged container of the lab's kind, in a node",
     "ssh_round_trip: the lab's Remote-Shell running 'true' on a peer, from node1",
     "peak RSS: VmHWM of the rolling-upgrade run / apply processes (polled), GNU time %M for the hook's process tree",
+    "staging (lab bnstage, 3 nodes, 3 applications): the lab's repository served over HTTP at rate_bytes_per_s "
+    "(every connection together) and the demo package padded with padding_bytes random bytes; per repetition one "
+    "rolling-upgrade run with Rolling-Upgrade::Stage true and one with false, each of a fresh version, from the same "
+    "placement. drain_to_online per node: its history 'drain' start to its 'node' end (after its fail over), on the "
+    "run's clock (upgrader_bench.trace); drain_to_online_unstaged_vs_staged: per (repetition, node) the Stage-false "
+    "time over the Stage-true time; stage_phase: the 'stage' start to the first 'stage' end record",
 ]
 
 
@@ -158,9 +168,22 @@ def main(argv: list[str] | None = None) -> int:
                    help="only what level 4 (patched) costs at 12 and 120 applications, on this machine (JSON)")
     p.add_argument("--seed-only", action="store_true",
                    help="only the seed profile's downtime per move against a bare standby move (JSON on stdout)")
+    p.add_argument("--staging-only", action="store_true",
+                   help="only drain-to-online per node with Rolling-Upgrade::Stage on and off, the repository "
+                        "served slowly (JSON on stdout)")
+    p.add_argument("--staging-reps", type=int, default=1,
+                   help="pairs of runs (Stage on, Stage off) in the staging scenario (default 1)")
+    p.add_argument("--staging-rate", type=int, default=staging.RATE,
+                   help=f"bytes/s the slow repository serves, every node together (default {staging.RATE})")
+    p.add_argument("--staging-padding", type=int, default=staging.PADDING,
+                   help=f"random bytes in the staged package (default {staging.PADDING})")
     args = p.parse_args(argv)
     if args.reps < 5 or args.growth_reps < 1 or args.big_reps < 0 or args.big_sleep < 0:
         p.error("--reps must be at least 5, --growth-reps at least 1, --big-reps and --big-sleep at least 0")
+    if args.staging_reps < 1 or args.staging_padding < 0 or not (
+            staging.slowrepo.MIN_RATE <= args.staging_rate <= staging.slowrepo.MAX_RATE):
+        p.error(f"--staging-reps must be at least 1, --staging-padding at least 0, --staging-rate "
+                f"{staging.slowrepo.MIN_RATE} to {staging.slowrepo.MAX_RATE}")
     out = Console()
     started = time.monotonic()
     signal.signal(signal.SIGTERM, _interrupted)
@@ -181,6 +204,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"benchmark failed: {exc}", file=sys.stderr)
             return 1
         return 0
+    if args.staging_only:
+        try:
+            with suite.lab_up(STAGING_LAB, 3, 3, say) as lab:
+                found = suite.staging_lab(lab, args.staging_reps, say, args.staging_rate, args.staging_padding)
+        except (LabError, CommandError, RuntimeError, ValueError) as exc:
+            print(f"benchmark failed: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt as exc:
+            print(f"benchmark interrupted ({exc or 'SIGINT'}); its lab is down", file=sys.stderr)
+            return 130
+        print(json.dumps(found, indent=2))
+        return 0
     try:
         with suite.lab_up("bn3", 3, 3, say) as lab:
             main_found = suite.main_lab(lab, args.reps, say, args.big_reps, args.big_sleep)
@@ -194,10 +229,12 @@ def main(argv: list[str] | None = None) -> int:
             with suite.lab_up("bn12", 3, 12, say) as lab:
                 health = suite.health_lab(lab, 7, say)
                 growth.append(suite.growth_entry(lab, suite.growth_runs(lab, args.growth_reps, say)))
-        seed = None
+        seed = staged = None
         if not args.main_only:
             with suite.lab_up("bnseed", 2, 2, say, profile="seed") as lab:
                 seed = suite.seed_lab(lab, args.growth_reps, say)
+            with suite.lab_up(STAGING_LAB, 3, 3, say) as lab:
+                staged = suite.staging_lab(lab, args.staging_reps, say, args.staging_rate, args.staging_padding)
     except (LabError, CommandError, RuntimeError, ValueError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
@@ -214,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
               if main_found.big_runs else {}),
            "targets": report.TARGETS, "ratios": {k: s.as_dict() for k, s in ratios.items()},
            "figures": figures(main_found, health), "growth": sorted(growth, key=lambda g: (g["apps"], g["nodes"])),
-           "seed": seed,
+           "seed": seed, "staging": staged,
            "definitions": DEFINITIONS}
     report.render(doc, out)
     args.out.parent.mkdir(parents=True, exist_ok=True)

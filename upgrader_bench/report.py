@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any, Mapping
 
 from rich.console import Console
@@ -50,9 +51,59 @@ def render(doc: Mapping[str, Any], out: Console) -> None:
                        _cell(g["longest_outage_seconds"]), _cell(g["downtime_per_app_seconds"]),
                        _cell(g["move_steps"], 0))
     out.print(growth)
+    if doc.get("staging"):
+        out.print(staging_table(doc["staging"]))
     for line in doc["definitions"]:
         out.print(f"[dim]- {line}[/]")
 
 
 def _cell(s: Mapping[str, float], digits: int = 2) -> str:
     return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
+
+
+def staging_rows(found: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(what, Stage true, Stage false, false / true) rows: each node's drain-to-online (median over the
+    repetitions), then the staging phase and the run's wall time."""
+    rows = []
+    for n, times in found["per_node"].items():
+        on, off = _median(times["staged_s"]), _median(times["unstaged_s"])
+        rows.append((f"{n}: drain to online s", _num(on), _num(off), _times(off, on)))
+    figures = found["figures"]
+
+    def pair(label: str, on: str, off: str) -> None:
+        a, b = figures.get(on, {}).get("median"), figures.get(off, {}).get("median")
+        rows.append((label, _num(a), _num(b), _times(b, a)))
+
+    pair("staging phase s (wall)", "stage_phase_staged_s (every node downloads)",
+         "stage_phase_unstaged_s (the set kept and checked, no download)")
+    pair("each node's upgrade s (median)", "upgrade_staged_s (per node, as the run saw it)",
+         "upgrade_unstaged_s (per node, as the run saw it)")
+    pair("one archive's download s (server side)", "archive_download_staged_s (per archive, server side)",
+         "archive_download_unstaged_s (per archive, server side)")
+    pair("run s (wall)", "run_wall_staged_s", "run_wall_unstaged_s")
+    return rows
+
+
+def staging_table(found: Mapping[str, Any]) -> Table:
+    ratio = found.get("drain_to_online_unstaged_vs_staged")
+    said = (f"; drain to online, Stage false / true: {ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f}, "
+            f"{ratio['n']} pairs)" if ratio else "")
+    table = Table(title=f"staging: {found['padding_bytes'] / 2**20:.1f} MiB package, repository at "
+                        f"{found['rate_bytes_per_s'] / 2**20:.2f} MiB/s, {found['repetitions']} repetition(s){said}")
+    for col in ("", "Stage true", "Stage false", "false / true"):
+        table.add_column(col, justify="left" if not col else "right")
+    for row in staging_rows(found):
+        table.add_row(*row)
+    return table
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _times(numerator: float | None, denominator: float | None) -> str:
+    return "-" if numerator is None or not denominator else f"{numerator / denominator:.2f}x"

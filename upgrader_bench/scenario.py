@@ -45,15 +45,18 @@ class Versions:
 
     ``postinst_sleep``: seconds the package's postinst sleeps, a stand-in for
     the dpkg time of a realistically sized upgrade (the lab's package itself
-    installs in a fraction of a second).
+    installs in a fraction of a second). ``padding_bytes``: random bytes the
+    package carries, so that its download takes a while from a slow mirror.
     """
 
     last: int = 1
     postinst_sleep: float = 0.0
+    padding_bytes: int = 0
 
     def publish(self, lab: Lab) -> str:
         self.last += 1
-        repo.publish(lab.repo_dir, str(self.last), postinst_sleep=self.postinst_sleep)
+        repo.publish(lab.repo_dir, str(self.last), postinst_sleep=self.postinst_sleep,
+                     padding_bytes=self.padding_bytes)
         ops.refresh_indexes(lab)
         return str(self.last)
 

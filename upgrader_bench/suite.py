@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from upgrader_bench import floor, health, memory
+from upgrader_bench import floor, health, memory, staging
 from upgrader_bench.prober import Prober
 from upgrader_bench.scenario import Bare, Run, Versions, bare_cycle, rolling_run, ssh_round_trips
 from upgrader_bench.stats import paired_downtime, summarize
@@ -107,3 +107,9 @@ def seed_lab(lab: Lab, reps: int, say: Say) -> dict[str, Any]:
             "bare_outage_seconds": summarize(max(o) for b in bare for cycle in b for o in cycle.outages.values()
                                              if o).as_dict(),
             "run_seconds": summarize(r.seconds for r in runs).as_dict()}
+
+
+def staging_lab(lab: Lab, reps: int, say: Say, rate: int = staging.RATE,
+                padding: int = staging.PADDING) -> dict[str, Any]:
+    """Drain-to-online per node with Rolling-Upgrade::Stage on and off, the repository served slowly."""
+    return {"nodes": lab.nodes, "apps": lab.apps, **staging.measure(lab, reps, say, rate, padding)}

@@ -8,7 +8,8 @@ writes one JSON document: the import time, the wall time and each event
 - ``span`` events for the procedure's steps: waiting for the cluster to
   settle, the health check of a move, the upgrade on a node (``apply``, with
   the seconds the node's own upgrade took in-process), planning every node,
-  the lock's heartbeat, a history line;
+  the lock's heartbeat, a history line (with the record's node, phase and
+  event: :func:`records` gives the run's phases on this clock);
 - ``command`` events for every external command (:class:`~upgrader.runner.Runner`),
   named by program (``crm_mon``, ``cibadmin query``, ``ssh rolling-upgrade apply``);
 - ``pause`` events for every ``time.sleep``.
@@ -33,6 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 Event = dict[str, Any]
 
+HISTORY = "history line"
 # (module, class, method, step name): the steps a run's wall time is split into.
 SPANS = (
     ("upgrader.pacemaker.live", "Cluster", "wait_settled", "settle"),
@@ -40,7 +42,7 @@ SPANS = (
     ("upgrader.orchestrator.remote", "Nodes", "apply", "upgrade (apply on the node)"),
     ("upgrader.orchestrator.context", "RunContext", "plan_all", "plan every node"),
     ("upgrader.pacemaker.lock", "UpgradeLock", "heartbeat", "lock heartbeat"),
-    ("upgrader.history", "History", "record", "history line"),
+    ("upgrader.history", "History", "record", HISTORY),
 )
 REST = "the rest (preflight, standby, constraints, clean-up, start-up)"
 
@@ -103,7 +105,7 @@ def install(events: list[Event], t0: float) -> None:
                 result = method(*args, **kw)
                 return result
             finally:
-                extra = {}
+                extra: dict[str, Any] = {"record": record_fields(args, kw)} if name == HISTORY else {}
                 inner = getattr(result, "events", None)
                 if isinstance(inner, list):  # an ApplyResult: the node's own in-process upgrade time
                     final = next((e for e in reversed(inner) if e.get("event") == "result"), {})
@@ -124,6 +126,21 @@ def install(events: list[Event], t0: float) -> None:
         note("pause", "pause", f"sleep {seconds:.3f}", started)
 
     time.sleep = sleep
+
+
+def record_fields(args: Sequence[Any], kw: Mapping[str, Any]) -> dict[str, Any]:
+    """The node, phase and event of a ``History.record(self, run_id, node, phase, event, **data)`` call."""
+    names = ("run_id", "node", "phase", "event")
+    given = {**dict(zip(names, args[1:])), **{k: kw[k] for k in names if k in kw}}
+    return {k: given.get(k) for k in ("node", "phase", "event")}
+
+
+def records(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The run's history records on the trace's clock, in order: ``at`` (seconds from the start), node,
+    phase, event."""
+    found = [{"at": e["at"], **e["record"]} for e in doc["events"]
+             if e["kind"] == "span" and e["name"] == HISTORY and isinstance(e.get("record"), dict)]
+    return sorted(found, key=lambda r: r["at"])
 
 
 def breakdown(doc: Mapping[str, Any]) -> dict[str, float]:

@@ -80,7 +80,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         raise LabError(f"--slow-postinst {args.slow_postinst:g}: give seconds, 0 or more")
     deb = repo.publish(lab.repo_dir, args.version, security=args.security, bad=args.bad,
                        broken_postinst=args.broken_postinst, postinst_sleep=args.slow_postinst,
-                       reboot_required=args.reboot_required, ha_stack=args.ha_stack)
+                       reboot_required=args.reboot_required, ha_stack=args.ha_stack, padding_bytes=args.padding)
     refreshed = ops.refresh_indexes(lab)
     console.print(f"published {deb.name} to suite {'lab-security' if args.security else 'lab'}; "
                   f"apt-get update ran in {', '.join(refreshed) or 'no running node'}")
@@ -138,6 +138,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--reboot-required", action="store_true", help="its postinst asks for a reboot (/run/reboot-required)")
     s.add_argument("--ha-stack", action="store_true",
                    help=f"it depends on {repo.HA_PACKAGE} of the same version, a cluster-stack package")
+    s.add_argument("--padding", type=int, default=0, metavar="BYTES",
+                   help="it also ships this many random bytes (its archive about as large: a slow download)")
     s.set_defaults(func=cmd_publish)
     s = sub.add_parser("exec", help="run a command inside a node (exit code passed through)")
     s.add_argument("node")

@@ -18,7 +18,7 @@ from typing import Callable
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from upgrader_lab import cluster, network, node, powerswitch, project, repo
+from upgrader_lab import cluster, network, node, powerswitch, project, repo, slowrepo
 from upgrader_lab.client import LabClient
 from upgrader_lab.layout import (DEFAULT_NAME, DEFAULT_PROFILE, LAB_ROOT, PACKAGE, Lab, LabError, default_nodes,
                                  free_slice)
@@ -113,6 +113,7 @@ def down(name: str, say: Say = _quiet, keep: bool = False) -> list[str]:
     lab = Lab.load(name) or Lab(name=name)
     # The power controller first, by its PID: nothing may power a node on again meanwhile.
     removed = [f"power controller {pid}" for pid in powerswitch.stop(lab)]
+    removed += [f"slow repository server {pid}" for pid in slowrepo.stop(lab)]  # by its PID, in the client netns
     pids = {p for p in (node.init_pid(lab, n) for n in _all_node_names(lab)) if p} | set(node.stray_inits(lab))
     for pid in sorted(pids):
         node.kill(lab, pid)

@@ -43,6 +43,7 @@ Rolling-Upgrade::Reboot-Command "{POWER} reboot";
 Rolling-Upgrade::Origins-Pattern {{ "origin=upgrader-lab"; }};  // the host's 50unattended-upgrades allows only Debian's
 """
 REPO_MOUNT = "/srv/upgrader-lab/repo"  # where a node sees the lab's APT repository
+SOURCES = "/etc/apt/sources.list.d/upgrader-lab.sources"  # the node's only APT source (repo.sources_entry)
 # This source tree and its venv, seen live at the same path in every node (wherever it is
 # cloned: under /tmp a node would not see it, /tmp being its own).
 PROJECT = str(Path(__file__).resolve().parents[1])
@@ -91,7 +92,7 @@ def prepare(lab: Lab, node: str, key: bytes) -> None:
     (upper / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
     (upper / "etc/apt/sources.list").write_text("")
     (upper / REPO_MOUNT.lstrip("/")).mkdir(parents=True, exist_ok=True)
-    (upper / "etc/apt/sources.list.d/upgrader-lab.sources").write_text(repo.sources_entry(Path(REPO_MOUNT)))
+    (upper / SOURCES.lstrip("/")).write_text(repo.sources_entry(Path(REPO_MOUNT)))
     (upper / "etc/apt/apt.conf.d").mkdir(parents=True, exist_ok=True)
     (upper / "etc/apt/apt.conf.d/60rolling-upgrade-lab").write_text(LAB_SETTINGS)
     _prepare_ssh(lab, node, upper)

@@ -3,11 +3,13 @@
 Two suites, ``lab`` and ``lab-security`` (origin ``upgrader-lab``), served
 as a trusted ``copy:`` source that every node sees through its overlay (``copy:``,
 not ``file:``: apt copies each archive into the node's cache, as it downloads
-one from a mirror, so a run's staging is real). A
+one from a mirror, so a run's staging is real; :mod:`upgrader_lab.slowrepo` serves
+the same directory over HTTP at a bounded rate, a slow mirror). A
 suite holds exactly the version last published into it.
 
 Builds for the procedure's branches: ``bad`` (the application answers 500),
 ``broken_postinst`` (dpkg fails), ``postinst_sleep`` (dpkg takes that long),
+``padding_bytes`` (the archive carries that many random bytes: a slow download),
 ``reboot_required`` (the postinst asks for a reboot, as a kernel does), and
 ``ha_stack``: the demo package then depends on ``resource-agents-lab`` of
 the same version, a cluster-stack package by its name, whose postinst does
@@ -19,6 +21,7 @@ starting pacemaker.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -43,8 +46,17 @@ def check_version(version: str) -> str:
 
 
 def sources_entry(repo: Path) -> str:
-    """The deb822 source every node uses."""
-    return (f"Types: deb\nURIs: copy:{repo}\nSuites: {' '.join(SUITES)}\n"
+    """The deb822 source every node uses: the repository's directory as the node sees it."""
+    return _entry(f"copy:{repo}")
+
+
+def http_sources_entry(address: str, port: int) -> str:
+    """The same source served over HTTP (:mod:`upgrader_lab.slowrepo`) from ``address:port`` on the lab's bridge."""
+    return _entry(f"http://{address}:{port}/")
+
+
+def _entry(uri: str) -> str:
+    return (f"Types: deb\nURIs: {uri}\nSuites: {' '.join(SUITES)}\n"
             "Components: main\nTrusted: yes\n")
 
 
@@ -63,9 +75,16 @@ HA_LOG = "/var/log/resource-agents-lab.log"
 
 def publish(repo: Path, version: str, *, security: bool = False, bad: bool = False,
             broken_postinst: bool = False, postinst_sleep: float = 0, reboot_required: bool = False,
-            ha_stack: bool = False) -> Path:
-    """Build the package at exactly ``version`` and make it the suite's only version."""
+            ha_stack: bool = False, padding_bytes: int = 0) -> Path:
+    """Build the package at exactly ``version`` and make it the suite's only version.
+
+    ``padding_bytes``: the package also ships that many random bytes (``/usr/share/demo-libfoo/padding``,
+    incompressible), so its archive is about that large: a download that takes a while from a slow mirror.
+    """
     check_version(version)
+    if padding_bytes < 0 or padding_bytes > MAX_PADDING:
+        raise LabError(f"padding of {padding_bytes} bytes is out of range: 0 to {MAX_PADDING} "
+                       f"({MAX_PADDING >> 20} MiB)")
     every = {d.name.split("_")[1].replace("%3a", ":") for d in repo.glob(f"**/{PACKAGE}_*.deb")}
     if version in every:
         raise LabError(f"version {version} of {PACKAGE} was published already; publish a new version")
@@ -78,7 +97,8 @@ def publish(repo: Path, version: str, *, security: bool = False, bad: bool = Fal
         old.replace(archive / old.name)
     deb = pool / f"{PACKAGE}_{version.replace(':', '%3a')}_all.deb"
     _build(deb, version, bad=bad, broken_postinst=broken_postinst, postinst_sleep=postinst_sleep,
-           reboot_required=reboot_required, depends=f"{HA_PACKAGE} (= {version})" if ha_stack else None)
+           reboot_required=reboot_required, depends=f"{HA_PACKAGE} (= {version})" if ha_stack else None,
+           padding_bytes=padding_bytes)
     if ha_stack:
         _build_ha(pool / f"{HA_PACKAGE}_{version.replace(':', '%3a')}_all.deb", version)
     index(repo)
@@ -115,7 +135,7 @@ def publish_tools(repo: Path, version: str, *, security: bool = False) -> Path:
 
 
 def _build(deb: Path, version: str, *, bad: bool, broken_postinst: bool, postinst_sleep: float,
-           reboot_required: bool, depends: str | None) -> None:
+           reboot_required: bool, depends: str | None, padding_bytes: int = 0) -> None:
     with tempfile.TemporaryDirectory(prefix="upgrader-deb-") as tmp:
         root = Path(tmp)
         (root / "DEBIAN").mkdir()
@@ -140,6 +160,8 @@ def _build(deb: Path, version: str, *, bad: bool, broken_postinst: bool, postins
         (share / "VERSION").write_text(version + "\n")
         if bad:
             (share / "BROKEN").write_text("this build answers 500 on /health (--bad)\n")
+        if padding_bytes:
+            write_padding(share / PADDING, padding_bytes)
         lib = root / "usr/lib" / PACKAGE
         lib.mkdir(parents=True)
         shutil.copy(APP_SOURCE, lib / "app.py")
@@ -150,6 +172,19 @@ def _build(deb: Path, version: str, *, bad: bool, broken_postinst: bool, postins
         (lib / LIBRARY_NAME).write_bytes(_zlib().read_bytes() + f"\ndemo-libfoo {version}\n".encode())
         _md5sums(root)
         _run.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)])
+
+
+PADDING = "padding"  # in /usr/share/PACKAGE: random bytes that make the archive large (publish's padding_bytes)
+MAX_PADDING = 256 << 20
+
+
+def write_padding(path: Path, size: int, chunk: int = 1 << 20) -> None:
+    """``size`` random bytes at ``path``: gzip cannot shrink them, so the .deb is at least that large."""
+    with path.open("wb") as f:
+        left = size
+        while left > 0:
+            f.write(os.urandom(min(chunk, left)))
+            left -= chunk
 
 
 def _zlib() -> Path:

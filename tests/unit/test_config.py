@@ -20,7 +20,7 @@ ALL_KEYS = {
     "Webhook", "Windows", "Blackout", "Default-Node-Duration", "Hooks::Query-Timeout", "Hooks::Finish-Wait",
     "Random-Delay", "Reboot-Command", "Stack::Stop", "Stack::Start", "Rejoin-Timeout", "Apply-Timeout",
     "Health::Commands", "Health::Patched", "Metrics-Dir", "Origins-Pattern", "Package-Blacklist", "Update",
-    "Update-Timeout",
+    "Update-Timeout", "Stage",
 }  # fmt: skip
 
 
@@ -106,6 +106,14 @@ def test_durations(tmp_path: Path, raw: str, seconds: int) -> None:
 @pytest.mark.parametrize("raw, value", [("true", True), ("Yes", True), ("on", True), ("1", True), ("false", False), ("no", False), ("off", False), ("0", False), ("auto", True), ("AUTO", True)])
 def test_booleans(tmp_path: Path, raw: str, value: bool) -> None:
     assert read(tmp_path, f'Rolling-Upgrade::Reboot "{raw}";').reboot is value
+
+
+@pytest.mark.parametrize("raw, value", [("true", True), ("false", False), ("no", False), ("1", True)])
+def test_stage_is_a_boolean_and_on_by_default(tmp_path: Path, raw: str, value: bool) -> None:
+    assert Config().stage is True and read(tmp_path, 'Other::Setting "1";').stage is True
+    assert read(tmp_path, f'Rolling-Upgrade::Stage "{raw}";').stage is value
+    assert error(tmp_path, 'Rolling-Upgrade::Stage "later";') == (
+        "Rolling-Upgrade::Stage: 'later' is not a boolean (use true or false)")
 
 
 def test_window_without_zone_takes_the_system_zone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

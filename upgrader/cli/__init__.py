@@ -55,7 +55,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stage", help="internal: keep the run's package set (JSON on stdin) and download its "
                                      "archives here, installing nothing (used by run before the first drain)")
     s.add_argument("--events", action="store_true", help="JSON lines on stdout, as the run reads them")
-    s.set_defaults(func=lambda a, c, out: stage())
+    s.add_argument("--no-download", action="store_true", help="keep the set and check that it can be installed "
+                                                               "here, but download nothing (Rolling-Upgrade::Stage "
+                                                               "false: the upgrade downloads at the node's turn)")
+    s.set_defaults(func=lambda a, c, out: stage(download=not a.no_download))
     s = sub.add_parser("dpkg-state", help="internal: wait until no package manager runs here; exit 0 if dpkg is "
                                           "clean, 1 if not, 124 if still busy")
     s.add_argument("--wait", type=float, default=600.0, metavar="SECONDS")
@@ -163,7 +166,7 @@ def _nodes(text: str) -> list[str]:
 def _internal(argv: list[str]) -> Callable[[], int] | None:
     """The node-local commands a run starts on every node, when given exactly as the run gives them.
 
-    ``apply --events``, ``plan --local --json`` and ``holds --sync`` run once per node and run:
+    ``apply --events``, ``stage --events``, ``plan --local --json`` and ``holds --sync`` run once per node and run:
     they skip building the full parser, which imports every subcommand's
     module (rich, the orchestrator, the health engine) and costs more than a
     small upgrade's dpkg run. Any other spelling (``--help``, a typo, other
@@ -178,10 +181,10 @@ def _internal(argv: list[str]) -> Callable[[], int] | None:
         from upgrader.cli.apply import apply
 
         return lambda: apply(handshake=True, set_digest=argv[3])
-    if argv == ["stage", "--events"]:
+    if argv in (["stage", "--events"], ["stage", "--events", "--no-download"]):
         from upgrader.cli.apply import stage
 
-        return stage
+        return lambda: stage(download="--no-download" not in argv)
     if argv and argv[0] == "plan" and sorted(argv[1:]) == ["--json", "--local"]:
         from upgrader.cli.plan import plan_json
 

@@ -95,9 +95,10 @@ def apply(handshake: bool = True, set_digest: str | None = None) -> int:
     return 0 if report.ok else 1
 
 
-def stage() -> int:
+def stage(download: bool = True) -> int:
     """``rolling-upgrade stage --events``: the run's package set as JSON on stdin, kept here under its
-    digest, its archives downloaded (nothing installed); progress as JSON lines, then one result line."""
+    digest, its archives downloaded (nothing installed); progress as JSON lines, then one result line.
+    ``download`` false (``--no-download``): kept and checked (it can be marked here), nothing downloaded."""
     from upgrader.packages import pkgset
     from upgrader.packages.run import stage_node
 
@@ -109,7 +110,7 @@ def stage() -> int:
         _emit(event="result", ok=False, result="unavailable", error=f"the run's package set is unusable here: "
                                                                     f"{exc}", changes=[])
         return 1
-    report = stage_node(frozen, JsonProgress())
+    report = stage_node(frozen, JsonProgress(), download=download)
     ok = report.result in ("staged", "nothing")
     _emit(event="result", ok=ok, result=report.result, error=None if ok else report.message,
           changes=[asdict(c) for c in report.changes], seconds=round(report.seconds, 1))

@@ -103,8 +103,10 @@ class Nodes:
             return NodePlan(node, error=f"planning on {node} gave unreadable output ({exc})")
 
     def stage(self, node: str, pkgset: PackageSet, on_event: Callable[[dict[str, Any]], None],
-              timeout: float = 3600) -> StageResult:
-        """The run's set kept on ``node`` and its archives downloaded there (nothing installed); never raises."""
+              timeout: float = 3600, download: bool = True) -> StageResult:
+        """The run's set kept on ``node`` and its archives downloaded there (nothing installed); never raises.
+
+        ``download`` false: the set is kept and checked there (``stage --no-download``), nothing downloaded."""
         final: dict[str, Any] = {}
 
         def line(text: str) -> None:
@@ -119,7 +121,8 @@ class Nodes:
             return None
 
         doc = json.dumps(pkgset.document())
-        result = self.runner(node).stream([self.tool, "stage", "--events"], line, timeout=timeout, input=doc)
+        argv = [self.tool, "stage", "--events", *(() if download else ("--no-download",))]
+        result = self.runner(node).stream(argv, line, timeout=timeout, input=doc)
         if not final:
             return StageResult(node, "failed", f"staging on {node} ended without a result: {result.last_words}",
                                seconds=result.seconds)

@@ -7,6 +7,11 @@ set and download its archives, in parallel, with progress: a node that lacks
 a version of the set is deferred, and a repository that fails refuses the
 whole run with nothing drained. Each node's upgrade then installs exactly the
 staged set (``apply --set DIGEST``), from its own archive cache.
+
+With ``Rolling-Upgrade::Stage "false"`` every node still keeps the set and
+checks that it can reach it (a node that cannot is deferred as before), but
+downloads nothing: each node's upgrade downloads its archives at its turn,
+while it is drained.
 """
 
 from __future__ import annotations
@@ -54,20 +59,23 @@ def stage(run: RunContext, order: list[str]) -> dict[str, tuple[Change, ...]]:
     """Every node of ``order`` keeps the set and downloads its archives (in parallel); per node not deferred,
     what it will install (none: the set has nothing for it).
 
+    With Stage off (``run.config.stage`` false) the nodes keep and check the set but download nothing.
     :class:`Refused` (nothing drained, the lock released by the caller) when a node's download fails.
     """
     frozen = run.package_set
+    download = run.config.stage
     try:  # kept here too, whether this node upgrades or not: a run that goes on after this one uses it
         pkgset.save(frozen)
     except OSError as exc:
         run.report.step(None, "stage", f"the package set is not kept on this node ({exc}); a run after an "
                         "interruption plans a new one")
     run.phase(None, "stage")
-    run.history.record(run.run_id, None, "stage", "note", **frozen.document())
+    run.history.record(run.run_id, None, "stage", "note", download=download, **frozen.document())
     limit = run.config.apply_limit(len(frozen))
 
     def one(node: str) -> StageResult:
-        return run.nodes.stage(node, frozen, lambda e: run.report.progress(node, e), timeout=limit)
+        return run.nodes.stage(node, frozen, lambda e: run.report.progress(node, e), timeout=limit,
+                               download=download)
 
     with run.heartbeats("stage"), ThreadPoolExecutor(max_workers=len(order) or 1) as pool:
         staged = dict(zip(order, pool.map(one, order)))
@@ -87,6 +95,7 @@ def stage(run: RunContext, order: list[str]) -> dict[str, tuple[Change, ...]]:
         if got.result == "nothing":
             run.results[node].result = Result.UP_TO_DATE
         else:
-            run.report.step(node, "stage", f"{summary(got.changes)} downloaded in {got.seconds:.1f}s")
+            run.report.step(node, "stage", f"{summary(got.changes)} downloaded in {got.seconds:.1f}s" if download
+                            else f"{summary(got.changes)} kept, to download at its turn (Stage is off)")
         ready[node] = got.changes if got.result == "staged" else ()
     return ready

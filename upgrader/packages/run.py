@@ -151,9 +151,10 @@ def kept_here(cache: Any, pkgset: PackageSet, changes: tuple[Change, ...]) -> st
     return f"; kept back here: {', '.join(kept[:3])}{' ...' if len(kept) > 3 else ''}" if kept else ""
 
 
-def stage_node(pkgset: PackageSet, progress: Progress | None = None) -> UpgradeReport:
+def stage_node(pkgset: PackageSet, progress: Progress | None = None, download: bool = True) -> UpgradeReport:
     """Download the set's archives for this node (no dpkg, no lock of dpkg's): staged, nothing (nothing
-    of the set concerns this node), unavailable (a version of the set is missing here), download-failed."""
+    of the set concerns this node), unavailable (a version of the set is missing here), download-failed.
+    ``download`` false: only checked (the set can be marked here), staged without downloading anything."""
     import apt
 
     started = time.monotonic()
@@ -164,6 +165,9 @@ def stage_node(pkgset: PackageSet, progress: Progress | None = None) -> UpgradeR
         return UpgradeReport("unavailable", str(exc), seconds=time.monotonic() - started)
     if not changes:
         return UpgradeReport("nothing", "nothing of the run's set to install here", seconds=time.monotonic() - started)
+    if not download:
+        return UpgradeReport("staged", f"{len(changes)} packages to download at this node's turn (not downloaded)"
+                             f"{kept_here(cache, pkgset, changes)}", changes, seconds=time.monotonic() - started)
     fetch, _ = _progress_adapters(progress)
     try:
         fetched = cache.fetch_archives(progress=fetch)
