@@ -54,7 +54,15 @@ class FreshLock:
     def heartbeat(self, phase: str | None = None, *, before_move: bool = False) -> None: ...
 
 
-def staged(tmp_path: Path, stage: bool) -> tuple[list[str], FakeNodes, Said, History]:
+@pytest.fixture(autouse=True)
+def sets_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The orchestrating node keeps the set too: here, never in the machine's /var/lib/upgrader."""
+    from upgrader.packages import pkgset
+
+    monkeypatch.setattr(pkgset, "SETS_DIR", tmp_path / "sets")
+
+
+def staged(tmp_path: Path, stage: bool) -> tuple[dict, FakeNodes, Said, History]:
     nodes, said, history = FakeNodes(), Said(), History(tmp_path / "history.jsonl")
     r = Rollout(None, nodes, checks=None, config=Config(stage=stage),  # type: ignore[arg-type]
                 history=history, report=said, run_id=RUN_ID)
@@ -66,7 +74,7 @@ def staged(tmp_path: Path, stage: bool) -> tuple[list[str], FakeNodes, Said, His
 
 def test_stage_on_downloads_on_every_node_and_says_so(tmp_path: Path) -> None:
     ready, nodes, said, history = staged(tmp_path, stage=True)
-    assert ready == ["node2", "node3", "node1"]
+    assert list(ready) == ["node2", "node3", "node1"]
     assert sorted(nodes.calls) == [(n, SET.digest, True) for n in ("node1", "node2", "node3")]
     note = next(e for e in history.entries() if (e["phase"], e["event"]) == ("stage", "note"))
     assert note["download"] is True and note["digest"] == SET.digest
@@ -75,7 +83,7 @@ def test_stage_on_downloads_on_every_node_and_says_so(tmp_path: Path) -> None:
 
 def test_stage_off_still_freezes_records_and_sends_the_set_but_downloads_nothing(tmp_path: Path) -> None:
     ready, nodes, said, history = staged(tmp_path, stage=False)
-    assert ready == ["node2", "node3", "node1"]  # every node still has the set (apply --set DIGEST needs it)
+    assert list(ready) == ["node2", "node3", "node1"]  # every node still has the set (apply --set DIGEST needs it)
     assert sorted(nodes.calls) == [(n, SET.digest, False) for n in ("node1", "node2", "node3")]
     events = history.entries(RUN_ID)
     note = next(e for e in events if (e["phase"], e["event"]) == ("stage", "note"))
