@@ -56,6 +56,8 @@ def test_a_build_published_mid_run_is_not_taken_until_the_next_run(slab: Lab) ->
     events = history(slab, runs[0])
     sets = [e for e in events if (e["phase"], e["event"]) == ("stage", "note")]
     assert len(sets) == 1 and {p["package"]: p["version"] for p in sets[0]["packages"]} == {repo.PACKAGE: frozen}
+    said = json.loads(out)["package_set"]  # run --json names the same set
+    assert said["digest"] == sets[0]["digest"] and said["packages"] == sets[0]["packages"], (said, sets)
     upgraded = [c for e in events if (e["phase"], e["event"]) == ("upgrade", "end") for c in e["changes"]]
     assert len(upgraded) == len(slab.node_names) and {c["candidate"] for c in upgraded} == {frozen}, upgraded
     code, doc = rolling(slab, "run", "--yes")

@@ -192,6 +192,7 @@ def _report(out: Console, r: Rollout, as_json: bool, code: int, refused: str | N
     if as_json:
         print(json.dumps({"run": r.run_id, "exit": int(code), "outcome": Outcome(code).name.lower(),
                           "refused": refused, "error": error or r.stop_reason, "recovered": r.recovered,
+                          "package_set": r.package_set.document() if r.package_set else None,
                           "nodes": [vars(x) for x in results]}, indent=2, default=str))
         return
     if refused or error:
