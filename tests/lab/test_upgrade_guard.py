@@ -136,7 +136,9 @@ def test_standby_node_upgrades_and_the_finishing_step_is_recorded_once(lab: Lab)
                                                   "print(json.dumps(local_plan().document()))").stdout)
     assert plan["changes"] == [{"package": repo.PACKAGE, "installed": plan["changes"][0]["installed"],
                                 "candidate": version, "security": True, "ha_stack": False, "in_use": False,
-                                "action": "upgrade"}]
+                                "action": "upgrade",
+                                "origins": [{"origin": repo.ORIGIN, "label": repo.ORIGIN, "archive": "lab-security",
+                                             "codename": "lab-security", "component": "main", "site": ""}]}]
     drain(lab, "node1")
     got = run(lab, "node1", "apt-get", "dist-upgrade", "-y")
     assert got.returncode == 0, got.stderr

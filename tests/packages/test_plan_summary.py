@@ -22,6 +22,7 @@ from upgrader.orchestrator import remote
 from upgrader.orchestrator.context import NodeResult, Result
 from upgrader.orchestrator.outcome import Outcome
 from upgrader.packages.after import mapped_files
+from upgrader.packages.pkgset import PackageSet
 from upgrader.packages.plan import Change, Plan, in_use, merged_aliases
 
 DATA = Path(__file__).parent / "data"
@@ -109,7 +110,7 @@ def test_final_report_of_the_run(doc: dict[str, Any]) -> None:
     results = {"node1": NodeResult("node1", Result.OK, changes=changes, moves=["app1 node1 -> node2"],
                                    checks=["1 resource(s) healthy"], old_code=["ssh.service"], seconds=95.3),
                "node2": NodeResult("node2", Result.UP_TO_DATE)}
-    r = SimpleNamespace(run_id="run-1", results=results, stop_reason=None, recovered=[])
+    r = SimpleNamespace(run_id="run-1", results=results, stop_reason=None, recovered=[], package_set=PackageSet())
     out = console()
     run_command._finish(out, r, False, Outcome.DONE, None)  # type: ignore[arg-type]
     lines = printed(out).splitlines()
@@ -123,7 +124,7 @@ def test_final_report_of_the_run(doc: dict[str, Any]) -> None:
 def test_final_report_json_keeps_every_change(doc: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     changes = [c.__dict__ for c in node_plan(doc).changes]
     r = SimpleNamespace(run_id="run-1", results={"node1": NodeResult("node1", Result.OK, changes=changes)},
-                        stop_reason=None, recovered=[])
+                        stop_reason=None, recovered=[], package_set=PackageSet())
     run_command._finish(console(), r, True, Outcome.DONE, None)  # type: ignore[arg-type]
     got = json.loads(capsys.readouterr().out)["nodes"][0]["changes"]
     assert got == [{k: v for k, v in c.items() if k != "action"} | {"origins": []} for c in doc["changes"]]

@@ -151,6 +151,13 @@ def kept_here(cache: Any, pkgset: PackageSet, changes: tuple[Change, ...]) -> st
     return f"; kept back here: {', '.join(kept[:3])}{' ...' if len(kept) > 3 else ''}" if kept else ""
 
 
+def archives_lock() -> str:
+    """apt's lock on its archive cache (``Dir::Cache::Archives``/lock): held while an apt downloads."""
+    import apt_pkg
+
+    return apt_pkg.config.find_dir("Dir::Cache::Archives") + "lock"
+
+
 def stage_node(pkgset: PackageSet, progress: Progress | None = None, download: bool = True) -> UpgradeReport:
     """Download the set's archives for this node (no dpkg, no lock of dpkg's): staged, nothing (nothing
     of the set concerns this node), unavailable (a version of the set is missing here), download-failed.
@@ -169,14 +176,22 @@ def stage_node(pkgset: PackageSet, progress: Progress | None = None, download: b
         return UpgradeReport("staged", f"{len(changes)} packages to download at this node's turn (not downloaded)"
                              f"{kept_here(cache, pkgset, changes)}", changes, seconds=time.monotonic() - started)
     fetch, _ = _progress_adapters(progress)
-    try:
-        fetched = cache.fetch_archives(progress=fetch)
-    except (apt.cache.FetchFailedException, apt.cache.FetchCancelledException, SystemError) as exc:
-        return UpgradeReport("download-failed", f"downloading failed: {str(exc).strip()}", changes,
-                             seconds=time.monotonic() - started)
-    except apt.cache.LockFailedException as exc:
-        return UpgradeReport("busy", f"another package manager holds the archives' lock ({exc})", changes,
-                             seconds=time.monotonic() - started)
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:  # another apt downloading here (unattended-upgrades, apt-daily) is waited for, bounded
+        holder = wait_for_dpkg_lock(progress, max(0.0, deadline - time.monotonic()), (archives_lock(),))
+        try:
+            if holder:
+                raise apt.cache.LockFailedException(f"held by {holder_text(holder)}")
+            fetched = cache.fetch_archives(progress=fetch)
+            break
+        except (apt.cache.FetchFailedException, apt.cache.FetchCancelledException, SystemError) as exc:
+            return UpgradeReport("download-failed", f"downloading failed: {str(exc).strip()}", changes,
+                                 seconds=time.monotonic() - started)
+        except apt.cache.LockFailedException as exc:
+            if time.monotonic() >= deadline:
+                return UpgradeReport("busy", f"another package manager held the archives' lock for {LOCK_WAIT:.0f}s "
+                                     f"({exc}); try again once it ended", changes, seconds=time.monotonic() - started)
+            time.sleep(1.0)
     if fetched is False:  # python-apt's "not everything was fetched" without an exception
         return UpgradeReport("download-failed", "downloading failed: the fetcher did not get every archive",
                              changes, seconds=time.monotonic() - started)
