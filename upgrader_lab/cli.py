@@ -13,7 +13,8 @@ from rich.table import Table
 from upgrader_lab import lab as ops
 from upgrader_lab import node, repo
 from upgrader_lab.client import LabClient
-from upgrader_lab.layout import DEFAULT_NAME, DEFAULT_PROFILE, MAX_NODES, MIN_NODES, PROFILE_NODES, LabError, check_name
+from upgrader_lab.layout import (DEFAULT_NAME, DEFAULT_PROFILE, MAX_APPS, MAX_NODES, MIN_NODES, PROFILE_NODES, SLICE_APPS,
+                                 LabError, check_name, max_apps)
 from upgrader.runner import CommandError
 
 console = Console(stderr=True, highlight=False)
@@ -115,7 +116,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("up", help="bring the lab up and wait until every application serves")
     s.add_argument("--nodes", type=int, default=None,
                    help=f"{MIN_NODES} to {MAX_NODES} (default 3; profile seed: 2, mixed: 3 to {MAX_NODES})")
-    s.add_argument("--apps", type=int, default=3, help="applications, 1 to 12 (default 3)")
+    s.add_argument("--apps", type=int, default=3,
+                   help=f"applications, 1 to {MAX_APPS} (default 3; profile seed: up to {max_apps('seed')}); more "
+                        f"than {SLICE_APPS} take a whole /24 of the lab's addresses")
     s.add_argument("--profile", default=DEFAULT_PROFILE, metavar="|".join(PROFILE_NODES),
                    help="the cluster's shape (default: groups of a floating IP and a container, no fencing; "
                         "seed: 2 nodes as with DRBD, fencing on; mixed: constraints, clones, fencing on)")

@@ -12,7 +12,7 @@ import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -63,8 +63,8 @@ def up(name: str, nodes: int | None = None, apps: int = 3, say: Say = _quiet,
     existing = Lab.load(name)
     if existing and any(node.running(existing, n) for n in existing.node_names):
         raise LabError(f"lab {name} is already up; 'upgrader-lab{_flag(name)} down' first")
-    lab = Lab(name=name, nodes=default_nodes(profile) if nodes is None else nodes, apps=apps,
-              slice=existing.slice if existing else free_slice(name), profile=profile)
+    lab = Lab(name=name, nodes=default_nodes(profile) if nodes is None else nodes, apps=apps, profile=profile)
+    lab = replace(lab, slice=free_slice(name, apps, prefer=existing.slice if existing else None))
     if existing or network.lab_netns(lab) or network.lab_links(lab):
         say("cleaning up what an earlier lab left")
         down(name, say=say)

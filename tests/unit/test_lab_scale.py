@@ -1,0 +1,135 @@
+"""The lab at seed scale (issue 20), without a lab: the address plan."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from upgrader_lab import layout
+from upgrader_lab.layout import NETWORKS, Lab, LabError, free_slice
+
+TREE = Path(__file__).resolve().parents[2]
+
+
+# ---------------------------------------------------------------- the address plan
+
+def _addresses(lab: Lab) -> list[str]:
+    return [*(lab.node_ip(n) for n in lab.node_names), *(lab.app_ip(a) for a in lab.app_names), lab.client_ip]
+
+
+def test_a_lab_of_up_to_12_applications_keeps_its_slice() -> None:
+    for slice_ in range(layout.SLICES):
+        lab = Lab(name="x", slice=slice_, nodes=5, apps=12)
+        assert not lab.wide and lab.prefixlen == 27 and list(lab.slices) == [slice_]
+        base = NETWORKS[slice_ // 8].network_address + 32 * (slice_ % 8)
+        assert lab.subnet == ipaddress.IPv4Network(f"{base}/27")
+        assert lab.node_ip("node1") == str(base + 1) and lab.node_ip("node5") == str(base + 5)
+        assert lab.app_ip("app1") == str(base + 11) and lab.app_ip("app12") == str(base + 22)
+        assert lab.client_ip == str(base + 30)
+
+
+@pytest.mark.parametrize("name, network", [("ulab", "198.51.100"), ("big", "203.0.113")])
+def test_a_wide_lab_takes_a_whole_network(name: str, network: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(layout, "LAB_ROOT", tmp_path)
+    lab = Lab(name=name, slice=free_slice(name, 120), nodes=5, apps=120)
+    assert lab.wide and lab.prefixlen == 24 and lab.subnet == ipaddress.IPv4Network(f"{network}.0/24")
+    assert list(lab.slices) == list(range(lab.slice, lab.slice + 8))
+    assert [lab.node_ip(n) for n in lab.node_names] == [f"{network}.{i}" for i in range(1, 6)]
+    assert lab.app_ip("app1") == f"{network}.11" and lab.app_ip("app120") == f"{network}.130"
+    assert lab.client_ip == f"{network}.200"
+
+
+@pytest.mark.parametrize("apps", [1, 3, 12, 13, 50, 119, 120])
+def test_every_address_is_distinct_usable_and_in_the_documentation_ranges(apps: int) -> None:
+    for first in ((0, 8) if apps > 12 else range(layout.SLICES)):
+        lab = Lab(name="x", slice=first, nodes=5, apps=apps)
+        found = [ipaddress.IPv4Address(a) for a in _addresses(lab)]
+        assert len(set(found)) == len(found)
+        assert all(a in lab.subnet and a not in (lab.subnet.network_address, lab.subnet.broadcast_address)
+                   for a in found)
+        assert any(lab.subnet.subnet_of(n) for n in NETWORKS)
+        covered = [layout.slice_subnet(s) for s in lab.slices]
+        assert all(any(a in c for c in covered) for a in found)  # within the slices the lab holds
+
+
+def test_the_plan_refuses_what_does_not_fit() -> None:
+    with pytest.raises(LabError, match=r"--apps 121 is out of range: a lab has 1 to 120 applications"):
+        Lab(name="x", apps=121)
+    with pytest.raises(LabError, match=r"--apps 13 does not fit profile seed: it has 1 to 12 applications"):
+        Lab(name="x", nodes=2, apps=13, profile="seed")
+    with pytest.raises(LabError, match=r"slice 3: a lab of more than 12 applications takes a whole /24, slice 0 or 8"):
+        Lab(name="x", apps=13, slice=3)
+    assert Lab(name="x", nodes=3, apps=120, profile="mixed").wide  # mixed: the default's groups, any number
+    assert Lab(name="x", nodes=2, apps=12, profile="seed").prefixlen == 27
+
+
+def _saved(tmp_path: Path, name: str, slice_: int, apps: int = 3) -> None:
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "lab.json").write_text(json.dumps({"name": name, "slice": slice_, "nodes": 3, "apps": apps}))
+
+
+def test_small_labs_take_free_slices_around_a_wide_one(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(layout, "LAB_ROOT", tmp_path)
+    assert free_slice("one") == 1
+    _saved(tmp_path, "big", 8, apps=120)  # a named wide lab: 203.0.113.0/24
+    assert free_slice("one") == 1 and free_slice("ulab") == 0
+    for i in range(1, 8):
+        _saved(tmp_path, f"s{i}", i)
+    with pytest.raises(LabError, match="all 16 lab address slices are taken"):
+        free_slice("more")
+    assert free_slice("big", 120) == 8  # its own lab.json does not stand in its way
+
+
+def test_a_named_lab_beside_a_wide_default_lab_takes_the_other_network(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(layout, "LAB_ROOT", tmp_path)
+    _saved(tmp_path, "ulab", 0, apps=120)
+    assert free_slice("one") == 8
+    assert free_slice("one", prefer=3) == 8  # its old slice lies in the wide lab's network now
+    _saved(tmp_path, "two", 9)
+    assert free_slice("one", prefer=9) == 8 and free_slice("one", prefer=12) == 12
+
+
+def test_a_wide_lab_is_refused_in_one_line_where_another_lab_holds_addresses(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(layout, "LAB_ROOT", tmp_path)
+    _saved(tmp_path, "t1", 9)
+    with pytest.raises(LabError) as refused:
+        free_slice("big", 120)
+    assert str(refused.value) == ("--apps 120 takes all of 203.0.113.0/24, where lab t1 (203.0.113.32/27) holds "
+                                  "addresses: 'upgrader-lab --name t1 down' first, or use at most 12 applications")
+    _saved(tmp_path, "t2", 12)
+    with pytest.raises(LabError, match=r"where labs t1 \(203.0.113.32/27\), t2 \(203.0.113.128/27\) hold"):
+        free_slice("big", 13)
+    assert free_slice("ulab", 120) == 0  # the default lab's wide network is 198.51.100.0/24: free
+    _saved(tmp_path, "t3", 5)
+    with pytest.raises(LabError, match=r"takes all of 198.51.100.0/24, where lab t3 \(198.51.100.160/27\)"):
+        free_slice("ulab", 120)
+    assert free_slice("ulab", 12) == 0
+
+
+def test_two_labs_the_plan_lets_up_never_share_an_address(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(layout, "LAB_ROOT", tmp_path)
+    labs = []
+    for name, apps in (("ulab", 120), ("a", 3), ("b", 12), ("c", 1)):
+        lab = Lab(name=name, slice=free_slice(name, apps), apps=apps)
+        lab.save()
+        labs.append(lab)
+    with pytest.raises(LabError, match="takes all of 203.0.113.0/24"):
+        free_slice("d", 120)
+    for i, one in enumerate(labs):
+        for other in labs[i + 1:]:
+            assert not one.subnet.overlaps(other.subnet), (one, other)
+            assert not set(one.slices) & set(other.slices)
+
+
+def test_up_refuses_bad_sizes_before_changing_anything() -> None:
+    for argv, message in ((["up", "--apps", "121"], "--apps 121 is out of range"),
+                          (["up", "--profile", "seed", "--apps", "13"], "--apps 13 does not fit profile seed")):
+        result = subprocess.run([sys.executable, "-m", "upgrader_lab.cli", "--name", "nolabs", *argv],
+                                capture_output=True, text=True, timeout=60, cwd=TREE)
+        assert result.returncode == 2 and message in " ".join(result.stderr.split()), result.stderr
+    assert not (layout.LAB_ROOT / "nolabs").exists()
