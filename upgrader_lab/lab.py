@@ -8,6 +8,7 @@ interrupted ``up``.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -29,6 +30,10 @@ REQUIRED = ("corosync", "pacemakerd", "crm_mon", "cibadmin", "lxc-start", "apt-f
             "dpkg-deb", "ip", "nsenter", "mount", "pivot_root", "sshd", "ssh", "ssh-keygen")
 FORM_TIMEOUT = 90.0
 SERVE_TIMEOUT = 120.0
+SERVE_SECONDS_PER_APP = 5.0  # a wide lab's serve timeout: this per application, when more than SERVE_TIMEOUT
+CGROUP_BUSY_TIMEOUT = 10.0
+POLL = 0.3  # how often up polls crm_mon (and, once placed, every application) in a lab of up to 12 applications
+POLL_APPS = 120  # a wide lab polls every apps/POLL_APPS seconds (1 s at 120): see poll_interval
 Say = Callable[[str], None]
 
 
@@ -53,6 +58,18 @@ class UpReport:
     serving_seconds: float = 0.0
     total_seconds: float = 0.0
     node_memory_mib: dict[str, float] = field(default_factory=dict)
+
+
+def serve_timeout(lab: Lab) -> float:
+    """How long up waits for every application to serve: 120 s, or 5 s per application in a wide lab."""
+    return max(SERVE_TIMEOUT, SERVE_SECONDS_PER_APP * lab.apps) if lab.wide else SERVE_TIMEOUT
+
+
+def poll_interval(lab: Lab) -> float:
+    """Seconds between two polls of up's waits: 0.3, or one per 120 applications in a wide lab. A poll (crm_mon
+    and its parsing) costs in proportion to the applications, and so does the wait: polls that come less often
+    in proportion keep the CPU the waits take linear in the applications, not quadratic."""
+    return max(POLL, lab.apps / POLL_APPS) if lab.wide else POLL
 
 
 def up(name: str, nodes: int | None = None, apps: int = 3, say: Say = _quiet,
@@ -96,7 +113,7 @@ def up(name: str, nodes: int | None = None, apps: int = 3, say: Say = _quiet,
         wait_formed(lab, FORM_TIMEOUT)
         report.formed_seconds = time.monotonic() - started
         say(f"cluster formed: {lab.nodes} nodes online with a DC in {report.formed_seconds:.1f}s")
-        wait_serving(lab, SERVE_TIMEOUT)
+        wait_serving(lab, serve_timeout(lab))
         report.serving_seconds = time.monotonic() - started
         say(f"{lab.apps} applications serving in {report.serving_seconds:.1f}s")
     except BaseException:
@@ -170,10 +187,26 @@ def _remove_cgroups(lab: Lab) -> list[str]:
             if group.is_dir() and group.name.startswith(prefixes):
                 for sub in sorted(group.rglob("*"), key=lambda p: -len(p.parts)):
                     if sub.is_dir():
-                        sub.rmdir()
-                group.rmdir()
+                        _rmdir_cgroup(sub)
+                _rmdir_cgroup(group)
                 removed.append(f"{hierarchy.name}/{group.name}")
     return removed
+
+
+def _rmdir_cgroup(group: Path, timeout: float = CGROUP_BUSY_TIMEOUT) -> None:
+    """rmdir a cgroup; one still busy (the kernel releasing a killed container's last tasks, which takes longer
+    with many containers) is tried again for up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            group.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def _unmount_under(path: Path) -> None:
@@ -261,8 +294,9 @@ def view(lab: Lab, via: str | None = None) -> View:
     raise LabError(f"no node of lab {lab.name} is running")
 
 
-def _wait(what: str, timeout: float, probe: Callable[[], tuple[bool, str]]) -> None:
-    """Poll ``probe`` until it says done, within ``timeout``; the error says what it last saw."""
+def _wait(what: str, timeout: float, probe: Callable[[], tuple[bool, str]], poll: float = POLL) -> None:
+    """Poll ``probe`` every ``poll`` seconds until it says done, within ``timeout``; the error says what it
+    last saw."""
     last = ["nothing yet"]
 
     def attempt() -> bool:
@@ -273,7 +307,7 @@ def _wait(what: str, timeout: float, probe: Callable[[], tuple[bool, str]]) -> N
         return done
 
     try:
-        Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.3), retry=retry_if_result(lambda ok: not ok))(attempt)
+        Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(poll), retry=retry_if_result(lambda ok: not ok))(attempt)
     except RetryError:
         raise LabError(f"timed out after {timeout:g}s waiting for {what}; last seen: {last[0]}") from None
 
@@ -286,7 +320,7 @@ def wait_formed(lab: Lab, timeout: float, nodes: list[str] | None = None) -> Non
         ok = all(v.online >= expected and v.dc for v in views)
         return ok, "; ".join(f"online={sorted(v.online)} dc={v.dc}" for v in views)
 
-    _wait(f"nodes {', '.join(sorted(expected))} online with a DC", timeout, probe)
+    _wait(f"nodes {', '.join(sorted(expected))} online with a DC", timeout, probe, poll_interval(lab))
 
 
 def wait_serving(lab: Lab, timeout: float, version: str | None = None) -> dict[str, str]:
@@ -304,7 +338,8 @@ def wait_serving(lab: Lab, timeout: float, version: str | None = None) -> dict[s
         good = all(g.ok and (version is None or g.body == version) for g in got)
         return good, f"answers {answers}"
 
-    _wait("every application to answer /version" + (f" with {version}" if version else ""), timeout, probe)
+    _wait("every application to answer /version" + (f" with {version}" if version else ""), timeout, probe,
+          poll_interval(lab))
     return answers
 
 

@@ -1,4 +1,5 @@
-"""The lab at seed scale (issue 20), without a lab: the address plan."""
+"""The lab at seed scale (issue 20), without a lab: the address plan, the monitors' load, the lab's waits
+(the light application: test_demo_app.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import ipaddress
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import apt_pkg
 import pytest
 
-from upgrader_lab import layout
+from upgrader.config import from_apt
+from upgrader_lab import cluster, layout, node, profiles
+from upgrader_lab import lab as ops
 from upgrader_lab.layout import NETWORKS, Lab, LabError, free_slice
 
 TREE = Path(__file__).resolve().parents[2]
@@ -133,3 +138,51 @@ def test_up_refuses_bad_sizes_before_changing_anything() -> None:
                                 capture_output=True, text=True, timeout=60, cwd=TREE)
         assert result.returncode == 2 and message in " ".join(result.stderr.split()), result.stderr
     assert not (layout.LAB_ROOT / "nolabs").exists()
+
+
+# ---------------------------------------------------------------- lighter in steady state
+
+def test_the_monitor_interval_grows_with_the_applications_beyond_12() -> None:
+    assert [cluster.monitor_interval(n) for n in (1, 3, 12, 13, 24, 60, 120)] == [5, 5, 5, 6, 10, 25, 50]
+    small_rate = 2 * 12 / 5  # monitors a second of a 12-application lab (an IP and a container each)
+    assert all(2 * n / cluster.monitor_interval(n) <= small_rate for n in range(1, 121))
+
+
+def _ops(cib: ET.Element, rid: str) -> list[tuple[str | None, str | None, str | None]]:
+    primitive = cib.find(f".//primitive[@id='{rid}']")
+    assert primitive is not None
+    return [(op.get("id"), op.get("name"), op.get("interval")) for op in primitive.iter("op")]
+
+
+def test_a_small_lab_s_cib_is_today_s() -> None:
+    cib = ET.fromstring(profiles.initial_cib(Lab(name="x", apps=12)))
+    assert _ops(cib, "app12-ip") == [("app12-ip-monitor-5s", "monitor", "5s")]
+    assert _ops(cib, "app1-ct")[-1] == ("app1-ct-monitor-5s", "monitor", "5s")
+    assert cib.find(".//nvpair[@id='app1-ip-params-cidr_netmask']").get("value") == "27"
+
+
+def test_a_wide_lab_s_cib_has_every_application_on_its_network_and_slower_monitors() -> None:
+    lab = Lab(name="big", slice=8, apps=120)
+    cib = ET.fromstring(profiles.initial_cib(lab))
+    groups = cib.findall("configuration/resources/group")
+    assert [g.get("id") for g in groups] == lab.app_names
+    ips = {g.get("id"): g.find(".//nvpair[@name='ip']").get("value") for g in groups}
+    assert ips["app1"] == "203.0.113.11" and ips["app120"] == "203.0.113.130" and len(set(ips.values())) == 120
+    assert {n.get("value") for n in cib.iter("nvpair") if n.get("name") == "cidr_netmask"} == {"24"}
+    assert {op.get("interval") for op in cib.iter("op") if op.get("name") == "monitor"} == {"50s"}
+    probes = [n.get("value") for n in cib.iter("nvpair") if n.get("name") == cluster.PROBE_ATTRIBUTE]
+    assert probes[119] == "http://203.0.113.130/health"
+    assert "app.py 203.0.113.130 80\n" in profiles.container_config(lab, "app120")
+
+
+def test_a_wide_lab_s_waits_grow_with_it(tmp_path: Path) -> None:
+    assert node.lab_settings(Lab(name="x", apps=12)) == node.LAB_SETTINGS
+    config = apt_pkg.Configuration()
+    path = tmp_path / "60rolling-upgrade-lab"
+    path.write_text(node.lab_settings(Lab(name="x", apps=120)))
+    apt_pkg.read_config_file(config, str(path))
+    read = from_apt(config)
+    assert (read.settle_timeout, read.health_timeout, read.rejoin_timeout) == (600, 60, 240)
+    assert read.origins_pattern == ("origin=upgrader-lab",)
+    assert (ops.serve_timeout(Lab(name="x", apps=12)), ops.poll_interval(Lab(name="x", apps=12))) == (120, 0.3)
+    assert (ops.serve_timeout(Lab(name="x", apps=120)), ops.poll_interval(Lab(name="x", apps=120))) == (600, 1.0)
