@@ -9,11 +9,13 @@ interrupted ``up``.
 from __future__ import annotations
 
 import errno
+import json
 import os
+import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -52,12 +54,37 @@ def preflight() -> None:
 
 # ---------------------------------------------------------------- up / down
 
+UP_REPORT = "up.json"  # in a lab's state: its up's report, for 'status'
+
+
 @dataclass
 class UpReport:
     formed_seconds: float = 0.0
     serving_seconds: float = 0.0
     total_seconds: float = 0.0
     node_memory_mib: dict[str, float] = field(default_factory=dict)
+    container_memory_mib: dict[str, float] = field(default_factory=dict)  # app -> its container's RSS
+
+    @property
+    def container_average_mib(self) -> float:
+        found = self.container_memory_mib
+        return sum(found.values()) / len(found) if found else 0.0
+
+    def summary(self) -> str:
+        """What up prints: how many containers, their average memory, the up time."""
+        return (f"{len(self.container_memory_mib)} containers, {self.container_average_mib:.1f} MiB each on "
+                f"average, up in {self.total_seconds:.1f} s")
+
+    def save(self, lab: Lab) -> None:
+        """Kept in the lab's state (up.json) for 'status'."""
+        (lab.state_dir / UP_REPORT).write_text(json.dumps(asdict(self)) + "\n")
+
+    @classmethod
+    def load(cls, lab: Lab) -> "UpReport | None":
+        try:
+            return cls(**json.loads((lab.state_dir / UP_REPORT).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
 
 
 def serve_timeout(lab: Lab) -> float:
@@ -122,6 +149,8 @@ def up(name: str, nodes: int | None = None, apps: int = 3, say: Say = _quiet,
         raise
     report.total_seconds = time.monotonic() - started
     report.node_memory_mib = {n: node_memory_mib(lab, n) for n in lab.node_names}
+    report.container_memory_mib = container_memory_mib(lab)
+    report.save(lab)
     return lab, report
 
 
@@ -263,6 +292,43 @@ def node_memory_mib(lab: Lab, n: str) -> float:
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
     return total_kib / 1024
+
+
+def container_memory_mib(lab: Lab, proc: Path = Path("/proc")) -> dict[str, float]:
+    """Resident memory of each running container of the lab (app -> MiB): the sum of VmRSS over the processes
+    in its LXC payload cgroup (``lxc.payload.NAME``, in whichever hierarchy; LXC appends ``-N`` to a name whose
+    group already exists). One pass over ``proc``; a container with no process is absent."""
+    kib: dict[str, int] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            app = container_of(lab, (entry / "cgroup").read_text())
+            if app is None:
+                continue
+            rss = rss_kib((entry / "status").read_text())
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        kib[app] = kib.get(app, 0) + rss
+    return {app: kib[app] / 1024 for app in lab.app_names if app in kib}
+
+
+def container_of(lab: Lab, cgroup_text: str) -> str | None:
+    """The application whose container a process is in, from its /proc/PID/cgroup (None: not one of ours)."""
+    pattern = re.compile(rf"/lxc\.payload\.{re.escape(lab.name)}-(app[0-9]+)(?:-[0-9]+)?(?:/|$)")
+    for line in cgroup_text.splitlines():
+        found = pattern.search(line)
+        if found and found.group(1) in lab.app_names:
+            return found.group(1)
+    return None
+
+
+def rss_kib(status_text: str) -> int:
+    """VmRSS of a /proc/PID/status (0 for a kernel thread or a zombie, which have none)."""
+    for line in status_text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 # ---------------------------------------------------------------- cluster view

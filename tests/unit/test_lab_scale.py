@@ -1,5 +1,5 @@
-"""The lab at seed scale (issue 20), without a lab: the address plan, the monitors' load, the lab's waits
-(the light application: test_demo_app.py)."""
+"""The lab at seed scale (issue 20), without a lab: the address plan, the monitors' load, the lab's waits,
+memory per container from /proc, up's report (the light application: test_demo_app.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import apt_pkg
 import pytest
 
 from upgrader.config import from_apt
-from upgrader_lab import cluster, layout, node, profiles
+from upgrader_lab import cli, cluster, layout, node, profiles
 from upgrader_lab import lab as ops
 from upgrader_lab.layout import NETWORKS, Lab, LabError, free_slice
 
@@ -186,3 +186,42 @@ def test_a_wide_lab_s_waits_grow_with_it(tmp_path: Path) -> None:
     assert read.origins_pattern == ("origin=upgrader-lab",)
     assert (ops.serve_timeout(Lab(name="x", apps=12)), ops.poll_interval(Lab(name="x", apps=12))) == (120, 0.3)
     assert (ops.serve_timeout(Lab(name="x", apps=120)), ops.poll_interval(Lab(name="x", apps=120))) == (600, 1.0)
+
+
+# ---------------------------------------------------------------- memory per container, up's report
+
+def _process(proc: Path, pid: int, cgroup: str, rss_kib: int | None) -> None:
+    (proc / str(pid)).mkdir()
+    (proc / str(pid) / "cgroup").write_text(cgroup)
+    status = "Name:\tx\n" + (f"VmRSS:\t  {rss_kib} kB\n" if rss_kib is not None else "")
+    (proc / str(pid) / "status").write_text(status)
+
+
+def test_memory_per_container_sums_the_rss_of_its_cgroup_s_processes(tmp_path: Path) -> None:
+    lab = Lab(name="t1", apps=3)
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "self").mkdir()
+    _process(proc, 100, "0::/lxc.payload.t1-app1\n", 2048)  # init.lxc (cgroup v2)
+    _process(proc, 101, "1:cpu:/\n0::/lxc.payload.t1-app1\n", 8192)  # the application
+    _process(proc, 102, "4:memory:/process_api/x/lxc.payload.t1-app2-1/sub\n0::/\n", 1024)  # v1, LXC's -1
+    _process(proc, 103, "0::/lxc.payload.t10-app1\n", 9999)  # another lab's
+    _process(proc, 104, "0::/lxc.monitor.t1-app3\n", 3000)  # LXC's monitor: not the container
+    _process(proc, 105, "0::/lxc.payload.t1-app9\n", 3000)  # not an application of this lab
+    _process(proc, 106, "0::/lxc.payload.t1-app2\n", None)  # a zombie: no VmRSS
+    (proc / "107").mkdir()  # gone while read
+    assert ops.container_memory_mib(lab, proc) == {"app1": 10.0, "app2": 1.0}
+
+
+def test_up_reports_containers_memory_and_time_and_keeps_it_for_status(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(layout, "LAB_ROOT", tmp_path)
+    lab = Lab(name="x", apps=3)
+    report = ops.UpReport(total_seconds=41.26, container_memory_mib={"app1": 12.0, "app2": 13.0, "app3": 11.5})
+    assert report.summary() == "3 containers, 12.2 MiB each on average, up in 41.3 s"
+    assert ops.UpReport(total_seconds=2).summary() == "0 containers, 0.0 MiB each on average, up in 2.0 s"
+    assert ops.UpReport.load(lab) is None
+    lab.state_dir.mkdir()
+    report.save(lab)
+    assert ops.UpReport.load(lab) == report
+    assert cli.status_summary(lab, {"app1": 12.0, "app3": 11.0}, report) == (
+        "2 of 3 containers running, 11.5 MiB each on average (23 MiB in all); up took 41.3 s")
