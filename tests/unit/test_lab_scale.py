@@ -1,5 +1,6 @@
 """The lab at seed scale (issue 20), without a lab: the address plan, the monitors' load, the lab's waits,
-memory per container from /proc, up's report (the light application: test_demo_app.py)."""
+memory per container from /proc, up's report, and the scale tests left out of 'make test' (the light
+application: test_demo_app.py)."""
 
 from __future__ import annotations
 
@@ -225,3 +226,20 @@ def test_up_reports_containers_memory_and_time_and_keeps_it_for_status(tmp_path:
     assert ops.UpReport.load(lab) == report
     assert cli.status_summary(lab, {"app1": 12.0, "app3": 11.0}, report) == (
         "2 of 3 containers running, 11.5 MiB each on average (23 MiB in all); up took 41.3 s")
+
+
+# ---------------------------------------------------------------- the scale tests: only when asked for
+
+def _collect(*args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                             "tests/lab/test_scale_lab.py", *args], capture_output=True, text=True, timeout=120,
+                            cwd=TREE)
+    return result.stdout
+
+
+def test_the_scale_test_runs_only_when_asked_for() -> None:
+    assert "1 deselected" in _collect() and "test_a_rolling_upgrade_of_120_applications" not in _collect()
+    assert "test_scale_lab.py::test_a_rolling_upgrade_of_120_applications" in _collect("-m", "scale")
+    makefile = (TREE / "Makefile").read_text()
+    assert "\t$(BIN)/pytest -m scale $(PYTEST_ARGS)\n" in makefile
+    assert "make test " in (TREE / ".ci/run").read_text() and "scale" not in (TREE / ".ci/run").read_text()
