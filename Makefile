@@ -14,7 +14,7 @@ DEB_PACKAGES := pacemaker pacemaker-cli-utils corosync resource-agents lxc \
 	unattended-upgrades dpkg-dev apt-utils python3-apt python3-venv python3-rich python3-tenacity \
 	iproute2 procps util-linux kmod openssh-server openssh-client man-db groff-base logrotate
 
-.PHONY: deps deb-deps install-missing venv test faults demo lab-up lab-down lab-status bench install deb deb-build clean
+.PHONY: deps deb-deps install-missing venv test test-scale faults demo lab-up lab-down lab-status bench install deb deb-build clean
 
 # What 'make deb' needs to build the Debian package and check it (debian/control's Build-Depends, lintian).
 DEB_BUILD_PACKAGES := debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools \
@@ -61,6 +61,11 @@ venv: deps $(VENV)/.installed
 # deb-deps: tests/packaging builds the Debian package and runs lintian on it.
 test: venv deb-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The lab at seed scale alone (marker scale, left out of 'test'): a rolling upgrade of 120 applications on
+# 3 nodes (tests/lab/test_scale_lab.py).
+test-scale: venv
+	$(BIN)/pytest -m scale $(PYTEST_ARGS)
 
 # The fault-injection suite alone (also part of 'test'): a table of scenarios, then "faults: N passed, M failed".
 faults: venv

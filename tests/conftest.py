@@ -17,6 +17,17 @@ from upgrader_lab.client import LabClient
 from upgrader_lab.layout import DEFAULT_PROFILE, Lab
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``scale`` (a lab of 120 applications, most of an hour) run only when a ``-m`` expression
+    names that marker (``make test-scale`` runs ``-m scale``); ``make test`` and a plain pytest leave them out."""
+    if "scale" in (config.getoption("markexpr", "") or ""):
+        return
+    left_out = [item for item in items if item.get_closest_marker("scale")]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not item.get_closest_marker("scale")]
+
+
 def lab_name(suffix: str = "") -> str:
     """A name of our own, so parallel test runs never share a lab."""
     return f"t{os.getpid() % 100000}{suffix}"[:8]

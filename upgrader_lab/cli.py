@@ -13,7 +13,8 @@ from rich.table import Table
 from upgrader_lab import lab as ops
 from upgrader_lab import node, repo
 from upgrader_lab.client import LabClient
-from upgrader_lab.layout import DEFAULT_NAME, DEFAULT_PROFILE, MAX_NODES, MIN_NODES, PROFILE_NODES, LabError, check_name
+from upgrader_lab.layout import (DEFAULT_NAME, DEFAULT_PROFILE, MAX_APPS, MAX_NODES, MIN_NODES, PROFILE_NODES, SLICE_APPS,
+                                 Lab, LabError, check_name, max_apps)
 from upgrader.runner import CommandError
 
 console = Console(stderr=True, highlight=False)
@@ -30,6 +31,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     console.print(f"[green]lab {lab.name} up[/]{_profile(lab.profile)}: {lab.nodes} nodes online with a DC after "
                   f"{report.formed_seconds:.1f}s, {lab.apps} applications serving after "
                   f"{report.serving_seconds:.1f}s; memory per node: {mem}")
+    console.print(report.summary())
     return 0
 
 
@@ -58,8 +60,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                       (ops.installed_version(lab, n) or "-") if up else "-")
     Console(highlight=False).print(nodes)
     apps = Table(title=f"lab {lab.name}: applications")
-    for col in ("app", "floating IP", "running on", "GET /version"):
-        apps.add_column(col)
+    for col in ("app", "floating IP", "running on", "GET /version", "memory"):
+        apps.add_column(col, justify="right" if col == "memory" else "left")
     try:
         placement = ops.view(lab).placement
     except (LabError, CommandError) as exc:
@@ -67,11 +69,22 @@ def cmd_status(args: argparse.Namespace) -> int:
         console.print(f"[yellow]cluster state unavailable:[/] {exc}")
     with LabClient(lab.client_netns) as client:
         answers = client.get_many([(lab.app_ip(a), "/version") for a in lab.app_names], timeout=1.0)
+    memory = ops.container_memory_mib(lab)
     for app, answer in zip(lab.app_names, answers):
         apps.add_row(app, lab.app_ip(app), ", ".join(placement.get(app, ())) or "-",
-                     answer.body if answer.ok else f"[red]{answer.error or answer.status}[/]")
+                     answer.body if answer.ok else f"[red]{answer.error or answer.status}[/]",
+                     f"{memory[app]:.1f} MiB" if app in memory else "-")
     Console(highlight=False).print(apps)
+    Console(highlight=False).print(status_summary(lab, memory, ops.UpReport.load(lab)))
     return 0
+
+
+def status_summary(lab: Lab, memory: dict[str, float], report: "ops.UpReport | None") -> str:
+    """Containers running, their average resident memory, and how long the lab's up took."""
+    average = sum(memory.values()) / len(memory) if memory else 0.0
+    line = (f"{len(memory)} of {lab.apps} containers running, {average:.1f} MiB each on average "
+            f"({sum(memory.values()):.0f} MiB in all)")
+    return line + (f"; up took {report.total_seconds:.1f} s" if report else "")
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -115,7 +128,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("up", help="bring the lab up and wait until every application serves")
     s.add_argument("--nodes", type=int, default=None,
                    help=f"{MIN_NODES} to {MAX_NODES} (default 3; profile seed: 2, mixed: 3 to {MAX_NODES})")
-    s.add_argument("--apps", type=int, default=3, help="applications, 1 to 12 (default 3)")
+    s.add_argument("--apps", type=int, default=3,
+                   help=f"applications, 1 to {MAX_APPS} (default 3; profile seed: up to {max_apps('seed')}); more "
+                        f"than {SLICE_APPS} take a whole /24 of the lab's addresses")
     s.add_argument("--profile", default=DEFAULT_PROFILE, metavar="|".join(PROFILE_NODES),
                    help="the cluster's shape (default: groups of a floating IP and a container, no fencing; "
                         "seed: 2 nodes as with DRBD, fencing on; mixed: constraints, clones, fencing on)")

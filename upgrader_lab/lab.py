@@ -8,11 +8,14 @@ interrupted ``up``.
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +32,10 @@ REQUIRED = ("corosync", "pacemakerd", "crm_mon", "cibadmin", "lxc-start", "apt-f
             "dpkg-deb", "ip", "nsenter", "mount", "pivot_root", "sshd", "ssh", "ssh-keygen")
 FORM_TIMEOUT = 90.0
 SERVE_TIMEOUT = 120.0
+SERVE_SECONDS_PER_APP = 5.0  # a wide lab's serve timeout: this per application, when more than SERVE_TIMEOUT
+CGROUP_BUSY_TIMEOUT = 10.0
+POLL = 0.3  # how often up polls crm_mon (and, once placed, every application) in a lab of up to 12 applications
+POLL_APPS = 120  # a wide lab polls every apps/POLL_APPS seconds (1 s at 120): see poll_interval
 Say = Callable[[str], None]
 
 
@@ -47,12 +54,49 @@ def preflight() -> None:
 
 # ---------------------------------------------------------------- up / down
 
+UP_REPORT = "up.json"  # in a lab's state: its up's report, for 'status'
+
+
 @dataclass
 class UpReport:
     formed_seconds: float = 0.0
     serving_seconds: float = 0.0
     total_seconds: float = 0.0
     node_memory_mib: dict[str, float] = field(default_factory=dict)
+    container_memory_mib: dict[str, float] = field(default_factory=dict)  # app -> its container's RSS
+
+    @property
+    def container_average_mib(self) -> float:
+        found = self.container_memory_mib
+        return sum(found.values()) / len(found) if found else 0.0
+
+    def summary(self) -> str:
+        """What up prints: how many containers, their average memory, the up time."""
+        return (f"{len(self.container_memory_mib)} containers, {self.container_average_mib:.1f} MiB each on "
+                f"average, up in {self.total_seconds:.1f} s")
+
+    def save(self, lab: Lab) -> None:
+        """Kept in the lab's state (up.json) for 'status'."""
+        (lab.state_dir / UP_REPORT).write_text(json.dumps(asdict(self)) + "\n")
+
+    @classmethod
+    def load(cls, lab: Lab) -> "UpReport | None":
+        try:
+            return cls(**json.loads((lab.state_dir / UP_REPORT).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def serve_timeout(lab: Lab) -> float:
+    """How long up waits for every application to serve: 120 s, or 5 s per application in a wide lab."""
+    return max(SERVE_TIMEOUT, SERVE_SECONDS_PER_APP * lab.apps) if lab.wide else SERVE_TIMEOUT
+
+
+def poll_interval(lab: Lab) -> float:
+    """Seconds between two polls of up's waits: 0.3, or one per 120 applications in a wide lab. A poll (crm_mon
+    and its parsing) costs in proportion to the applications, and so does the wait: polls that come less often
+    in proportion keep the CPU the waits take linear in the applications, not quadratic."""
+    return max(POLL, lab.apps / POLL_APPS) if lab.wide else POLL
 
 
 def up(name: str, nodes: int | None = None, apps: int = 3, say: Say = _quiet,
@@ -63,8 +107,8 @@ def up(name: str, nodes: int | None = None, apps: int = 3, say: Say = _quiet,
     existing = Lab.load(name)
     if existing and any(node.running(existing, n) for n in existing.node_names):
         raise LabError(f"lab {name} is already up; 'upgrader-lab{_flag(name)} down' first")
-    lab = Lab(name=name, nodes=default_nodes(profile) if nodes is None else nodes, apps=apps,
-              slice=existing.slice if existing else free_slice(name), profile=profile)
+    lab = Lab(name=name, nodes=default_nodes(profile) if nodes is None else nodes, apps=apps, profile=profile)
+    lab = replace(lab, slice=free_slice(name, apps, prefer=existing.slice if existing else None))
     if existing or network.lab_netns(lab) or network.lab_links(lab):
         say("cleaning up what an earlier lab left")
         down(name, say=say)
@@ -96,7 +140,7 @@ def up(name: str, nodes: int | None = None, apps: int = 3, say: Say = _quiet,
         wait_formed(lab, FORM_TIMEOUT)
         report.formed_seconds = time.monotonic() - started
         say(f"cluster formed: {lab.nodes} nodes online with a DC in {report.formed_seconds:.1f}s")
-        wait_serving(lab, SERVE_TIMEOUT)
+        wait_serving(lab, serve_timeout(lab))
         report.serving_seconds = time.monotonic() - started
         say(f"{lab.apps} applications serving in {report.serving_seconds:.1f}s")
     except BaseException:
@@ -105,6 +149,8 @@ def up(name: str, nodes: int | None = None, apps: int = 3, say: Say = _quiet,
         raise
     report.total_seconds = time.monotonic() - started
     report.node_memory_mib = {n: node_memory_mib(lab, n) for n in lab.node_names}
+    report.container_memory_mib = container_memory_mib(lab)
+    report.save(lab)
     return lab, report
 
 
@@ -171,10 +217,26 @@ def _remove_cgroups(lab: Lab) -> list[str]:
             if group.is_dir() and group.name.startswith(prefixes):
                 for sub in sorted(group.rglob("*"), key=lambda p: -len(p.parts)):
                     if sub.is_dir():
-                        sub.rmdir()
-                group.rmdir()
+                        _rmdir_cgroup(sub)
+                _rmdir_cgroup(group)
                 removed.append(f"{hierarchy.name}/{group.name}")
     return removed
+
+
+def _rmdir_cgroup(group: Path, timeout: float = CGROUP_BUSY_TIMEOUT) -> None:
+    """rmdir a cgroup; one still busy (the kernel releasing a killed container's last tasks, which takes longer
+    with many containers) is tried again for up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            group.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def _unmount_under(path: Path) -> None:
@@ -233,6 +295,43 @@ def node_memory_mib(lab: Lab, n: str) -> float:
     return total_kib / 1024
 
 
+def container_memory_mib(lab: Lab, proc: Path = Path("/proc")) -> dict[str, float]:
+    """Resident memory of each running container of the lab (app -> MiB): the sum of VmRSS over the processes
+    in its LXC payload cgroup (``lxc.payload.NAME``, in whichever hierarchy; LXC appends ``-N`` to a name whose
+    group already exists). One pass over ``proc``; a container with no process is absent."""
+    kib: dict[str, int] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            app = container_of(lab, (entry / "cgroup").read_text())
+            if app is None:
+                continue
+            rss = rss_kib((entry / "status").read_text())
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        kib[app] = kib.get(app, 0) + rss
+    return {app: kib[app] / 1024 for app in lab.app_names if app in kib}
+
+
+def container_of(lab: Lab, cgroup_text: str) -> str | None:
+    """The application whose container a process is in, from its /proc/PID/cgroup (None: not one of ours)."""
+    pattern = re.compile(rf"/lxc\.payload\.{re.escape(lab.name)}-(app[0-9]+)(?:-[0-9]+)?(?:/|$)")
+    for line in cgroup_text.splitlines():
+        found = pattern.search(line)
+        if found and found.group(1) in lab.app_names:
+            return found.group(1)
+    return None
+
+
+def rss_kib(status_text: str) -> int:
+    """VmRSS of a /proc/PID/status (0 for a kernel thread or a zombie, which have none)."""
+    for line in status_text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 # ---------------------------------------------------------------- cluster view
 
 @dataclass(frozen=True)
@@ -262,8 +361,9 @@ def view(lab: Lab, via: str | None = None) -> View:
     raise LabError(f"no node of lab {lab.name} is running")
 
 
-def _wait(what: str, timeout: float, probe: Callable[[], tuple[bool, str]]) -> None:
-    """Poll ``probe`` until it says done, within ``timeout``; the error says what it last saw."""
+def _wait(what: str, timeout: float, probe: Callable[[], tuple[bool, str]], poll: float = POLL) -> None:
+    """Poll ``probe`` every ``poll`` seconds until it says done, within ``timeout``; the error says what it
+    last saw."""
     last = ["nothing yet"]
 
     def attempt() -> bool:
@@ -274,7 +374,7 @@ def _wait(what: str, timeout: float, probe: Callable[[], tuple[bool, str]]) -> N
         return done
 
     try:
-        Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.3), retry=retry_if_result(lambda ok: not ok))(attempt)
+        Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(poll), retry=retry_if_result(lambda ok: not ok))(attempt)
     except RetryError:
         raise LabError(f"timed out after {timeout:g}s waiting for {what}; last seen: {last[0]}") from None
 
@@ -287,7 +387,7 @@ def wait_formed(lab: Lab, timeout: float, nodes: list[str] | None = None) -> Non
         ok = all(v.online >= expected and v.dc for v in views)
         return ok, "; ".join(f"online={sorted(v.online)} dc={v.dc}" for v in views)
 
-    _wait(f"nodes {', '.join(sorted(expected))} online with a DC", timeout, probe)
+    _wait(f"nodes {', '.join(sorted(expected))} online with a DC", timeout, probe, poll_interval(lab))
 
 
 def wait_serving(lab: Lab, timeout: float, version: str | None = None) -> dict[str, str]:
@@ -305,7 +405,8 @@ def wait_serving(lab: Lab, timeout: float, version: str | None = None) -> dict[s
         good = all(g.ok and (version is None or g.body == version) for g in got)
         return good, f"answers {answers}"
 
-    _wait("every application to answer /version" + (f" with {version}" if version else ""), timeout, probe)
+    _wait("every application to answer /version" + (f" with {version}" if version else ""), timeout, probe,
+          poll_interval(lab))
     return answers
 
 

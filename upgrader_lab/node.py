@@ -42,6 +42,22 @@ Rolling-Upgrade::Stack::Start "{POWER} start";
 Rolling-Upgrade::Reboot-Command "{POWER} reboot";
 Rolling-Upgrade::Origins-Pattern {{ "origin=upgrader-lab"; }};  // the host's 50unattended-upgrades allows only Debian's
 """
+# A wide lab's waits grow with its applications: a drain there moves tens of groups, one action at a time
+# when Pacemaker throttles a loaded node. Seconds per application, over the small lab's values.
+WIDE_WAITS = {"Health::Timeout": (20, 0.5), "Settle-Timeout": (120, 5), "Rejoin-Timeout": (120, 2)}
+
+
+def lab_settings(lab: Lab) -> str:
+    """The node's Rolling-Upgrade:: settings: LAB_SETTINGS, with a wide lab's waits scaled to its size."""
+    if not lab.wide:
+        return LAB_SETTINGS
+    text = LAB_SETTINGS
+    for key, (small, per_app) in WIDE_WAITS.items():
+        text = text.replace(f'Rolling-Upgrade::{key} "{small}";',
+                            f'Rolling-Upgrade::{key} "{max(small, round(per_app * lab.apps))}";')
+    return text
+
+
 REPO_MOUNT = "/srv/upgrader-lab/repo"  # where a node sees the lab's APT repository
 SOURCES = "/etc/apt/sources.list.d/upgrader-lab.sources"  # the node's only APT source (repo.sources_entry)
 # This source tree and its venv, seen live at the same path in every node (wherever it is
@@ -94,7 +110,7 @@ def prepare(lab: Lab, node: str, key: bytes) -> None:
     (upper / REPO_MOUNT.lstrip("/")).mkdir(parents=True, exist_ok=True)
     (upper / SOURCES.lstrip("/")).write_text(repo.sources_entry(Path(REPO_MOUNT)))
     (upper / "etc/apt/apt.conf.d").mkdir(parents=True, exist_ok=True)
-    (upper / "etc/apt/apt.conf.d/60rolling-upgrade-lab").write_text(LAB_SETTINGS)
+    (upper / "etc/apt/apt.conf.d/60rolling-upgrade-lab").write_text(lab_settings(lab))
     _prepare_ssh(lab, node, upper)
     for app in lab.app_names:
         ct = base / "lxc" / lab.container(app)
