@@ -12,7 +12,7 @@ from typing import Sequence
 
 import pytest
 
-from tests.health.test_engine import BASELINE, FAST, lxc_group, started_on
+from tests.health.test_engine import BASELINE, FAST, LXC_LS, lxc_group, lxc_ls_answer, started_on
 from upgrader.health import HealthDefaults, Level, Target, check_health, health_spec
 from upgrader.health.errors import CheckFailed
 from upgrader.health.patched import NOT_RUNNING, check_patched, stale_lines
@@ -34,14 +34,14 @@ class NodeAnswers(Runner):
     def call(self, argv: Sequence[str], *, timeout: float | None = None, **_: object) -> Result:
         full = tuple(self.prefix) + tuple(argv)
         self.calls.append(full)
-        if argv[0] == "lxc-info":
-            return Result(full, 0, "State:          RUNNING\n", "", 0.0)
+        if tuple(argv) == LXC_LS:
+            return Result(full, 0, lxc_ls_answer("app-c"), "", 0.0)
         if "patched" not in argv:  # the check command inside the container
             return Result(full, 0, "", "", 0.0)
-        name = argv[argv.index("--container") + 1]
-        found = self.stale.get(name, [])
-        doc = {"containers": {name: {"running": True, "processes": 3, "stale": found}}}
-        code = self.code if self.code is not None else (1 if found else 0)
+        names = [argv[i + 1] for i, a in enumerate(argv) if a == "--container"]
+        running = self.code != NOT_RUNNING  # as the tool says it: exit 3, each named container "running": false
+        doc = {"containers": {n: {"running": running, "processes": 3, "stale": self.stale.get(n, [])} for n in names}}
+        code = self.code if self.code is not None else (1 if any(self.stale.get(n) for n in names) else 0)
         return Result(full, code, json.dumps(doc), "", 0.0)
 
 
@@ -87,3 +87,26 @@ def test_a_container_not_running_yet_is_retried_and_unreadable_output_is_final()
     with pytest.raises(CheckFailed, match="unreadable output") as caught:
         stale_lines("not json", "app-c")
     assert caught.value.final
+
+
+def test_the_containers_of_one_node_share_one_scan_and_one_state_reading_a_round() -> None:
+    """At a hundred containers on a node, one remote shell per container and level saturated it (the
+    120-application lab): every check of a node reads one lxc-ls and one patched scan a round."""
+    calls: list[tuple[str, ...]] = []
+    targets = [Target(health_spec(lxc_group(f"app{i}")), "node2") for i in range(1, 31)]
+    ids = [rid for i in range(1, 31) for rid in (f"app{i}-vip", f"app{i}-ct")]
+
+    class Many(NodeAnswers):
+        def call(self, argv: Sequence[str], *, timeout: float | None = None, **_: object) -> Result:
+            if tuple(argv) == LXC_LS:
+                self.calls.append(tuple(self.prefix) + tuple(argv))
+                return Result(tuple(argv), 0, lxc_ls_answer(*(f"app{i}-c" for i in range(1, 31))), "", 0.0)
+            return super().call(argv, timeout=timeout)
+
+    report = check_health(targets, snapshot=lambda t: started_on("node2", *ids), baseline=BASELINE,
+                          runner_for=lambda node: Many(node, calls, {"app7-c": [OLD]}),
+                          defaults=replace(FAST, patched_tool=TOOL))
+    assert [r.resource for r in report.results if not r.ok] == ["app7"], report.problems()
+    scans = [c for c in calls if "patched" in c]
+    assert len(scans) == 1 and sum(a == "--container" for a in scans[0]) == 30, scans
+    assert len([c for c in calls if c[3:] == LXC_LS]) == 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from upgrader.health.errors import CheckFailed
 
@@ -116,11 +116,12 @@ class SnapshotRounds:
     round's answer for everyone; the next round fetches again.
     """
 
-    def __init__(self, fetch: Callable[[float], ClusterSnapshot]) -> None:
+    def __init__(self, fetch: Callable[[float], Any], what: str = "the cluster status") -> None:
         self._fetch = fetch
+        self.what = what  # what one fetch reads, for its errors
         self._lock = threading.Lock()
         self._round = 0
-        self._value: ClusterSnapshot | Exception = RuntimeError("no reading yet")
+        self._value: Any = RuntimeError("no reading yet")
 
     def reader(self) -> Callable[[float], ClusterSnapshot]:
         """A function giving, within ``timeout`` seconds, a reading newer than its previous one."""
@@ -130,14 +131,15 @@ class SnapshotRounds:
             nonlocal seen
             seen, value = self._newer_than(seen, timeout)
             if isinstance(value, Exception):
-                raise CheckFailed(f"cannot read the cluster status: {value}")
+                raise CheckFailed(str(value) if isinstance(value, CheckFailed) else f"cannot read {self.what}: {value}",
+                                  final=isinstance(value, CheckFailed) and value.final)
             return value
 
         return read
 
     def _newer_than(self, seen: int, timeout: float) -> tuple[int, ClusterSnapshot | Exception]:
         if not self._lock.acquire(timeout=timeout):
-            raise CheckFailed(f"waited {timeout:.2g}s for another check's cluster status reading")
+            raise CheckFailed(f"waited {timeout:.2g}s for another check's reading of {self.what}")
         try:
             if self._round <= seen:
                 try:
