@@ -25,9 +25,9 @@ import threading
 import time
 from pathlib import Path
 
-from upgrader_lab import node
-from upgrader_lab.layout import Lab, LabError, check_name
 from upgrader.runner import Runner
+from upgrader_lab import daemons, node
+from upgrader_lab.layout import Lab, LabError, check_name
 
 MODULE = "upgrader_lab.powerswitch"
 SOCKET = "power.sock"
@@ -53,27 +53,12 @@ def start(lab: Lab) -> int:
 
 def pid(lab: Lab) -> int | None:
     """The controller's PID if it is alive and really this lab's."""
-    try:
-        found = int((lab.power_dir / "controller.pid").read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    return found if _is_ours(found, lab) else None
-
-
-def _is_ours(candidate: int, lab: Lab) -> bool:
-    try:
-        cmdline = Path(f"/proc/{candidate}/cmdline").read_bytes().split(b"\0")
-        state = Path(f"/proc/{candidate}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    if state in ("Z", "X") or MODULE.encode() not in cmdline:
-        return False
-    return any(cmdline[i] == b"--lab" and cmdline[i + 1] == lab.name.encode() for i in range(len(cmdline) - 1))
+    return daemons.recorded(lab.power_dir / "controller.pid", MODULE, lab)
 
 
 def strays(lab: Lab) -> list[int]:
     """Controllers of this lab whose PID file was lost (an interrupted 'up')."""
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _is_ours(int(p.name), lab)]
+    return daemons.strays(MODULE, lab)
 
 
 def stop(lab: Lab) -> list[int]:

@@ -46,9 +46,9 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from upgrader_lab import network, node, repo
-from upgrader_lab.layout import NETWORKS, PACKAGE, Lab, LabError, check_name
 from upgrader.runner import CommandError, Runner
+from upgrader_lab import daemons, network, node, repo
+from upgrader_lab.layout import NETWORKS, PACKAGE, Lab, LabError, check_name
 
 MODULE = "upgrader_lab.slowrepo"
 PORT = 8080  # on the lab client's address
@@ -285,34 +285,19 @@ def start(lab: Lab, rate: int, port: int = PORT) -> int:
         ["ip", "netns", "exec", lab.client_netns, sys.executable, "-m", MODULE, "start", "--lab", lab.name,
          "--rate", str(rate), "--port", str(port)], what=f"starting lab {lab.name}'s slow repository")
     found = int(result.stdout.strip())
-    if not _is_ours(found, lab):
+    if not daemons.is_ours(found, MODULE, lab):
         raise LabError(f"the slow repository of lab {lab.name} (pid {found}) ended at once; see {log_path(lab)}")
     return found
 
 
 def pid(lab: Lab) -> int | None:
     """The server's PID if it is alive and really this lab's."""
-    try:
-        found = int((state_dir(lab) / "server.pid").read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    return found if _is_ours(found, lab) else None
-
-
-def _is_ours(candidate: int, lab: Lab) -> bool:
-    try:
-        cmdline = Path(f"/proc/{candidate}/cmdline").read_bytes().split(b"\0")
-        state = Path(f"/proc/{candidate}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    if state in ("Z", "X") or MODULE.encode() not in cmdline:
-        return False
-    return any(cmdline[i] == b"--lab" and cmdline[i + 1] == lab.name.encode() for i in range(len(cmdline) - 1))
+    return daemons.recorded(state_dir(lab) / "server.pid", MODULE, lab)
 
 
 def strays(lab: Lab) -> list[int]:
     """Servers of this lab whose PID file was lost."""
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _is_ours(int(p.name), lab)]
+    return daemons.strays(MODULE, lab)
 
 
 def stop(lab: Lab) -> list[int]:
