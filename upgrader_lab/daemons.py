@@ -7,9 +7,13 @@ never ends a stranger's process.
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
-from upgrader_lab.layout import Lab
+from upgrader_lab.layout import Lab, LabError
+
+STOP_TIMEOUT = 10.0  # seconds for a background process to end after SIGTERM, then again after SIGKILL
 
 
 def recorded(pid_file: Path, module: str, lab: Lab) -> int | None:
@@ -36,3 +40,21 @@ def is_ours(candidate: int, module: str, lab: Lab) -> bool:
 def strays(module: str, lab: Lab) -> list[int]:
     """Processes of ``module`` for ``lab`` whose PID file was lost (an interrupted start)."""
     return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and is_ours(int(p.name), module, lab)]
+
+
+def end(found: int, what: str, timeout: float = STOP_TIMEOUT) -> None:
+    """End process ``found`` (``what`` names it in a wait's error): SIGTERM, then SIGKILL if it is still
+    there after ``timeout``; a process already gone is fine."""
+    from upgrader_lab import node  # node imports the lab's parts; this module stays below them
+
+    try:
+        os.kill(found, signal.SIGTERM)
+        node.wait_gone(found, timeout, f"{what} to end")
+    except ProcessLookupError:
+        return
+    except LabError:
+        try:
+            os.kill(found, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        node.wait_gone(found, timeout, f"{what} to die after SIGKILL")

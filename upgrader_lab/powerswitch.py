@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import select
-import signal
 import socketserver
 import sys
 import threading
@@ -32,7 +31,6 @@ from upgrader_lab.layout import Lab, LabError, check_name
 MODULE = "upgrader_lab.powerswitch"
 SOCKET = "power.sock"
 READY_TIMEOUT = 15.0
-STOP_TIMEOUT = 10.0
 MAX_REQUEST = 4096
 REQUEST_TIMEOUT = 30.0  # a client that sends nothing for this long is dropped
 
@@ -65,21 +63,9 @@ def stop(lab: Lab) -> list[int]:
     """End the lab's controller (and any stray one) by PID; return the PIDs ended."""
     pids = sorted({p for p in (pid(lab),) if p} | set(strays(lab)))
     for found in pids:
-        _end(found)
+        daemons.end(found, "the power controller")
     socket_path(lab).unlink(missing_ok=True)
     return pids
-
-
-def _end(found: int) -> None:
-    """SIGTERM, then SIGKILL if it is still there after a grace."""
-    try:
-        os.kill(found, signal.SIGTERM)
-        node.wait_gone(found, STOP_TIMEOUT, "the power controller to end")
-    except ProcessLookupError:
-        return
-    except LabError:
-        os.kill(found, signal.SIGKILL)
-        node.wait_gone(found, STOP_TIMEOUT, "the power controller to die after SIGKILL")
 
 
 # ---------------------------------------------------------------- the controller itself
@@ -184,7 +170,7 @@ def launch(name: str) -> int:
     (lab.power_dir / "controller.pid").write_text(f"{child}\n")
     ready, _, _ = select.select([ready_r], [], [], READY_TIMEOUT)
     if not ready or os.read(ready_r, 1) != b"1":
-        _end(child)
+        daemons.end(child, "the power controller")
         print(f"power controller of lab {name} not listening within {READY_TIMEOUT:g}s "
               f"(see {lab.power_dir}/controller.log)", file=sys.stderr)
         return 1

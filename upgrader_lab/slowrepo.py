@@ -33,7 +33,6 @@ import http.server
 import ipaddress
 import os
 import re
-import signal
 import socketserver
 import sys
 import threading
@@ -55,7 +54,6 @@ PORT = 8080  # on the lab client's address
 CHUNK = 16 << 10  # bytes sent per step; also the bucket's burst
 MIN_RATE, MAX_RATE = 1 << 10, 1 << 30  # bytes/s
 START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 UPDATE_TIMEOUT = 180.0  # apt-get update in a node, through the slow server
 PROXY_CONF = "/etc/apt/apt.conf.d/60upgrader-lab-slowrepo"  # in each node while the slow repository is on
 
@@ -304,14 +302,7 @@ def stop(lab: Lab) -> list[int]:
     """End the lab's server (and any stray one) by PID; the PIDs ended."""
     pids = sorted({p for p in (pid(lab),) if p} | set(strays(lab)))
     for found in pids:
-        try:
-            os.kill(found, signal.SIGTERM)
-            node.wait_gone(found, STOP_TIMEOUT, "the slow repository to end")
-        except ProcessLookupError:
-            continue
-        except LabError:
-            os.kill(found, signal.SIGKILL)
-            node.wait_gone(found, STOP_TIMEOUT, "the slow repository to die after SIGKILL")
+        daemons.end(found, "the slow repository")
     (state_dir(lab) / "server.pid").unlink(missing_ok=True)
     return pids
 

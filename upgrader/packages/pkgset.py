@@ -138,11 +138,10 @@ def lagging(pkgset: PackageSet, plans: Mapping[str, Iterable[Change]]) -> dict[s
 
 def origin_text(change: Change) -> str:
     """Where a change's candidate comes from, for people: ``Debian bookworm-security``."""
-    origins = getattr(change, "origins", ()) or ()
-    first = next(iter(origins), None)
-    if first is None:
+    if not change.origins:
         return ""
-    return " ".join(str(part) for part in (getattr(first, "origin", ""), getattr(first, "archive", "")) if part)
+    first = change.origins[0]
+    return " ".join(part for part in (first.origin, first.archive) if part)
 
 
 def differences(pkgset: PackageSet, changes: Iterable[Change]) -> list[str]:
