@@ -20,10 +20,11 @@ def test_the_set_takes_the_newest_candidate_and_defers_a_node_whose_mirror_lags(
     plans = {
         "node1": [change("demo-app", "2"), change("libssl3", "3.0.15-1~deb12u1", "3.0.11-1~deb12u2")],
         "node2": [change("demo-app", "10")],  # 10 > 2 as Debian compares versions, not as strings do
-        "node3": [change("demo-app", "10"), change("old-thing", None)],  # a removal is not in the set
+        "node3": [change("demo-app", "10"), change("old-thing", None)],  # a removal is not pinned
     }
     frozen, lagging = from_plans(plans)
     assert frozen.versions == {"demo-app": "10", "libssl3": "3.0.15-1~deb12u1"}
+    assert frozen.removals == ("old-thing",)  # but named: no node may remove anything else
     assert list(lagging) == ["node1"]
     assert lagging["node1"].startswith("its candidates are older than the run's set: demo-app 2 (the set has 10)")
     assert "apt-get update" in lagging["node1"]
@@ -44,8 +45,18 @@ def test_the_digest_names_the_versions_only_and_not_their_order() -> None:
     assert one.summary() == f"2 packages (set {one.digest})"
 
 
+def test_removals_are_part_of_the_digest_and_a_set_without_them_keeps_its_old_digest() -> None:
+    pinned = (Pinned("demo-app", "2"),)
+    assert PackageSet(pinned, ("old-thing",)).digest != PackageSet(pinned).digest
+    assert PackageSet(pinned, ("libbb", "libaa", "libaa")).removals == ("libaa", "libbb")
+    old = {"digest": PackageSet(pinned).digest, "packages": [{"package": "demo-app", "version": "2"}]}
+    assert PackageSet.from_document(old) == PackageSet(pinned)  # a set kept before removals were named
+    with pytest.raises(SetError, match="malformed package name or version: '-x'"):
+        PackageSet(pinned, ("-x",))
+
+
 def test_a_document_round_trips_and_a_tampered_one_is_refused() -> None:
-    frozen = PackageSet((Pinned("demo-app", "2", "upgrader-lab lab"), Pinned("libc6", "2.36-9+deb12u9")))
+    frozen = PackageSet((Pinned("demo-app", "2", "upgrader-lab lab"), Pinned("libc6", "2.36-9+deb12u9")), ("old",))
     doc = json.loads(json.dumps(frozen.document()))
     assert PackageSet.from_document(doc) == frozen
     doc["packages"][0]["version"] = "3"
@@ -60,8 +71,10 @@ def test_a_document_round_trips_and_a_tampered_one_is_refused() -> None:
 
 
 def test_differences_name_what_is_not_the_set_and_held_back_what_the_resolver_keeps() -> None:
-    frozen = PackageSet((Pinned("demo-app", "2"), Pinned("libfoo", "5")))
+    frozen = PackageSet((Pinned("demo-app", "2"), Pinned("libfoo", "5")), ("gone",))
     assert differences(frozen, [change("demo-app", "2"), change("gone", None)]) == []
+    assert differences(frozen, [change("demo-app", "2"), change("pacemaker", None)]) == [
+        "pacemaker would be removed, which no node's plan showed"]
     found = differences(frozen, [change("demo-app", "3"), change("extra", "9"), change("libfoo", "4", "5")])
     assert found == ["demo-app: 3 instead of the set's 2", "extra 9 is not in the run's set",
                      "libfoo would go down from 5 to 4"]

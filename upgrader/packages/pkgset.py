@@ -4,8 +4,10 @@ The plan asks every node for its candidates; :func:`from_plans` keeps, per
 package, the newest version any node offers. Every node then installs exactly
 those versions (:func:`upgrader.packages.run.mark_set`), even when its mirror
 publishes a newer one mid-run; a node whose own candidate is older (its mirror
-lags) is deferred with the reason. Removals are not in the set: they are what
-the resolver needs on a node to reach the set's versions there.
+lags) is deferred with the reason. Removals are not pinned: they are what the
+resolver needs on a node to reach the set's versions there. But the set names
+every package some node's plan removes (``removals``), so a node's resolver
+that would remove anything else (what nobody was shown) is refused.
 
 The set travels to each node as JSON (``rolling-upgrade stage`` reads it on
 stdin and keeps it in :data:`SETS_DIR` under its digest); ``apply --set
@@ -51,11 +53,14 @@ class Pinned:
 @dataclass(frozen=True)
 class PackageSet:
     entries: tuple[Pinned, ...] = ()
+    removals: tuple[str, ...] = ()  # the packages some node's plan removes: the only removals a node may make
 
     def __post_init__(self) -> None:
         """Sorted; :class:`SetError` for a malformed package name or version (from a node's JSON)."""
         object.__setattr__(self, "entries", tuple(sorted(self.entries, key=lambda p: p.package)))
+        object.__setattr__(self, "removals", tuple(sorted(set(self.removals))))
         bad = [p.package for p in self.entries if not _PACKAGE.fullmatch(p.package) or not _VERSION.fullmatch(p.version)]
+        bad += [name for name in self.removals if not _PACKAGE.fullmatch(name)]
         if bad:
             raise SetError(f"a package set with a malformed package name or version: {bad[0]!r}")
 
@@ -71,13 +76,16 @@ class PackageSet:
 
     @property
     def digest(self) -> str:
-        """What names the set: a hash of its ``package=version`` lines (origins are not part of it)."""
+        """What names the set: a hash of its ``package=version`` lines and ``-package`` removals (origins are
+        not part of it)."""
         text = "".join(f"{p.package}={p.version}\n" for p in self.entries)
+        text += "".join(f"-{name}\n" for name in self.removals)
         return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_LENGTH]
 
     def document(self) -> dict[str, Any]:
         return {"digest": self.digest, "packages": [{"package": p.package, "version": p.version,
-                                                     "origin": p.origin} for p in self.entries]}
+                                                     "origin": p.origin} for p in self.entries],
+                "removals": list(self.removals)}
 
     @classmethod
     def from_document(cls, doc: Any) -> "PackageSet":
@@ -85,10 +93,11 @@ class PackageSet:
         try:
             entries = tuple(Pinned(str(p["package"]), str(p["version"]), str(p.get("origin", "")))
                             for p in doc["packages"])
+            removals = tuple(str(name) for name in doc.get("removals") or ())
             digest = str(doc["digest"])
         except (KeyError, TypeError, AttributeError) as exc:
             raise SetError(f"a package set without its packages or digest ({exc})") from None
-        found = cls(entries)
+        found = cls(entries, removals)
         if found.digest != digest:
             raise SetError(f"package set {digest!r} does not match its packages (digest {found.digest})")
         return found
@@ -115,7 +124,9 @@ def from_plans(plans: Mapping[str, Iterable[Change]]) -> tuple[PackageSet, dict[
             seen = newest.get(c.package)
             if seen is None or apt_pkg.version_compare(c.candidate, seen.candidate or "") > 0:
                 newest[c.package] = c
-    found = PackageSet(tuple(Pinned(c.package, c.candidate or "", origin_text(c)) for c in newest.values()))
+    removals = {c.package for changes in plans.values() for c in changes if c.candidate is None}
+    found = PackageSet(tuple(Pinned(c.package, c.candidate or "", origin_text(c)) for c in newest.values()),
+                       tuple(removals))
     return found, lagging(found, plans)
 
 
@@ -148,7 +159,8 @@ def differences(pkgset: PackageSet, changes: Iterable[Change]) -> list[str]:
     """How ``changes`` (what a node's resolver would do) go beyond the set; empty: nothing but the set.
 
     A change to a version the set does not name, of a package the set does not have, or a downgrade
-    is one; a removal is not (what the set's versions need there).
+    is one; so is a removal of a package no node's plan removes (``removals``): the others are what the
+    set's versions need there.
     """
     import apt_pkg
 
@@ -157,6 +169,8 @@ def differences(pkgset: PackageSet, changes: Iterable[Change]) -> list[str]:
     found = []
     for c in changes:
         if c.candidate is None:
+            if c.package not in pkgset.removals:
+                found.append(f"{c.package} would be removed, which no node's plan showed")
             continue
         if c.installed is not None and apt_pkg.version_compare(c.candidate, c.installed) < 0:
             found.append(f"{c.package} would go down from {c.installed} to {c.candidate}")
