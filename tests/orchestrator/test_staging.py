@@ -169,3 +169,21 @@ def test_stage_node_fetches_the_archives_only_with_download(monkeypatch: pytest.
     assert marked == [SET]  # checked either way: the set can be installed here
     assert report.result == "staged" and report.changes == (CHANGE,)
     assert cache.fetched is download
+
+
+def test_a_run_whose_every_node_was_deferred_at_staging_is_refused_not_done(tmp_path: Path) -> None:
+    from upgrader.orchestrator.context import Result
+    from upgrader.orchestrator.outcome import Refused
+
+    r = Rollout(None, FakeNodes(), checks=None, config=Config(),  # type: ignore[arg-type]
+                history=History(tmp_path / "history.jsonl"), report=Said(), run_id=RUN_ID)
+    r.results = {"node1": NodeResult("node1", Result.UP_TO_DATE),
+                 "node2": NodeResult("node2", Result.DEFERRED, error="libnew 1 would be removed, which no node's "
+                                     "plan showed"),
+                 "node3": NodeResult("node3", Result.DEFERRED, error="its candidates are older than the run's set")}
+    with pytest.raises(Refused, match=r"no node can take the run's package set, nothing was drained: node2: libnew "
+                                      r"1 would be removed.*; node3: its candidates are older"):
+        r.refuse_all_deferred([])
+    r.refuse_all_deferred(["node1"])  # one node still goes ahead: the others wait for a later run, exit 0
+    r.results = {"node1": NodeResult("node1", Result.UP_TO_DATE)}
+    r.refuse_all_deferred([])  # nothing deferred: nothing to refuse (the set had nothing to install)

@@ -105,6 +105,7 @@ class Rollout(RunContext):
         with self.locked(), signals_deferred(self):
             try:
                 order = self.stage(plans, order, lagging)
+                self.refuse_all_deferred(order)
                 safe_point(self, None)  # a signal while staging: stop before the first drain
                 for n, plan in plans.items():
                     if not plan.changes:  # up to date, or the set has nothing for it
@@ -138,6 +139,14 @@ class Rollout(RunContext):
         for n, changes in staged.items():
             plans[n] = replace(plans[n], changes=changes)
         return [n for n in order if staged.get(n)]
+
+    def refuse_all_deferred(self, order: list[str]) -> None:
+        """:class:`Refused` when staging left nothing to upgrade because every node with changes was deferred:
+        nothing is patched, and a run that exits 0 every night doing nothing would hide it."""
+        waiting = {n: r.error for n, r in self.results.items() if r.result == Result.DEFERRED}
+        if waiting and not order:
+            raise Refused("refused: no node can take the run's package set, nothing was drained: "
+                          + "; ".join(f"{n}: {why}" for n, why in waiting.items()))
 
     def finish(self) -> Outcome:
         """The APT hooks' finishing step on this node (:mod:`finishing`): this procedure from "fail over" on."""
