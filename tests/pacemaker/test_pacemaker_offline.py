@@ -69,3 +69,22 @@ def test_wait_settled_gives_up_at_its_deadline_saying_why(offline: Offline) -> N
     text = str(err.value)
     assert text.startswith("cluster not settled after 2s (waited for: DC idle, no resource starting/stopping/pending, expected placement)")
     assert "last seen: crmadmin (state of DC" in text
+
+
+def test_a_poll_that_cannot_be_settled_does_not_ask_the_dc(offline: Offline) -> None:
+    """crmadmin (the slower call) only when crm_mon shows nothing in flight and the expectation holds."""
+    cluster = offline("all-online")
+    asked: list[str] = []
+    call = cluster.runner.call
+
+    def noting(argv: list[str], *args: Any, **kw: Any) -> Any:
+        asked.append(argv[0])
+        return call(argv, *args, **kw)
+
+    cluster.runner.call = noting  # type: ignore[method-assign]
+    _, problems = cluster.settled_problems(lambda state: ["app1 not yet on node3"], timeout=5)
+    assert problems == ["app1 not yet on node3"] and "crmadmin" not in asked and "crm_mon" in asked
+    asked.clear()
+    with pytest.raises(CommandError, match="crmadmin"):  # no controller answers for a CIB file
+        cluster.settled_problems(lambda state: [], timeout=5)
+    assert asked == ["crm_mon", "crmadmin"]  # everything else holds: now the DC is asked

@@ -189,11 +189,16 @@ class Cluster:
         return crmd.get("state", "unknown")
 
     def settled_problems(self, check: Check | None = None, timeout: float | None = None) -> tuple[ClusterState, list[str]]:
-        """The state now and what keeps it from being settled (empty when settled)."""
+        """The state now and what keeps it from being settled (empty when settled).
+
+        The DC's own state (one more command, the slower one) is asked only when crm_mon shows nothing in
+        flight and ``check`` holds: otherwise the poll cannot be settled anyway."""
         state = self.state(timeout)
         problems = in_flight(state)
+        if check is not None:
+            problems += check(state)
         dc = state.summary.dc
-        if dc is not None:
+        if dc is not None and not problems:
             # A DC that just died is still named until membership catches up, and
             # crmadmin waits for its answer: ask briefly, then look again.
             try:
@@ -202,8 +207,6 @@ class Cluster:
                 dc_state = f"no answer within {DC_QUERY_TIMEOUT:g}s"
             if dc_state != "S_IDLE":
                 problems.insert(0, f"DC {dc}: {dc_state}, not S_IDLE")
-        if check is not None:
-            problems += check(state)
         return state, problems
 
     def wait_settled(
