@@ -14,7 +14,7 @@ DEB_PACKAGES := pacemaker pacemaker-cli-utils corosync resource-agents lxc \
 	unattended-upgrades dpkg-dev apt-utils python3-apt python3-venv python3-rich python3-tenacity \
 	iproute2 procps util-linux kmod openssh-server openssh-client man-db groff-base logrotate
 
-.PHONY: deps deb-deps install-missing venv test test-scale faults demo lab-up lab-down lab-status bench install deb deb-build clean
+.PHONY: deps deb-deps install-missing venv test test-scale faults demo lab-up lab-down lab-status bench bench-growth install deb deb-build clean
 
 # What 'make deb' needs to build the Debian package and check it (debian/control's Build-Depends, lintian).
 DEB_BUILD_PACKAGES := debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools \
@@ -107,6 +107,13 @@ deb-build:
 
 bench: venv
 	$(BIN)/python -m upgrader_bench
+
+# Growth in applications alone (left out of 'bench', about 20-25 minutes): 12, 48 and 120 applications on 3 nodes,
+# a lab each (bng12, bng48, bng120; the two larger take all of 203.0.113.0/24), written into bench/results.json
+# as growth_apps, the rest of the file kept. GROWTH_REPS: repetitions per size (default 1).
+GROWTH_REPS ?= 1
+bench-growth: venv
+	$(BIN)/python -m upgrader_bench --growth-only --growth-apps-reps $(GROWTH_REPS)
 
 clean: lab-down
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 from rich.console import Console
 from rich.table import Table
 
+from upgrader_bench import growth as apps_growth
 from upgrader_bench.stats import Summary, verdict
 
 TARGETS = {"hook_repeat_vs_crm_mon": 1.5, "downtime_vs_bare_standby": 1.1, "run_overhead": 1.2,
@@ -18,12 +19,21 @@ LABELS = {
     "run_overhead": "3-node run wall time / its irreducible parts",
     "health_50_vs_1": "health check, 50 probes / 1 probe",
 }
+# Headline figures in seconds (not ratios): at most the target. In results.json's "targets" with the ratios'.
+SECONDS_TARGETS = {"fixed_cost_per_node_s": 0.8}
+SECONDS_LABELS = {"fixed_cost_per_node_s": "3-node run: (wall - irreducible parts) / nodes"}
 
 
 def ratio_rows(ratios: Mapping[str, Summary]) -> list[tuple[str, str, str, str, str, str]]:
     """(key, median, min-max, n, target, verdict) per headline ratio, in :data:`TARGETS` order."""
     return [(key, f"{s.median:.2f}x", f"{s.min:.2f}-{s.max:.2f}", str(s.n), f"<= {TARGETS[key]:g}x",
              verdict(s.median, TARGETS[key])) for key in TARGETS if (s := ratios.get(key)) is not None]
+
+
+def seconds_rows(figures: Mapping[str, Mapping[str, float]]) -> list[tuple[str, str, str, str, str, str]]:
+    """(key, median, min-max, n, target, verdict) per headline figure in seconds found in ``figures``."""
+    return [(key, f"{s['median']:.2f} s", f"{s['min']:.2f}-{s['max']:.2f}", str(s["n"]), f"<= {target:g} s",
+             verdict(s["median"], target)) for key, target in SECONDS_TARGETS.items() if (s := figures.get(key))]
 
 
 def render(doc: Mapping[str, Any], out: Console) -> None:
@@ -35,6 +45,9 @@ def render(doc: Mapping[str, Any], out: Console) -> None:
     for key, *cells in ratio_rows(ratios):
         colour = "green" if cells[-1] == "met" else "red"
         table.add_row(f"{key}\n[dim]{LABELS[key]}[/]", *cells[:-1], f"[{colour}]{cells[-1]}[/]")
+    for key, *cells in seconds_rows(doc["figures"]):
+        colour = "green" if cells[-1] == "met" else "red"
+        table.add_row(f"{key}\n[dim]{SECONDS_LABELS[key]}[/]", *cells[:-1], f"[{colour}]{cells[-1]}[/]")
     out.print(table)
     figures = Table(title="absolute figures (median, min-max, n)")
     for col in ("figure", "median", "min-max", "n"):
@@ -53,6 +66,10 @@ def render(doc: Mapping[str, Any], out: Console) -> None:
     out.print(growth)
     if doc.get("staging"):
         out.print(staging_table(doc["staging"]))
+    if doc.get("growth_apps"):
+        out.print(f"[dim]growth in applications, measured {doc['growth_apps']['measured_at']}:[/]")
+        for t in apps_growth.tables(doc["growth_apps"]):
+            out.print(t)
     for line in doc["definitions"]:
         out.print(f"[dim]- {line}[/]")
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from upgrader_bench import innode as innode_module
 from upgrader_bench import trace
 from upgrader_bench.memory import RunMemory
 from upgrader_bench.prober import Prober
@@ -29,9 +30,17 @@ HISTORY = "/var/lib/upgrader/history.jsonl"
 TRACE = "/tmp/upgrader-bench-trace.json"  # in VIA
 
 
+def settle_deadline(apps: int) -> float:
+    """Seconds a bare move or a placement may take to settle in a lab of ``apps`` applications: innode's own
+    default up to 24; a 120-application lab moves 40 resources at once (39-63 s measured), so 5 s each."""
+    return max(innode_module.SETTLE_DEADLINE, 5.0 * apps)
+
+
 def innode(lab: Lab, where: str, *argv: str, timeout: float = 300) -> dict[str, Any]:
-    out = node.runner(lab, where, timeout=timeout).run(
-        [sys.executable, "-m", "upgrader_bench.innode", *argv], what=f"{argv[0]} in {where}").stdout
+    deadline = settle_deadline(lab.apps)
+    wider = ["--deadline", f"{deadline:g}"] if deadline > innode_module.SETTLE_DEADLINE else []
+    out = node.runner(lab, where, timeout=max(timeout, 2 * deadline + 60)).run(
+        [sys.executable, "-m", "upgrader_bench.innode", *wider, *argv], what=f"{argv[0]} in {where}").stdout
     return json.loads(out)
 
 

@@ -72,3 +72,16 @@ def paired_downtime(bare: list[list[Any]], runs: list[Any]) -> list[float]:
         alone = {app: max(o) for b in cycle for app, o in b.outages.items() if o}
         found += [max(o) / alone[app] for app, o in run.outages.items() if o and alone.get(app)]
     return found
+
+
+def irreducible(bare: Sequence[Any], run: Any) -> float:
+    """Seconds of a run's irreducible parts, from the bare cycles (one per node) of the same repetition: each
+    node's bare dist-upgrade, plus per move step the run made the median bare move's settle and health check."""
+    settle = statistics.median(b.settle for b in bare)
+    check = statistics.median(b.health for b in bare)
+    return sum(b.dist_upgrade for b in bare) + run.move_steps * (settle + check)
+
+
+def fixed_cost_per_node(bare: list[list[Any]], runs: list[Any]) -> list[float]:
+    """Per repetition: the run's wall time minus its irreducible parts, over the nodes (one bare cycle each)."""
+    return [(run.seconds - irreducible(cycle, run)) / len(cycle) for cycle, run in zip(bare, runs) if cycle]
