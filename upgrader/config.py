@@ -88,6 +88,7 @@ class Config:
     update: bool = False  # Update: apt-get update on every node before the run plans
     update_timeout: int = 300  # Update-Timeout
     stage: bool = True  # Stage: every node downloads the run's set before the first drain (false: at its turn)
+    concurrency: int = 1  # Concurrency: up to this many nodes drained and upgraded at once (orchestrator.batches)
 
     def apply_limit(self, packages: int) -> int:
         """How long one node's upgrade may take: Apply-Timeout, or 10 min plus 1 min per package."""
@@ -271,6 +272,16 @@ def _count(raw: str) -> int:
     return int(raw)
 
 
+def _concurrency(raw: str) -> int:
+    """Concurrency: a whole number of nodes, at least 1 (more than the cluster has is fine: all but the node
+    running the run, which always goes alone and last)."""
+    if not raw.strip().isdigit():
+        raise ValueError(f"{raw!r} is not a whole number of nodes (use e.g. 2; 1 drains one node at a time)")
+    if int(raw) < 1:
+        raise ValueError(f"{raw!r} is too small (at least 1: one node at a time)")
+    return int(raw)
+
+
 def _bool(raw: str) -> bool:
     word = raw.strip().lower()
     if word in _TRUE | _FALSE:
@@ -404,6 +415,7 @@ _SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Update": ("update", _bool),
     "Update-Timeout": ("update_timeout", _positive_duration),
     "Stage": ("stage", _bool),
+    "Concurrency": ("concurrency", _concurrency),
 }
 # APT list key -> Config field and parser of one entry.
 _LISTS: dict[str, tuple[str, Callable[[str], Any]]] = {

@@ -7,6 +7,7 @@ Prints the tables and writes bench/results.json.
     python -m upgrader_bench [--reps N] [--big-reps N] [--big-sleep S] [--growth-reps N] [--main-only] [--out FILE]
     python -m upgrader_bench --staging-only [--staging-reps N] [--staging-rate B] [--staging-padding B]
     python -m upgrader_bench --growth-only [--growth-apps-reps N] [--growth-apps 12,48,120] [--out FILE]
+    python -m upgrader_bench --concurrency-only [--concurrency-reps N] [--out FILE]
 
 --main-only keeps to the 3-node lab (health scaling on its 3 applications,
 no growth labs, no staging lab): quicker, for profiling; ``make bench`` runs everything.
@@ -16,6 +17,8 @@ repository served slowly (:mod:`upgrader_bench.staging`), as JSON on stdout.
 each), its tables printed and ``growth_apps`` written into the results file, the rest of it kept; ``make
 bench`` leaves it out (about 25 minutes) unless --growth-apps-in-bench, and keeps the file's earlier
 ``growth_apps`` (which carries its own measured_at).
+--concurrency-only: only a 5-node run with Rolling-Upgrade::Concurrency 2 against 1 (:mod:`upgrader_bench.concurrency`),
+as JSON on stdout and merged into the results file (concurrency_2_vs_1; every other key kept).
 """
 
 from __future__ import annotations
@@ -183,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--staging-padding", type=int, default=staging.PADDING,
                    help=f"random bytes in the staged package (default {staging.PADDING})")
     apps_growth.add_arguments(p)
+    p.add_argument("--concurrency-only", action="store_true",
+                   help="only a 5-node rolling upgrade with Concurrency 2 against 1 (JSON on stdout, merged into --out)")
+    p.add_argument("--concurrency-reps", type=int, default=2,
+                   help="pairs of runs (Concurrency 1, Concurrency 2) in the concurrency scenario (default 2)")
     args = p.parse_args(argv)
     if args.reps < 5 or args.growth_reps < 1 or args.big_reps < 0 or args.big_sleep < 0:
         p.error("--reps must be at least 5, --growth-reps at least 1, --big-reps and --big-sleep at least 0")
@@ -213,6 +220,23 @@ def main(argv: list[str] | None = None) -> int:
         except (LabError, CommandError, RuntimeError, ValueError) as exc:
             print(f"benchmark failed: {exc}", file=sys.stderr)
             return 1
+        return 0
+    if args.concurrency_only:
+        from upgrader_bench import concurrency
+
+        if args.concurrency_reps < 1:
+            p.error("--concurrency-reps must be at least 1")
+        try:
+            with suite.lab_up(concurrency.LAB, concurrency.NODES, concurrency.APPS, say) as lab:
+                found = concurrency.measure(lab, args.concurrency_reps, say)
+        except (LabError, CommandError, RuntimeError, ValueError) as exc:
+            print(f"benchmark failed: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt as exc:
+            print(f"benchmark interrupted ({exc or 'SIGINT'}); its lab is down", file=sys.stderr)
+            return 130
+        concurrency.merge(args.out, found)
+        print(json.dumps(found, indent=2))
         return 0
     if args.staging_only:
         try:

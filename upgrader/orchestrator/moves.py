@@ -36,6 +36,7 @@ class Move:
     moved: dict[str, str]
     suspects: set[str]  # patched nodes a bad check blames: failed back from, quarantined
     untouched: str | None = None  # the drained node, not upgraded yet: back online if the move is undone
+    untouched_too: tuple[str, ...] = ()  # the other nodes drained with it (Concurrency): back online with it
     instances: tuple[str, ...] = ()  # clones whose instance on the drained node stopped (it comes back with it)
     after: ClusterState | None = None  # the settled state the move ended in
 

@@ -3,6 +3,8 @@
     preflight (one package set) -> lock -> stage the set on every node
               -> for each node: drain -> upgrade -> fail over
                                 (after each move: verify; on a bad check: fail back, quarantine, stop)
+                 (Concurrency N: up to N nodes at a time, when it is safe: drain together ->
+                  upgrade in parallel -> fail over together, each node verified on its own)
               -> clean up -> unlock
 
 Preflight refuses before anything changes (:mod:`preflight`) and freezes the
@@ -12,7 +14,8 @@ by standby; once a patched node exists, resources are steered straight onto
 patched nodes, so each moves once (:mod:`moves`, :mod:`steering`). A node's
 upgrade runs with its cluster stack stopped when the stack is upgraded, and is
 followed by its reboot when it asks for one and Reboot is on (:mod:`restarts`).
-Every move is checked (:mod:`verification`). What the run adds to the CIB is
+Every move is checked (:mod:`verification`). With Rolling-Upgrade::Concurrency above 1 the next
+nodes go together when crm_simulate says the others hold everything (:mod:`batches`). What the run adds to the CIB is
 removed at the end; a quarantine mark stays until an operator clears it.
 Ctrl-C / SIGTERM stop at the next safe point (:mod:`stops`). The APT hooks'
 finishing step is :mod:`finishing`.
@@ -25,7 +28,7 @@ from typing import Callable, Mapping
 
 from upgrader.config import Config
 from upgrader.history import History
-from upgrader.orchestrator import finishing, holding, preflight, staging, verification
+from upgrader.orchestrator import batches, finishing, holding, preflight, staging, verification
 from upgrader.orchestrator.context import (
     Checks,
     NodeResult,
@@ -110,13 +113,14 @@ class Rollout(RunContext):
                 for n, plan in plans.items():
                     if not plan.changes:  # up to date, or the set has nothing for it
                         self.mark_patched(n)
-                for i, node in enumerate(order):
-                    if i:
+                rest = order
+                while rest:
+                    if rest is not order:
                         soak(self)
                         safe_point(self, None)  # a signal during the last node: stop before this one is drained
-                    if deferred(self, order[i:], self.before_node):
+                    if deferred(self, rest, self.before_node):
                         break
-                    self.upgrade_one(node, plans[node])
+                    rest = rest[self.upgrade_next(rest, plans):]
                 if order:
                     self.catch_up(order[-1])  # the last node's fail over may move more once it settled
                 return Outcome.DONE
@@ -155,6 +159,16 @@ class Rollout(RunContext):
     def preflight(self, only: list[str] | None) -> dict[str, NodePlan]:
         """Every reason not to start, before anything changes; the plans, in upgrade order (:mod:`preflight`)."""
         return preflight.check(self, only)
+
+    def upgrade_next(self, rest: list[str], plans: Mapping[str, NodePlan]) -> int:
+        """The next node (:meth:`upgrade_one`), or with Concurrency above 1 the next nodes that are safe
+        together (:mod:`batches`); how many of ``rest`` were taken."""
+        batch = rest[:1] if self.config.concurrency == 1 else batches.choose(self, self, rest, plans, self.before_node)
+        if len(batch) == 1:
+            self.upgrade_one(batch[0], plans[batch[0]])
+        else:
+            batches.together(self, self, batch, plans)
+        return len(batch)
 
     def upgrade_one(self, node: str, plan: NodePlan) -> None:
         """Drain, upgrade, fail over; its result recorded whatever happens, a stop raised on (:func:`recorded`)."""

@@ -14,6 +14,9 @@ phase from the history and undoes what is half done:
   in standby; otherwise it comes back online (its resources are checked by
   the moves of the new run).
 
+With Concurrency above 1, every node of the batch whose work had not ended is
+undone so, each by its own last phase.
+
 A run that stopped the cluster stack of the node it ran on and died there
 leaves that node unable to ask the cluster: :func:`restart_own_stack`
 starts it again first (``rolling-upgrade run``, ``node``, ``resume``).
@@ -71,11 +74,31 @@ def recover(cluster: Cluster, nodes: Nodes, history: History, config: Config) ->
     done += [f"removed {item}" for item in steering.clean_up(cluster, all_nodes)]
     if last is not None:
         done += _undo(cluster, nodes, config, info.run_id, last["node"], last["phase"])
+        for other, phase in open_nodes(entries).items():  # a batch's others (Rolling-Upgrade::Concurrency)
+            if other != last["node"]:
+                done += _undo(cluster, nodes, config, info.run_id, other, phase)
     cluster.wait_settled(None, deadline=config.settle_timeout)
     lock.remove(cluster, info)
     done.append(f"released the lock of run {info.run_id}")
     history.record(info.run_id, None, "recovered", "note", actions=done, package_set=info.package_set or None)
     return done
+
+
+def open_nodes(entries: list[dict]) -> dict[str, str]:
+    """Nodes whose work the run started and never ended (a ``node`` start, no end), each with its last phase."""
+    found: dict[str, str] = {}
+    for e in entries:
+        n, phase = e.get("node"), e.get("phase")
+        if not n:
+            continue
+        if phase == "node":
+            if e.get("event") == "start":
+                found[n] = "drain"  # nothing done yet is undone as an untouched drain: back online
+            else:
+                found.pop(n, None)
+        elif phase in NODE_PHASES and n in found:
+            found[n] = phase
+    return found
 
 
 def _ended_apt_run(cluster: Cluster, nodes: Nodes, history: History, config: Config, info: lock.LockInfo) -> list[str]:

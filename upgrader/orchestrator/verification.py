@@ -40,8 +40,12 @@ def not_upgraded(run: RunContext, node: str, move: Move, problems: str) -> Stop:
     """Moved onto old packages and unhealthy there: not the upgrade's doing; the drained node back online."""
     if move.untouched:
         run.back_online(move.untouched)
-    return Stop(Outcome.NEEDS_PERSON, f"resources moved off {node} are unhealthy on nodes that were not "
-                f"upgraded: {problems}; {node} was put back online, nothing was upgraded")
+    for other in move.untouched_too:
+        run.back_online(other)
+    drained = " and ".join((node, *move.untouched_too))
+    return Stop(Outcome.NEEDS_PERSON, f"resources moved off {drained} are unhealthy on nodes that were not "
+                f"upgraded: {problems}; {drained} {'were' if move.untouched_too else 'was'} put back online, "
+                "nothing was upgraded")
 
 
 def fail_back(run: RunContext, node: str, move: Move, problems: str) -> Stop:
@@ -54,6 +58,8 @@ def fail_back(run: RunContext, node: str, move: Move, problems: str) -> Stop:
         with preferring(run, move.moved, patched=False):
             if move.untouched:
                 run.back_online(move.untouched)
+            for other in move.untouched_too:
+                run.back_online(other)
             for suspect in move.suspects:
                 run.cluster.set_standby(suspect, True)
                 run.quarantine(suspect)

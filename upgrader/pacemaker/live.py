@@ -11,8 +11,11 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay
 
 from upgrader.pacemaker import names
 from upgrader.pacemaker.compat import verify_errors
+from upgrader.pacemaker.quorum import Votes, parse_quorumtool
 from upgrader.pacemaker.simulate import Move, parse_transition_summary
 from upgrader.pacemaker.state import ClusterState, Failure, ParseError, parse_crm_mon
+from upgrader.pacemaker.utilization import Utilization
+from upgrader.pacemaker.utilization import parse as parse_utilization
 from upgrader.runner import (CONFIG_INVALID, DC_QUERY_TIMEOUT, NO_SUCH_OBJECT, TIMED_OUT, VERIFY_TIMEOUT, CommandError,
                              CommandMissing, CommandTimeout, Runner)
 
@@ -299,6 +302,43 @@ class Cluster:
             return self.runner.run(["crm_simulate", f"--xml-file={path}", "--simulate"], what="crm_simulate (prediction)").stdout
         finally:
             self.runner.run(["rm", "-rf", "--", tmp], what="removing the temporary copy of the CIB")
+
+    def predict_standbys(self, standby: Mapping[str, bool],
+                         prepare: Callable[["Cluster"], None] | None = None) -> tuple[Move, ...]:
+        """The actions Pacemaker would take if every node of ``standby`` went into standby (True) or came
+        out of it (False) at once now, ``prepare`` first applied to the copy (our preferences)."""
+        return parse_transition_summary(self.simulate_standbys(standby, prepare))
+
+    def simulate_standbys(self, standby: Mapping[str, bool], prepare: Callable[["Cluster"], None] | None = None) -> str:
+        """crm_simulate's text output for several nodes' standby changed at once, on a copy of the live CIB
+        (as :meth:`simulate_standby`); ``prepare`` gets a Cluster whose commands go to the copy."""
+        for node in standby:
+            names.node_name(node)
+        tmp = self.runner.run(["mktemp", "-d", "/tmp/rolling-upgrade-plan.XXXXXX"], what="making a temporary directory").stdout.strip()
+        path = f"{tmp}/cib.xml"
+        try:
+            self.runner.run(["crm_simulate", "--live-check", f"--save-input={path}"], what="copying the live CIB")
+            copy = self.runner.with_env(CIB_file=path)
+            for node, on in standby.items():
+                copy.run(["crm_attribute", "--node", node, "--name", "standby", f"--update={'on' if on else 'off'}",
+                          "--lifetime", "forever"],
+                         what=f"setting standby {'on' if on else 'off'} for {node} in the copy of the CIB")
+            if prepare is not None:
+                prepare(Cluster(copy))
+            return self.runner.run(["crm_simulate", f"--xml-file={path}", "--simulate"], what="crm_simulate (prediction)").stdout
+        finally:
+            self.runner.run(["rm", "-rf", "--", tmp], what="removing the temporary copy of the CIB")
+
+    def votes(self) -> Votes:
+        """corosync's votes now (``corosync-quorumtool -s``); :class:`CommandError` or :class:`ParseError`
+        when it cannot tell (not installed, another quorum provider)."""
+        result = self.runner.run(["corosync-quorumtool", "-s"], ok=(0, 1, 2), what="corosync-quorumtool (votes)")
+        return parse_quorumtool(result.stdout)
+
+    def utilization(self) -> Utilization:
+        """What the CIB declares of Pacemaker's utilization (nodes, primitives, placement-strategy)."""
+        return parse_utilization(self.runner.run(["cibadmin", "--query", "--scope", "configuration"],
+                                                 what="reading the CIB's utilization").stdout)
 
     def _xml(self, argv: list[str], timeout: float | None, what: str) -> str:
         """Run a tool with ``--output-as=xml``; on failure, its <error> lines say why."""

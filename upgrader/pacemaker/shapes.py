@@ -8,6 +8,8 @@ an unmanaged resource stays where it runs, untouched. Pure functions.
 
 from __future__ import annotations
 
+from typing import Collection, Mapping
+
 from upgrader.pacemaker.simulate import Move
 from upgrader.pacemaker.state import ClusterState, Resource
 
@@ -56,6 +58,12 @@ def stops_instead_of_moving(state: ClusterState, node: str, predicted: tuple[Mov
 
     Exempt: a clone instance that stops on the drained node itself (standby does that by design).
     """
+    return stops_instead_of_moving_any(state, (node,), predicted)
+
+
+def stops_instead_of_moving_any(state: ClusterState, nodes: Collection[str], predicted: tuple[Move, ...]) -> list[str]:
+    """What a standby of all ``nodes`` at once would take down, as :func:`stops_instead_of_moving` (exempt:
+    clone instances that stop on one of the drained nodes)."""
     found: dict[str, str] = {}
     for move in predicted:
         if move.action != "Stop":
@@ -63,7 +71,7 @@ def stops_instead_of_moving(state: ClusterState, node: str, predicted: tuple[Mov
         base = move.resource.split(":", 1)[0]
         member = next((r for r in state.resources if r.id == base), None)
         top = top_level(member) if member else base
-        if state.collection(top) is not None and move.source == node:
+        if state.collection(top) is not None and move.source in nodes:
             continue
         found.setdefault(top, f"{top} would be stopped, not moved ({move.reason or 'no other node can run it'})")
     return list(found.values())
@@ -87,6 +95,30 @@ def taken_down(before: ClusterState, after: ClusterState, node: str, moved: tupl
         gone = (before.running_on(rid) - {node}) - _running_on(after, rid)
         if gone:
             lost.append(f"{rid} stopped on {', '.join(sorted(gone))} too")
+        had, has = promoted(before, rid), promoted(after, rid) if after.members(rid) else set()
+        if len(has) < len(had):
+            lost.append(f"{rid} has {len(has)} Promoted instance(s), it had {len(had)}")
+    return list(dict.fromkeys(lost))
+
+
+def taken_down_together(before: ClusterState, after: ClusterState, moved: Mapping[str, tuple[str, ...]],
+                        clones: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """What a settled drain of several nodes at once took down, as :func:`taken_down` (``moved`` and
+    ``clones`` per drained node): a clone's instances on the drained nodes stop by design, no others."""
+    gone = set(moved)
+    together = " and ".join(sorted(gone))
+    lost = [f"{rid} runs nowhere (it ran on {n})" for n, rids in moved.items() for rid in rids
+            if not _running_on(after, rid)]
+    ours = {rid for rids in moved.values() for rid in rids}
+    for other in (n.name for n in before.nodes if n.name not in gone):
+        lost += [f"{rid} runs nowhere (it ran on {other}; the drain of {together} took it down)"
+                 for rid in movable_on(before, other) if rid not in ours and not _running_on(after, rid)]
+    theirs = sorted({rid for rids in clones.values() for rid in rids})
+    elsewhere = {rid for n in before.nodes if n.name not in gone for rid in instances_on(before, n.name)}
+    for rid in (*theirs, *sorted(elsewhere - set(theirs))):
+        lost_on = (before.running_on(rid) - gone) - _running_on(after, rid)
+        if lost_on:
+            lost.append(f"{rid} stopped on {', '.join(sorted(lost_on))} too")
         had, has = promoted(before, rid), promoted(after, rid) if after.members(rid) else set()
         if len(has) < len(had):
             lost.append(f"{rid} has {len(has)} Promoted instance(s), it had {len(had)}")

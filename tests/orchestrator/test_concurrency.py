@@ -1,0 +1,432 @@
+"""Rolling-Upgrade::Concurrency: the next nodes drained and upgraded together when crm_simulate says the
+others hold everything; each node verified on its own; a fail back on one stops the run once the others
+finished. The cluster is scripted: resources move off a node in standby onto the online node running
+least, and come home when their node is back online (as the run's preference for patched nodes makes them).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import pytest
+
+from upgrader.config import Config, ConfigError, load
+from upgrader.health.report import CheckResult, HealthReport, Level
+from upgrader.history import History
+from upgrader.orchestrator import batches, holding, staging, steering
+from upgrader.orchestrator.context import NodeResult
+from upgrader.orchestrator.outcome import Outcome
+from upgrader.orchestrator.procedure import Rollout
+from upgrader.orchestrator.remote import ApplyResult, NodePlan
+from upgrader.packages.plan import Change
+from upgrader.pacemaker.quorum import Votes, parse_quorumtool
+from upgrader.pacemaker.simulate import Move as Predicted
+from upgrader.pacemaker.state import ClusterState, Node, Resource, Summary
+from upgrader.pacemaker.utilization import Utilization, parse as parse_utilization, shortfall
+from upgrader.runner import Result
+
+RUN = "20261201T020000-node1-abcdef"
+LIB = Change("demo-libfoo", "1", "2")
+STACK = Change("pacemaker", "2.1.5-1", "2.1.5-2", security=True, ha_stack=True)
+
+
+class Recorder:
+    """The cluster's runner: cibadmin calls (our preferences) recorded, every one succeeds."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def run(self, argv, **_: Any) -> Result:
+        self.calls.append(list(argv))
+        return Result(tuple(argv), 0, "<constraints/>", "", 0.0)
+
+
+class Scripted:
+    """A cluster of ``nodes`` with one application each (``app1`` on node1, ...)."""
+
+    def __init__(self, nodes: int = 5, stops: Mapping[frozenset[str], list[str]] | None = None,
+                 votes: Votes | Exception | None = None, util: Utilization = Utilization()) -> None:
+        self.names = [f"node{i}" for i in range(1, nodes + 1)]
+        self.home = {f"app{i}": f"node{i}" for i in range(1, nodes + 1)}
+        self.where = dict(self.home)
+        self.standby: set[str] = set()
+        self.marks: dict[tuple[str, str], str] = {}
+        self.calls: list[tuple[Any, ...]] = []
+        self.stops = dict(stops or {})
+        self._votes = votes
+        self.util = util
+        self.runner = Recorder()
+        self.lock = threading.Lock()
+
+    def state(self, timeout: float | None = None) -> ClusterState:
+        summary = Summary("corosync", "node1", "2.1.5", True, False, len(self.names), len(self.where), True, False,
+                          "stop")
+        nodes = tuple(Node(n, str(i), True, n in self.standby, False, False, False, False, False, n == "node1",
+                           sum(w == n for w in self.where.values()), "member") for i, n in enumerate(self.names, 1))
+        resources = tuple(Resource(rid, "ocf:heartbeat:Dummy", "Started", None, True, False, True, False, False, "",
+                                   (where,)) for rid, where in self.where.items())
+        return ClusterState(summary, nodes, resources, (), ())
+
+    def set_standby(self, node: str, on: bool) -> None:
+        with self.lock:
+            self.calls.append(("standby", node, on))
+            if on:
+                self.standby.add(node)
+                for rid, where in sorted(self.where.items()):
+                    if where == node:
+                        fit = [n for n in self.names if n not in self.standby]
+                        self.where[rid] = min(fit, key=lambda n: (sum(w == n for w in self.where.values()), n))
+            else:
+                self.standby.discard(node)
+                for rid, home in self.home.items():
+                    if home == node:
+                        self.where[rid] = node
+
+    def set_attribute(self, node: str, name: str, value: str, lifetime: str = "forever") -> None:
+        self.marks[(node, name)] = value
+
+    def get_attribute(self, node: str, name: str, lifetime: str = "forever") -> str | None:
+        return self.marks.get((node, name))
+
+    def delete_attribute(self, node: str, name: str, lifetime: str = "forever") -> None:
+        self.marks.pop((node, name), None)
+
+    def wait_settled(self, expect: object = None, *, deadline: float, interval: float | None = None) -> ClusterState:
+        self.calls.append(("settled",))
+        return self.state()
+
+    def predict_standbys(self, standby: Mapping[str, bool], prepare: Any = None) -> tuple[Predicted, ...]:
+        self.calls.append(("predict", tuple(sorted(standby)), all(standby.values())))
+        if not all(standby.values()):  # coming back: their own come home
+            return tuple(Predicted("Move", rid, self.where[rid], home, None, False)
+                         for rid, home in self.home.items() if home in standby and self.where[rid] != home)
+        down = next((rids for nodes, rids in self.stops.items() if nodes <= set(standby)), [])
+        return tuple(Predicted("Stop", rid, self.where.get(rid), None, "node availability", False) for rid in down)
+
+    def predict_standby(self, node: str, standby: bool = True) -> tuple[Predicted, ...]:
+        return self.predict_standbys({node: standby})
+
+    def votes(self) -> Votes:
+        if isinstance(self._votes, Exception):
+            raise self._votes
+        return self._votes or Votes(len(self.names) // 2 + 1, dict.fromkeys(self.names, 1), ("Quorate",))
+
+    def utilization(self) -> Utilization:
+        return self.util
+
+
+class Checks:
+    """Healthy everywhere but on ``bad`` nodes (their packages broke what runs there)."""
+
+    def __init__(self, cluster: Scripted, bad: set[str] | None = None) -> None:
+        self.cluster, self.bad = cluster, bad or set()
+
+    def preflight(self) -> None: ...
+
+    def baseline(self) -> Any:
+        return self.cluster.state(), None
+
+    def verify(self, moved: Mapping[str, str], baseline: Any) -> HealthReport:
+        return HealthReport(tuple(CheckResult(rid, where, Level.APPLICATION, "probe", ok=where not in self.bad,
+                                              error=None if where not in self.bad else "HTTP 500")
+                                  for rid, where in moved.items()), 0.1)
+
+
+class Nodes:
+    """Each node's upgrade takes ``seconds``; the times each ran are kept (they overlap in a batch)."""
+
+    local, tool = "node1", "/usr/sbin/rolling-upgrade"
+
+    def __init__(self, seconds: float = 0.2, fail: set[str] | None = None) -> None:
+        self.seconds, self.fail = seconds, fail or set()
+        self.spans: dict[str, tuple[float, float]] = {}
+
+    def apply(self, node: str, run_id: str, on_event: Any, timeout: float = 3600,
+              set_digest: str | None = None) -> ApplyResult:
+        start = time.monotonic()
+        on_event({"stage": "install", "percent": 50.0, "text": f"installing on {node}"})
+        time.sleep(self.seconds)
+        self.spans[node] = (start, time.monotonic())
+        if node in self.fail:
+            return ApplyResult(False, error="dpkg: error processing package demo-libfoo (--configure)")
+        return ApplyResult(True, changes=(LIB,), seconds=self.seconds)
+
+
+class Said:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str | None, str, str]] = []
+
+    def step(self, node, phase, text) -> None:
+        self.lines.append((node, phase, text))
+
+    def progress(self, node, event) -> None:
+        self.lines.append((node, "apt", event["text"]))
+
+
+class FreshLock:
+    def acquire(self, phase: str, **_: Any) -> None: ...
+
+    def heartbeat(self, phase: str | None = None, *, before_move: bool = False) -> None: ...
+
+    def release(self) -> bool:
+        return True
+
+
+def rollout(tmp_path: Path, cluster: Scripted, concurrency: int = 2, bad: set[str] | None = None,
+            nodes: Nodes | None = None, **config: Any) -> tuple[Rollout, Said, Nodes]:
+    said, nodes = Said(), nodes or Nodes()
+    r = Rollout(cluster, nodes, Checks(cluster, bad), Config(settle_timeout=5, concurrency=concurrency, **config),  # type: ignore[arg-type]
+                History(tmp_path / "history.jsonl"), said, RUN)
+    r.lock = FreshLock()  # type: ignore[assignment]
+    r.all_nodes = list(cluster.names)
+    r.results = {n: NodeResult(n) for n in cluster.names}
+    r.placed = {rid: frozenset({w}) for rid, w in cluster.where.items()}
+    return r, said, nodes
+
+
+def plans(cluster: Scripted, *changes: Change) -> dict[str, NodePlan]:
+    order = [n for n in cluster.names if n != "node1"] + ["node1"]
+    return {n: NodePlan(n, changes or (LIB,)) for n in order}
+
+
+@pytest.fixture(autouse=True)
+def no_holds(monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
+    """A fail back's holds (written into the CIB and synced onto the nodes) are test_holding's business."""
+    held: list[set[str]] = []
+    monkeypatch.setattr(holding, "hold_back", lambda run, node, suspects: held.append(set(suspects)))
+    return held
+
+
+def full_run(r: Rollout, monkeypatch: pytest.MonkeyPatch, the_plans: dict[str, NodePlan]) -> Outcome:
+    r.preflight = lambda only: dict(the_plans)  # type: ignore[method-assign]
+    monkeypatch.setattr(staging, "freeze", lambda run, p, resumed="": {})
+    monkeypatch.setattr(staging, "stage", lambda run, order: {n: the_plans[n].changes for n in order})
+    monkeypatch.setattr(steering, "clean_up", lambda cluster, nodes: [])
+    monkeypatch.setattr("upgrader.orchestrator.procedure.holding.release_expired", lambda *a: [])
+    return r.run()
+
+
+def drains(tmp_path: Path) -> list[list[str]]:
+    """The nodes of each drain, in order: those whose drain started with no upgrade in between."""
+    groups: list[list[str]] = []
+    last = None
+    for e in History(tmp_path / "history.jsonl").entries(RUN):
+        if (e["phase"], e["event"]) == ("drain", "start"):
+            if last != "drain":
+                groups.append([])
+            groups[-1].append(e["node"])
+        if e["event"] == "start" and e["phase"] in ("drain", "upgrade", "fail-over"):
+            last = e["phase"]
+    return groups
+
+
+def test_a_batch_of_two_is_drained_and_upgraded_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = Scripted(5)
+    r, said, nodes = rollout(tmp_path, cluster, nodes=Nodes(seconds=0.3))
+    assert full_run(r, monkeypatch, plans(cluster)) == Outcome.DONE
+    assert drains(tmp_path) == [["node2", "node3"], ["node4", "node5"], ["node1"]]  # the runner alone and last
+    assert {n: r.results[n].result for n in cluster.names} == dict.fromkeys(cluster.names, "ok")
+    (a0, a1), (b0, b1) = nodes.spans["node2"], nodes.spans["node3"]
+    assert a0 < b1 and b0 < a1  # their upgrades overlapped
+    assert cluster.standby == set() and cluster.where == cluster.home
+    # one standby each, then one settle; asked with both in standby at once first
+    assert ("predict", ("node2", "node3"), True) in cluster.calls
+    i = cluster.calls.index(("standby", "node2", True))
+    assert cluster.calls[i:i + 3] == [("standby", "node2", True), ("standby", "node3", True), ("settled",)]
+    assert ("node2", "plan", "draining node2 and node3 together (Concurrency 2)") in said.lines
+    # each node its own record: one start and one end, ok, with its moves
+    entries = History(tmp_path / "history.jsonl").entries(RUN)
+    ends = [e for e in entries if (e["phase"], e["event"]) == ("node", "end")]
+    assert sorted(e["node"] for e in ends) == sorted(cluster.names) and all(e["result"] == "ok" for e in ends)
+    assert any("app3 node3 -> " in m for m in r.results["node3"].moves)
+    assert ("node3", "apt", "installing on node3") in said.lines  # progress lines name their node
+
+
+def test_a_batch_shrinks_when_crm_simulate_predicts_a_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = Scripted(5, stops={frozenset({"node2", "node3"}): ["app7"]})
+    r, said, _ = rollout(tmp_path, cluster)
+    assert full_run(r, monkeypatch, plans(cluster)) == Outcome.DONE
+    assert drains(tmp_path) == [["node2"], ["node3", "node4"], ["node5"], ["node1"]]
+    assert ("node2", "plan", "draining node2 alone: node2 and node3 together would stop app7 would be stopped, "
+            "not moved (node availability)") in said.lines
+    assert all(r.results[n].result == "ok" for n in cluster.names)
+
+
+def test_a_batch_of_three_shrinks_to_two_and_says_which_node_stays_out(tmp_path: Path) -> None:
+    cluster = Scripted(6, stops={frozenset({"node2", "node3", "node4"}): ["app9"]})
+    r, said, _ = rollout(tmp_path, cluster, concurrency=3)
+    rest = ["node2", "node3", "node4", "node5", "node6", "node1"]
+    assert batches.choose(r, r, rest, plans(cluster)) == ["node2", "node3"]
+    assert said.lines[-1][2].startswith("draining node2 and node3 together (Concurrency 3) (not node4 as well: "
+                                        "node2, node3 and node4 together would stop app9")
+
+
+def test_a_fail_back_on_one_node_of_a_batch_quarantines_it_alone_and_stops_the_run_after_the_other(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_holds: list[set[str]]) -> None:
+    cluster = Scripted(5)
+    r, said, nodes = rollout(tmp_path, cluster, bad={"node3"})
+    assert full_run(r, monkeypatch, plans(cluster)) == Outcome.FAILED_BACK
+    assert drains(tmp_path) == [["node2", "node3"]]  # stopped before the next batch
+    assert r.results["node3"].result == "quarantined" and r.results["node2"].result == "ok"
+    assert cluster.standby == {"node3"} and ("node3", "rolling-upgrade-quarantine") in cluster.marks
+    assert no_holds == [{"node3"}]  # blamed alone
+    assert cluster.where["app2"] == "node2"  # the other node failed over, verified, and runs its own again
+    assert set(nodes.spans) == {"node2", "node3"}
+    assert r.stop_reason and "health check failed after the move" in r.stop_reason
+    assert "node3 in standby and quarantined" in r.stop_reason and "node2" not in r.stop_reason.split(";")[-1]
+    ends = {e["node"]: e for e in History(tmp_path / "history.jsonl").entries(RUN)
+            if (e["phase"], e["event"]) == ("node", "end")}
+    assert ends["node2"]["result"] == "ok" and ends["node3"]["result"] == "quarantined"
+
+
+def test_a_failed_upgrade_on_one_node_lets_the_other_finish_then_stops(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = Scripted(5)
+    r, _, _ = rollout(tmp_path, cluster, nodes=Nodes(fail={"node2"}))
+    assert full_run(r, monkeypatch, plans(cluster)) == Outcome.NEEDS_PERSON
+    assert r.results["node2"].result == "failed" and r.results["node3"].result == "ok"  # as with one node
+    assert cluster.standby == {"node2"} and cluster.where["app3"] == "node3"
+    assert r.stop_reason and r.stop_reason.startswith("the upgrade of node2 failed: dpkg: error processing")
+    assert "node4" not in {e["node"] for e in History(tmp_path / "history.jsonl").entries(RUN)}
+
+
+def test_a_two_node_cluster_never_drains_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = Scripted(2)
+    r, said, _ = rollout(tmp_path, cluster, concurrency=5)
+    assert full_run(r, monkeypatch, plans(cluster)) == Outcome.DONE
+    assert drains(tmp_path) == [["node2"], ["node1"]]
+    assert not any(c[0] == "predict" and len(c[1]) > 1 for c in cluster.calls)
+
+
+def test_three_nodes_with_the_runner_last_never_batch_two_of_two(tmp_path: Path) -> None:
+    cluster = Scripted(3)
+    r, said, _ = rollout(tmp_path, cluster, concurrency=2)
+    assert batches.choose(r, r, ["node2", "node3", "node1"], plans(cluster)) == ["node2", "node3"]
+    assert batches.choose(r, r, ["node1"], plans(cluster)) == ["node1"]
+    assert batches.choose(r, r, ["node3", "node1"], plans(cluster)) == ["node3"]  # the runner goes alone
+
+
+def test_a_stack_upgrade_never_batches_when_quorum_would_be_lost(tmp_path: Path) -> None:
+    cluster = Scripted(4)  # 4 votes, quorum 3: two nodes out leave 2
+    r, said, _ = rollout(tmp_path, cluster)
+    stack = plans(cluster, LIB, STACK)
+    assert batches.choose(r, r, ["node2", "node3", "node4", "node1"], stack) == ["node2"]
+    assert said.lines[-1] == ("node2", "plan", "draining node2 alone: a cluster-stack upgrade of node2 and node3 "
+                              "together would leave 2 vote(s), quorum needs 3")
+    # the same drain without the stack keeps quorum (the stacks stay up): together
+    assert batches.choose(r, r, ["node2", "node3", "node4", "node1"], plans(cluster)) == ["node2", "node3"]
+    # five nodes: two out leave 3 of 5, quorum 3
+    five = Scripted(5)
+    r5, _, _ = rollout(tmp_path, five)
+    assert batches.choose(r5, r5, ["node2", "node3", "node4", "node5", "node1"],
+                          plans(five, LIB, STACK)) == ["node2", "node3"]
+
+
+def test_reboots_never_batch_when_the_votes_cannot_be_read(tmp_path: Path) -> None:
+    from upgrader.runner import CommandMissing
+
+    missing = CommandMissing(Result(("corosync-quorumtool", "-s"), 127, "", "not found", 0.0, missing=True))
+    cluster = Scripted(5, votes=missing)
+    r, said, _ = rollout(tmp_path, cluster, reboot=True)
+    assert batches.choose(r, r, ["node2", "node3", "node4", "node5", "node1"], plans(cluster)) == ["node2"]
+    assert said.lines[-1][2].startswith("draining node2 alone: a reboot (Reboot is on) takes nodes out of the "
+                                        "cluster and corosync's votes cannot be read (corosync-quorumtool is not "
+                                        "installed")
+
+
+def test_declared_utilization_that_the_nodes_left_cannot_hold_shrinks_the_batch(tmp_path: Path) -> None:
+    util = Utilization(nodes={f"node{i}": {"cpu": 2} for i in range(1, 6)},
+                       resources={f"app{i}": {"cpu": 2} for i in range(1, 6)}, strategy="utilization")
+    cluster = Scripted(5, util=util)  # 10 cpu, 10 asked: no node can go at all (crm_simulate would say so too)
+    r, said, _ = rollout(tmp_path, cluster)
+    assert batches.choose(r, r, ["node2", "node3", "node4", "node5", "node1"], plans(cluster)) == ["node2"]
+    assert said.lines[-1][2] == ("draining node2 alone: node2 and node3 together would leave too little capacity "
+                                 "(utilization): cpu: 10 asked, 6 left on node1, node4, node5")
+
+
+def test_concurrency_one_asks_nothing_new_of_the_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = Scripted(5)
+    r, said, _ = rollout(tmp_path, cluster, concurrency=1)
+    assert full_run(r, monkeypatch, plans(cluster)) == Outcome.DONE
+    assert drains(tmp_path) == [["node2"], ["node3"], ["node4"], ["node5"], ["node1"]]
+    assert not any(c[0] == "predict" and len(c[1]) > 1 for c in cluster.calls)
+    assert not any(phase == "plan" and "draining" in text for _, phase, text in said.lines)
+
+
+@pytest.mark.parametrize("raw, said", [
+    ("0", "Rolling-Upgrade::Concurrency: '0' is too small (at least 1: one node at a time)"),
+    ("abc", "Rolling-Upgrade::Concurrency: 'abc' is not a whole number of nodes (use e.g. 2; 1 drains one node "
+            "at a time)"),
+    ("-2", "Rolling-Upgrade::Concurrency: '-2' is not a whole number of nodes (use e.g. 2; 1 drains one node "
+           "at a time)"),
+])
+def test_bad_concurrency_values_are_refused_in_one_line_naming_the_key(tmp_path: Path, raw: str, said: str) -> None:
+    (tmp_path / "50x.conf").write_text(f'Rolling-Upgrade::Concurrency "{raw}";\n')
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, main_file=None)
+    assert str(caught.value) == said
+
+
+def test_concurrency_defaults_to_one_and_more_than_the_nodes_is_fine(tmp_path: Path) -> None:
+    assert Config().concurrency == 1
+    (tmp_path / "50x.conf").write_text('Rolling-Upgrade::Concurrency "64";\n')
+    config = load(tmp_path, main_file=None)
+    assert config.concurrency == 64
+    cluster = Scripted(4)
+    r, _, _ = rollout(tmp_path, cluster, concurrency=64)
+    assert batches.choose(r, r, ["node2", "node3", "node4", "node1"], plans(cluster)) == ["node2", "node3", "node4"]
+
+
+QUORUMTOOL = """Quorum information
+------------------
+Date:             Tue Dec  1 02:00:00 2026
+Quorum provider:  corosync_votequorum
+Nodes:            5
+Node ID:          1
+Ring ID:          1.2c
+Quorate:          Yes
+
+Votequorum information
+----------------------
+Expected votes:   6
+Highest expected: 6
+Total votes:      6
+Quorum:           4
+Flags:            Quorate Qdevice
+
+Membership information
+----------------------
+    Nodeid      Votes    Qdevice Name
+         1          1    A,V,NMW node1 (local)
+         2          1    A,V,NMW node2
+         3          1    A,V,NMW node3
+         4          1    A,V,NMW node4
+         5          1    A,V,NMW node5
+         0          1            Qdevice
+"""
+
+
+def test_corosync_votes_leave_the_quorum_device_out() -> None:
+    votes = parse_quorumtool(QUORUMTOOL)
+    assert votes.quorum == 4 and votes.members == {f"node{i}": 1 for i in range(1, 6)}
+    assert votes.flags == ("Quorate", "Qdevice")
+    assert votes.left_without(["node2"]) == 4 and votes.left_without(["node2", "node3"]) == 3
+
+
+def test_utilization_is_read_from_the_cib_and_summed() -> None:
+    cib = """<configuration><crm_config><cluster_property_set id="o">
+      <nvpair id="o-ps" name="placement-strategy" value="balanced"/></cluster_property_set></crm_config>
+      <nodes><node id="1" uname="node1"><utilization id="u1"><nvpair id="u1c" name="cpu" value="4"/></utilization></node>
+             <node id="2" uname="node2"><utilization id="u2"><nvpair id="u2c" name="cpu" value="4"/></utilization></node>
+      </nodes><resources><primitive id="app1" class="ocf" provider="heartbeat" type="Dummy">
+        <utilization id="a1"><nvpair id="a1c" name="cpu" value="3"/></utilization></primitive></resources>
+      </configuration>"""
+    util = parse_utilization(cib)
+    assert util.strategy == "balanced" and util.nodes == {"node1": {"cpu": 4}, "node2": {"cpu": 4}}
+    assert util.resources == {"app1": {"cpu": 3}} and util.declared
+    state = Scripted(2).state()
+    assert shortfall(util, state, ["node2"]) == []
+    assert shortfall(util, state, ["node1", "node2"]) == ["cpu: 3 asked, 0 left on no node"]
