@@ -238,3 +238,9 @@ def test_the_history_is_said_even_when_it_cannot_be_written(journald: socket.soc
     with pytest.raises(HistoryError):
         History(tmp_path / "not-a-dir" / "h.jsonl").record("r1", None, "run", "start", holder="node1")
     assert parse(journald.recv(65536))["MESSAGE"] == "run r1 started on node1"
+
+
+def test_the_readme_lists_every_message_id_with_its_kind() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for kind, (message_id, _) in journal.KINDS.items():
+        assert f"| `{message_id}` | {kind} |" in readme, kind
