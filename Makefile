@@ -12,7 +12,7 @@ KEEP ?=
 # machine's packages) can install the built .deb.
 DEB_PACKAGES := pacemaker pacemaker-cli-utils corosync resource-agents lxc \
 	unattended-upgrades dpkg-dev apt-utils python3-apt python3-venv python3-rich python3-tenacity \
-	iproute2 procps util-linux kmod openssh-server openssh-client man-db groff-base logrotate
+	iproute2 procps util-linux kmod openssh-server openssh-client man-db groff-base logrotate systemd
 
 .PHONY: deps deb-deps install-missing venv test test-scale faults demo lab-up lab-down lab-status bench bench-growth install deb deb-build clean
 

@@ -5,6 +5,8 @@ note), the time, and what the phase has to say (result, package changes,
 moves, errors). Written 0600 in a 0700 directory: it names hosts and
 packages. A file found with looser modes is re-tightened to 0600 at the
 next write. A corrupt line is reported with its line number, never guessed at.
+Each record is also said in the journal (:func:`upgrader.journal.record`),
+first: a history that cannot be written still leaves its news there.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from upgrader import journal
+
 
 class HistoryError(Exception):
     """The history file cannot be read or written."""
@@ -26,6 +30,7 @@ class History:
         self.path = path
 
     def record(self, run_id: str, node: str | None, phase: str, event: str, **data: Any) -> None:
+        journal.record(run_id, node, phase, event, data)
         entry = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "run": run_id,
                  "node": node, "phase": phase, "event": event, **data}
         line = json.dumps(entry, sort_keys=True, default=str) + "\n"

@@ -66,6 +66,7 @@ TIMED_OUT = 124
 DEFAULT_TIMEOUT = 30.0  # any command given no bound of its own (crm_mon, cibadmin, crm_attribute, crm_resource, ...)
 DC_QUERY_TIMEOUT = 5.0  # crmadmin --status: the DC's controller state, while waiting for the cluster to settle
 LOGGER_TIMEOUT = 5  # logger: one line to the system log
+JOURNAL_TIMEOUT = 1.0  # one datagram to journald's socket (not a command: a stuck journald must not stall apt)
 REBOOT_PROBE_TIMEOUT = 15  # one look for /run/upgrader/reboot-pending on a node coming back from its reboot
 LXC_TIMEOUT = 10  # lxc-ls, lxc-info on a node (rolling-upgrade patched)
 RUN_STATE_TIMEOUT = 30  # rolling-upgrade run-state on the node holding an apt run's lock

@@ -1,9 +1,12 @@
-"""One line to where a person looks later: the system log (``logger``) and a log file of upgrader's.
+"""One line to where a person looks later: the journal (or the system log) and a log file of upgrader's.
 
 The APT hooks write to /var/log/upgrader/hooks.log under the tag
-``rolling-upgrade``; the nightly window to its own file and tag. A log that
-cannot be written never stops what is being logged (a full /var/log must not
-block apt, nor the emergency override).
+``rolling-upgrade``; the nightly window to its own file and tag. The line
+goes to the journal with its run, node, phase and kind of event where
+journald runs, else to the system log through ``logger``
+(:func:`upgrader.journal.event`). A log that cannot be written never stops
+what is being logged (a full /var/log must not block apt, nor the emergency
+override).
 """
 
 from __future__ import annotations
@@ -16,18 +19,23 @@ HOOKS_LOG = "/var/log/upgrader/hooks.log"
 TAG = "rolling-upgrade"
 
 
-def loud(message: str, priority: str = "user.warning", root: str = "") -> None:
-    """Say ``message`` everywhere a person might look: stderr too."""
-    print(f"{TAG}: {message}", file=sys.stderr)
-    syslog(message, priority, root)
+def loud(message: str, priority: str = "user.warning", root: str = "", **about: str | None) -> None:
+    """Say ``message`` everywhere a person might look: stderr too (``about``: as :func:`syslog`'s)."""
+    try:
+        print(f"{TAG}: {message}", file=sys.stderr)
+    except (OSError, ValueError):  # no stderr left (a closed terminal): the log still has it
+        pass
+    syslog(message, priority, root, **about)
 
 
 def syslog(message: str, priority: str = "user.notice", root: str = "", *, tag: str = TAG,
-           log_file: str = HOOKS_LOG) -> None:
-    """The system log (``logger``; a missing log daemon is ignored) and ``log_file``."""
-    from upgrader.runner import LOGGER_TIMEOUT, Runner
+           log_file: str = HOOKS_LOG, kind: str = "note", run_id: str | None = None, node: str | None = None,
+           phase: str | None = None) -> None:
+    """The journal (``kind`` of event, its run, node and phase), else the system log (``logger``; a missing
+    log daemon is ignored), and ``log_file``."""
+    from upgrader import journal
 
-    Runner(timeout=LOGGER_TIMEOUT).call(["logger", "-t", tag, "-p", priority, "--", message])
+    journal.event(kind, message, run_id=run_id, node=node, phase=phase, priority=priority, identifier=tag)
     note(message, root, log_file)
 
 

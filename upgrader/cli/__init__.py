@@ -225,7 +225,10 @@ def _failed(exc: Exception) -> int:
     from upgrader.runner import CommandError
 
     if isinstance(exc, Refused):
+        from upgrader import journal
+
         print(exc, file=sys.stderr)
+        journal.event("refusal", str(exc), priority="warning")
         return Outcome.REFUSED
     if isinstance(exc, (BadValue, ConfigError)):
         print(f"rolling-upgrade: {exc}", file=sys.stderr)

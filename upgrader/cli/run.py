@@ -126,14 +126,17 @@ def lock_now():
 
 
 def send_report(r: Rollout, source: str, code: int, refused: str | None, error: str | None = None) -> None:
-    """The run's report under Mail, MailReport and Webhook, as the window sends its own, and its metrics;
-    never fails the run."""
+    """The run's end in the journal (its exit code; a refusal first), its report under Mail, MailReport and
+    Webhook, as the window sends its own, and its metrics; never fails the run."""
     import socket
 
-    from upgrader import metrics
+    from upgrader import journal, metrics
     from upgrader.nightly import report
     from upgrader.syslog import syslog
 
+    nodes = getattr(r, "nodes", None)
+    journal.run_end(r.run_id, int(code), Outcome(code).name.lower(), refused=refused, error=error or r.stop_reason,
+                    source=source, node=getattr(nodes, "local", None))
     cfg = r.config
     if getattr(r, "cluster", None) is not None:
         metrics.record(r.cluster, cfg.metrics_dir, run_start=getattr(r, "started", None), run_end=lock_now(),
@@ -146,11 +149,12 @@ def send_report(r: Rollout, source: str, code: int, refused: str | None, error: 
         summary = report.Summary(r.run_id, socket.gethostname(), Outcome(code).name.lower(), int(code),
                                  [vars(x) for x in r.results.values()], refused, log, source=source)
         for said, problem in report.deliver(summary, cfg.mail, cfg.mail_report, cfg.webhook):
-            syslog(said, "user.warning" if problem else "user.info")
+            syslog(said, "user.warning" if problem else "user.info", run_id=r.run_id)
             if problem:
                 print(f"rolling-upgrade: {said}", file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 - the report is news about the run, never a reason to fail it
-        syslog(f"run {r.run_id}: its report could not be sent: {type(exc).__name__}: {exc}", "user.warning")
+        syslog(f"run {r.run_id}: its report could not be sent: {type(exc).__name__}: {exc}", "user.warning",
+               run_id=r.run_id)
 
 
 def unquarantine(cluster: Cluster, out: Console, node_name: str) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 
 from rich.console import Console
 
-from upgrader import boot
+from upgrader import boot, journal
 from upgrader import config as configuration
 from upgrader.nightly import fit
 from upgrader.nightly.window import Collect, Estimate, local_time, run_window
@@ -56,6 +56,7 @@ def window(cluster: Cluster, out: Console, *, check: bool, at: datetime | None, 
     if check:
         return _check(start.rollout(cluster, Collect()), cfg, Estimate(cfg), started, out, as_json)
     code, doc, line = run_window(cluster, cfg, started, at is not None)
+    journal.run_end(doc.get("run") or "", code, Outcome(code).name.lower(), source="window")
     _print(out, as_json, doc, line)
     return code
 

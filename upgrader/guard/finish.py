@@ -49,7 +49,8 @@ def post_invoke(stage: str, key: str) -> int:
     result = record.record_result(key)
     store.event(key, stage, "recorded", result["result"])
     if os.environ.get(GUARD_ENV, "").lower() == "off":
-        loud(f"WARNING: {GUARD_ENV}=off: run {key} ended ({result['result']}); no finishing step is started")
+        loud(f"WARNING: {GUARD_ENV}=off: run {key} ended ({result['result']}); no finishing step is started",
+             kind="apt", run_id=f"apt-{key}", phase=stage)
         return 0
     verdict = store.read_verdict(key)
     if verdict is None or verdict[0] != store.ALLOWED:
@@ -83,7 +84,8 @@ def spawn(key: str) -> None:
         _detach()
         code = wait_and_finish(key)
     except BaseException as exc:  # the waiter must report, never vanish
-        syslog(f"run {key}: the finishing-step waiter failed: {type(exc).__name__}: {exc}", "user.err")
+        syslog(f"run {key}: the finishing-step waiter failed: {type(exc).__name__}: {exc}", "user.err",
+               kind="failure", run_id=_run_id(key), phase="finisher")
         code = 1
     os._exit(code)
 
@@ -134,6 +136,14 @@ def wait_and_finish(key: str) -> int:
     return 0 if done.returncode == 0 else 1
 
 
+def _run_id(key: str) -> str:
+    """The run id apt run ``key`` has (rolling-upgrade's when it started apt), as its verdict recorded it."""
+    try:
+        return (record.read_json(key, record.RUN_INFO) or {}).get("run_id") or f"apt-{key}"
+    except OSError:
+        return f"apt-{key}"
+
+
 def record_finishing(key: str, name: str) -> None:
     """Say in the run's directory that this process finishes run ``key``: while it lives, the run's lock is
     not an ended run's (best-effort: without the record, only the apt run's own process is asked)."""
@@ -141,7 +151,7 @@ def record_finishing(key: str, name: str) -> None:
         store.record_step(key, name)
     except OSError as exc:
         syslog(f"run {key}: could not record the finishing step's pid ({exc}); once apt has ended, its lock "
-               "looks like an ended run's to the next rolling-upgrade run", "user.warning")
+               "looks like an ended run's to the next rolling-upgrade run", "user.warning", run_id=_run_id(key))
 
 
 STACK_POLL = 2.0  # seconds between looks at whether this node's cluster stack answers again
@@ -158,7 +168,8 @@ def wait_for_stack(conf, info: dict, deadline: float) -> str | None:
 
     node, run_id = info["node"], info["run_id"]
     syslog(f"run {run_id}: {node} was upgraded with its cluster stack stopped; start the stack "
-           "(Stack::Start, e.g. systemctl start corosync pacemaker): the finishing step then brings it back online")
+           "(Stack::Start, e.g. systemctl start corosync pacemaker): the finishing step then brings it back online",
+           kind="apt", run_id=run_id, node=node, phase="finisher")
     local = Cluster(Runner(timeout=conf.hooks_query_timeout))
     beat = 0.0
     while time.monotonic() < deadline:
@@ -216,7 +227,8 @@ def _mark_failed(info: dict, conf: Any) -> None:
                 return
             except (LockError, CommandError) as exc:
                 why += f"; and through {peer.name}: {exc}"
-    syslog(f"run {info['run_id']}: could not mark the upgrade lock {FAILED_PHASE}: {why}", "user.err")
+    syslog(f"run {info['run_id']}: could not mark the upgrade lock {FAILED_PHASE}: {why}", "user.err",
+           kind="failure", run_id=info["run_id"], node=info["node"], phase="finisher")
 
 
 def _history(path: Path, key: str, result: str, finish: str) -> None:
@@ -230,4 +242,5 @@ def _history(path: Path, key: str, result: str, finish: str) -> None:
                          ended=outcome.get("at"), result=result, changes=outcome.get("changes", []), finish=finish)
     store.event(key, "finisher", "recorded", finish)
     syslog(f"run {run_id} on {info.get('node')}: apt {result}; finishing step {finish}",
-           "user.warning" if result != "ok" or finish.startswith("pending") else "user.notice")
+           "user.warning" if result != "ok" or finish.startswith("pending") else "user.notice",
+           kind="apt" if result == "ok" else "failure", run_id=run_id, node=info.get("node"), phase="apt")

@@ -29,7 +29,7 @@ import sys
 
 from upgrader import runkey
 from upgrader.guard import store
-from upgrader.runs import GUARD_ENV, RUN_ID_ENV
+from upgrader.runs import APT_RUN_PREFIX, GUARD_ENV, RUN_ID_ENV
 PRE_STAGES = ("pre-invoke", "dpkg-pre-invoke")
 POST_STAGES = ("post-invoke", "dpkg-post-invoke")
 STAGES = (*PRE_STAGES, "pre-install-pkgs", *POST_STAGES)
@@ -76,6 +76,10 @@ def main(argv: list[str]) -> int:
                 store.write_verdict(key, store.REFUSED, reason)
             except OSError:
                 pass  # refused all the same: the reason is on stderr
+        from upgrader import journal
+
+        journal.event("refusal" if stage in PRE_STAGES else "failure", reason, priority="user.err", phase=stage,
+                      run_id=os.environ.get(RUN_ID_ENV) or f"{APT_RUN_PREFIX}{key}")
         return EXIT_REFUSED
 
 
@@ -156,7 +160,8 @@ def _override(stage: str, key: str) -> int:
     from upgrader.syslog import loud
 
     loud(f"WARNING: {GUARD_ENV}=off: the upgrade guard is bypassed for this {stage} (run {key}, "
-         f"pid {os.getppid()}): dpkg runs whatever the cluster's state", priority="auth.warning")
+         f"pid {os.getppid()}): dpkg runs whatever the cluster's state", priority="auth.warning", kind="apt",
+         run_id=os.environ.get(RUN_ID_ENV) or f"{APT_RUN_PREFIX}{key}", phase=stage)
     store.event(key, stage, "override")
     return 0
 

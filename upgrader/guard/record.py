@@ -36,14 +36,14 @@ def decide_run(key: str, env_run_id: str) -> tuple[str, str]:
         conf = config.load()
         names.run_id(run_id)
     except config.ConfigError as exc:
-        return _verdict(key, False, f"refused: {exc}")
-    except names.BadValue as exc:
+        return _verdict(key, False, f"refused: {exc}", run_id)
+    except names.BadValue as exc:  # not a run id to give the journal either
         return _verdict(key, False, f"refused: {RUN_ID_ENV}: {exc}; unset it (rolling-upgrade sets it itself)")
     drain_within = None
     if not env_run_id and is_unattended(int(key.split("-")[0])):
         refusal = grace_refusal(conf.boot_grace, "unattended-upgrades")
         if refusal:
-            return _verdict(key, False, refusal)
+            return _verdict(key, False, refusal, run_id)
         drain_within = float(conf.settle_timeout) if conf.auto_standby else None
     from upgrader.guard.peer import ask_a_peer
 
@@ -61,11 +61,12 @@ def decide_run(key: str, env_run_id: str) -> tuple[str, str]:
                 _release(conf, cluster, decision, run_id)
             return _verdict(key, False, f"refused: cannot record this apt run's verdict ({exc.strerror or exc}: "
                                         f"{exc.filename or store.RUN_DIR}); the upgrade lock was released; free "
-                                        "/run, then run apt again")
+                                        "/run, then run apt again", run_id, decision.node)
         store.event(key, "pre-invoke", "lock-acquired", run_id)
-        syslog(f"run {key}: {store.ALLOWED}: {decision.reason}", "user.notice")
+        syslog(f"run {key}: {store.ALLOWED}: {decision.reason}", "user.notice", kind="apt", run_id=run_id,
+               node=decision.node, phase="pre-invoke")
         return store.ALLOWED, decision.reason
-    return _verdict(key, False, decision.reason)
+    return _verdict(key, False, decision.reason, run_id, decision.node)
 
 
 def _release(conf, cluster, decision, run_id: str) -> None:
@@ -86,14 +87,17 @@ def _release(conf, cluster, decision, run_id: str) -> None:
         pass
 
 
-def _verdict(key: str, allowed: bool, reason: str) -> tuple[str, str]:
-    """Record and say the verdict; one that cannot be recorded (a full /run) is still returned and said."""
+def _verdict(key: str, allowed: bool, reason: str, run_id: str | None = None,
+             node: str | None = None) -> tuple[str, str]:
+    """Record and say the verdict (a refusal in the journal, of ``run_id``); one that cannot be recorded (a
+    full /run) is still returned and said."""
     verdict = store.ALLOWED if allowed else store.REFUSED
     try:
         store.write_verdict(key, verdict, reason)
     except OSError:
         pass
-    syslog(f"run {key}: {verdict}: {reason}", "user.warning" if not allowed else "user.notice")
+    syslog(f"run {key}: {verdict}: {reason}", "user.warning" if not allowed else "user.notice",
+           kind="apt" if allowed else "refusal", run_id=run_id, node=node, phase="pre-invoke")
     return verdict, reason
 
 

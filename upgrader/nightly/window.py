@@ -36,9 +36,10 @@ LOG_FILE = "/var/log/upgrader/window.log"
 APT_WAIT_POLL = 5.0  # seconds between looks at an apt run's upgrade lock
 
 
-def log(message: str, priority: str = "user.notice") -> None:
-    """One line to syslog (``logger``; a missing log daemon is ignored) and to the window's log file."""
-    syslog(message, priority, tag=TAG, log_file=LOG_FILE)
+def log(message: str, priority: str = "user.notice", *, run_id: str | None = None, kind: str = "window") -> None:
+    """One line to the journal (a ``window`` event of ``run_id`` unless ``kind`` says otherwise), else to syslog
+    (``logger``; a missing log daemon is ignored), and to the window's log file."""
+    syslog(message, priority, tag=TAG, log_file=LOG_FILE, kind=kind, run_id=run_id)
 
 
 class Collect:
@@ -81,11 +82,12 @@ def run_window(cluster: Cluster, cfg: configuration.Config, started: datetime,
     r = start.rollout(cluster, Collect())
     delay = fit.random_delay(cfg.random_delay, left(cfg, clock()), estimate.span)
     if delay:
-        log(f"waiting a random {delay}s (Rolling-Upgrade::Random-Delay {cfg.random_delay}s) before starting")
+        log(f"waiting a random {delay}s (Rolling-Upgrade::Random-Delay {cfg.random_delay}s) before starting",
+            run_id=r.run_id)
         time.sleep(delay)
     r.recovered = recover(cluster, r.nodes, r.history, r.config)  # a run of this node that was killed
     for line in r.recovered:
-        log(line)
+        log(line, run_id=r.run_id, kind="note")
     collect = Collect()
     r.report = collect
     r.before_node = deferral(cfg, estimate, clock)
@@ -148,7 +150,8 @@ def wait_for_lock(cluster: Cluster, run_id: str, room: Callable[[], float]) -> s
         return (f"refused: the upgrade lock is held by {holder}'s apt run ({held.describe(lock.utcnow())}) and the "
                 "window has no room left for a node after it")
     log(f"the upgrade lock is held by {holder}'s apt run ({held.info.run_id}); waiting for it to end (at most "
-        f"{fit.human(timedelta(seconds=wait))}, while the window has room for a node), then upgrading the rest")
+        f"{fit.human(timedelta(seconds=wait))}, while the window has room for a node), then upgrading the rest",
+        run_id=run_id)
     try:
         held = Retrying(stop=stop_after_delay(wait), wait=wait_fixed(APT_WAIT_POLL), reraise=True,
                         retry=retry_if_result(lambda h: lock_kind(h, run_id) == "apt")
@@ -158,7 +161,7 @@ def wait_for_lock(cluster: Cluster, run_id: str, room: Callable[[], float]) -> s
                 " of waiting, and the window has no room left for a node after it")
     busy = refusal(held, run_id)
     if busy is None:
-        log(f"{holder}'s apt run ended; the window goes on")
+        log(f"{holder}'s apt run ended; the window goes on", run_id=run_id)
     return busy
 
 
@@ -198,11 +201,12 @@ def deferral(cfg: configuration.Config, estimate: Estimate, clock: Callable[[], 
 def report_run(r: Rollout, cfg: configuration.Config, summary: report.Summary) -> str:
     """Log, history, mail and webhook for a run that did (or refused) something; its one-line summary."""
     line = summary.headline()
-    log(line, "user.notice" if not summary.failed else "user.err")
+    log(line, "user.notice" if not summary.failed else "user.err", run_id=r.run_id,
+        kind="refusal" if summary.refused else "failure" if summary.failed else "window")
     r.history.record(r.run_id, None, "window", "end", result=summary.outcome, summary=line,
                      deferred={n["node"]: n["error"] for n in summary.nodes if n["result"] == "deferred"})
     for said, problem in report.deliver(summary, cfg.mail, cfg.mail_report, cfg.webhook):
-        log(said, "user.warning" if problem else "user.info")
+        log(said, "user.warning" if problem else "user.info", run_id=r.run_id)
     metrics.record(r.cluster, cfg.metrics_dir, run_start=r.started, run_end=datetime.now(timezone.utc),
                    run_exit=summary.exit, results={n: (x.result, x.seconds) for n, x in r.results.items()},
                    left={n: (len(x.old_code), bool(x.reboot)) for n, x in r.results.items()})
@@ -211,7 +215,8 @@ def report_run(r: Rollout, cfg: configuration.Config, summary: report.Summary) -
 
 def end_quietly(history: History, run_id: str, code: int, line: str) -> dict[str, Any]:
     """A run that did nothing: one log line, one history record; the document to print."""
-    log(line, "user.notice" if code == Outcome.DONE else "user.warning")
+    log(line, "user.notice" if code == Outcome.DONE else "user.warning", run_id=run_id,
+        kind="refusal" if code == Outcome.REFUSED else "window")
     history.record(run_id, None, "window", "end", result=Outcome(code).name.lower(), summary=line)
     return {"run": run_id, "exit": int(code), "outcome": Outcome(code).name.lower(),
             "refused": line if code else None, "summary": line, "nodes": []}
