@@ -12,8 +12,10 @@ library only, because it must be cheap and bounded: the APT hooks start
 without site-packages, and a stuck journald must not stall apt (a blocking
 send under python3-systemd holds the interpreter; this one gives up after
 :data:`~upgrader.runner.JOURNAL_TIMEOUT`). Elsewhere, or when the send
-fails, the event goes to the system log through ``logger`` with its fields
-in the text (``[run=ID node=N phase=P event=KIND]``). Nothing here raises.
+fails, the event goes to the system log (a datagram to /dev/log, as
+``logger`` sends; ``logger`` itself when that socket takes no datagrams)
+with its fields in the text (``[run=ID node=N phase=P event=KIND]``).
+Nothing here raises.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import sys
 from typing import Any, Mapping
 
 SOCKET = "/run/systemd/journal/socket"
+DEVLOG = "/dev/log"  # the system log's socket, where there is no journald
 IDENTIFIER = "rolling-upgrade"
 MAX_MESSAGE = 16384  # characters of MESSAGE sent (a datagram has a size limit; the log file keeps it all)
 
@@ -149,10 +152,23 @@ def event(kind: str, message: str, *, run_id: str | None = None, node: str | Non
         return ""
 
 
-def logger(line: str, priority: str | int = "notice", identifier: str = IDENTIFIER) -> bool:
-    """One line to the system log through ``logger`` (bounded; a missing log daemon is ignored)."""
-    from upgrader.runner import LOGGER_TIMEOUT, Runner
+def logger(line: str, priority: str | int = "notice", identifier: str = IDENTIFIER, path: str | None = None) -> bool:
+    """One line to the system log: a datagram to its socket (:data:`DEVLOG`, what ``logger`` sends, without
+    a process per line: a run records dozens), else through ``logger`` itself (a stream socket, say);
+    bounded, and a missing log daemon is ignored."""
+    from upgrader.runner import JOURNAL_TIMEOUT, LOGGER_TIMEOUT, Runner
 
+    pri = FACILITIES[facility(priority)] * 8 + level(priority)
+    datagram = f"<{pri}>{identifier}[{os.getpid()}]: {line[:MAX_MESSAGE]}".encode("utf-8", "replace")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.settimeout(JOURNAL_TIMEOUT)
+            s.sendto(datagram, path or DEVLOG)
+        return True
+    except FileNotFoundError:  # no log daemon here: logger would find none either
+        return False
+    except (OSError, ValueError):
+        pass
     where = f"{facility(priority)}.{LEVEL_NAMES[level(priority)]}"
     done = Runner(timeout=LOGGER_TIMEOUT).call(["logger", "-t", identifier, "-p", where, "--", line])
     return done.returncode == 0

@@ -4,6 +4,7 @@ the system log, and that saying an event never raises."""
 from __future__ import annotations
 
 import re
+import os
 import socket
 import struct
 import time
@@ -171,8 +172,26 @@ def test_nothing_raises_when_the_fallback_fails_too(tmp_path: Path, monkeypatch:
 
 def test_a_missing_logger_program_is_no_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(journal, "SOCKET", str(tmp_path / "none"))
+    (tmp_path / "devlog").write_text("")  # a log socket that takes no datagram: logger's turn
+    monkeypatch.setattr(journal, "DEVLOG", str(tmp_path / "devlog"))
     monkeypatch.setenv("PATH", str(tmp_path))  # no logger here
     assert journal.event("note", "x") == ""
+    monkeypatch.setattr(journal, "DEVLOG", str(tmp_path / "gone"))  # no log daemon at all
+    assert journal.event("note", "x") == ""
+
+
+def test_without_journald_a_line_is_one_datagram_to_the_log_socket_no_process(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """What logger sends (``<PRI>TAG[PID]: line``), sent here: a run records dozens of lines."""
+    monkeypatch.setattr(journal, "SOCKET", str(tmp_path / "none"))
+    monkeypatch.setattr(journal, "DEVLOG", str(tmp_path / "log"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # a logger process would fail: none is needed
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as daemon:
+        daemon.bind(str(tmp_path / "log"))
+        daemon.settimeout(5)
+        assert journal.event("failure", "node2: quarantined", run_id="r1", node="node2", priority="err") == "syslog"
+        got = daemon.recv(65536).decode()
+    assert got == f"<11>rolling-upgrade[{os.getpid()}]: node2: quarantined [run=r1 node=node2 event=failure]"
 
 
 @pytest.mark.parametrize(("record", "kind", "phase"), [
