@@ -212,15 +212,18 @@ def outage_lines(outages: dict[str, float], show: int = 3) -> list[str]:
 
 def _table(run_id: str, results: list[NodeResult]) -> Table:
     """One row per node: its result, its packages summarized (``--json`` and the history list each one), its
-    moves and last checks; every text from the nodes and the cluster escaped."""
+    moves and last checks, the longest outages the watch saw (a column only when it saw any); every text from
+    the nodes and the cluster escaped."""
     table = Table(title=escape(f"run {run_id}"))
-    for col in ("node", "result", "packages", "moves", "checks", "longest outage", "left on old code", "time"):
+    watched = any(x.outages for x in results)
+    for col in ("node", "result", "packages", "moves", "checks", *(("longest outage",) if watched else ()),
+                "left on old code", "time"):
         table.add_column(col)
     for x in results:
         colour = {"ok": "green", "failed": "red", "quarantined": "red"}.get(x.result, "")
         result = f"[{colour}]{escape(x.result)}[/]" if colour else escape(x.result)
+        outage = (cell(outage_lines(x.outages)),) if watched else ()
         table.add_row(escape(x.node), result, cell(summary_lines(x.changes)) if x.changes else "", cell(x.moves),
-                      cell(x.checks[-3:]), cell(outage_lines(x.outages)),
-                      cell([*x.old_code, *(f"reboot: {r}" for r in x.reboot)]),
+                      cell(x.checks[-3:]), *outage, cell([*x.old_code, *(f"reboot: {r}" for r in x.reboot)]),
                       f"{x.seconds:.1f}s" if x.seconds else "")
     return table
