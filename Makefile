@@ -14,7 +14,7 @@ DEB_PACKAGES := pacemaker pacemaker-cli-utils corosync resource-agents lxc \
 	unattended-upgrades dpkg-dev apt-utils python3-apt python3-venv python3-rich python3-tenacity \
 	iproute2 procps util-linux kmod openssh-server openssh-client man-db groff-base logrotate systemd
 
-.PHONY: deps deb-deps install-missing venv test test-scale faults demo lab-up lab-down lab-status bench bench-growth install deb deb-build clean
+.PHONY: deps deb-deps install-missing node-exporter-deb venv test test-scale faults demo lab-up lab-down lab-status bench bench-growth install deb deb-build clean
 
 # What 'make deb' needs to build the Debian package and check it (debian/control's Build-Depends, lintian).
 DEB_BUILD_PACKAGES := debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools \
@@ -43,6 +43,14 @@ install-missing:
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
+# Debian's prometheus-node-exporter for tests/lab/test_metrics_lab.py: its .deb fetched (apt-get download), never
+# installed on this machine; the test unpacks it inside a lab node. .cache/ is ignored by git.
+DEBS_CACHE := .cache/debs
+node-exporter-deb:
+	@ls $(DEBS_CACHE)/prometheus-node-exporter_*.deb >/dev/null 2>&1 || { \
+	  mkdir -p $(DEBS_CACHE) && cd $(DEBS_CACHE) && echo "Downloading prometheus-node-exporter (not installed)" && \
+	  apt-get download -q prometheus-node-exporter; }
+
 $(BIN)/python:
 	$(PYTHON) -m venv --system-site-packages $(VENV)
 
@@ -58,8 +66,8 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 
 venv: deps $(VENV)/.installed
 
-# deb-deps: tests/packaging builds the Debian package and runs lintian on it.
-test: venv deb-deps
+# deb-deps: tests/packaging builds the Debian package and runs lintian on it; node-exporter-deb: the metrics lab test.
+test: venv deb-deps node-exporter-deb
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The lab at seed scale alone (marker scale, left out of 'test'): a rolling upgrade of 120 applications on

@@ -61,6 +61,7 @@ class Config:
     health_retries: int = 3  # Health::Retries
     health_interval: int = 10  # Health::Interval
     health_patched: bool = True  # Health::Patched: level 4 after each move (no moved container on old code)
+    health_outage_watch: bool = True  # Health::Outage-Watch: TCP connects to the moving resources during each move
     boot_grace: int = 900  # Boot-Grace
     reboot: bool = False  # Reboot
     reboot_command: tuple[str, ...] = ("systemctl", "reboot")  # Reboot-Command
@@ -395,6 +396,7 @@ _SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Health::Retries": ("health_retries", _count),
     "Health::Interval": ("health_interval", _duration),
     "Health::Patched": ("health_patched", _bool),
+    "Health::Outage-Watch": ("health_outage_watch", _bool),
     "Boot-Grace": ("boot_grace", _duration),
     "Reboot": ("reboot", _reboot),
     "Reboot-Command": ("reboot_command", _command),

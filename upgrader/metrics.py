@@ -10,8 +10,14 @@ node_exporter here). The text format is written directly (no client library): a 
   ``rolling_upgrade_last_run_node_seconds{node}`` (its upgrade's duration);
 - ``rolling_upgrade_last_run_node_old_code{node}`` (host services left on replaced code after its upgrade) and
   ``rolling_upgrade_last_run_node_reboot_required{node}``;
+- ``rolling_upgrade_pending_upgrades{node,kind="all"|"security"}``: what the last run's preflight found pending
+  on the node and its upgrade did not install (left out by the selection, held back, deferred, not reached);
+- ``rolling_upgrade_last_run_longest_outage_seconds{resource}``: the longest outage the last run's outage watch
+  saw per resource (:mod:`upgrader.health.outage`; its TCP connects during the moves);
 - ``rolling_upgrade_node_quarantined{node}``;
 - ``rolling_upgrade_lock_held`` and ``rolling_upgrade_lock_age_seconds``.
+
+``status`` knows no run: it rewrites the cluster's part and keeps the last run's samples from the file.
 """
 
 from __future__ import annotations
@@ -30,10 +36,14 @@ HELP = {
     "rolling_upgrade_last_run_node_seconds": "how long the last run took per node",
     "rolling_upgrade_last_run_node_old_code": "host services the last run left on replaced code per node (restart them)",
     "rolling_upgrade_last_run_node_reboot_required": "1 when the node needs a reboot after the last run's upgrade",
+    "rolling_upgrade_pending_upgrades": "upgrades the last run left pending per node (kind all, or security only)",
+    "rolling_upgrade_last_run_longest_outage_seconds": "the longest outage the last run's checks saw per resource "
+                                                       "(TCP connects to its probe address during each move)",
     "rolling_upgrade_node_quarantined": "1 when a run quarantined the node (rolling-upgrade unquarantine NODE)",
     "rolling_upgrade_lock_held": "1 when the cluster-wide upgrade lock is held",
     "rolling_upgrade_lock_age_seconds": "how long the upgrade lock has been held (0 when free)",
 }
+RUN_METRICS = tuple(name for name in HELP if name.startswith(("rolling_upgrade_last_run_", "rolling_upgrade_pending_")))
 
 
 @dataclass
@@ -48,6 +58,9 @@ class Snapshot:
     run_exit: int | None = None
     results: dict[str, tuple[str, float]] = field(default_factory=dict)  # node -> (result, seconds)
     left: dict[str, tuple[int, bool]] = field(default_factory=dict)  # node -> (services on old code, reboot needed)
+    pending: dict[str, tuple[int, int]] = field(default_factory=dict)  # node -> (pending upgrades, security ones)
+    outages: dict[str, float] = field(default_factory=dict)  # resource -> its longest outage in the run (seconds)
+    kept: dict[str, list[str]] = field(default_factory=dict)  # the last run's samples (metric -> rows), run unknown
 
 
 def _label(value: str) -> str:
@@ -69,6 +82,14 @@ def render(s: Snapshot) -> str:
     for node, (services, reboot) in sorted(s.left.items()):
         samples["rolling_upgrade_last_run_node_old_code"].append(f'{{node="{_label(node)}"}} {int(services)}')
         samples["rolling_upgrade_last_run_node_reboot_required"].append(f'{{node="{_label(node)}"}} {int(reboot)}')
+    for node, (pending, security) in sorted(s.pending.items()):
+        samples["rolling_upgrade_pending_upgrades"].append(f'{{node="{_label(node)}",kind="all"}} {int(pending)}')
+        samples["rolling_upgrade_pending_upgrades"].append(f'{{node="{_label(node)}",kind="security"}} {int(security)}')
+    for rid, seconds in sorted(s.outages.items()):
+        samples["rolling_upgrade_last_run_longest_outage_seconds"].append(f'{{resource="{_label(rid)}"}} {seconds:.3f}')
+    for name, rows in s.kept.items():
+        if name in RUN_METRICS and not samples[name]:
+            samples[name] = list(rows)
     quarantined = set(s.quarantined)
     for node in sorted(s.nodes):
         samples["rolling_upgrade_node_quarantined"].append(f'{{node="{_label(node)}"}} {int(node in quarantined)}')
@@ -100,11 +121,27 @@ def write(directory: Path, snapshot: Snapshot) -> Path | None:
     return target
 
 
+def previous_run(directory: Path) -> dict[str, list[str]]:
+    """The last run's samples in the file now (metric -> its rows after the name), to keep when no run is known."""
+    try:
+        text = (directory / FILE).read_text()
+    except (OSError, UnicodeDecodeError):
+        return {}
+    kept: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in RUN_METRICS and not line.startswith("#"):
+            kept.setdefault(name, []).append(line[len(name):])
+    return kept
+
+
 def record(cluster, directory: Path, *, run_start: datetime | None = None, run_end: datetime | None = None,
            run_exit: int | None = None, results: dict[str, tuple[str, float]] | None = None,
-           left: dict[str, tuple[int, bool]] | None = None) -> Path | None:
+           left: dict[str, tuple[int, bool]] | None = None, pending: dict[str, tuple[int, int]] | None = None,
+           outages: dict[str, float] | None = None) -> Path | None:
     """Read the cluster's part (nodes, quarantine, the lock) and write the file; never raises (metrics are
-    news, never a reason to fail what wrote them): None when nothing was written."""
+    news, never a reason to fail what wrote them): None when nothing was written. With no run given
+    (``status``), the last run's samples already in the file are kept."""
     from upgrader.orchestrator import steering
     from upgrader.pacemaker import lock
 
@@ -115,7 +152,8 @@ def record(cluster, directory: Path, *, run_start: datetime | None = None, run_e
         info = lock.read(cluster)
         now = lock.utcnow()
         age = None if info is None else (now - info.started).total_seconds() if info.started else 0.0
+        kept = previous_run(directory) if run_exit is None else {}
         return write(directory, Snapshot(nodes, steering.quarantined(cluster, nodes), age, run_start, run_end,
-                                         run_exit, results or {}, left or {}))
+                                         run_exit, results or {}, left or {}, pending or {}, outages or {}, kept))
     except Exception:  # noqa: BLE001
         return None

@@ -84,10 +84,11 @@ class Bare:
 
 def bare_cycle(lab: Lab, prober: Prober, n: str) -> Bare:
     home(lab)
-    start = time.monotonic()
-    moved = innode(lab, VIA, "move", n, "on", "--check")
-    end = time.monotonic()
-    time.sleep(TAIL)
+    with prober.moving(app for i, app in enumerate(lab.app_names) if lab.node_names[i % lab.nodes] == n):
+        start = time.monotonic()
+        moved = innode(lab, VIA, "move", n, "on", "--check")
+        end = time.monotonic()
+        time.sleep(TAIL)
     seen = prober.outages(start, end + TAIL)
     if not moved.get("health_ok", True):
         raise RuntimeError(f"the health check after a bare move of {n}'s resources failed: {moved['problems']}")
@@ -120,12 +121,12 @@ def rolling_run(lab: Lab, prober: Prober, versions: Versions) -> Run:
     """``rolling-upgrade run --yes --json`` in VIA, through :mod:`upgrader_bench.trace` (which only notes times)."""
     home(lab)
     versions.publish(lab)
-    with RunMemory(lab, VIA) as memory:
+    with RunMemory(lab, VIA) as memory, prober.moving(lab.app_names):  # every node is drained: all of them move
         start = time.monotonic()
         result = node.runner(lab, VIA, timeout=900).call(
             [sys.executable, "-m", "upgrader_bench.trace", TRACE, "--", "run", "--yes", "--json"])
         seconds = time.monotonic() - start
-    time.sleep(TAIL)
+        time.sleep(TAIL)
     seen = prober.outages(start, start + seconds + TAIL)
     try:
         doc = json.loads(result.stdout)

@@ -37,13 +37,7 @@ class LabClient:
                                         thread_name_prefix=f"client-{netns}")
 
     def _enter(self) -> None:
-        fd = os.open(f"/run/netns/{self.netns}", os.O_RDONLY)
-        try:
-            if _libc.setns(fd, CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"setns into {self.netns}: {os.strerror(err)}")
-        finally:
-            os.close(fd)
+        enter_netns(self.netns)
 
     def get(self, host: str, path: str = "/", timeout: float = 2.0) -> Answer:
         return self._pool.submit(_get, host, path, timeout).result()
@@ -60,6 +54,17 @@ class LabClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def enter_netns(netns: str) -> None:
+    """The calling thread joins network namespace ``netns`` (/run/netns/NAME), for good."""
+    fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+    try:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns into {netns}: {os.strerror(err)}")
+    finally:
+        os.close(fd)
 
 
 def _get(host: str, path: str, timeout: float) -> Answer:

@@ -121,6 +121,21 @@ def test_final_report_of_the_run(doc: dict[str, Any]) -> None:
     assert lines[5].split("│")[3].strip() == IN_USE
 
 
+def test_final_report_shows_the_longest_outages_the_watch_saw() -> None:
+    results = {"node1": NodeResult("node1", Result.OK, moves=["app1 node1 -> node2"], seconds=12.0,
+                                   outages={"app1": 0.42, "app2": 0.061, "app3": 1.5, "app4": 0.0}),
+               "node2": NodeResult("node2", Result.UP_TO_DATE)}
+    r = SimpleNamespace(run_id="run-1", results=results, stop_reason=None, recovered=[], package_set=PackageSet())
+    out = console()
+    run_command._finish(out, r, False, Outcome.DONE, None)  # type: ignore[arg-type]
+    lines = printed(out).splitlines()
+    header = [c.strip() for c in lines[2].split("┃")[1:-1]]
+    assert header[5] == "longest outage"
+    column = [line.split("│")[6].strip() for line in lines if line.count("│") == len(header) + 1]
+    assert column[:4] == ["app3 1.50s", "app1 0.42s", "app2 0.06s", "+1 more (--json)"]
+    assert run_command.outage_lines({}) == []
+
+
 def test_final_report_json_keeps_every_change(doc: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     changes = [c.__dict__ for c in node_plan(doc).changes]
     r = SimpleNamespace(run_id="run-1", results={"node1": NodeResult("node1", Result.OK, changes=changes)},

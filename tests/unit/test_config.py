@@ -19,7 +19,7 @@ ALL_KEYS = {
     "Health::Interval", "Boot-Grace", "Reboot", "History-File", "Lock-Expiry", "Mail", "MailReport",
     "Webhook", "Windows", "Blackout", "Default-Node-Duration", "Hooks::Query-Timeout", "Hooks::Finish-Wait",
     "Random-Delay", "Reboot-Command", "Stack::Stop", "Stack::Start", "Rejoin-Timeout", "Apply-Timeout",
-    "Health::Commands", "Health::Patched", "Metrics-Dir", "Origins-Pattern", "Package-Blacklist", "Update",
+    "Health::Commands", "Health::Patched", "Health::Outage-Watch", "Metrics-Dir", "Origins-Pattern", "Package-Blacklist", "Update",
     "Update-Timeout", "Stage", "Concurrency",
 }  # fmt: skip
 
@@ -170,7 +170,7 @@ def test_bad_values(tmp_path: Path, line: str, message: str) -> None:
         ('Rolling-Upgrade::Frobnicate "1";', "Rolling-Upgrade::Frobnicate: unknown setting (see 50rolling-upgrade.conf for the settings there are)"),
         ('Rolling-Upgrade::Mail { "a"; "b"; };', 'Rolling-Upgrade::Mail: a list or group was given (give one value: Rolling-Upgrade::Mail "...";)'),
         ('Rolling-Upgrade::Windows "Sat 01:00-06:00";', "Rolling-Upgrade::Windows: 'Sat 01:00-06:00' is a single value (write a list: Rolling-Upgrade::Windows { \"...\"; };)"),
-        ('Rolling-Upgrade::Health "60";', "Rolling-Upgrade::Health: '60' cannot be set, it is a group (set Rolling-Upgrade::Health::Timeout, Rolling-Upgrade::Health::Retries, Rolling-Upgrade::Health::Interval, Rolling-Upgrade::Health::Patched)"),
+        ('Rolling-Upgrade::Health "60";', "Rolling-Upgrade::Health: '60' cannot be set, it is a group (set Rolling-Upgrade::Health::Timeout, Rolling-Upgrade::Health::Retries, Rolling-Upgrade::Health::Interval, Rolling-Upgrade::Health::Patched, Rolling-Upgrade::Health::Outage-Watch)"),
     ],
 )
 def test_unknown_keys_and_wrong_shapes(tmp_path: Path, line: str, message: str) -> None:
@@ -293,3 +293,8 @@ def test_the_check_commands_a_node_allows_are_absolute_programs(tmp_path: Path) 
 def test_reboot_takes_auto_true_or_false_and_names_the_key_otherwise(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"Rolling-Upgrade::Reboot: 'sometimes' is not auto, true or false"):
         read(tmp_path, 'Rolling-Upgrade::Reboot "sometimes";')
+
+
+def test_the_outage_watch_is_on_unless_turned_off(tmp_path: Path) -> None:
+    assert Config().health_outage_watch is True
+    assert read(tmp_path, 'Rolling-Upgrade::Health::Outage-Watch "no";').health_outage_watch is False

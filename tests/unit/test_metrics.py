@@ -23,7 +23,8 @@ def test_the_text_is_prometheus_exposition_format_with_one_help_and_type_per_met
     start, end = datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc), datetime(2026, 12, 1, 2, 9, tzinfo=timezone.utc)
     text = metrics.render(metrics.Snapshot(["node1", "node2"], ["node2"], 125.0, start, end, 1,
                                            {"node1": ("ok", 61.5), "node2": ("quarantined", 90.0)},
-                                           {"node1": (2, True), "node2": (0, False)}))
+                                           {"node1": (2, True), "node2": (0, False)}, {"node1": (0, 0)},
+                                           {"app1": 0.5}))
     lines = text.splitlines()
     assert all(SAMPLE.match(line) for line in lines if not line.startswith("#")), text
     assert f'rolling_upgrade_last_run_timestamp_seconds{{phase="start"}} {start.timestamp():.0f}' in lines
@@ -59,3 +60,34 @@ def test_the_cluster_part_comes_from_the_cib(tmp_path: Path) -> None:
     assert 'rolling_upgrade_node_quarantined{node="node3"} 1' in text
     assert 'rolling_upgrade_node_quarantined{node="node1"} 0' in text and "rolling_upgrade_lock_held 1" in text
     assert metrics.record(Cluster(Runner(prefix=["/nonexistent/tool"])), out) is None  # never raises
+
+
+def test_pending_upgrades_per_node_and_the_longest_outage_per_resource() -> None:
+    text = metrics.render(metrics.Snapshot(["node1", "node2"], pending={"node1": (0, 0), "node2": (5, 2)},
+                                           outages={"app1": 0.4213, "app2": 0.0}))
+    lines = text.splitlines()
+    assert all(SAMPLE.match(line) for line in lines if not line.startswith("#")), text
+    assert 'rolling_upgrade_pending_upgrades{node="node2",kind="all"} 5' in lines
+    assert 'rolling_upgrade_pending_upgrades{node="node2",kind="security"} 2' in lines
+    assert 'rolling_upgrade_pending_upgrades{node="node1",kind="all"} 0' in lines
+    assert 'rolling_upgrade_last_run_longest_outage_seconds{resource="app1"} 0.421' in lines
+    assert 'rolling_upgrade_last_run_longest_outage_seconds{resource="app2"} 0.000' in lines
+
+
+def test_status_keeps_the_last_runs_samples(tmp_path: Path) -> None:
+    """``status`` knows no run: rewriting the cluster's part must not drop what the last run said."""
+    cib = tmp_path / "cib.xml"
+    shutil.copy(CAPTURED, cib)
+    cluster = Cluster(Runner(env={"CIB_file": str(cib)}, timeout=30))
+    out = tmp_path / "textfile"
+    out.mkdir()
+    metrics.record(cluster, out, run_exit=0, results={"node1": ("ok", 3.0)}, pending={"node1": (1, 1)},
+                   outages={"app1": 0.25})
+    lock.UpgradeLock(cluster, "20261201T020000-node1-abcdef", "node1").acquire("upgrade")
+    assert metrics.record(cluster, out) == out / metrics.FILE  # status
+    lines = (out / metrics.FILE).read_text().splitlines()
+    assert "rolling_upgrade_last_run_exit 0" in lines and "rolling_upgrade_lock_held 1" in lines
+    assert 'rolling_upgrade_last_run_node_result{node="node1",result="ok"} 1' in lines
+    assert 'rolling_upgrade_pending_upgrades{node="node1",kind="security"} 1' in lines
+    assert 'rolling_upgrade_last_run_longest_outage_seconds{resource="app1"} 0.250' in lines
+    assert sum(line == "# TYPE rolling_upgrade_last_run_exit gauge" for line in lines) == 1

@@ -141,7 +141,8 @@ def send_report(r: Rollout, source: str, code: int, refused: str | None, error: 
     if getattr(r, "cluster", None) is not None:
         metrics.record(r.cluster, cfg.metrics_dir, run_start=getattr(r, "started", None), run_end=lock_now(),
                        run_exit=int(code), results={n: (x.result, x.seconds) for n, x in r.results.items()},
-                       left={n: (len(x.old_code), bool(x.reboot)) for n, x in r.results.items()})
+                       left={n: (len(x.old_code), bool(x.reboot)) for n, x in r.results.items()},
+                       pending=r.pending_after(), outages=r.longest_outages())
     if not cfg.mail and not cfg.webhook:
         return
     try:
@@ -206,16 +207,27 @@ def _report(out: Console, r: Rollout, as_json: bool, code: int, refused: str | N
     out.print(escape(f"run {r.run_id}: {Outcome(code).name.lower().replace('_', ' ')} (exit {int(code)})"))
 
 
+def outage_lines(outages: dict[str, float], show: int = 3) -> list[str]:
+    """The longest outages the watch saw in a node's moves, longest first (``app1 0.42s``); the others counted."""
+    ranked = sorted(outages.items(), key=lambda kv: (-kv[1], kv[0]))
+    lines = [f"{rid} {seconds:.2f}s" for rid, seconds in ranked[:show]]
+    return lines + ([f"+{len(ranked) - show} more (--json)"] if len(ranked) > show else [])
+
+
 def _table(run_id: str, results: list[NodeResult]) -> Table:
     """One row per node: its result, its packages summarized (``--json`` and the history list each one), its
-    moves and last checks; every text from the nodes and the cluster escaped."""
+    moves and last checks, the longest outages the watch saw (a column only when it saw any); every text from
+    the nodes and the cluster escaped."""
     table = Table(title=escape(f"run {run_id}"))
-    for col in ("node", "result", "packages", "moves", "checks", "left on old code", "time"):
+    watched = any(x.outages for x in results)
+    for col in ("node", "result", "packages", "moves", "checks", *(("longest outage",) if watched else ()),
+                "left on old code", "time"):
         table.add_column(col)
     for x in results:
         colour = {"ok": "green", "failed": "red", "quarantined": "red"}.get(x.result, "")
         result = f"[{colour}]{escape(x.result)}[/]" if colour else escape(x.result)
+        outage = (cell(outage_lines(x.outages)),) if watched else ()
         table.add_row(escape(x.node), result, cell(summary_lines(x.changes)) if x.changes else "", cell(x.moves),
-                      cell(x.checks[-3:]), cell([*x.old_code, *(f"reboot: {r}" for r in x.reboot)]),
+                      cell(x.checks[-3:]), *outage, cell([*x.old_code, *(f"reboot: {r}" for r in x.reboot)]),
                       f"{x.seconds:.1f}s" if x.seconds else "")
     return table

@@ -209,7 +209,8 @@ def report_run(r: Rollout, cfg: configuration.Config, summary: report.Summary) -
         log(said, "user.warning" if problem else "user.info", run_id=r.run_id)
     metrics.record(r.cluster, cfg.metrics_dir, run_start=r.started, run_end=datetime.now(timezone.utc),
                    run_exit=summary.exit, results={n: (x.result, x.seconds) for n, x in r.results.items()},
-                   left={n: (len(x.old_code), bool(x.reboot)) for n, x in r.results.items()})
+                   left={n: (len(x.old_code), bool(x.reboot)) for n, x in r.results.items()},
+                   pending=r.pending_after(), outages=r.longest_outages())
     return line
 
 

@@ -21,6 +21,7 @@ from upgrader.orchestrator import steering
 from upgrader.history import History, HistoryError
 from upgrader.orchestrator.remote import NodePlan, Nodes
 from upgrader.packages.pkgset import PackageSet
+from upgrader.packages.plan import Change
 from upgrader.packages.choose import Selection
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.lock import LockLost, UpgradeLock
@@ -56,6 +57,8 @@ class NodeResult:
     reboot: list[str] = field(default_factory=list)  # why the node needs a reboot, when it does
     seconds: float = 0.0
     error: str | None = None
+    outages: dict[str, float] = field(default_factory=dict)  # resource -> its longest outage in this node's moves
+    upgraded: bool = False  # its dist-upgrade ran to the end in this run
 
 
 class Checks(Protocol):
@@ -100,6 +103,27 @@ class RunContext:
         self.kept_in_standby: set[str] = set()  # nodes an operator put in standby: upgraded, left there
         self.package_set = PackageSet()  # the run's versions, frozen at the preflight (orchestrator.staging)
         self.selection = Selection()  # what to take of each node's plan (start.rollout sets the settings')
+        self.planned: dict[str, tuple[Change, ...]] = {}  # per node, what the preflight found pending (all of it)
+
+    def pending_after(self) -> dict[str, tuple[int, int]]:
+        """Per node the preflight planned, what is still pending after the run: (all, security). Its plan's
+        changes and those the selection left out, less what its upgrade installed (none when it did not
+        end: deferred, failed, not reached)."""
+        found = {}
+        for n, planned in self.planned.items():
+            result = self.results.get(n)
+            done = {(c.get("package"), c.get("candidate")) for c in result.changes} if result and result.upgraded else set()
+            left = [c for c in planned if (c.package, c.candidate) not in done]
+            found[n] = (len(left), sum(1 for c in left if c.security))
+        return found
+
+    def longest_outages(self) -> dict[str, float]:
+        """Per resource the outage watch saw, its longest outage over the run's moves."""
+        found: dict[str, float] = {}
+        for result in self.results.values():
+            for rid, seconds in result.outages.items():
+                found[rid] = max(seconds, found.get(rid, 0.0))
+        return found
 
     def phase(self, node: str | None, phase: str) -> None:
         self.lock.heartbeat(phase, before_move=phase in MOVE_PHASES)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from upgrader.config import Config
 from upgrader.health import live
 from upgrader.health.cluster import Snapshot
+from upgrader.health.outage import Address, address
 from upgrader.health.report import HealthReport
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.state import ClusterState
@@ -48,6 +49,13 @@ class HealthGate:
 
     def verify(self, moved: Mapping[str, str], baseline: Baseline) -> HealthReport:
         return live.verify_moved(self._known(), moved, baseline[1], self.defaults, self.config)
+
+    def addresses(self, rids: Iterable[str]) -> dict[str, list[Address]]:
+        """The level-3 probe addresses (IP literals, host:port) of each of ``rids`` that declares one (one
+        cibadmin call): what the outage watch of a move connects to."""
+        specs = live.read_declarations(self.cluster).specs
+        found = {rid: [a for p in specs[rid].probes if (a := address(p.host, p.port))] for rid in rids if rid in specs}
+        return {rid: addrs for rid, addrs in found.items() if addrs}
 
     def _known(self) -> Cluster:
         if self._local is None:

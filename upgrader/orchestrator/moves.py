@@ -19,6 +19,7 @@ from upgrader.runs import WAITING
 from upgrader.orchestrator import steering
 from upgrader.orchestrator.context import RunContext
 from upgrader.orchestrator.outcome import Outcome, Stop
+from upgrader.orchestrator.watching import watching
 from upgrader.pacemaker import shapes
 from upgrader.pacemaker.live import Check, NotSettled
 from upgrader.pacemaker.simulate import Move as PredictedMove
@@ -73,7 +74,8 @@ def draining(run: RunContext, node: str) -> Iterator[Move]:
     resources, clones = shapes.movable_on(state, node), shapes.instances_on(state, node)
     onto_patched = bool(run.patched - {node})
     targets = steering.spread(resources, steering.load(state, run.patched - {node})) if onto_patched else {}
-    with preferring(run, resources if onto_patched else (), patched=True, targets=targets):
+    with preferring(run, resources if onto_patched else (), patched=True, targets=targets), \
+            watching(run, node, resources):
         run.cluster.set_standby(node, True)
         if not state.node(node).standby:  # ours, not an operator's: a run that stops before bringing it back
             run.cluster.set_attribute(node, WAITING, run.run_id)  # leaves it to the next run
@@ -138,14 +140,15 @@ def failing_over(run: RunContext, node: str, back: list[str], instances: tuple[s
         if stays:
             run.report.step(node, "fail-over", f"{', '.join(stays)} stay(s) where Pacemaker keeps them; they move "
                             "onto a patched node when their node is drained")
-        run.back_online(node)
-        after = run.cluster.wait_settled(all_of(on_patched(run, coming), instances_back(node, instances)),
-                                         deadline=run.config.settle_timeout)
-        # What moved, not only what was predicted: a later transition (a promotion once its score is set)
-        # may have moved more before the cluster was seen idle.
-        moved = {rid: sorted(after.running_on(rid))[0] for rid in coming} | moved_since(after, placement(before[0]))
-        run.note_moves(node, None, moved)
-        yield Move(before, moved, suspects={node}, after=after)
+        with watching(run, node, coming):
+            run.back_online(node)
+            after = run.cluster.wait_settled(all_of(on_patched(run, coming), instances_back(node, instances)),
+                                             deadline=run.config.settle_timeout)
+            # What moved, not only what was predicted: a later transition (a promotion once its score is set)
+            # may have moved more before the cluster was seen idle.
+            moved = {rid: sorted(after.running_on(rid))[0] for rid in coming} | moved_since(after, placement(before[0]))
+            run.note_moves(node, None, moved)
+            yield Move(before, moved, suspects={node}, after=after)
 
 
 def came_back(state: ClusterState, back: list[str], predicted: tuple[PredictedMove, ...],

@@ -65,6 +65,7 @@ def check(run: RunContext, only: list[str] | None) -> dict[str, NodePlan]:
     errors = [p.error for p in plans.values() if p.error]
     if errors:
         raise Refused("refused: " + "; ".join(e for e in errors if e))
+    run.planned = {n: (*p.changes, *(c for c, _ in p.skipped)) for n, p in plans.items()}  # the metrics' pending
     for n, p in plans.items():
         if p.skipped:
             run.report.step(n, "plan", f"left out by the selection: {skipped_text(p.skipped)}")

@@ -180,6 +180,7 @@ class Rollout(RunContext):
             work.touched = True  # from here its packages may change
             applied = self.upgrade(node, stack=plan.ha_stack, packages=len(plan.changes))
             work.result.changes = [asdict(c) for c in applied.changes] or work.result.changes
+            work.result.upgraded = True
             self.fail_over(node, drained.moved, drained.instances)
 
     def drain(self, node: str) -> Move:

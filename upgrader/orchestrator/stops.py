@@ -171,6 +171,6 @@ def recorded(run: RunContext, node: str, changes: list[dict[str, Any]]) -> Itera
         result.seconds = round(time.monotonic() - started, 1)
         try:  # a history that cannot be written must not hide the stop (or the node's state) behind it
             run.history.record(run.run_id, node, "node", "end", result=result.result, seconds=result.seconds,
-                               moves=result.moves, error=result.error)
+                               moves=result.moves, error=result.error, outages=result.outages)
         except HistoryError:
             pass

@@ -17,6 +17,7 @@ from upgrader.orchestrator import holding
 from upgrader.orchestrator.context import Result, RunContext
 from upgrader.orchestrator.moves import Move, preferring
 from upgrader.orchestrator.outcome import Outcome, Stop
+from upgrader.orchestrator.watching import watching
 from upgrader.pacemaker.live import Check
 from upgrader.pacemaker.state import ClusterState
 
@@ -55,7 +56,7 @@ def fail_back(run: RunContext, node: str, move: Move, problems: str) -> Stop:
     run.phase(node, "fail-back")
     before = run.checks.baseline()
     try:
-        with preferring(run, move.moved, patched=False):
+        with preferring(run, move.moved, patched=False), watching(run, node, move.moved):
             if move.untouched:
                 run.back_online(move.untouched)
             for other in move.untouched_too:
