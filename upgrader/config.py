@@ -32,6 +32,10 @@ UNATTENDED = "Unattended-Upgrade"  # unattended-upgrades' tree: Origins-Pattern 
 DEFAULT_DIR = Path("/etc/apt/apt.conf.d")
 DEFAULT_MAIN = Path("/etc/apt/apt.conf")
 MAIL_REPORTS = ("always", "only-on-error", "on-change")
+# Automatic: what upgrades a node by itself. "unattended-upgrades" (Debian's timer, through the APT hooks) or
+# "window" (the nightly window, the tool's own node upgrade; u-u's periodic run stands down: upgrader.automatic).
+AUTOMATIC_UNATTENDED, AUTOMATIC_WINDOW = "unattended-upgrades", "window"
+AUTOMATIC_CHOICES = (AUTOMATIC_UNATTENDED, AUTOMATIC_WINDOW)
 # Where the default Remote-Shell keeps its shared ssh connections (one per peer, kept 60 s after last use).
 SSH_CONTROL_DIR = "/run/upgrader/ssh"
 # What apt.conf.d/51rolling-upgrade-unattended adds to unattended-upgrades' Package-Blacklist: it keeps u-u off the
@@ -90,6 +94,7 @@ class Config:
     update_timeout: int = 300  # Update-Timeout
     stage: bool = True  # Stage: every node downloads the run's set before the first drain (false: at its turn)
     concurrency: int = 1  # Concurrency: up to this many nodes drained and upgraded at once (orchestrator.batches)
+    automatic: str = AUTOMATIC_UNATTENDED  # Automatic: AUTOMATIC_CHOICES (set by 'rolling-upgrade automatic')
 
     def apply_limit(self, packages: int) -> int:
         """How long one node's upgrade may take: Apply-Timeout, or 10 min plus 1 min per package."""
@@ -148,6 +153,12 @@ def node_runner(config: Config, node: str, local: str, base: Runner | None = Non
 
 def load(directory: Path | str = DEFAULT_DIR, main_file: Path | str | None = DEFAULT_MAIN) -> Config:
     """Read ``directory`` as APT does (sorted; ``*.conf`` or no extension), then ``main_file`` if it exists."""
+    return from_apt(read(directory, main_file))
+
+
+def read(directory: Path | str = DEFAULT_DIR, main_file: Path | str | None = DEFAULT_MAIN) -> apt_pkg.Configuration:
+    """The whole APT configuration of ``directory`` and ``main_file`` (as :func:`load` reads them), unchecked:
+    for what upgrader reads beside its own tree (APT::Periodic::Unattended-Upgrade)."""
     import apt_pkg
 
     if not Path(directory).is_dir():
@@ -160,7 +171,7 @@ def load(directory: Path | str = DEFAULT_DIR, main_file: Path | str | None = DEF
     except apt_pkg.Error as exc:
         message = " ".join(line.removeprefix("E:") for line in str(exc).splitlines())
         raise ConfigError(f"{message} (fix the APT syntax there)") from None
-    return from_apt(settings)
+    return settings
 
 
 def from_apt(settings: apt_pkg.Configuration) -> Config:
@@ -372,6 +383,14 @@ def _mail_report(raw: str) -> str:
     return raw.strip()
 
 
+def _automatic(raw: str) -> str:
+    word = raw.strip().lower()
+    if word not in AUTOMATIC_CHOICES:
+        raise ValueError(f"{raw!r} is not a choice (use unattended-upgrades or window; 'rolling-upgrade automatic "
+                         "CHOICE' sets it on every node)")
+    return word
+
+
 def _webhook(raw: str) -> str:
     url = raw.strip()
     if url:
@@ -418,6 +437,7 @@ _SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Update-Timeout": ("update_timeout", _positive_duration),
     "Stage": ("stage", _bool),
     "Concurrency": ("concurrency", _concurrency),
+    "Automatic": ("automatic", _automatic),
 }
 # APT list key -> Config field and parser of one entry.
 _LISTS: dict[str, tuple[str, Callable[[str], Any]]] = {

@@ -8,6 +8,7 @@ Prints the tables and writes bench/results.json.
     python -m upgrader_bench --staging-only [--staging-reps N] [--staging-rate B] [--staging-padding B]
     python -m upgrader_bench --growth-only [--growth-apps-reps N] [--growth-apps 12,48,120] [--out FILE]
     python -m upgrader_bench --concurrency-only [--concurrency-reps N] [--out FILE]
+    python -m upgrader_bench --automatic-only [--automatic-reps N] [--automatic-packages N] [--out FILE]
 
 --main-only keeps to the 3-node lab (health scaling on its 3 applications,
 no growth labs, no staging lab): quicker, for profiling; ``make bench`` runs everything.
@@ -19,6 +20,9 @@ bench`` leaves it out (about 25 minutes) unless --growth-apps-in-bench, and keep
 ``growth_apps`` (which carries its own measured_at).
 --concurrency-only: only a 5-node run with Rolling-Upgrade::Concurrency 2 against 1 (:mod:`upgrader_bench.concurrency`),
 as JSON on stdout and merged into the results file (concurrency_2_vs_1; every other key kept).
+--automatic-only: only how long the automatic path keeps a node drained against the tool's node upgrade
+(:mod:`upgrader_bench.automatic`, lab bnauto), as JSON on stdout and merged into the results file
+(``automatic`` and ``automatic_vs_node_upgrade``; every other key kept).
 """
 
 from __future__ import annotations
@@ -83,6 +87,13 @@ DEFINITIONS = [
     "placement. drain_to_online per node: its history 'drain' start to its 'node' end (after its fail over), on the "
     "run's clock (upgrader_bench.trace); drain_to_online_unstaged_vs_staged: per (repetition, node) the Stage-false "
     "time over the Stage-true time; stage_phase: the 'stage' start to the first 'stage' end record",
+    "automatic (lab bnauto, 3 nodes, 3 applications; upgrader_bench.automatic): a set of 120 tiny packages "
+    "(demo-pkg-001..) installed in every node, a fresh version of all of them per measurement, on node2. "
+    "automatic_vs_node_upgrade: per repetition, node2's drained time in the nightly window with "
+    "Rolling-Upgrade::Automatic \"window\" (drain start to node end, the window's trace in node1) over its drained "
+    "time in 'rolling-upgrade node' (the same, its trace in node2); unattended_vs_node_upgrade: node2 put in "
+    "standby by crm_attribute, then unattended-upgrade -v (MinimalSteps false, as shipped) and the finishing step, "
+    "until node2 is out of standby with the lock free (host polls every 0.25 s), over the same denominator",
 ]
 
 
@@ -190,7 +201,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="only a 5-node rolling upgrade with Concurrency 2 against 1 (JSON on stdout, merged into --out)")
     p.add_argument("--concurrency-reps", type=int, default=2,
                    help="pairs of runs (Concurrency 1, Concurrency 2) in the concurrency scenario (default 2)")
+    add_automatic_options(p)
     args = p.parse_args(argv)
+    if args.automatic_only:
+        return automatic_only(args)
     if args.reps < 5 or args.growth_reps < 1 or args.big_reps < 0 or args.big_sleep < 0:
         p.error("--reps must be at least 5, --growth-reps at least 1, --big-reps and --big-sleep at least 0")
     if args.growth_apps_reps < 1:
@@ -263,12 +277,13 @@ def main(argv: list[str] | None = None) -> int:
             with suite.lab_up("bn12", 3, 12, say) as lab:
                 health = suite.health_lab(lab, 7, say)
                 growth.append(suite.growth_entry(lab, suite.growth_runs(lab, args.growth_reps, say)))
-        seed = staged = None
+        seed = staged = automatic_found = None
         if not args.main_only:
             with suite.lab_up("bnseed", 2, 2, say, profile="seed") as lab:
                 seed = suite.seed_lab(lab, args.growth_reps, say)
             with suite.lab_up(STAGING_LAB, 3, 3, say) as lab:
                 staged = suite.staging_lab(lab, args.staging_reps, say, args.staging_rate, args.staging_padding)
+            automatic_found = automatic_lab(args, say)
         grown = apps_growth.measured_or_kept(args, say, out)
     except (LabError, CommandError, RuntimeError, ValueError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
@@ -290,10 +305,79 @@ def main(argv: list[str] | None = None) -> int:
            "figures": figures(main_found, health), "growth": sorted(growth, key=lambda g: (g["apps"], g["nodes"])),
            "seed": seed, "staging": staged, "growth_apps": grown,
            "definitions": DEFINITIONS}
+    if automatic_found and automatic_found.get("automatic_vs_node_upgrade"):
+        doc["ratios"]["automatic_vs_node_upgrade"] = automatic_found["automatic_vs_node_upgrade"]
+        doc["automatic_vs_node_upgrade"] = automatic_found["automatic_vs_node_upgrade"]["median"]
+    doc["automatic"] = automatic_found
     report.render(doc, out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     out.print(f"wrote {args.out}")
+    return 0
+
+
+AUTOMATIC_LAB = "bnauto"
+
+
+def add_automatic_options(p: argparse.ArgumentParser) -> None:
+    from upgrader_bench import automatic
+
+    p.add_argument("--automatic-only", action="store_true",
+                   help="only the automatic path's drained time against the tool's node upgrade of the same "
+                        "package set (JSON on stdout, merged into --out)")
+    p.add_argument("--automatic-reps", type=int, default=3,
+                   help="repetitions of the automatic scenario (default 3)")
+    p.add_argument("--automatic-packages", type=int, default=automatic.PACKAGES,
+                   help=f"packages in the scenario's set (default {automatic.PACKAGES}; at least 100)")
+
+
+def automatic_lab(args: argparse.Namespace, say: Any) -> dict[str, Any]:
+    """The automatic scenario on a lab of its own (3 nodes, 3 applications)."""
+    from upgrader_bench import automatic
+
+    with suite.lab_up(AUTOMATIC_LAB, 3, 3, say) as lab:
+        return {"nodes": lab.nodes, "apps": lab.apps,
+                **automatic.measure(lab, args.automatic_reps, say, args.automatic_packages)}
+
+
+def merge_automatic(path: Path, found: dict[str, Any]) -> None:
+    """``found`` into the results file as ``automatic`` and the headline ``automatic_vs_node_upgrade``
+    (with its ratio and target); every other key as it was."""
+    doc = json.loads(path.read_text()) if path.exists() else {}
+    doc["automatic"] = found
+    ratio = found.get("automatic_vs_node_upgrade")
+    if ratio:
+        doc["automatic_vs_node_upgrade"] = ratio["median"]
+        doc.setdefault("ratios", {})["automatic_vs_node_upgrade"] = ratio
+        doc.setdefault("targets", dict(report.TARGETS))["automatic_vs_node_upgrade"] = \
+            report.TARGETS["automatic_vs_node_upgrade"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def automatic_only(args: argparse.Namespace) -> int:
+    if args.automatic_reps < 1 or args.automatic_packages < 100:
+        print("--automatic-reps must be at least 1 and --automatic-packages at least 100 (a point update's size)",
+              file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    signal.signal(signal.SIGTERM, _interrupted)
+    out = Console()
+
+    def say(text: str) -> None:
+        out.print(f"[dim]{time.monotonic() - started:6.0f}s[/] {text}")
+
+    try:
+        found = automatic_lab(args, say)
+    except (LabError, CommandError, RuntimeError, ValueError) as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        print(f"benchmark interrupted ({exc or 'SIGINT'}); its lab is down", file=sys.stderr)
+        return 130
+    print(json.dumps(found, indent=2))
+    merge_automatic(args.out, found)
+    out.print(f"merged into {args.out}")
     return 0
 
 

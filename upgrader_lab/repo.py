@@ -17,6 +17,9 @@ what pacemaker's does (``invoke-rc.d pacemaker start``) and logs to
 /var/log/resource-agents-lab.log whether the stack ran while it was
 configured, whose policy-rc.d was in place and what it answered for
 starting pacemaker.
+
+:func:`publish_set` publishes a set of many tiny packages (``demo-pkg-001`` ..) at one version: a point
+update's size for the benchmarks (``upgrader_bench.automatic``).
 """
 
 from __future__ import annotations
@@ -132,6 +135,49 @@ def publish_tools(repo: Path, version: str, *, security: bool = False) -> Path:
         _run.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)])
     index(repo)
     return deb
+
+
+SET_PREFIX = "demo-pkg-"  # publish_set's packages: demo-pkg-001, demo-pkg-002, ...
+MAX_SET = 999
+
+
+def set_names(count: int) -> list[str]:
+    """The names of a package set of ``count``: ``demo-pkg-001`` .. ``demo-pkg-COUNT``."""
+    if not 1 <= count <= MAX_SET:
+        raise LabError(f"a package set of {count} is out of range: 1 to {MAX_SET}")
+    return [f"{SET_PREFIX}{i:03d}" for i in range(1, count + 1)]
+
+
+def publish_set(repo: Path, count: int, version: str, *, security: bool = False) -> list[Path]:
+    """``count`` tiny packages (:func:`set_names`: one file each, no scripts, unrelated to the application),
+    all at exactly ``version``, as the suite's only version of each: a stand-in for a point update of many
+    small packages (issue 20: 135 packages). Their archives, in name order."""
+    check_version(version)
+    names = set_names(count)
+    pool = repo / "pool" / ("lab-security" if security else "lab")
+    pool.mkdir(parents=True, exist_ok=True)
+    archive = repo / "archive"
+    archive.mkdir(exist_ok=True)
+    for old in pool.glob(f"{SET_PREFIX}*_*.deb"):
+        old.replace(archive / old.name)
+    debs = []
+    with tempfile.TemporaryDirectory(prefix="upgrader-set-") as tmp:
+        for name in names:
+            root = Path(tmp) / name
+            (root / "DEBIAN").mkdir(parents=True)
+            (root / "DEBIAN/control").write_text(
+                f"Package: {name}\nVersion: {version}\nArchitecture: all\nSection: misc\n"
+                "Priority: optional\nMaintainer: upgrader lab <lab@invalid>\n"
+                "Description: upgrader lab package set member (a point update of many small packages)\n")
+            share = root / "usr/share" / name
+            share.mkdir(parents=True)
+            (share / "VERSION").write_text(version + "\n")
+            _md5sums(root)
+            deb = pool / f"{name}_{version.replace(':', '%3a')}_all.deb"
+            _run.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)])
+            debs.append(deb)
+    index(repo)
+    return debs
 
 
 def _build(deb: Path, version: str, *, bad: bool, broken_postinst: bool, postinst_sleep: float,

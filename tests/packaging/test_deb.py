@@ -125,11 +125,15 @@ def test_the_command_is_an_entry_point_of_debians_python(unpacked: Path) -> None
     assert script.startswith("#!/usr/bin/python3\n") and "from upgrader.cli import main" in script
 
 
-def test_purge_removes_the_tools_own_state_and_nothing_of_apt(unpacked: Path, deb: Path) -> None:
+def test_purge_removes_the_tools_own_state_and_of_apt_only_the_file_it_wrote(unpacked: Path, deb: Path) -> None:
     control = unpacked.parent / (unpacked.name + "-control")
     assert run("dpkg-deb", "-e", str(deb), str(control)).returncode == 0
     postrm = (control / "postrm").read_text()
-    assert "rm -rf /var/log/upgrader /var/lib/upgrader" in postrm and "/etc/apt" not in postrm
+    assert "rm -rf /var/log/upgrader /var/lib/upgrader" in postrm
+    # 'rolling-upgrade automatic window' wrote it (not a conffile); remove already hands the node back to
+    # unattended-upgrades. No other path under /etc/apt: the conffiles are dpkg's.
+    mentions = [line for line in postrm.splitlines() if "/etc/apt" in line and not line.lstrip().startswith("#")]
+    assert mentions == ["\trm -f /etc/apt/apt.conf.d/52rolling-upgrade-automatic"], mentions
     assert run("sh", "-n", str(control / "postrm")).returncode == 0
     preinst = control / "preinst"  # debhelper's own, for the systemd units, and nothing else
     assert not preinst.exists() or "Automatically added by dh_installsystemd" in preinst.read_text()

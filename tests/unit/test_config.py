@@ -20,7 +20,7 @@ ALL_KEYS = {
     "Webhook", "Windows", "Blackout", "Default-Node-Duration", "Hooks::Query-Timeout", "Hooks::Finish-Wait",
     "Random-Delay", "Reboot-Command", "Stack::Stop", "Stack::Start", "Rejoin-Timeout", "Apply-Timeout",
     "Health::Commands", "Health::Patched", "Health::Outage-Watch", "Metrics-Dir", "Origins-Pattern", "Package-Blacklist", "Update",
-    "Update-Timeout", "Stage", "Concurrency",
+    "Update-Timeout", "Stage", "Concurrency", "Automatic",
 }  # fmt: skip
 
 

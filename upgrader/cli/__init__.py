@@ -18,6 +18,7 @@ EXIT_ERROR, EXIT_USAGE = 1, 2
 
 def parser() -> argparse.ArgumentParser:
     """Every subcommand; each one's work is in its own module of this package."""
+    from upgrader.cli import automatic as automatic_path
     from upgrader.cli import check as health_check
     from upgrader.cli import holds as held
     from upgrader.cli import plan as plans
@@ -26,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     from upgrader.cli.apply import apply, apt_run_state, dpkg_state, stack_command, stage
     from upgrader.cli.patched import patched as scan_patched
     from upgrader.cli.window import parse_at, window
+    from upgrader.config import AUTOMATIC_CHOICES
 
     p = argparse.ArgumentParser(prog="rolling-upgrade", description="Rolling host upgrades of a Pacemaker cluster.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -109,6 +111,18 @@ def parser() -> argparse.ArgumentParser:
                                                             "rolling-upgrade-window.timer runs it")
     s.set_defaults(func=lambda a, c, out: _scheduled("window", a.from_cron and not a.check,
                                                      lambda: window(c, out, check=a.check, at=a.at, as_json=a.json)))
+    s = sub.add_parser("automatic", help="what upgrades the nodes by themselves (Rolling-Upgrade::Automatic), on "
+                                         "every node: 'window' makes the nightly window the automatic path and "
+                                         "unattended-upgrades' daily run stand down (/etc/apt/apt.conf.d/"
+                                         "52rolling-upgrade-automatic); 'unattended-upgrades' (the default) removes "
+                                         "that file; no CHOICE: every node's state")
+    s.add_argument("choice", nargs="?", choices=AUTOMATIC_CHOICES, metavar="CHOICE",
+                   help="window or unattended-upgrades; checked on every node first (each must answer and, for "
+                        "the window, have a Rolling-Upgrade::Windows entry), else nothing is changed")
+    s.add_argument("--local", action="store_true", help="this node only (what the command runs on each node)")
+    s.add_argument("--json", action="store_true", help="print JSON for machines")
+    s.set_defaults(func=lambda a, c, out: automatic_path.local(a.choice, a.json) if a.local
+                   else automatic_path.everywhere(c, a.choice, a.json, out))
     s = sub.add_parser("unquarantine", help="clear a node's quarantine mark after fixing it")
     s.add_argument("node")
     s.set_defaults(func=lambda a, c, out: runs.unquarantine(c, out, a.node))

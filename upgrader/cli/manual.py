@@ -74,6 +74,11 @@ def command_page(parser: argparse.ArgumentParser) -> str:
               ".TP", "\\fI/etc/apt/preferences.d/rolling\\-upgrade\\-holds\\fR",
               roff("this node's APT pins of the builds held back after a fail back (Pin-Priority -1: never "
                    "installed), written from the CIB by holds --sync; see holds and release-hold"),
+              ".TP", "\\fI/etc/apt/apt.conf.d/52rolling\\-upgrade\\-automatic\\fR",
+              roff("written by 'automatic window' on every node: Rolling-Upgrade::Automatic \"window\" and "
+                   "APT::Periodic::Unattended-Upgrade \"0\" (the nightly window upgrades the node, "
+                   "unattended-upgrades' daily run stands down); 'automatic unattended-upgrades' and removing "
+                   "the package remove it"),
               ".SH SEE ALSO", "\\fBrolling\\-upgrade.conf\\fR(5), \\fBcrm_mon\\fR(8), \\fBapt.conf\\fR(5), "
               "\\fBapt_preferences\\fR(5)"]
     return "\n".join(lines) + "\n"

@@ -83,6 +83,7 @@ def plan(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     from rich.markup import escape
 
     from upgrader import config as configuration
+    from upgrader.cli import automatic
     from upgrader.orchestrator import preflight
     from upgrader.orchestrator.outcome import Outcome
     from upgrader.orchestrator.remote import Nodes
@@ -99,11 +100,13 @@ def plan(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     moves = {n: actions(cluster.predict_standby(n), state) for n in order if plans[n].changes}
     frozen, lagging = pkgset.from_plans({n: p.changes for n, p in plans.items() if p.changes})
     notes = plan_notes(cluster, state) + [f"{n} waits for a later run: {why}" for n, why in lagging.items()]
+    notes += automatic.status_lines()  # this node's path; 'rolling-upgrade automatic' shows every node's
     notes += [f"{n}: left out by the selection: {preflight.skipped_text(p.skipped)}" for n, p in plans.items()
               if p.skipped]
     if as_json:
         print(json.dumps(plan_document(plans, moves) | {"set": frozen.document(), "deferred": lagging,
-                                                        "notes": notes}, indent=2))
+                                                        "notes": notes, "automatic": automatic.status_document()},
+                         indent=2))
     else:
         out.print(plan_table(plans, moves))
         if frozen:

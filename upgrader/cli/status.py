@@ -1,6 +1,7 @@
 """``rolling-upgrade status`` and ``rolling-upgrade unlock``: what they do and print.
 
-``status`` also shows the builds held back on every node since a fail back (``holds`` in its JSON).
+``status`` also shows the builds held back on every node since a fail back (``holds`` in its JSON) and
+this node's automatic upgrade path (``automatic``: unattended-upgrades or the nightly window).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from upgrader.cli import automatic
 from upgrader.cli.holds import status_lines
 from upgrader.orchestrator.outcome import Outcome, Refused
 from upgrader.pacemaker import holds, lock
@@ -40,6 +42,7 @@ def status(cluster: Cluster, as_json: bool, out: Console) -> int:
             doc["lock"]["interrupted"] = gone
         if unreadable:
             doc["holds_error"] = unreadable
+        doc["automatic"] = automatic.status_document()
         out.file.write(json.dumps(doc, indent=2) + "\n")
     else:
         _print_status(out, state, held, now)
@@ -51,6 +54,9 @@ def status(cluster: Cluster, as_json: bool, out: Console) -> int:
             out.print(f"[yellow]hold:[/] {escape(line)}")
         if unreadable:
             out.print(f"[red]holds:[/] {escape(unreadable)}")
+        for line in automatic.status_lines():
+            out.print(("[yellow]" if line.startswith("problem:") else "") + escape(line)
+                      + ("[/]" if line.startswith("problem:") else ""))
     return EXIT_OK
 
 

@@ -33,6 +33,9 @@ SNIPPETS = {
     "logrotate.d/upgrader": Path("etc/logrotate.d/upgrader"),
 }
 COMMAND = Path("usr/local/sbin/rolling-upgrade")  # what cron.d/rolling-upgrade runs: this venv's command
+# Written by 'rolling-upgrade automatic window', not by install: uninstall removes it too, so a removed tool
+# (no window any more) leaves the node to unattended-upgrades again, never with no automatic upgrades at all.
+AUTOMATIC = Path("etc/apt/apt.conf.d/52rolling-upgrade-automatic")
 
 
 def wrapper(python: str, source: Path) -> str:
@@ -70,7 +73,7 @@ def install(root: Path = Path("/"), python: str = sys.executable, source: Path =
 def uninstall(root: Path = Path("/")) -> list[Path]:
     """Remove what :func:`install` wrote; return what was there."""
     removed = []
-    for path in (root / HOOK, root / COMMAND, *(root / t for t in SNIPPETS.values())):
+    for path in (root / HOOK, root / COMMAND, *(root / t for t in SNIPPETS.values()), root / AUTOMATIC):
         if path.exists() or path.is_symlink():
             path.unlink()
             removed.append(path)
