@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import private_lab
 from tests.lab.helpers import TOOL, fresh_version, history, rolling
 from upgrader import journal
 from upgrader.pacemaker import lock
@@ -78,6 +79,14 @@ def stop(pid: int | None, launcher: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         launcher.kill()  # the nsenter we started, by its Popen
         launcher.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    """A lab of this module's own: its run upgrades every node (the session's lab stays at version 1), and
+    journald never runs in a lab another module uses."""
+    with private_lab("j") as the_lab:
+        yield the_lab
 
 
 @pytest.fixture()
