@@ -430,3 +430,16 @@ def test_utilization_is_read_from_the_cib_and_summed() -> None:
     state = Scripted(2).state()
     assert shortfall(util, state, ["node2"]) == []
     assert shortfall(util, state, ["node1", "node2"]) == ["cpu: 3 asked, 0 left on no node"]
+
+
+def test_nodes_upgraded_in_a_batch_count_as_upgraded_in_what_is_left_pending(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """rolling_upgrade_pending_upgrades: a node upgraded together with another has nothing pending, as one
+    upgraded alone (NodeResult.upgraded set on both paths)."""
+    cluster = Scripted(5)
+    r, _, _ = rollout(tmp_path, cluster)
+    r.planned = {n: (LIB,) for n in cluster.names}
+    assert full_run(r, monkeypatch, plans(cluster)) == Outcome.DONE
+    assert drains(tmp_path)[0] == ["node2", "node3"]
+    assert all(r.results[n].upgraded for n in cluster.names)
+    assert r.pending_after() == {n: (0, 0) for n in cluster.names}

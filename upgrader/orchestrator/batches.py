@@ -324,7 +324,7 @@ def upgrade(run: RunContext, steps: Steps, batch: list[str], plans: Mapping[str,
     """
     def one(n: str) -> None:
         applied = steps.upgrade(n, stack=plans[n].ha_stack, packages=len(plans[n].changes))
-        blocks[n].work.result.changes = [asdict(c) for c in applied.changes] or blocks[n].work.result.changes
+        blocks[n].work.upgraded(applied.changes)
 
     with ThreadPoolExecutor(max_workers=len(batch), thread_name_prefix="upgrade") as pool:
         futures = {n: pool.submit(one, n) for n in batch}

@@ -179,8 +179,7 @@ class Rollout(RunContext):
             still_whole(self, node, drained_untouched=True)
             work.touched = True  # from here its packages may change
             applied = self.upgrade(node, stack=plan.ha_stack, packages=len(plan.changes))
-            work.result.changes = [asdict(c) for c in applied.changes] or work.result.changes
-            work.result.upgraded = True
+            work.upgraded(applied.changes)
             self.fail_over(node, drained.moved, drained.instances)
 
     def drain(self, node: str) -> Move:

@@ -14,9 +14,9 @@ import signal
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from types import FrameType
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from upgrader.history import HistoryError
 from upgrader.orchestrator.context import NodeResult, Result, RunContext
@@ -142,6 +142,12 @@ class NodeWork:
 
     result: NodeResult
     touched: bool = False  # its packages may have changed (set before the upgrade starts)
+
+    def upgraded(self, changes: Iterable[Any]) -> None:
+        """Its dist-upgrade ran to the end: what it installed (the plan's when it says nothing) kept in its
+        result, and the node counted as upgraded (what is still pending after the run leaves it out)."""
+        self.result.changes = [asdict(c) for c in changes] or self.result.changes
+        self.result.upgraded = True
 
 
 @contextmanager
