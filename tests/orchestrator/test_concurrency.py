@@ -443,3 +443,55 @@ def test_nodes_upgraded_in_a_batch_count_as_upgraded_in_what_is_left_pending(tmp
     assert drains(tmp_path)[0] == ["node2", "node3"]
     assert all(r.results[n].upgraded for n in cluster.names)
     assert r.pending_after() == {n: (0, 0) for n in cluster.names}
+
+
+def test_a_batchs_moves_are_watched_and_each_outage_noted_for_its_own_node(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outage watch wraps a batch's drain and its fail over as it wraps one node's: one watch for the
+    batch, each resource's longest outage in the result of the node it ran on."""
+    from upgrader.orchestrator import watching
+
+    watched: list[set[str]] = []
+
+    class FakeWatch:
+        def __init__(self, targets: Mapping[str, Any]) -> None:
+            self.targets, self.error = dict(targets), None
+            watched.append(set(targets))
+
+        def start(self) -> "FakeWatch":
+            return self
+
+        def stop(self) -> None: ...
+
+        def longest(self) -> dict[str, float]:
+            return {rid: 0.25 for rid in self.targets}
+
+    monkeypatch.setattr(watching, "Watch", FakeWatch)
+    cluster = Scripted(5)
+    r, _, _ = rollout(tmp_path, cluster)
+    r.checks.addresses = lambda rids: {rid: [("192.0.2.1", 80)] for rid in rids}  # type: ignore[attr-defined]
+    assert full_run(r, monkeypatch, plans(cluster)) == Outcome.DONE
+    assert drains(tmp_path)[0] == ["node2", "node3"]
+    assert {"app2", "app3"} in watched  # the batch's drain (and its fail over), one watch
+    assert r.results["node2"].outages == {"app2": 0.25} and r.results["node3"].outages == {"app3": 0.25}
+    assert r.longest_outages() == {f"app{i}": 0.25 for i in range(1, 6)}
+
+
+def test_a_watch_that_cannot_start_never_breaks_the_move(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from upgrader.orchestrator import watching
+
+    class NoThread:
+        def __init__(self, targets: Any) -> None: ...
+
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(watching, "Watch", NoThread)
+    said = Said()
+    run = SimpleNamespace(checks=SimpleNamespace(addresses=lambda rids: {"app1": [("192.0.2.1", 80)]}),
+                          config=Config(), report=said, results={"node2": NodeResult("node2")})
+    with watching.watching(run, "node2", ["app1"]):  # type: ignore[arg-type]
+        pass
+    assert said.lines == [("node2", "watch", "no outage watch for this move: RuntimeError: can't start new thread")]

@@ -26,7 +26,7 @@ over, verify: their next safe point); then the run stops, before the next batch.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import asdict
 from typing import Callable, Iterator, Mapping, Protocol
 
@@ -37,6 +37,7 @@ from upgrader.orchestrator.moves import (Move, all_of, came_back, cleared, insta
 from upgrader.orchestrator.outcome import Outcome, Stop
 from upgrader.orchestrator.remote import ApplyResult, NodePlan
 from upgrader.orchestrator.stops import STOPS, NodeWork, recorded, still_whole
+from upgrader.orchestrator.watching import watching_each
 from upgrader.pacemaker import shapes
 from upgrader.pacemaker.live import Cluster, NotSettled
 from upgrader.pacemaker.state import ClusterState, ParseError
@@ -276,7 +277,8 @@ def draining(run: RunContext, batch: list[str]) -> Iterator[tuple[Move, dict[str
     clones = {n: shapes.instances_on(state, n) for n in batch}
     moving, targets = steer(run, state, batch)
     onto_patched = bool(run.patched - set(batch))
-    with preferring(run, moving if onto_patched else (), patched=True, targets=targets):
+    with preferring(run, moving if onto_patched else (), patched=True, targets=targets), \
+            watching_each(run, resources):
         for n in batch:
             run.cluster.set_standby(n, True)
             if not state.node(n).standby:
@@ -350,36 +352,40 @@ def fail_over(run: RunContext, steps: Steps, nodes: list[str], drained: Mapping[
     back = [rid for n in nodes for rid, where in drained[n].moved.items() if where not in run.patched]
     instances = {n: drained[n].instances for n in nodes}
     before = run.checks.baseline()
-    with preferring(run, back, patched=True):
-        coming = came_back(before[0], back, run.cluster.predict_standbys(dict.fromkeys(nodes, False)),
-                           run.patched | set(nodes)) if back else []
-        stays = [rid for rid in back if rid not in coming]
-        if stays:
-            run.report.step(nodes[0], "fail-over", f"{', '.join(stays)} stay(s) where Pacemaker keeps them; they "
-                            "move onto a patched node when their node is drained")
+    with ExitStack() as watched:  # the outage watch: from the first node back online until every check ended
+        with preferring(run, back, patched=True):
+            coming = came_back(before[0], back, run.cluster.predict_standbys(dict.fromkeys(nodes, False)),
+                               run.patched | set(nodes)) if back else []
+            stays = [rid for rid in back if rid not in coming]
+            if stays:
+                run.report.step(nodes[0], "fail-over", f"{', '.join(stays)} stay(s) where Pacemaker keeps them; "
+                                "they move onto a patched node when their node is drained")
+            watched.enter_context(watching_each(run, {n: [rid for rid in coming if rid in drained[n].moved]
+                                                      for n in nodes}))
+            for n in nodes:
+                run.back_online(n)
+            after = run.cluster.wait_settled(all_of(on_patched(run, coming),
+                                                    *(instances_back(n, instances[n]) for n in nodes)),
+                                             deadline=run.config.settle_timeout)
+            moved = {rid: sorted(after.running_on(rid))[0] for rid in coming} | moved_since(after,
+                                                                                          placement(before[0]))
+            share = {n: {rid: w for rid, w in moved.items() if w == n} for n in nodes}
+            share[nodes[0]] |= {rid: w for rid, w in moved.items() if w not in nodes}  # elsewhere: as one node's
+            for n in nodes:
+                run.note_moves(n, None, share[n])
         for n in nodes:
-            run.back_online(n)
-        after = run.cluster.wait_settled(all_of(on_patched(run, coming),
-                                                *(instances_back(n, instances[n]) for n in nodes)),
-                                         deadline=run.config.settle_timeout)
-        moved = {rid: sorted(after.running_on(rid))[0] for rid in coming} | moved_since(after, placement(before[0]))
-        share = {n: {rid: w for rid, w in moved.items() if w == n} for n in nodes}
-        share[nodes[0]] |= {rid: w for rid, w in moved.items() if w not in nodes}  # elsewhere: as one node's would
-        for n in nodes:
-            run.note_moves(n, None, share[n])
-    for n in nodes:
-        move = Move(before, share[n], suspects={n}, after=after)
-        try:
-            if move.moved:
-                run.phase(n, "verify")
-                steps.verify(n, move)
-        except BaseException as exc:  # a fail back of this node: the others are still checked
-            raised = blocks[n].end(exc)
-            if raised is not None:
-                stops[n] = raised
-            continue
-        run.report.step(n, "fail-over", f"online; {len(move.moved)} resource(s) restarted on the patched root "
-                        "and healthy" if move.moved else "online")
+            move = Move(before, share[n], suspects={n}, after=after)
+            try:
+                if move.moved:
+                    run.phase(n, "verify")
+                    steps.verify(n, move)
+            except BaseException as exc:  # a fail back of this node: the others are still checked
+                raised = blocks[n].end(exc)
+                if raised is not None:
+                    stops[n] = raised
+                continue
+            run.report.step(n, "fail-over", f"online; {len(move.moved)} resource(s) restarted on the patched "
+                            "root and healthy" if move.moved else "online")
     run.placed = placement(after)
 
 
