@@ -495,3 +495,24 @@ def test_a_watch_that_cannot_start_never_breaks_the_move(monkeypatch: pytest.Mon
     with watching.watching(run, "node2", ["app1"]):  # type: ignore[arg-type]
         pass
     assert said.lines == [("node2", "watch", "no outage watch for this move: RuntimeError: can't start new thread")]
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_stop_while_choosing_the_batch_is_the_first_nodes_as_in_its_drain(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, concurrency: int) -> None:
+    """What moved late fails its check before the next drain (catch up): with Concurrency as with one node at a
+    time, the node about to be drained ends failed, its record ended, nothing drained."""
+    from upgrader.orchestrator.outcome import Stop
+
+    cluster = Scripted(5)
+    r, _, _ = rollout(tmp_path, cluster, concurrency=concurrency)
+
+    def late_move_unhealthy(node: str) -> None:
+        raise Stop(Outcome.FAILED_BACK, f"health check failed after the move (caught up before {node})")
+
+    r.catch_up = late_move_unhealthy  # type: ignore[method-assign]
+    assert full_run(r, monkeypatch, plans(cluster)) == Outcome.FAILED_BACK
+    assert r.results["node2"].result == "failed" and "caught up before node2" in (r.results["node2"].error or "")
+    ends = [e for e in History(tmp_path / "history.jsonl").entries(RUN) if (e["phase"], e["event"]) == ("node", "end")]
+    assert [(e["node"], e["result"]) for e in ends] == [("node2", "failed")]
+    assert cluster.standby == set()
