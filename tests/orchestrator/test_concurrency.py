@@ -516,3 +516,25 @@ def test_a_stop_while_choosing_the_batch_is_the_first_nodes_as_in_its_drain(
     ends = [e for e in History(tmp_path / "history.jsonl").entries(RUN) if (e["phase"], e["event"]) == ("node", "end")]
     assert [(e["node"], e["result"]) for e in ends] == [("node2", "failed")]
     assert cluster.standby == set()
+
+
+def test_a_signal_during_a_batchs_drain_puts_every_node_back_online_untouched(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The safe point after the drain is the batch's: all of its nodes back online, none upgraded, one stop
+    naming them (the same safe point as one node's: stops.safe_point)."""
+    cluster = Scripted(5)
+    r, _, nodes = rollout(tmp_path, cluster)
+    standby = cluster.set_standby
+
+    def signalled(node: str, on: bool) -> None:
+        standby(node, on)
+        if on and node == "node3":
+            r.interrupted = "SIGTERM"
+
+    cluster.set_standby = signalled  # type: ignore[method-assign]
+    assert full_run(r, monkeypatch, plans(cluster)) == Outcome.NEEDS_PERSON
+    assert cluster.standby == set() and cluster.where == cluster.home and nodes.spans == {}
+    assert not any(name == "rolling-upgrade-waiting" for _, name in cluster.marks)
+    assert r.stop_reason == ("interrupted by SIGTERM: stopped at a safe point after draining node2 and node3 (put "
+                             "back online, not upgraded)")
+    assert r.results["node2"].result == r.results["node3"].result == "failed"
