@@ -362,6 +362,8 @@ def test_concurrency_one_asks_nothing_new_of_the_cluster(tmp_path: Path, monkeyp
             "at a time)"),
     ("-2", "Rolling-Upgrade::Concurrency: '-2' is not a whole number of nodes (use e.g. 2; 1 drains one node "
            "at a time)"),
+    ("\u00b2", "Rolling-Upgrade::Concurrency: '\u00b2' is not a whole number of nodes (use e.g. 2; 1 drains one "
+                "node at a time)"),
 ])
 def test_bad_concurrency_values_are_refused_in_one_line_naming_the_key(tmp_path: Path, raw: str, said: str) -> None:
     (tmp_path / "50x.conf").write_text(f'Rolling-Upgrade::Concurrency "{raw}";\n')
