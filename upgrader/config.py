@@ -287,7 +287,7 @@ def _count(raw: str) -> int:
 def _concurrency(raw: str) -> int:
     """Concurrency: a whole number of nodes, at least 1 (more than the cluster has is fine: all but the node
     running the run, which always goes alone and last)."""
-    if not raw.strip().isdigit():
+    if not (raw.strip().isascii() and raw.strip().isdigit()):  # "²" is a digit to str.isdigit, not to int()
         raise ValueError(f"{raw!r} is not a whole number of nodes (use e.g. 2; 1 drains one node at a time)")
     if int(raw) < 1:
         raise ValueError(f"{raw!r} is too small (at least 1: one node at a time)")

@@ -15,7 +15,10 @@ send under python3-systemd holds the interpreter; this one gives up after
 fails, the event goes to the system log (a datagram to /dev/log, as
 ``logger`` sends; ``logger`` itself when that socket takes no datagrams)
 with its fields in the text (``[run=ID node=N phase=P event=KIND]``).
-Nothing here raises.
+A socket whose send timed out (its daemon stuck) is not tried again for
+:data:`STUCK_BACKOFF` seconds, and no ``logger`` is started for a stuck
+/dev/log (it would wait on the same daemon): a run records dozens of
+events, and each must not wait its timeout again. Nothing here raises.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ import socket
 import stat
 import struct
 import sys
+import time
 from typing import Any, Mapping
 
 SOCKET = "/run/systemd/journal/socket"
 DEVLOG = "/dev/log"  # the system log's socket, where there is no journald
 IDENTIFIER = "rolling-upgrade"
+STUCK_BACKOFF = 60.0  # seconds a socket whose send timed out is left alone (its daemon is stuck)
 MAX_MESSAGE = 16384  # characters of MESSAGE sent (a datagram has a size limit; the log file keeps it all)
 
 # kind -> (MESSAGE_ID, what it says). Fixed: a MESSAGE_ID is what a person's journalctl filter and a log
@@ -122,14 +127,34 @@ def running(path: str | None = None) -> bool:
         return False
 
 
-def send(found: list[tuple[str, str]], path: str | None = None) -> bool:
-    """One datagram to journald; False (never an exception) when it could not be sent in time."""
+_stuck: dict[str, float] = {}  # socket path -> when it may be tried again (its last send timed out)
+
+
+def stuck(path: str) -> bool:
+    """Whether a send to ``path`` timed out less than :data:`STUCK_BACKOFF` seconds ago."""
+    return time.monotonic() < _stuck.get(path, 0.0)
+
+
+def _datagram(data: bytes, path: str) -> None:
+    """One datagram to ``path`` within JOURNAL_TIMEOUT; a timeout marks the socket stuck (:func:`stuck`)."""
     from upgrader.runner import JOURNAL_TIMEOUT
 
+    if stuck(path):
+        raise TimeoutError(f"{path} timed out less than {STUCK_BACKOFF:g}s ago")
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
             s.settimeout(JOURNAL_TIMEOUT)
-            s.sendto(encode(found), path or SOCKET)
+            s.sendto(data, path)
+    except TimeoutError:
+        _stuck[path] = time.monotonic() + STUCK_BACKOFF
+        raise
+    _stuck.pop(path, None)
+
+
+def send(found: list[tuple[str, str]], path: str | None = None) -> bool:
+    """One datagram to journald; False (never an exception) when it could not be sent in time."""
+    try:
+        _datagram(encode(found), path or SOCKET)
         return True
     except (OSError, ValueError):
         return False
@@ -156,16 +181,16 @@ def logger(line: str, priority: str | int = "notice", identifier: str = IDENTIFI
     """One line to the system log: a datagram to its socket (:data:`DEVLOG`, what ``logger`` sends, without
     a process per line: a run records dozens), else through ``logger`` itself (a stream socket, say);
     bounded, and a missing log daemon is ignored."""
-    from upgrader.runner import JOURNAL_TIMEOUT, LOGGER_TIMEOUT, Runner
+    from upgrader.runner import LOGGER_TIMEOUT, Runner
 
     pri = FACILITIES[facility(priority)] * 8 + level(priority)
     datagram = f"<{pri}>{identifier}[{os.getpid()}]: {line[:MAX_MESSAGE]}".encode("utf-8", "replace")
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
-            s.settimeout(JOURNAL_TIMEOUT)
-            s.sendto(datagram, path or DEVLOG)
+        _datagram(datagram, path or DEVLOG)
         return True
     except FileNotFoundError:  # no log daemon here: logger would find none either
+        return False
+    except TimeoutError:  # its daemon is stuck: logger would wait on it too
         return False
     except (OSError, ValueError):
         pass

@@ -362,6 +362,8 @@ def test_concurrency_one_asks_nothing_new_of_the_cluster(tmp_path: Path, monkeyp
             "at a time)"),
     ("-2", "Rolling-Upgrade::Concurrency: '-2' is not a whole number of nodes (use e.g. 2; 1 drains one node "
            "at a time)"),
+    ("\u00b2", "Rolling-Upgrade::Concurrency: '\u00b2' is not a whole number of nodes (use e.g. 2; 1 drains one "
+                "node at a time)"),
 ])
 def test_bad_concurrency_values_are_refused_in_one_line_naming_the_key(tmp_path: Path, raw: str, said: str) -> None:
     (tmp_path / "50x.conf").write_text(f'Rolling-Upgrade::Concurrency "{raw}";\n')
@@ -430,3 +432,111 @@ def test_utilization_is_read_from_the_cib_and_summed() -> None:
     state = Scripted(2).state()
     assert shortfall(util, state, ["node2"]) == []
     assert shortfall(util, state, ["node1", "node2"]) == ["cpu: 3 asked, 0 left on no node"]
+
+
+def test_nodes_upgraded_in_a_batch_count_as_upgraded_in_what_is_left_pending(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """rolling_upgrade_pending_upgrades: a node upgraded together with another has nothing pending, as one
+    upgraded alone (NodeResult.upgraded set on both paths)."""
+    cluster = Scripted(5)
+    r, _, _ = rollout(tmp_path, cluster)
+    r.planned = {n: (LIB,) for n in cluster.names}
+    assert full_run(r, monkeypatch, plans(cluster)) == Outcome.DONE
+    assert drains(tmp_path)[0] == ["node2", "node3"]
+    assert all(r.results[n].upgraded for n in cluster.names)
+    assert r.pending_after() == {n: (0, 0) for n in cluster.names}
+
+
+def test_a_batchs_moves_are_watched_and_each_outage_noted_for_its_own_node(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outage watch wraps a batch's drain and its fail over as it wraps one node's: one watch for the
+    batch, each resource's longest outage in the result of the node it ran on."""
+    from upgrader.orchestrator import watching
+
+    watched: list[set[str]] = []
+
+    class FakeWatch:
+        def __init__(self, targets: Mapping[str, Any]) -> None:
+            self.targets, self.error = dict(targets), None
+            watched.append(set(targets))
+
+        def start(self) -> "FakeWatch":
+            return self
+
+        def stop(self) -> None: ...
+
+        def longest(self) -> dict[str, float]:
+            return {rid: 0.25 for rid in self.targets}
+
+    monkeypatch.setattr(watching, "Watch", FakeWatch)
+    cluster = Scripted(5)
+    r, _, _ = rollout(tmp_path, cluster)
+    r.checks.addresses = lambda rids: {rid: [("192.0.2.1", 80)] for rid in rids}  # type: ignore[attr-defined]
+    assert full_run(r, monkeypatch, plans(cluster)) == Outcome.DONE
+    assert drains(tmp_path)[0] == ["node2", "node3"]
+    assert {"app2", "app3"} in watched  # the batch's drain (and its fail over), one watch
+    assert r.results["node2"].outages == {"app2": 0.25} and r.results["node3"].outages == {"app3": 0.25}
+    assert r.longest_outages() == {f"app{i}": 0.25 for i in range(1, 6)}
+
+
+def test_a_watch_that_cannot_start_never_breaks_the_move(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from upgrader.orchestrator import watching
+
+    class NoThread:
+        def __init__(self, targets: Any) -> None: ...
+
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(watching, "Watch", NoThread)
+    said = Said()
+    run = SimpleNamespace(checks=SimpleNamespace(addresses=lambda rids: {"app1": [("192.0.2.1", 80)]}),
+                          config=Config(), report=said, results={"node2": NodeResult("node2")})
+    with watching.watching(run, "node2", ["app1"]):  # type: ignore[arg-type]
+        pass
+    assert said.lines == [("node2", "watch", "no outage watch for this move: RuntimeError: can't start new thread")]
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_stop_while_choosing_the_batch_is_the_first_nodes_as_in_its_drain(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, concurrency: int) -> None:
+    """What moved late fails its check before the next drain (catch up): with Concurrency as with one node at a
+    time, the node about to be drained ends failed, its record ended, nothing drained."""
+    from upgrader.orchestrator.outcome import Stop
+
+    cluster = Scripted(5)
+    r, _, _ = rollout(tmp_path, cluster, concurrency=concurrency)
+
+    def late_move_unhealthy(node: str) -> None:
+        raise Stop(Outcome.FAILED_BACK, f"health check failed after the move (caught up before {node})")
+
+    r.catch_up = late_move_unhealthy  # type: ignore[method-assign]
+    assert full_run(r, monkeypatch, plans(cluster)) == Outcome.FAILED_BACK
+    assert r.results["node2"].result == "failed" and "caught up before node2" in (r.results["node2"].error or "")
+    ends = [e for e in History(tmp_path / "history.jsonl").entries(RUN) if (e["phase"], e["event"]) == ("node", "end")]
+    assert [(e["node"], e["result"]) for e in ends] == [("node2", "failed")]
+    assert cluster.standby == set()
+
+
+def test_a_signal_during_a_batchs_drain_puts_every_node_back_online_untouched(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The safe point after the drain is the batch's: all of its nodes back online, none upgraded, one stop
+    naming them (the same safe point as one node's: stops.safe_point)."""
+    cluster = Scripted(5)
+    r, _, nodes = rollout(tmp_path, cluster)
+    standby = cluster.set_standby
+
+    def signalled(node: str, on: bool) -> None:
+        standby(node, on)
+        if on and node == "node3":
+            r.interrupted = "SIGTERM"
+
+    cluster.set_standby = signalled  # type: ignore[method-assign]
+    assert full_run(r, monkeypatch, plans(cluster)) == Outcome.NEEDS_PERSON
+    assert cluster.standby == set() and cluster.where == cluster.home and nodes.spans == {}
+    assert not any(name == "rolling-upgrade-waiting" for _, name in cluster.marks)
+    assert r.stop_reason == ("interrupted by SIGTERM: stopped at a safe point after draining node2 and node3 (put "
+                             "back online, not upgraded)")
+    assert r.results["node2"].result == r.results["node3"].result == "failed"

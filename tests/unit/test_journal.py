@@ -158,6 +158,45 @@ def test_a_journald_that_does_not_read_never_holds_the_caller(journald: socket.s
     assert time.monotonic() - started < 10
 
 
+def test_a_stuck_journald_costs_its_timeout_once_not_on_every_event(journald: socket.socket,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   no_logger: list) -> None:
+    """A run records dozens of events: once a send timed out, journald is left alone for STUCK_BACKOFF
+    seconds (the lines go to the system log at once), then tried again."""
+    from upgrader import runner
+
+    monkeypatch.setattr(runner, "JOURNAL_TIMEOUT", 0.2)
+    said: list[str] = []
+    while "syslog" not in said and len(said) < 2000:  # fill its queue, never read
+        said.append(journal.event("note", "x" * 4000))
+    started = time.monotonic()
+    assert [journal.event("note", "y") for _ in range(20)] == ["syslog"] * 20
+    assert time.monotonic() - started < 0.2  # not 20 timeouts
+    while True:  # journald reads again: it is tried again once the backoff is over
+        try:
+            journald.setblocking(False)
+            journald.recv(65536)
+        except BlockingIOError:
+            break
+    journal._stuck[journal.SOCKET] = time.monotonic() - 1  # the backoff is over
+    assert journal.event("note", "z") == "journal"
+
+
+def test_a_stuck_log_socket_starts_no_logger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from upgrader import runner
+
+    monkeypatch.setattr(runner, "JOURNAL_TIMEOUT", 0.1)
+    monkeypatch.setattr(journal, "SOCKET", str(tmp_path / "none"))
+    monkeypatch.setattr(journal, "DEVLOG", str(tmp_path / "log"))
+    started: list[object] = []
+    monkeypatch.setattr(runner.Runner, "call", lambda self, argv, **kw: started.append(argv))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as daemon:  # bound, never read: stuck
+        daemon.bind(str(tmp_path / "log"))
+        said = [journal.event("note", "x" * 4000) for _ in range(300)]
+    assert said[0] == "syslog" and said[-1] == ""
+    assert started == []  # logger would wait on the same stuck socket
+
+
 def test_nothing_raises_when_the_fallback_fails_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(journal, "SOCKET", str(tmp_path / "none"))
 

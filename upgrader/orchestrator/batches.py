@@ -26,19 +26,20 @@ over, verify: their next safe point); then the run stops, before the next batch.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import asdict
 from typing import Callable, Iterator, Mapping, Protocol
 
 from upgrader.orchestrator import steering
 from upgrader.orchestrator.context import RunContext
 from upgrader.orchestrator.moves import (Move, all_of, came_back, cleared, instances_back, moved_since, on_patched,
-                                         placement, preferring, restored)
+                                         placement, preferring, undo_drain)
 from upgrader.orchestrator.outcome import Outcome, Stop
 from upgrader.orchestrator.remote import ApplyResult, NodePlan
-from upgrader.orchestrator.stops import STOPS, NodeWork, recorded, still_whole
+from upgrader.orchestrator.stops import STOPS, NodeWork, named, recorded, safe_point, still_whole
+from upgrader.orchestrator.watching import watching_each
 from upgrader.pacemaker import shapes
-from upgrader.pacemaker.live import Cluster, NotSettled
+from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.state import ClusterState, ParseError
 from upgrader.pacemaker.utilization import shortfall
 from upgrader.runner import CommandError
@@ -53,11 +54,6 @@ class Steps(Protocol):
     def upgrade(self, node: str, stack: bool = False, packages: int = 0) -> ApplyResult: ...
 
     def verify(self, node: str, move: Move) -> None: ...
-
-
-def named(nodes: list[str]) -> str:
-    """``node3``, ``node3 and node4``, ``node3, node4 and node5``."""
-    return nodes[0] if len(nodes) == 1 else f"{', '.join(nodes[:-1])} and {nodes[-1]}"
 
 
 def candidates(run: RunContext, rest: list[str], before_node: Callable[[str], str | None] | None) -> list[str]:
@@ -231,7 +227,7 @@ def drain(run: RunContext, steps: Steps, batch: list[str]) -> dict[str, Move]:
     """Standby for every node of the batch, one settle; what moved checked once. Each node's move."""
     for n in batch:
         run.phase(n, "drain")
-    still_whole(run, batch[0])
+    still_whole(run, batch)
     with draining(run, batch) as (joint, moves):
         if joint.moved:
             steps.verify(batch[0], joint)
@@ -242,25 +238,9 @@ def drain(run: RunContext, steps: Steps, batch: list[str]) -> dict[str, Move]:
         run.report.step(n, "drain", f"standby with {named([m for m in batch if m != n])}; {len(moves[n].moved)} "
                         "resource(s) moved and healthy" if moves[n].moved else
                         f"standby with {named([m for m in batch if m != n])}; it ran nothing")
-    if run.interrupted:  # the safe point after the drain: every node back online, not upgraded
-        back_online(run, batch)
-        raise Stop(Outcome.NEEDS_PERSON, f"interrupted by {run.interrupted}: stopped at a safe point after "
-                   f"draining {named(batch)} (put back online, not upgraded)")
-    state = run.cluster.state()
-    gone = [n.name for n in state.nodes if not n.online]
-    if gone or not state.summary.quorum:
-        back_online(run, batch, settle=False)
-        why = f"nodes offline: {', '.join(gone)}" if gone else "the cluster lost quorum"
-        raise Stop(Outcome.NEEDS_PERSON, f"{why}; stopped after draining {named(batch)} (put back online, not "
-                   "upgraded)")
+    safe_point(run, batch, drained_untouched=True)  # every node back online, not upgraded
+    still_whole(run, batch, drained_untouched=True)
     return moves
-
-
-def back_online(run: RunContext, nodes: list[str], settle: bool = True) -> None:
-    for n in nodes:
-        run.back_online(n)
-    if settle:
-        run.cluster.wait_settled(None, deadline=run.config.settle_timeout)
 
 
 @contextmanager
@@ -276,7 +256,8 @@ def draining(run: RunContext, batch: list[str]) -> Iterator[tuple[Move, dict[str
     clones = {n: shapes.instances_on(state, n) for n in batch}
     moving, targets = steer(run, state, batch)
     onto_patched = bool(run.patched - set(batch))
-    with preferring(run, moving if onto_patched else (), patched=True, targets=targets):
+    with preferring(run, moving if onto_patched else (), patched=True, targets=targets), \
+            watching_each(run, resources):
         for n in batch:
             run.cluster.set_standby(n, True)
             if not state.node(n).standby:
@@ -285,7 +266,7 @@ def draining(run: RunContext, batch: list[str]) -> Iterator[tuple[Move, dict[str
                                          deadline=run.config.settle_timeout)
         lost = shapes.taken_down_together(state, after, resources, clones)
         if lost:
-            raise undo(run, batch, state, lost)
+            raise undo_drain(run, batch, state, lost)
         own = {n: {rid: sorted(after.running_on(rid))[0] for rid in resources[n]} for n in batch}
         also = {rid: where for rid, where in moved_since(after, placement(state)).items()
                 if not any(rid in o for o in own.values())}  # taken along (a colocation): the first node's
@@ -300,21 +281,6 @@ def draining(run: RunContext, batch: list[str]) -> Iterator[tuple[Move, dict[str
                     untouched_too=tuple(batch[1:]), after=after), moves)
 
 
-def undo(run: RunContext, batch: list[str], before: ClusterState, lost: list[str]) -> Stop:
-    """The drain took something down: every node of ``batch`` back online at once, until all of it runs again."""
-    said, who = "; ".join(lost), named(batch)
-    for n in batch:
-        run.history.record(run.run_id, n, "drain", "end", ok=False, problems=said)
-    back_online(run, batch, settle=False)
-    try:
-        run.cluster.wait_settled(restored(before), deadline=run.config.settle_timeout)
-    except NotSettled as exc:
-        return Stop(Outcome.NEEDS_PERSON, f"the drain of {who} took down what it should have moved ({said}); "
-                    f"{who} are back online but not all of it runs again: {exc}")
-    return Stop(Outcome.FAILED_BACK, f"the drain of {who} took down what it should have moved ({said}); {who} "
-                "are back online and all of it runs again; nothing was upgraded")
-
-
 def upgrade(run: RunContext, steps: Steps, batch: list[str], plans: Mapping[str, NodePlan],
             blocks: Mapping[str, Block], stops: dict[str, BaseException]) -> list[str]:
     """Every node's upgrade at once (one thread each: a remote call); those upgraded, in the batch's order.
@@ -324,7 +290,7 @@ def upgrade(run: RunContext, steps: Steps, batch: list[str], plans: Mapping[str,
     """
     def one(n: str) -> None:
         applied = steps.upgrade(n, stack=plans[n].ha_stack, packages=len(plans[n].changes))
-        blocks[n].work.result.changes = [asdict(c) for c in applied.changes] or blocks[n].work.result.changes
+        blocks[n].work.upgraded(applied.changes)
 
     with ThreadPoolExecutor(max_workers=len(batch), thread_name_prefix="upgrade") as pool:
         futures = {n: pool.submit(one, n) for n in batch}
@@ -350,36 +316,40 @@ def fail_over(run: RunContext, steps: Steps, nodes: list[str], drained: Mapping[
     back = [rid for n in nodes for rid, where in drained[n].moved.items() if where not in run.patched]
     instances = {n: drained[n].instances for n in nodes}
     before = run.checks.baseline()
-    with preferring(run, back, patched=True):
-        coming = came_back(before[0], back, run.cluster.predict_standbys(dict.fromkeys(nodes, False)),
-                           run.patched | set(nodes)) if back else []
-        stays = [rid for rid in back if rid not in coming]
-        if stays:
-            run.report.step(nodes[0], "fail-over", f"{', '.join(stays)} stay(s) where Pacemaker keeps them; they "
-                            "move onto a patched node when their node is drained")
+    with ExitStack() as watched:  # the outage watch: from the first node back online until every check ended
+        with preferring(run, back, patched=True):
+            coming = came_back(before[0], back, run.cluster.predict_standbys(dict.fromkeys(nodes, False)),
+                               run.patched | set(nodes)) if back else []
+            stays = [rid for rid in back if rid not in coming]
+            if stays:
+                run.report.step(nodes[0], "fail-over", f"{', '.join(stays)} stay(s) where Pacemaker keeps them; "
+                                "they move onto a patched node when their node is drained")
+            watched.enter_context(watching_each(run, {n: [rid for rid in coming if rid in drained[n].moved]
+                                                      for n in nodes}))
+            for n in nodes:
+                run.back_online(n)
+            after = run.cluster.wait_settled(all_of(on_patched(run, coming),
+                                                    *(instances_back(n, instances[n]) for n in nodes)),
+                                             deadline=run.config.settle_timeout)
+            moved = {rid: sorted(after.running_on(rid))[0] for rid in coming} | moved_since(after,
+                                                                                          placement(before[0]))
+            share = {n: {rid: w for rid, w in moved.items() if w == n} for n in nodes}
+            share[nodes[0]] |= {rid: w for rid, w in moved.items() if w not in nodes}  # elsewhere: as one node's
+            for n in nodes:
+                run.note_moves(n, None, share[n])
         for n in nodes:
-            run.back_online(n)
-        after = run.cluster.wait_settled(all_of(on_patched(run, coming),
-                                                *(instances_back(n, instances[n]) for n in nodes)),
-                                         deadline=run.config.settle_timeout)
-        moved = {rid: sorted(after.running_on(rid))[0] for rid in coming} | moved_since(after, placement(before[0]))
-        share = {n: {rid: w for rid, w in moved.items() if w == n} for n in nodes}
-        share[nodes[0]] |= {rid: w for rid, w in moved.items() if w not in nodes}  # elsewhere: as one node's would
-        for n in nodes:
-            run.note_moves(n, None, share[n])
-    for n in nodes:
-        move = Move(before, share[n], suspects={n}, after=after)
-        try:
-            if move.moved:
-                run.phase(n, "verify")
-                steps.verify(n, move)
-        except BaseException as exc:  # a fail back of this node: the others are still checked
-            raised = blocks[n].end(exc)
-            if raised is not None:
-                stops[n] = raised
-            continue
-        run.report.step(n, "fail-over", f"online; {len(move.moved)} resource(s) restarted on the patched root "
-                        "and healthy" if move.moved else "online")
+            move = Move(before, share[n], suspects={n}, after=after)
+            try:
+                if move.moved:
+                    run.phase(n, "verify")
+                    steps.verify(n, move)
+            except BaseException as exc:  # a fail back of this node: the others are still checked
+                raised = blocks[n].end(exc)
+                if raised is not None:
+                    stops[n] = raised
+                continue
+            run.report.step(n, "fail-over", f"online; {len(move.moved)} resource(s) restarted on the patched "
+                            "root and healthy" if move.moved else "online")
     run.placed = placement(after)
 
 

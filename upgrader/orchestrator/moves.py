@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence
 
 from upgrader.runs import WAITING
 from upgrader.orchestrator import steering
 from upgrader.orchestrator.context import RunContext
 from upgrader.orchestrator.outcome import Outcome, Stop
+from upgrader.orchestrator.stops import named
 from upgrader.orchestrator.watching import watching
 from upgrader.pacemaker import shapes
 from upgrader.pacemaker.live import Check, NotSettled
@@ -98,18 +99,22 @@ def cleared(node: str, rids: tuple[str, ...]) -> Check:
     return check
 
 
-def undo_drain(run: RunContext, node: str, before: ClusterState, lost: list[str]) -> Stop:
-    """The drain took something down: ``node`` back online at once, until all of it runs again; the stop."""
-    said = "; ".join(lost)
-    run.history.record(run.run_id, node, "drain", "end", ok=False, problems=said)
-    run.back_online(node)
+def undo_drain(run: RunContext, node: str | Sequence[str], before: ClusterState, lost: list[str]) -> Stop:
+    """The drain took something down: ``node`` (a batch's nodes: all of them) back online at once, until all
+    of it runs again; the stop."""
+    nodes = [node] if isinstance(node, str) else list(node)
+    said, who, are = "; ".join(lost), named(nodes), "is" if len(nodes) == 1 else "are"
+    for n in nodes:
+        run.history.record(run.run_id, n, "drain", "end", ok=False, problems=said)
+    for n in nodes:
+        run.back_online(n)
     try:
         run.cluster.wait_settled(restored(before), deadline=run.config.settle_timeout)
     except NotSettled as exc:
-        return Stop(Outcome.NEEDS_PERSON, f"the drain of {node} took down what it should have moved ({said}); "
-                    f"{node} is back online but not all of it runs again: {exc}")
-    return Stop(Outcome.FAILED_BACK, f"the drain of {node} took down what it should have moved ({said}); {node} "
-                "is back online and all of it runs again; nothing was upgraded")
+        return Stop(Outcome.NEEDS_PERSON, f"the drain of {who} took down what it should have moved ({said}); "
+                    f"{who} {are} back online but not all of it runs again: {exc}")
+    return Stop(Outcome.FAILED_BACK, f"the drain of {who} took down what it should have moved ({said}); {who} "
+                f"{are} back online and all of it runs again; nothing was upgraded")
 
 
 def restored(before: ClusterState) -> Check:

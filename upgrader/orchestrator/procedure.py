@@ -163,7 +163,15 @@ class Rollout(RunContext):
     def upgrade_next(self, rest: list[str], plans: Mapping[str, NodePlan]) -> int:
         """The next node (:meth:`upgrade_one`), or with Concurrency above 1 the next nodes that are safe
         together (:mod:`batches`); how many of ``rest`` were taken."""
-        batch = rest[:1] if self.config.concurrency == 1 else batches.choose(self, self, rest, plans, self.before_node)
+        if self.config.concurrency == 1:
+            batch = rest[:1]
+        else:
+            try:
+                batch = batches.choose(self, self, rest, plans, self.before_node)
+            except Exception:  # its catch up (a fail back), or the cluster asked: the first node's, as in its drain
+                with recorded(self, rest[0], [asdict(c) for c in plans[rest[0]].changes]):
+                    raise
+                return 1
         if len(batch) == 1:
             self.upgrade_one(batch[0], plans[batch[0]])
         else:
@@ -179,8 +187,7 @@ class Rollout(RunContext):
             still_whole(self, node, drained_untouched=True)
             work.touched = True  # from here its packages may change
             applied = self.upgrade(node, stack=plan.ha_stack, packages=len(plan.changes))
-            work.result.changes = [asdict(c) for c in applied.changes] or work.result.changes
-            work.result.upgraded = True
+            work.upgraded(applied.changes)
             self.fail_over(node, drained.moved, drained.instances)
 
     def drain(self, node: str) -> Move:

@@ -14,9 +14,9 @@ import signal
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from types import FrameType
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from upgrader.history import HistoryError
 from upgrader.orchestrator.context import NodeResult, Result, RunContext
@@ -48,27 +48,44 @@ def signals_deferred(run: RunContext) -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def safe_point(run: RunContext, node: str | None, drained_untouched: bool = False) -> None:
-    """Stop here if a signal asked to: between nodes, or after draining ``node`` (put back online first)."""
+def named(nodes: Sequence[str]) -> str:
+    """``node3``, ``node3 and node4``, ``node3, node4 and node5``."""
+    return nodes[0] if len(nodes) == 1 else f"{', '.join(nodes[:-1])} and {nodes[-1]}"
+
+
+def _nodes(node: str | Sequence[str] | None) -> list[str]:
+    return [node] if isinstance(node, str) else list(node or ())
+
+
+def safe_point(run: RunContext, node: str | Sequence[str] | None, drained_untouched: bool = False) -> None:
+    """Stop here if a signal asked to: between nodes, or after draining ``node`` (a batch's nodes: all of
+    them; put back online first, the cluster settled)."""
     if not run.interrupted:
         return
-    if node and drained_untouched:
-        run.back_online(node, settle=True)
-    where = f"after draining {node} (put back online, not upgraded)" if node else "between nodes"
+    nodes = _nodes(node)
+    if nodes and drained_untouched:
+        for n in nodes:
+            run.back_online(n)
+        run.cluster.wait_settled(None, deadline=run.config.settle_timeout)
+    where = f"after draining {named(nodes)} (put back online, not upgraded)" if nodes else "between nodes"
     raise Stop(Outcome.NEEDS_PERSON, f"interrupted by {run.interrupted}: stopped at a safe point {where}")
 
 
-def still_whole(run: RunContext, node: str, drained_untouched: bool = False) -> None:
-    """Stop before touching ``node`` if a node left the cluster or quorum was lost since the preflight."""
+def still_whole(run: RunContext, node: str | Sequence[str], drained_untouched: bool = False) -> None:
+    """Stop before touching ``node`` (a batch's nodes) if a node left the cluster or quorum was lost since
+    the preflight; drained (untouched), put back online first."""
     state = run.cluster.state()
     gone = [n.name for n in state.nodes if not n.online]
     if state.summary.quorum and not gone:
         return
     why = f"nodes offline: {', '.join(gone)}" if gone else "the cluster lost quorum"
+    nodes = _nodes(node)
     if drained_untouched:
-        run.back_online(node)
-        raise Stop(Outcome.NEEDS_PERSON, f"{why}; stopped after draining {node} (put back online, not upgraded)")
-    raise Stop(Outcome.NEEDS_PERSON, f"{why}; stopped before draining {node}")
+        for n in nodes:
+            run.back_online(n)
+        raise Stop(Outcome.NEEDS_PERSON, f"{why}; stopped after draining {named(nodes)} (put back online, not "
+                   "upgraded)")
+    raise Stop(Outcome.NEEDS_PERSON, f"{why}; stopped before draining {named(nodes)}")
 
 
 def soak(run: RunContext) -> None:
@@ -142,6 +159,12 @@ class NodeWork:
 
     result: NodeResult
     touched: bool = False  # its packages may have changed (set before the upgrade starts)
+
+    def upgraded(self, changes: Iterable[Any]) -> None:
+        """Its dist-upgrade ran to the end: what it installed (the plan's when it says nothing) kept in its
+        result, and the node counted as upgraded (what is still pending after the run leaves it out)."""
+        self.result.changes = [asdict(c) for c in changes] or self.result.changes
+        self.result.upgraded = True
 
 
 @contextmanager
