@@ -114,9 +114,11 @@ def encode(found: list[tuple[str, str]]) -> bytes:
 
 def text(message: str, *, run_id: str | None = None, node: str | None = None, phase: str | None = None,
          kind: str = "note") -> str:
-    """The line for the system log where there is no journald: the message and its fields readable."""
+    """The line for the system log where there is no journald: the message and its fields readable, on one
+    line (a control character, say a newline in an environment variable, never starts a forged line)."""
     said = " ".join(f"{k}={v}" for k, v in (("run", run_id), ("node", node), ("phase", phase)) if v)
-    return f"{message} [{said + ' ' if said else ''}event={kind}]"
+    line = f"{message} [{said + ' ' if said else ''}event={kind}]"
+    return "".join(ch if ch.isprintable() else " " for ch in line)
 
 
 def running(path: str | None = None) -> bool:

@@ -302,3 +302,8 @@ def test_the_readme_lists_every_message_id_with_its_kind() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for kind, (message_id, _) in journal.KINDS.items():
         assert f"| `{message_id}` | {kind} |" in readme, kind
+
+
+def test_a_system_log_line_is_one_line_whatever_its_fields_carry() -> None:
+    line = journal.text("refused\nFeb  1 00:00:00 node1 sshd: forged", run_id="apt-1\nforged", kind="refusal")
+    assert "\n" not in line and line == "refused Feb  1 00:00:00 node1 sshd: forged [run=apt-1 forged event=refusal]"
