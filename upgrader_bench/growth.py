@@ -265,10 +265,20 @@ def measure(sizes: Sequence[int], reps: int, say: Say) -> dict[str, Any]:
     """One lab per size, one after the other (each always taken down): ``growth_apps``."""
     started = time.monotonic()
     found: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
     for apps in sizes:
-        with suite.lab_up(lab_name(apps), NODES, apps, say) as lab:
-            found[str(apps)] = measure_size(lab, reps, say)
-    return document(found, reps, time.monotonic() - started)
+        try:
+            with suite.lab_up(lab_name(apps), NODES, apps, say) as lab:
+                found[str(apps)] = measure_size(lab, reps, say)
+        except (LabError, CommandError, RuntimeError, ValueError) as exc:  # the sizes measured so far are kept
+            failed[str(apps)] = str(exc)
+            say(f"{apps} applications: not measured: {exc}")
+    if not found:
+        raise RuntimeError("no size could be measured: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
+    doc = document(found, reps, time.monotonic() - started)
+    if failed:
+        doc["failed"] = failed  # the ratios then compare the sizes that were measured, and say which
+    return doc
 
 
 # The command line's part (python -m upgrader_bench --growth-only, --growth-apps-in-bench).

@@ -168,3 +168,31 @@ def test_the_bench_report_shows_the_fixed_cost_and_the_growth_tables() -> None:
     text = console.export_text()
     assert "fixed_cost_per_node_s" in text and "<= 0.8 s" in text
     assert "growth in applications, measured" in text and "health_vs_smallest" in text
+
+
+def test_a_size_that_fails_keeps_the_sizes_measured_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    @contextmanager
+    def lab_up(name: str, nodes: int, apps: int, say: Any) -> Any:
+        yield SimpleNamespace(apps=apps)
+
+    def measure_size(lab: Any, reps: int, say: Any) -> dict[str, Any]:
+        if lab.apps == 120:
+            raise RuntimeError("the whole health check failed at 120 applications: the patched scan timed out")
+        return sizes()[str(lab.apps)]
+
+    monkeypatch.setattr(growth.suite, "lab_up", lab_up)
+    monkeypatch.setattr(growth, "measure_size", measure_size)
+    said: list[str] = []
+    doc = growth.measure((12, 48, 120), 1, said.append)
+    assert list(doc["sizes"]) == ["12", "48"] and "patched scan timed out" in doc["failed"]["120"]
+    assert doc["ratios"]["plan_s"]["big"] == 48  # the ratios compare what was measured, and say so
+    assert any("120 applications: not measured" in line for line in said)
+    def down(lab: Any, reps: int, say: Any) -> dict[str, Any]:
+        raise ValueError("down")
+
+    monkeypatch.setattr(growth, "measure_size", down)
+    with pytest.raises(RuntimeError, match="no size could be measured: 12: down"):
+        growth.measure((12,), 1, said.append)
