@@ -22,13 +22,12 @@ window chosen while a later file turns unattended-upgrades' periodic run back on
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from upgrader import config as configuration
+from upgrader import etcfile
 from upgrader.config import AUTOMATIC_CHOICES, AUTOMATIC_UNATTENDED, AUTOMATIC_WINDOW
 
 __all__ = ["AUTOMATIC_CHOICES", "AUTOMATIC_UNATTENDED", "AUTOMATIC_WINDOW", "PATH", "PERIODIC", "AutomaticError",
@@ -60,42 +59,11 @@ def write_local(choice: str, path: Path = PATH) -> bool:
     Whether it changed. :class:`AutomaticError` when it cannot be; a ValueError for an unknown choice."""
     if choice not in AUTOMATIC_CHOICES:
         raise ValueError(f"{choice!r} is not a choice (use {' or '.join(AUTOMATIC_CHOICES)})")
-    if choice == AUTOMATIC_UNATTENDED:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            raise AutomaticError(f"cannot remove {path}: {exc.strerror or exc}") from None
-        return True
-    text = snippet()
+    text = snippet() if choice == AUTOMATIC_WINDOW else None
     try:
-        before: str | None = path.read_text()
-    except (OSError, UnicodeDecodeError):
-        before = None  # missing or unreadable: written
-    if before == text:
-        return False
-    try:
-        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # a dot: APT never reads it
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-                f.flush()
-                os.fchmod(f.fileno(), 0o644)
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        return etcfile.keep(path, text)
     except OSError as exc:
-        raise AutomaticError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return True
+        raise AutomaticError(f"cannot {'write' if text else 'remove'} {path}: {exc.strerror or exc}") from None
 
 
 @dataclass(frozen=True)

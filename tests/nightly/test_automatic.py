@@ -15,7 +15,7 @@ from typing import Any
 import apt_pkg
 import pytest
 
-from upgrader import automatic
+from upgrader import automatic, etcfile
 from upgrader import config as configuration
 from upgrader.cli import automatic as command
 from upgrader.config import UNATTENDED_HA_BLACKLIST, Config, ConfigError, from_apt
@@ -136,7 +136,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_copy(tmp_path: Path, monkeypa
     def broken(fd: int, mode: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(automatic.os, "fchmod", broken)
+    monkeypatch.setattr(etcfile.os, "fchmod", broken)
     with pytest.raises(automatic.AutomaticError, match=r"cannot write .*52rolling-upgrade-automatic: No space left"):
         automatic.write_local("window", path)
     assert path.read_text() == "// old\n" and [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -19,12 +19,11 @@ temporary copy starts with a dot, which apt skips.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from upgrader import etcfile
 from upgrader.pacemaker.holds import RELEASE, Hold, HoldError
 
 __all__ = ["PATH", "PRIORITY", "UNCHANGED", "Hold", "HoldError", "changes", "expired", "parse_preferences", "preferences_text",
@@ -90,41 +89,10 @@ def write_local(holds: Iterable[Hold], path: Path = PATH) -> bool:
     """This node's preferences file made to pin exactly ``holds``: written atomically (a copy beside
     it, renamed over it; mode 0644), removed when there is none. Whether it changed."""
     text = preferences_text(holds)
-    if not text:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            raise HoldError(f"cannot remove {path}: {exc.strerror}") from None
-        return True
     try:
-        before: str | None = path.read_text()
-    except (OSError, UnicodeDecodeError):
-        before = None  # missing or unreadable: written
-    if before == text:
-        return False
-    try:
-        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # a dot: apt never reads it
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-                f.flush()
-                os.fchmod(f.fileno(), 0o644)
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        return etcfile.keep(path, text)
     except OSError as exc:
-        raise HoldError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return True
+        raise HoldError(f"cannot {'write' if text else 'remove'} {path}: {exc.strerror or exc}") from None
 
 
 def expired(holds: Iterable[Hold], newest: Mapping[str, str]) -> list[Hold]:
