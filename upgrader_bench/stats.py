@@ -6,7 +6,8 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Sequence
 
-Sample = tuple[float, bool]  # (monotonic time a probe was sent, whether it got a 200)
+from upgrader.health.outage import Sample
+from upgrader.health.outage import outages as outage_spans
 
 
 @dataclass(frozen=True)
@@ -29,29 +30,10 @@ def summarize(values: Iterable[float]) -> Summary:
 
 
 def outages(samples: Sequence[Sample], start: float, end: float) -> list[float]:
-    """Each gap between two successful answers with at least one failed probe between them.
-
-    Only probes sent in [start, end] count, plus the last success before
-    ``start`` as the anchor a gap may begin at. A failure still going on at
-    ``end`` counts up to ``end``. Gaps without a failure (scheduling jitter)
-    are not outages.
-    """
-    ordered = sorted(samples)
-    last_ok = max((t for t, ok in ordered if ok and t < start), default=None)
-    failed = False
-    found = []
-    for t, ok in ordered:
-        if t < start or t > end:
-            continue
-        if not ok:
-            failed = True
-            continue
-        if failed and last_ok is not None:
-            found.append(t - last_ok)
-        failed, last_ok = False, t
-    if failed and last_ok is not None:
-        found.append(end - last_ok)
-    return found
+    """Each gap between two successful answers with at least one failed probe between them, in [start, end]
+    (the last success before ``start`` may begin one); an application not yet seen answering has none:
+    the product's own rule (:func:`upgrader.health.outage.outages`) without counting from ``start``."""
+    return outage_spans(samples, start, end, from_start=False)
 
 
 def ratio(numerator: float, denominator: float) -> float:

@@ -146,6 +146,7 @@ def test_outages_between_successes() -> None:
     samples = [(0.0, True), (0.02, True), (0.04, False), (0.06, False), (0.08, True), (0.1, True), (0.12, False)]
     assert outages(samples, 0.0, 0.2) == [pytest.approx(0.06), pytest.approx(0.1)]  # the last goes on to the end
     assert outages([(0.0, False), (0.3, True)], 0.0, 1.0) == [0.3]  # down at the start: from the start
+    assert outages([(0.0, False), (0.3, True)], 0.0, 1.0, from_start=False) == []  # the benchmarks' rule
     assert outages([(0.0, True), (0.5, True)], 0.0, 1.0) == []  # a late probe is not an outage
     assert outages(list(reversed(samples)), 0.05, 0.2) == [pytest.approx(0.06), pytest.approx(0.1)]  # anchored
 

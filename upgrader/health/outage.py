@@ -62,14 +62,16 @@ def address(host: str, port: int) -> Address | None:
     return host, port
 
 
-def outages(samples: Sequence[Sample], start: float, end: float) -> list[float]:
+def outages(samples: Sequence[Sample], start: float, end: float, *, from_start: bool = True) -> list[float]:
     """Each span between two successful probes with a failed one between them, within [start, end].
 
     The last success before ``start`` anchors a span that begins before it; with none, a failure
-    at the start counts from ``start``. A failure still going on at ``end`` counts up to ``end``.
+    at the start counts from ``start`` (``from_start`` False: it does not count, as the benchmarks
+    want: no answer seen yet is no outage measured). A failure still going on at ``end`` counts up
+    to ``end``. Gaps without a failure (scheduling jitter) are not outages.
     """
     ordered = sorted(samples)
-    last_ok = max((t for t, ok in ordered if ok and t < start), default=start)
+    last_ok: float | None = max((t for t, ok in ordered if ok and t < start), default=start if from_start else None)
     failed = False
     found = []
     for t, ok in ordered:
@@ -78,10 +80,10 @@ def outages(samples: Sequence[Sample], start: float, end: float) -> list[float]:
         if not ok:
             failed = True
             continue
-        if failed:
+        if failed and last_ok is not None:
             found.append(t - last_ok)
         failed, last_ok = False, t
-    if failed:
+    if failed and last_ok is not None:
         found.append(end - last_ok)
     return found
 
