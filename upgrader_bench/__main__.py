@@ -35,7 +35,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 
 from rich.console import Console
 
@@ -228,40 +228,38 @@ def main(argv: list[str] | None = None) -> int:
     if args.growth_only:
         return apps_growth.only(args, say, out)
     if args.seed_only:
-        try:
+        def seed_only() -> dict:
             with suite.lab_up("bnseed", 2, 2, say, profile="seed") as lab:
-                print(json.dumps(suite.seed_lab(lab, args.growth_reps, say), indent=2))
-        except (LabError, CommandError, RuntimeError, ValueError) as exc:
-            print(f"benchmark failed: {exc}", file=sys.stderr)
-            return 1
+                return suite.seed_lab(lab, args.growth_reps, say)
+
+        found, failed = one_scenario(seed_only)
+        if failed is not None:
+            return failed
+        print(json.dumps(found, indent=2))
         return 0
     if args.concurrency_only:
         from upgrader_bench import concurrency
 
         if args.concurrency_reps < 1:
             p.error("--concurrency-reps must be at least 1")
-        try:
+        def concurrency_only() -> dict:
             with suite.lab_up(concurrency.LAB, concurrency.NODES, concurrency.APPS, say) as lab:
-                found = concurrency.measure(lab, args.concurrency_reps, say)
-        except (LabError, CommandError, RuntimeError, ValueError) as exc:
-            print(f"benchmark failed: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt as exc:
-            print(f"benchmark interrupted ({exc or 'SIGINT'}); its lab is down", file=sys.stderr)
-            return 130
+                return concurrency.measure(lab, args.concurrency_reps, say)
+
+        found, failed = one_scenario(concurrency_only)
+        if failed is not None:
+            return failed
         concurrency.merge(args.out, found)
         print(json.dumps(found, indent=2))
         return 0
     if args.staging_only:
-        try:
+        def staging_only() -> dict:
             with suite.lab_up(STAGING_LAB, 3, 3, say) as lab:
-                found = suite.staging_lab(lab, args.staging_reps, say, args.staging_rate, args.staging_padding)
-        except (LabError, CommandError, RuntimeError, ValueError) as exc:
-            print(f"benchmark failed: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt as exc:
-            print(f"benchmark interrupted ({exc or 'SIGINT'}); its lab is down", file=sys.stderr)
-            return 130
+                return suite.staging_lab(lab, args.staging_reps, say, args.staging_rate, args.staging_padding)
+
+        found, failed = one_scenario(staging_only)
+        if failed is not None:
+            return failed
         print(json.dumps(found, indent=2))
         return 0
     try:
@@ -355,6 +353,19 @@ def merge_automatic(path: Path, found: dict[str, Any]) -> None:
     path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
+def one_scenario(work: Callable[[], Any]) -> tuple[Any, int | None]:
+    """What ``work`` (one "-only" scenario, its labs always taken down) measured and None, or None and the
+    exit code, said in one line: 1 when a lab or a command failed, 130 when interrupted."""
+    try:
+        return work(), None
+    except (LabError, CommandError, RuntimeError, ValueError) as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return None, 1
+    except KeyboardInterrupt as exc:
+        print(f"benchmark interrupted ({exc or 'SIGINT'}); its lab is down", file=sys.stderr)
+        return None, 130
+
+
 def automatic_only(args: argparse.Namespace) -> int:
     if args.automatic_reps < 1 or args.automatic_packages < 100:
         print("--automatic-reps must be at least 1 and --automatic-packages at least 100 (a point update's size)",
@@ -367,14 +378,9 @@ def automatic_only(args: argparse.Namespace) -> int:
     def say(text: str) -> None:
         out.print(f"[dim]{time.monotonic() - started:6.0f}s[/] {text}")
 
-    try:
-        found = automatic_lab(args, say)
-    except (LabError, CommandError, RuntimeError, ValueError) as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as exc:
-        print(f"benchmark interrupted ({exc or 'SIGINT'}); its lab is down", file=sys.stderr)
-        return 130
+    found, failed = one_scenario(lambda: automatic_lab(args, say))
+    if failed is not None:
+        return failed
     print(json.dumps(found, indent=2))
     merge_automatic(args.out, found)
     out.print(f"merged into {args.out}")
