@@ -148,8 +148,7 @@ def predicted_stops(run: RunContext, state: ClusterState, nodes: list[str]) -> l
     onto = bool(run.patched - set(nodes))
 
     def prefer(copy: Cluster) -> None:
-        for rid in resources:
-            steering.prefer(copy, rid, run.run_id, patched=True, target=targets.get(rid))
+        steering.prefer_all(copy, resources, run.run_id, patched=True, targets=targets)
 
     predicted = run.cluster.predict_standbys(dict.fromkeys(nodes, True), prefer if onto else None)
     return shapes.stops_instead_of_moving_any(state, nodes, predicted)

@@ -51,11 +51,9 @@ def preferring(run: RunContext, rids: Iterable[str], *, patched: bool,
     Dropped when the block ends, not when it raises (see the module's docstring).
     """
     rids = list(rids)
-    for rid in rids:
-        steering.prefer(run.cluster, rid, run.run_id, patched=patched, target=(targets or {}).get(rid))
+    steering.prefer_all(run.cluster, rids, run.run_id, patched=patched, targets=targets)
     yield
-    for rid in rids:
-        steering.drop_preference(run.cluster, rid)
+    steering.drop_all(run.cluster, rids)
 
 
 def refuse_stops(run: RunContext, state: ClusterState, node: str) -> list[str]:
