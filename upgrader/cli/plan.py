@@ -11,6 +11,7 @@ fields) and ``action``. Tables and prompts summarize a node's changes
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -96,8 +97,12 @@ def plan(cluster: Cluster, out: Console, *, as_json: bool) -> int:
     nodes = Nodes(cfg, cluster.local_node())
     state = cluster.state()
     order = preflight.order(state, nodes.local)
-    plans = preflight.chosen({n: nodes.plan(n) for n in order}, selection_for(cfg), holds.read(cluster))
-    moves = {n: actions(cluster.predict_standby(n), state) for n in order if plans[n].changes}
+    with ThreadPoolExecutor(max_workers=len(order) or 1) as pool:  # every node asked at once, as a run's preflight
+        asked = dict(zip(order, pool.map(nodes.plan, order)))
+        plans = preflight.chosen(asked, selection_for(cfg), holds.read(cluster))
+        pending = [n for n in order if plans[n].changes]
+        moves = {n: actions(predicted, state) for n, predicted in zip(pending, pool.map(cluster.predict_standby,
+                                                                                         pending))}
     frozen, lagging = pkgset.from_plans({n: p.changes for n, p in plans.items() if p.changes})
     notes = plan_notes(cluster, state) + [f"{n} waits for a later run: {why}" for n, why in lagging.items()]
     notes += automatic.status_lines()  # this node's path; 'rolling-upgrade automatic' shows every node's
