@@ -11,7 +11,9 @@ import pytest
 from upgrader.health import outage
 from upgrader.health.outage import FINE, Watch, address, outages
 
-TOLERANCE = 0.04  # the measured span against the gap the test made (each end is known to one FINE period)
+# The measured span against the gap the test made: each end is known to one FINE period plus the probe loop's
+# scheduling jitter, which a loaded 2-CPU CI stretches (a run saw 0.040 s over the gap in a full suite).
+TOLERANCE = 2 * FINE + 0.06
 
 
 def listener(port: int = 0, backlog: int = 128) -> socket.socket:

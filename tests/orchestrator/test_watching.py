@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from upgrader.config import Config
+from upgrader.health import outage
 from upgrader.orchestrator.context import NodeResult, Result, RunContext
 from upgrader.orchestrator.watching import watching
 from upgrader.packages.plan import Change
@@ -59,7 +60,9 @@ def test_a_moving_resources_outage_is_noted_in_the_nodes_result() -> None:
     up.close()
     assert asked == [["app1", "app2"]]
     seconds = run.results["node2"].outages["app1"]
-    assert abs(seconds - gap) <= 0.04, (seconds, gap)
+    # An upper bound of the true outage: never shorter than the gap the test made, and longer by
+    # at most two probe periods plus the probe loop's scheduling jitter (generous on a loaded CI).
+    assert gap - 0.01 <= seconds <= gap + 2 * outage.FINE + 0.1, (seconds, gap)
     assert set(run.results["node2"].outages) == {"app1"}
     with watching(run, "node2", ["app1"]):  # type: ignore[arg-type]  # a second move: the longest kept
         time.sleep(0.1)
