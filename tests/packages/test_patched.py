@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from upgrader.packages.after import file_mappings
-from upgrader.packages.patched import (DELETED, REPLACED, StaleMapping, container_pids, md5sums_index, report_lines,
-                                       stale_mappings)
+from upgrader.packages.patched import (DELETED, REPLACED, StaleMapping, container_pids, md5sums_index,
+                                       namespace_members, report_lines, stale_mappings, stale_mappings_of)
 from upgrader.packages.plan import DPKG_INFO, merged_aliases
 
 ZLIB = Path(os.path.realpath("/usr/lib/x86_64-linux-gnu/libz.so.1"))  # libz.so.1.2.13 on bookworm
@@ -95,6 +95,22 @@ def test_a_process_mapping_a_replaced_library_is_stale_and_one_started_after_is_
             assert stale_mappings([after.pid], dpkg_info=info) == []
             assert report_lines(stale_mappings([after.pid, before.pid], dpkg_info=info)) == [
                 f"{command_of(before.pid)} (pid {before.pid}) maps old {library}"]
+
+
+def test_one_scan_of_several_containers_gives_each_its_own_stale_processes(tmp_path: Path, library: Path) -> None:
+    """A node's scan reads dpkg's md5sums once for every group: each group (a container's processes) gets
+    exactly what a scan of it alone gives, though both map the same replaced object."""
+    info = tmp_path / "info"
+    old = library.read_bytes()
+    write_md5sums(info, "demo", {str(library): old})
+    with loading(library) as first, loading(library) as second:
+        dpkg_replace(library, old + b"patched\0" * 8)
+        write_md5sums(info, "demo", {str(library): old + b"patched\0" * 8})
+        with loading(library) as fresh:
+            both = stale_mappings_of({"web": [first.pid], "db": [second.pid, fresh.pid], "idle": []}, dpkg_info=info)
+            assert both == {"web": stale_mappings([first.pid], dpkg_info=info),
+                            "db": stale_mappings([second.pid, fresh.pid], dpkg_info=info), "idle": []}
+            assert [s.pid for s in both["web"]] == [first.pid] and [s.pid for s in both["db"]] == [second.pid]
 
 
 def test_a_byte_identical_replacement_counts_as_current(tmp_path: Path, library: Path) -> None:
@@ -206,6 +222,16 @@ def test_container_pids_are_those_of_the_init_s_pid_namespace(tmp_path: Path, li
         gone = child.pid
     with pytest.raises(OSError):
         container_pids(gone)
+
+
+def test_namespace_members_reads_proc_once_for_several_inits_and_leaves_a_gone_one_out(library: Path) -> None:
+    with loading(library) as child:
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait(timeout=10)
+        found = namespace_members([child.pid, os.getpid(), gone.pid])
+        assert set(found) == {child.pid, os.getpid()}  # same namespace here: both get every process of ours
+        assert found[child.pid] == found[os.getpid()] == container_pids(child.pid)
+    assert namespace_members([]) == {}
 
 
 def test_file_mappings_keep_one_range_per_mapped_object() -> None:

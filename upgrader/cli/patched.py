@@ -2,7 +2,8 @@
 
 Node-local (the level-4 check and ``check --patched`` run it on each node):
 the processes of each container (its init's pid namespace) are scanned by
-:func:`upgrader.packages.patched.stale_mappings`. Exit 0: none on old code;
+:func:`upgrader.packages.patched.stale_mappings_of`, in one
+scan for them all. Exit 0: none on old code;
 1: some are; 3: a container named is not running; 2: lxc could not be asked.
 """
 
@@ -18,31 +19,30 @@ NOT_RUNNING = 3
 
 
 def patched(containers: list[str], as_json: bool) -> int:
-    from upgrader.packages.patched import container_pids, report_lines, stale_mappings
+    from upgrader.packages.patched import namespace_members, report_lines, stale_mappings_of
 
     started = time.monotonic()
     runner = Runner(timeout=LXC_TIMEOUT)
     try:
-        names = containers or running_containers(runner)
+        inits = running_inits(runner)
     except CommandError as exc:
         print(f"rolling-upgrade patched: {exc}", file=sys.stderr)
         return 2
+    names = containers or sorted(inits)
+    for name in names:
+        if name not in inits and (pid := init_pid(runner, name)) is not None:
+            inits[name] = pid  # lxc-ls gave no pid for it (a state in between): lxc-info asked alone
+    members = namespace_members(inits[n] for n in names if n in inits)  # one pass over /proc for them all
+    groups = {n: members[inits[n]] for n in names if n in inits and inits[n] in members}
+    stale = stale_mappings_of(groups)  # one md5sums reading, each mapped object hashed once
     found: dict[str, dict] = {}
     missing = []
     for name in names:
-        init = init_pid(runner, name)
-        if init is None:
+        if name not in groups:
             missing.append(name)
             found[name] = {"running": False, "stale": []}
-            continue
-        try:
-            pids = container_pids(init)
-        except OSError:
-            missing.append(name)
-            found[name] = {"running": False, "stale": []}
-            continue
-        stale = stale_mappings(pids)
-        found[name] = {"running": True, "processes": len(pids), "stale": report_lines(stale)}
+        else:
+            found[name] = {"running": True, "processes": len(groups[name]), "stale": report_lines(stale[name])}
     if as_json:
         print(json.dumps({"containers": found, "seconds": round(time.monotonic() - started, 3)}, indent=2))
     else:
@@ -58,10 +58,19 @@ def patched(containers: list[str], as_json: bool) -> int:
     return 1 if any(got["stale"] for got in found.values()) else 0
 
 
-def running_containers(runner: Runner) -> list[str]:
-    """The running lxc containers of this node (``lxc-ls --running``)."""
-    out = runner.run(["lxc-ls", "--running", "-1"], what="listing the running containers").stdout
-    return [line.strip() for line in out.splitlines() if line.strip()]
+def running_inits(runner: Runner) -> dict[str, int]:
+    """Each running lxc container of this node and its init's pid, in one command
+    (``lxc-ls --running --fancy --fancy-format NAME,PID``)."""
+    out = runner.run(["lxc-ls", "--running", "--fancy", "--fancy-format", "NAME,PID"],
+                     what="listing the running containers").stdout
+    return lxc_inits(out)
+
+
+def lxc_inits(output: str) -> dict[str, int]:
+    """``{name: init pid}`` from ``lxc-ls --fancy --fancy-format NAME,PID`` output (a header line first);
+    a row without a numeric pid is left out."""
+    rows = [line.split() for line in output.splitlines()[1:]]
+    return {row[0]: int(row[1]) for row in rows if len(row) >= 2 and row[1].isdigit()}
 
 
 def init_pid(runner: Runner, name: str) -> int | None:

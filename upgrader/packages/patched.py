@@ -74,17 +74,34 @@ def stale_mappings(pids: Iterable[int], host_root: Path = Path("/"), packages: I
     read is skipped, as is a mapping whose content cannot be read (unless marked
     "(deleted)"): never an error.
     """
+    return stale_mappings_of({"": pids}, host_root, packages, proc, dpkg_info)[""]
+
+
+def stale_mappings_of(groups: dict[str, Iterable[int]], host_root: Path = Path("/"),
+                      packages: Iterable[str] | None = None, proc: Path = Path("/proc"),
+                      dpkg_info: Path | None = None) -> dict[str, list[StaleMapping]]:
+    """:func:`stale_mappings` of each group of processes (a container's), in one scan: dpkg's md5sums are
+    read once for every group's mapped paths, and each mapped object is hashed once whichever group maps
+    it, so a node's scan grows with its processes, not with its containers times its packages.
+    At most :data:`MAX_PROCESSES` processes per group."""
     aliases = merged_aliases(host_root)
     info = dpkg_info if dpkg_info is not None else host_root / "var/lib/dpkg/info"
-    scanned: list[tuple[int, list[Mapping]]] = []
-    for pid in list(dict.fromkeys(pids))[:MAX_PROCESSES]:
-        try:
-            scanned.append((pid, file_mappings(read_maps(proc / str(pid)))))
-        except (OSError, ProcessLookupError):
-            continue
-    wanted = {canonical_path(m.path, aliases) for _, maps in scanned for m in maps}
+    scanned: dict[str, list[tuple[int, list[Mapping]]]] = {}
+    for key, pids in groups.items():
+        maps_of = scanned[key] = []
+        for pid in list(dict.fromkeys(pids))[:MAX_PROCESSES]:
+            try:
+                maps_of.append((pid, file_mappings(read_maps(proc / str(pid)))))
+            except (OSError, ProcessLookupError):
+                continue
+    wanted = {canonical_path(m.path, aliases) for group in scanned.values() for _, maps in group for m in maps}
     index = md5sums_index(info, packages, aliases, wanted)
     checker = _Checker(proc, host_root)
+    return {key: _stale(group, index, aliases, checker, proc) for key, group in scanned.items()}
+
+
+def _stale(scanned: list[tuple[int, list[Mapping]]], index: dict[str, list[tuple[str, str]]],
+           aliases: dict[str, str], checker: "_Checker", proc: Path) -> list[StaleMapping]:
     found: set[StaleMapping] = set()
     for pid, maps in scanned:
         stale = []
@@ -145,19 +162,41 @@ def container_pids(init_pid: int, proc: Path = Path("/proc")) -> list[int]:
     ``init_pid``'s own namespace cannot be read (it is gone: no container).
     A pid of the caller's own namespace gives every process of it.
     """
-    namespace = os.readlink(proc / str(init_pid) / "ns" / "pid")
-    found = []
+    found = namespace_members([init_pid], proc)
+    if init_pid not in found:
+        namespace_of(init_pid, proc)  # raises the OSError that says why
+        raise FileNotFoundError(f"process {init_pid} is gone")
+    return found[init_pid]
+
+
+def namespace_members(init_pids: Iterable[int], proc: Path = Path("/proc")) -> dict[int, list[int]]:
+    """:func:`container_pids` of several inits in one pass over ``proc``: ``{init: its processes}``.
+    An init whose own namespace cannot be read (it is gone) is left out."""
+    wanted: dict[str, list[int]] = {}
+    for pid in dict.fromkeys(init_pids):
+        try:
+            wanted.setdefault(namespace_of(pid, proc), []).append(pid)
+        except (OSError, ProcessLookupError):
+            continue
+    found: dict[int, list[int]] = {pid: [] for inits in wanted.values() for pid in inits}
+    if not found:
+        return found
     for entry in proc.iterdir():
-        if len(found) >= MAX_PROCESSES:
-            break
         if not entry.name.isdigit():
             continue
         try:
-            if os.readlink(entry / "ns" / "pid") == namespace:
-                found.append(int(entry.name))
+            sharing = wanted.get(os.readlink(entry / "ns" / "pid"), ())
         except (OSError, ProcessLookupError):
             continue
-    return sorted(found)
+        for init in sharing:
+            if len(found[init]) < MAX_PROCESSES:
+                found[init].append(int(entry.name))
+    return {pid: sorted(members) for pid, members in found.items()}
+
+
+def namespace_of(pid: int, proc: Path = Path("/proc")) -> str:
+    """The pid namespace of ``pid`` (``/proc/PID/ns/pid``'s link); OSError when it is gone."""
+    return os.readlink(proc / str(pid) / "ns" / "pid")
 
 
 def report_lines(found: Iterable[StaleMapping]) -> list[str]:
