@@ -138,3 +138,21 @@ def test_the_nodes_report_names_a_host_process_left_on_the_old_library(lab: Lab,
         if inside_pid.isdigit():
             node.runner(lab, "node2").call(["kill", inside_pid])
         holder.wait(timeout=30)
+
+
+def test_the_scans_init_pids_from_one_lxc_ls_are_each_running_containers_own(lab: Lab) -> None:
+    """``rolling-upgrade patched`` reads every init pid from one ``lxc-ls --fancy``: on each node, those are
+    lxc-info's pids of exactly the containers running there."""
+    from upgrader.cli.patched import lxc_inits
+
+    seen = {}
+    for n in lab.node_names:
+        runner = node.runner(lab, n)
+        out = runner.run(["lxc-ls", "--running", "--fancy", "--fancy-format", "NAME,PID"]).stdout
+        inits = lxc_inits(out)
+        running = runner.run(["lxc-ls", "--running", "-1"]).stdout.split()
+        assert sorted(inits) == sorted(running), out
+        for name, pid in inits.items():
+            assert runner.run(["lxc-info", "-n", name, "-p", "-H"]).stdout.strip() == str(pid), (name, out)
+        seen.update(inits)
+    assert sorted(seen) == sorted(lab.container(a) for a in lab.app_names)
