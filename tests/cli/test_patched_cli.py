@@ -6,7 +6,8 @@ from upgrader.cli.patched import lxc_inits
 
 
 def test_lxc_ls_names_and_pids_are_read_and_a_row_without_a_pid_is_left_out() -> None:
-    # lxc-ls --running --fancy --fancy-format NAME,PID, as lxc 5.0 prints it (a header, padded columns).
+    # The shape of lxc 5.0's lxc-ls --fancy output (a header, padded columns; tests/lab/test_patched_lab.py
+    # checks this parser against the real one on every lab node). The "-" row is a made-up defensive case.
     out = "NAME   PID   \napp1   41236 \napp10  -     \napp2   41530 \n"
     assert lxc_inits(out) == {"app1": 41236, "app2": 41530}
     assert lxc_inits("") == {}
