@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import pytest
 
+from tests.helpers import drained_together
 from upgrader.config import Config, ConfigError, load
 from upgrader.health.report import CheckResult, HealthReport, Level
 from upgrader.history import History
@@ -210,17 +211,8 @@ def full_run(r: Rollout, monkeypatch: pytest.MonkeyPatch, the_plans: dict[str, N
 
 
 def drains(tmp_path: Path) -> list[list[str]]:
-    """The nodes of each drain, in order: those whose drain started with no upgrade in between."""
-    groups: list[list[str]] = []
-    last = None
-    for e in History(tmp_path / "history.jsonl").entries(RUN):
-        if (e["phase"], e["event"]) == ("drain", "start"):
-            if last != "drain":
-                groups.append([])
-            groups[-1].append(e["node"])
-        if e["event"] == "start" and e["phase"] in ("drain", "upgrade", "fail-over"):
-            last = e["phase"]
-    return groups
+    """The nodes of each drain of the run recorded in ``tmp_path``: :func:`tests.helpers.drained_together`."""
+    return drained_together(History(tmp_path / "history.jsonl").entries(RUN))
 
 
 def test_a_batch_of_two_is_drained_and_upgraded_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
