@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import private_lab
+from tests.helpers import drained_together
 from tests.lab.helpers import fresh_version, history, rolling, run_leftovers, standby_nodes, versions_served
 from upgrader_lab import lab as ops
 from upgrader_lab import node
@@ -29,20 +30,6 @@ def clab() -> Iterator[Lab]:
             node.runner(the_lab, n).run(["tee", SETTING], input='Rolling-Upgrade::Concurrency "2";\n',
                                         what=f"writing {SETTING} in {n}")
         yield the_lab
-
-
-def drained_together(events: list[dict]) -> list[list[str]]:
-    """The nodes of each drain: drain starts with no upgrade or fail over started in between."""
-    groups: list[list[str]] = []
-    last = None
-    for e in events:
-        if (e["phase"], e["event"]) == ("drain", "start"):
-            if last != "drain":
-                groups.append([])
-            groups[-1].append(e["node"])
-        if e["event"] == "start" and e["phase"] in ("drain", "upgrade", "fail-over"):
-            last = e["phase"]
-    return groups
 
 
 def test_concurrency_two_upgrades_five_nodes_two_at_a_time(clab: Lab) -> None:

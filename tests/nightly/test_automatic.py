@@ -5,9 +5,13 @@ origins and blacklist). Temporary APT directories only: never this machine's /et
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
+import io
 import json
 import stat
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -47,8 +51,13 @@ def settings(text: str) -> apt_pkg.Configuration:
 def etc(tmp_path: Path) -> Path:
     """An apt.conf.d of a cluster node: Debian's 20auto-upgrades, unattended-upgrades' origins and blacklist
     (with the cluster snippet's stack entries), a window."""
-    conf = tmp_path / "apt.conf.d"
-    conf.mkdir()
+    return apt_conf_d(tmp_path)
+
+
+def apt_conf_d(root: Path) -> Path:
+    """:func:`etc`'s apt.conf.d, in ``root``."""
+    conf = root / "apt.conf.d"
+    conf.mkdir(parents=True)
     (conf / "20auto-upgrades").write_text(AUTO_UPGRADES)
     (conf / "50unattended-upgrades").write_text(UU)
     blacklist = "".join(f'"{e}"; ' for e in UNATTENDED_HA_BLACKLIST)
@@ -376,6 +385,74 @@ def test_a_node_where_the_choice_does_not_hold_is_exit_1_naming_it(monkeypatch: 
     assert command.everywhere(Cluster(), "window", True, out) == 1  # type: ignore[arg-type]
     doc = json.loads(out.file.getvalue())
     assert doc["nodes"]["node2"]["error"].startswith("Rolling-Upgrade::Automatic is window")
+
+
+def on_nodes(monkeypatch: pytest.MonkeyPatch, conf: dict[str, Path]) -> None:
+    """``_ask`` running the real ``automatic --local --json`` on each node's own apt.conf.d (one at a time)."""
+    local_state, write_local, one_at_a_time = automatic.local_state, automatic.write_local, threading.Lock()
+
+    def ask(nodes: Any, node: str, choice: str | None) -> dict[str, Any]:
+        with one_at_a_time:
+            monkeypatch.setattr(automatic, "local_state",
+                                functools.partial(local_state, conf[node], None, program=Path("/bin/sh")))
+            monkeypatch.setattr(automatic, "write_local",
+                                functools.partial(write_local, path=conf[node] / automatic.PATH.name))
+            said = io.StringIO()
+            with contextlib.redirect_stdout(said):
+                command.local(choice, True)
+        return json.loads(said.getvalue())
+
+    monkeypatch.setattr(command, "_ask", ask)
+    monkeypatch.setattr(configuration, "load", lambda: Config())
+    monkeypatch.setattr("upgrader.orchestrator.remote.tool_path", lambda: "/usr/sbin/rolling-upgrade")
+
+
+def test_a_write_that_fails_on_one_node_puts_back_the_others_in_one_line_naming_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = {n: apt_conf_d(tmp_path / n) for n in ("node1", "node2", "node3")}
+    automatic.write_local("window", conf["node3"] / automatic.PATH.name)  # node3 has it already
+    on_nodes(monkeypatch, conf)
+    keep, asked = etcfile.keep, []
+
+    def read_only_on_node2(path: Path, text: str | None) -> bool:
+        asked.append(path.parent.parent.name)
+        if path.parent == conf["node2"]:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return keep(path, text)
+
+    monkeypatch.setattr(etcfile, "keep", read_only_on_node2)
+    files = {n: {p.name: p.read_text() for p in c.iterdir()} for n, c in conf.items()}
+    assert command.everywhere(Cluster(), "window", False, console()) == 1  # type: ignore[arg-type]
+    assert {n: {p.name: p.read_text() for p in c.iterdir()} for n, c in conf.items()} == files  # nothing changed
+    assert sorted(asked) == ["node1", "node1", "node2", "node3"]  # node1 written, then put back
+    err = capsys.readouterr().err
+    assert err == (f"rolling-upgrade automatic window: {automatic.PATH} not written on every node, nothing changed "
+                   f"on any node (put back on node1): node2: cannot write {conf['node2'] / automatic.PATH.name}: "
+                   "Read-only file system\n")
+    out = console()
+    assert command.everywhere(Cluster(), "window", True, out) == 1  # type: ignore[arg-type]
+    doc = json.loads(out.file.getvalue())
+    assert doc["error"] == err.split(": ", 1)[1].rstrip() and list(doc["put_back"]) == ["node1"]
+    assert doc["put_back"]["node1"]["changed"] is True and doc["nodes"]["node3"]["changed"] is False
+    assert {n: {p.name: p.read_text() for p in c.iterdir()} for n, c in conf.items()} == files
+
+
+def test_a_node_that_cannot_be_put_back_is_named_with_what_to_do(monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    failed = answer() | {"choice": "window", "error": f"cannot write {automatic.PATH}: Read-only file system"}
+    asked = every_node(monkeypatch, {n: answer() for n in ("node1", "node2", "node3")},
+                       {"node1": answer("window", changed=True) | {"choice": "window"}, "node2": failed,
+                        "node3": {"error": "not reached (TimeoutError: timed out)"}})
+    monkeypatch.setattr(command, "_on_each", lambda nodes, back: {
+        "node1": answer(), "node3": {"error": "not reached (TimeoutError: timed out)"}} if back == {
+        "node1": "unattended-upgrades", "node3": "unattended-upgrades"} else {})
+    assert command.everywhere(Cluster(), "window", False, console()) == 1  # type: ignore[arg-type]
+    assert asked == [None, "window"]
+    err = capsys.readouterr().err
+    assert err == (f"rolling-upgrade automatic window: {automatic.PATH} not written on every node (node2: cannot "
+                   f"write {automatic.PATH}: Read-only file system; node3: not reached (TimeoutError: timed out)) "
+                   "and not put back on every node it changed (node3: not reached (TimeoutError: timed out)): "
+                   "fix it there, then 'rolling-upgrade automatic window' again\n")
 
 
 def test_without_a_choice_every_nodes_state_is_shown(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import pytest
 
+from tests.helpers import drained_together
 from upgrader.config import Config, ConfigError, load
+from upgrader.health.outage import Address
 from upgrader.health.report import CheckResult, HealthReport, Level
 from upgrader.history import History
 from upgrader.orchestrator import batches, holding, staging, steering
@@ -134,6 +136,9 @@ class Checks:
                                               error=None if where not in self.bad else "HTTP 500")
                                   for rid, where in moved.items()), 0.1)
 
+    def addresses(self, rids: Iterable[str]) -> dict[str, list[Address]]:
+        return {}  # no probe on an address: no outage watch (a test that watches sets its own)
+
 
 class Nodes:
     """Each node's upgrade takes ``seconds``; the times each ran are kept (they overlap in a batch)."""
@@ -210,17 +215,8 @@ def full_run(r: Rollout, monkeypatch: pytest.MonkeyPatch, the_plans: dict[str, N
 
 
 def drains(tmp_path: Path) -> list[list[str]]:
-    """The nodes of each drain, in order: those whose drain started with no upgrade in between."""
-    groups: list[list[str]] = []
-    last = None
-    for e in History(tmp_path / "history.jsonl").entries(RUN):
-        if (e["phase"], e["event"]) == ("drain", "start"):
-            if last != "drain":
-                groups.append([])
-            groups[-1].append(e["node"])
-        if e["event"] == "start" and e["phase"] in ("drain", "upgrade", "fail-over"):
-            last = e["phase"]
-    return groups
+    """The nodes of each drain of the run recorded in ``tmp_path``: :func:`tests.helpers.drained_together`."""
+    return drained_together(History(tmp_path / "history.jsonl").entries(RUN))
 
 
 def test_a_batch_of_two_is_drained_and_upgraded_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -471,7 +467,7 @@ def test_a_batchs_moves_are_watched_and_each_outage_noted_for_its_own_node(tmp_p
     monkeypatch.setattr(watching, "Watch", FakeWatch)
     cluster = Scripted(5)
     r, _, _ = rollout(tmp_path, cluster)
-    r.checks.addresses = lambda rids: {rid: [("192.0.2.1", 80)] for rid in rids}  # type: ignore[attr-defined]
+    r.checks.addresses = lambda rids: {rid: [("192.0.2.1", 80)] for rid in rids}  # type: ignore[method-assign]
     assert full_run(r, monkeypatch, plans(cluster)) == Outcome.DONE
     assert drains(tmp_path)[0] == ["node2", "node3"]
     assert {"app2", "app3"} in watched  # the batch's drain (and its fail over), one watch

@@ -87,8 +87,6 @@ def test_no_watch_when_turned_off_or_the_declarations_cannot_be_read() -> None:
     with watching(off, "node2", ["app1"]):  # type: ignore[arg-type]
         pass
     assert off.results["node2"].outages == {} and off.report.lines == []
-    with watching(run_with(None), "node2", ["app1"]):  # type: ignore[arg-type]  # checks without addresses
-        pass
 
 
 def test_pending_after_the_run_is_what_each_node_did_not_install(tmp_path: Path) -> None:

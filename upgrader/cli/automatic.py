@@ -4,8 +4,10 @@
 node gets :data:`upgrader.automatic.PATH`); ``unattended-upgrades``: the file is removed, Debian's
 20auto-upgrades decides again (the default). No CHOICE: every node's state. The choice is checked on every
 node first (each must answer, its settings must load, and for the window it must have a
-``Rolling-Upgrade::Windows`` entry): otherwise nothing is changed anywhere. ``--local``: this node only
-(what the command runs on each node, through the Remote-Shell), JSON with ``--json``.
+``Rolling-Upgrade::Windows`` entry): otherwise nothing is changed anywhere. Then it is written on every node,
+all or nothing: when a node's write fails, every node it changed is put back (its file there or not, as the
+first round found it) and one line names the node and the file. ``--local``: this node only (what the command
+runs on each node, through the Remote-Shell), JSON with ``--json``.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from __future__ import annotations
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from upgrader import automatic
-from upgrader.automatic import AUTOMATIC_WINDOW, COMMAND
+from upgrader.automatic import AUTOMATIC_UNATTENDED, AUTOMATIC_WINDOW, COMMAND
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -97,7 +99,7 @@ def everywhere(cluster: Cluster, choice: str | None, as_json: bool, out: Console
     nodes = Nodes(configuration.load(), cluster.local_node())
     names = [n.name for n in cluster.state().nodes]
     seen = _each(nodes, names, None)
-    doc: dict[str, Any] = {"choice": choice, "nodes": seen, "refused": None}
+    doc: dict[str, Any] = {"choice": choice, "nodes": seen, "refused": None, "error": None, "put_back": {}}
     code = EXIT_OK
     if choice is not None:
         unreached = [f"{n}: {d.get('error')}" for n, d in seen.items() if "state" not in d and not d.get("refused")]
@@ -107,13 +109,17 @@ def everywhere(cluster: Cluster, choice: str | None, as_json: bool, out: Console
             doc["refused"] = "; ".join([*unreached, *refused])
             code = EXIT_ERROR if unreached else EXIT_USAGE
         else:
-            doc["nodes"] = seen = _each(nodes, names, choice)
-            code = EXIT_ERROR if any(d.get("error") or d.get("refused") for d in seen.values()) else EXIT_OK
+            seen = _write(nodes, names, choice, seen, doc)
+            failed = doc["error"] or any(d.get("error") or d.get("refused") for d in seen.values())
+            code = EXIT_ERROR if failed else EXIT_OK
     if as_json:
         out.file.write(json.dumps(doc, indent=2) + "\n")
         return code
     if doc["refused"]:
         print(f"{COMMAND} {choice}: refused, nothing changed on any node: {doc['refused']}", file=sys.stderr)
+        return code
+    if doc["error"]:
+        print(f"{COMMAND} {choice}: {doc['error']}", file=sys.stderr)
         return code
     for n, d in seen.items():
         out.print(escape(f"{n}: {_describe(d)}"))
@@ -123,24 +129,74 @@ def everywhere(cluster: Cluster, choice: str | None, as_json: bool, out: Console
     return code
 
 
+def _write(nodes: Nodes, names: Sequence[str], choice: str, before: Mapping[str, dict[str, Any]],
+           doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``choice`` written on every node, all or nothing: when a node's write fails, every node it changed is
+    put back (``doc``'s "put_back"; its "error" the one line that says so). Each node's answer to the write."""
+    doc["nodes"] = written = _each(nodes, names, choice)
+    if not all(_holds(d, choice) for d in written.values()):
+        doc["put_back"] = _put_back(nodes, before, written)
+        doc["error"] = _undone(choice, written, doc["put_back"])
+    return written
+
+
+def _holds(doc: dict[str, Any], choice: str) -> bool:
+    """Whether a node's answer shows its file as ``choice`` makes it: there for the window, gone otherwise."""
+    return ("state" in doc and not doc.get("refused")
+            and (doc["state"]["file"] is not None) == (choice == AUTOMATIC_WINDOW))
+
+
+def _put_back(nodes: Nodes, before: Mapping[str, dict[str, Any]],
+              written: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every node the write may have changed (it says so, or did not answer) made to say again what
+    ``before`` found: the window where its file was there, unattended-upgrades where it was not. Each
+    node's answer, with the choice it was asked."""
+    back = {n: AUTOMATIC_WINDOW if before[n]["state"]["file"] else AUTOMATIC_UNATTENDED
+            for n, d in written.items() if d.get("changed") or "state" not in d}
+    return {n: d | {"choice": back[n]} for n, d in _on_each(nodes, back).items()}
+
+
+def _undone(choice: str, written: Mapping[str, dict[str, Any]], back: Mapping[str, dict[str, Any]]) -> str:
+    """The one line of a write that failed on some node: where, why, and whether the others were put back."""
+    failed = "; ".join(f"{n}: {_why(d)}" for n, d in written.items() if not _holds(d, choice))
+    stuck = "; ".join(f"{n}: {_why(d)}" for n, d in back.items() if not _holds(d, d["choice"]))
+    if stuck:
+        return (f"{automatic.PATH} not written on every node ({failed}) and not put back on every node it "
+                f"changed ({stuck}): fix it there, then '{COMMAND} {choice}' again")
+    again = f" (put back on {', '.join(back)})" if back else ""
+    return f"{automatic.PATH} not written on every node, nothing changed on any node{again}: {failed}"
+
+
+def _why(doc: dict[str, Any]) -> str:
+    return doc.get("refused") or doc.get("error") or "its file is not as written"
+
+
 def _each(nodes: Nodes, names: Sequence[str], choice: str | None) -> dict[str, dict[str, Any]]:
     """``automatic --local --json [CHOICE]`` on every node at once; per node its document (never raises)."""
-    def one(node: str) -> dict[str, Any]:
-        argv = [nodes.tool, "automatic", "--local", "--json", *([choice] if choice else [])]
-        try:
-            result = nodes.runner(node, timeout=NODE_TIMEOUT).call(argv)
-        except Exception as exc:  # noqa: BLE001 - one node's trouble is its line
-            return {"error": f"not reached ({type(exc).__name__}: {exc})"}
-        try:
-            found = json.loads(result.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return {"error": f"no answer ({result.last_words})"}
-        return found if isinstance(found, dict) else {"error": "no answer (not a JSON object)"}
+    return _on_each(nodes, dict.fromkeys(names, choice))
 
+
+def _on_each(nodes: Nodes, choices: Mapping[str, str | None]) -> dict[str, dict[str, Any]]:
+    """:func:`_each` with each node's own CHOICE (``choices``: node -> CHOICE)."""
+    names = list(choices)
     if not names:
         return {}
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        return dict(zip(names, pool.map(one, names)))
+        return dict(zip(names, pool.map(lambda n: _ask(nodes, n, choices[n]), names)))
+
+
+def _ask(nodes: Nodes, node: str, choice: str | None) -> dict[str, Any]:
+    """``automatic --local --json [CHOICE]`` on ``node``: its document (never raises)."""
+    argv = [nodes.tool, "automatic", "--local", "--json", *([choice] if choice else [])]
+    try:
+        result = nodes.runner(node, timeout=NODE_TIMEOUT).call(argv)
+    except Exception as exc:  # noqa: BLE001 - one node's trouble is its line
+        return {"error": f"not reached ({type(exc).__name__}: {exc})"}
+    try:
+        found = json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"error": f"no answer ({result.last_words})"}
+    return found if isinstance(found, dict) else {"error": "no answer (not a JSON object)"}
 
 
 def _state(doc: dict[str, Any]) -> automatic.Local:

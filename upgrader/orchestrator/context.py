@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Protocol
 
 from upgrader.config import Config
 from upgrader.orchestrator import steering
@@ -28,6 +28,7 @@ from upgrader.pacemaker.lock import LockLost, UpgradeLock
 from upgrader.runs import WAITING
 
 if TYPE_CHECKING:
+    from upgrader.health.outage import Address
     from upgrader.health.report import HealthReport
     from upgrader.orchestrator.gate import Baseline
 
@@ -72,6 +73,9 @@ class Checks(Protocol):
 
     def verify(self, moved: Mapping[str, str], baseline: Baseline) -> HealthReport:
         """All three levels for each resource on the node it moved to."""
+
+    def addresses(self, rids: Iterable[str]) -> dict[str, list[Address]]:
+        """The level-3 probe addresses of each of ``rids`` that declares one: what a move's outage watch probes."""
 
 
 class Reporter(Protocol):

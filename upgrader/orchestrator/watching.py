@@ -49,11 +49,10 @@ def watching_each(run: RunContext, owners: Mapping[str, Iterable[str]]) -> Itera
 
 
 def _start(run: RunContext, node: str, rids: list[str]) -> Watch | None:
-    find = getattr(run.checks, "addresses", None)
-    if not rids or find is None or not getattr(run.config, "health_outage_watch", True):
+    if not rids or not getattr(run.config, "health_outage_watch", True):
         return None
     try:
-        targets = find(rids)
+        targets = run.checks.addresses(rids)
         return Watch(targets).start() if targets else None
     except Exception as exc:  # noqa: BLE001 - e.g. cibadmin timed out, no thread to be had: the move goes on, unwatched
         _say(run, node, f"no outage watch for this move: {type(exc).__name__}: {exc}")

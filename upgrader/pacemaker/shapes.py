@@ -86,25 +86,16 @@ def taken_down(before: ClusterState, after: ClusterState, node: str, moved: tupl
     (``clones``: those with an instance on ``node``, whose instance there stops by design; any other
     clone keeps them all) and as many Promoted instances as before.
     """
-    lost = [f"{rid} runs nowhere (it ran on {node})" for rid in moved if not _running_on(after, rid)]
-    for other in (n.name for n in before.nodes if n.name != node):
-        lost += [f"{rid} runs nowhere (it ran on {other}; the drain of {node} took it down)"
-                 for rid in movable_on(before, other) if rid not in moved and not _running_on(after, rid)]
-    elsewhere = {rid for n in before.nodes if n.name != node for rid in instances_on(before, n.name)}
-    for rid in (*clones, *sorted(elsewhere - set(clones))):
-        gone = (before.running_on(rid) - {node}) - _running_on(after, rid)
-        if gone:
-            lost.append(f"{rid} stopped on {', '.join(sorted(gone))} too")
-        had, has = promoted(before, rid), promoted(after, rid) if after.members(rid) else set()
-        if len(has) < len(had):
-            lost.append(f"{rid} has {len(has)} Promoted instance(s), it had {len(had)}")
-    return list(dict.fromkeys(lost))
+    return taken_down_together(before, after, {node: moved}, {node: clones})
 
 
 def taken_down_together(before: ClusterState, after: ClusterState, moved: Mapping[str, tuple[str, ...]],
                         clones: Mapping[str, tuple[str, ...]]) -> list[str]:
     """What a settled drain of several nodes at once took down, as :func:`taken_down` (``moved`` and
-    ``clones`` per drained node): a clone's instances on the drained nodes stop by design, no others."""
+    ``clones`` per drained node): a clone's instances on the drained nodes stop by design, no others.
+
+    Clones are checked in the order given for one node (the cluster's), sorted for several.
+    """
     gone = set(moved)
     together = " and ".join(sorted(gone))
     lost = [f"{rid} runs nowhere (it ran on {n})" for n, rids in moved.items() for rid in rids
@@ -113,7 +104,7 @@ def taken_down_together(before: ClusterState, after: ClusterState, moved: Mappin
     for other in (n.name for n in before.nodes if n.name not in gone):
         lost += [f"{rid} runs nowhere (it ran on {other}; the drain of {together} took it down)"
                  for rid in movable_on(before, other) if rid not in ours and not _running_on(after, rid)]
-    theirs = sorted({rid for rids in clones.values() for rid in rids})
+    theirs = list(*clones.values()) if len(clones) == 1 else sorted({r for rids in clones.values() for r in rids})
     elsewhere = {rid for n in before.nodes if n.name not in gone for rid in instances_on(before, n.name)}
     for rid in (*theirs, *sorted(elsewhere - set(theirs))):
         lost_on = (before.running_on(rid) - gone) - _running_on(after, rid)

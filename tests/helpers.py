@@ -1,0 +1,19 @@
+"""What unit and lab tests share, needing no lab (lab tests may import it; it imports nothing of the lab)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def drained_together(events: Iterable[dict]) -> list[list[str]]:
+    """The nodes of each drain, in order: drain starts with no upgrade or fail over started in between."""
+    groups: list[list[str]] = []
+    last = None
+    for e in events:
+        if (e["phase"], e["event"]) == ("drain", "start"):
+            if last != "drain":
+                groups.append([])
+            groups[-1].append(e["node"])
+        if e["event"] == "start" and e["phase"] in ("drain", "upgrade", "fail-over"):
+            last = e["phase"]
+    return groups
