@@ -88,3 +88,23 @@ def test_a_poll_that_cannot_be_settled_does_not_ask_the_dc(offline: Offline) -> 
     with pytest.raises(CommandError, match="crmadmin"):  # no controller answers for a CIB file
         cluster.settled_problems(lambda state: [], timeout=5)
     assert asked == ["crm_mon", "crmadmin"]  # everything else holds: now the DC is asked
+
+
+def test_the_prediction_bounds_the_scheduler_alone_longer_than_a_daemon_query(
+        offline: Offline, situations: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """crm_simulate on the copy asks no daemon and grows with the resources: SIMULATE_TIMEOUT, not the 30 s
+    a query of a daemon gets (at 120 applications three predictions at once took longer on 2 CPUs)."""
+    from upgrader import runner as runner_module
+
+    asked: list[tuple[str, float | None]] = []
+    real = runner_module.Runner.run
+
+    def recording(self, argv, **kwargs):
+        asked.append((argv[0], kwargs.get("timeout")))
+        return real(self, argv, **kwargs)
+
+    monkeypatch.setattr(runner_module.Runner, "run", recording)
+    offline("all-online").predict_standby(situations["standby"]["node"])
+    assert ("crm_simulate", runner_module.SIMULATE_TIMEOUT) in asked
+    assert runner_module.SIMULATE_TIMEOUT > runner_module.DEFAULT_TIMEOUT
+    assert all(timeout is None for command, timeout in asked if command != "crm_simulate"), asked

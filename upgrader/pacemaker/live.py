@@ -16,8 +16,8 @@ from upgrader.pacemaker.simulate import Move, parse_transition_summary
 from upgrader.pacemaker.state import ClusterState, Failure, ParseError, parse_crm_mon
 from upgrader.pacemaker.utilization import Utilization
 from upgrader.pacemaker.utilization import parse as parse_utilization
-from upgrader.runner import (CONFIG_INVALID, DC_QUERY_TIMEOUT, NO_SUCH_OBJECT, TIMED_OUT, VERIFY_TIMEOUT, CommandError,
-                             CommandMissing, CommandTimeout, Runner)
+from upgrader.runner import (CONFIG_INVALID, DC_QUERY_TIMEOUT, NO_SUCH_OBJECT, SIMULATE_TIMEOUT, TIMED_OUT,
+                             VERIFY_TIMEOUT, CommandError, CommandMissing, CommandTimeout, Runner)
 
 # A placement check: the problems it sees in a state (empty when it holds).
 Check = Callable[[ClusterState], list[str]]
@@ -316,7 +316,8 @@ class Cluster:
                          what=f"setting standby {'on' if on else 'off'} for {node} in the copy of the CIB")
             if prepare is not None:
                 prepare(Cluster(copy))
-            return self.runner.run(["crm_simulate", f"--xml-file={path}", "--simulate"], what="crm_simulate (prediction)").stdout
+            return self.runner.run(["crm_simulate", f"--xml-file={path}", "--simulate"], timeout=SIMULATE_TIMEOUT,
+                                   what="crm_simulate (prediction)").stdout
         finally:
             self.runner.run(["rm", "-rf", "--", tmp], what="removing the temporary copy of the CIB")
 
