@@ -90,6 +90,24 @@ def test_a_poll_that_cannot_be_settled_does_not_ask_the_dc(offline: Offline) -> 
     assert asked == ["crm_mon", "crmadmin"]  # everything else holds: now the DC is asked
 
 
+def test_a_settled_poll_returns_the_state_read_after_the_dc_answered_idle(offline: Offline) -> None:
+    """crmadmin can take seconds under load: what changed while it answered (here node2 put in standby,
+    as a transition that ran meanwhile would change the state) is in the state returned, checked again."""
+    cluster = offline("all-online")
+
+    def idle_after_a_change(dc: str, timeout: float) -> str:
+        cluster.set_standby("node2", True)  # the CIB changes while the DC is asked
+        return "S_IDLE"
+
+    cluster.dc_state = idle_after_a_change  # type: ignore[method-assign]
+    state, problems = cluster.settled_problems(lambda s: [], timeout=5)
+    assert problems == [] and state.node("node2").standby
+    cluster.set_standby("node2", False)
+    state, problems = cluster.settled_problems(
+        lambda s: ["node2 in standby"] if s.node("node2").standby else [], timeout=5)
+    assert problems == ["node2 in standby"] and state.node("node2").standby
+
+
 def test_the_prediction_bounds_the_scheduler_alone_longer_than_a_daemon_query(
         offline: Offline, situations: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """crm_simulate on the copy asks no daemon and grows with the resources: SIMULATE_TIMEOUT, not the 30 s

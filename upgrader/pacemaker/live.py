@@ -75,6 +75,11 @@ def in_flight(state: ClusterState) -> list[str]:
     return problems
 
 
+def unsettled(state: ClusterState, check: Check | None) -> list[str]:
+    """What in ``state`` keeps it from being settled: in flight, or ``check`` not holding."""
+    return in_flight(state) + (check(state) if check is not None else [])
+
+
 @dataclass(frozen=True)
 class Preflight:
     """Facts to check before touching the cluster."""
@@ -195,11 +200,12 @@ class Cluster:
         """The state now and what keeps it from being settled (empty when settled).
 
         The DC's own state (one more command, the slower one) is asked only when crm_mon shows nothing in
-        flight and ``check`` holds: otherwise the poll cannot be settled anyway."""
+        flight and ``check`` holds: otherwise the poll cannot be settled anyway. A settled state is one
+        read *after* the DC answered idle (crm_mon once more, checked again): under load crmadmin can take
+        seconds, and a transition that ran meanwhile (a failed start recovered, a resource stopped) is
+        over by then but not in the state read before it."""
         state = self.state(timeout)
-        problems = in_flight(state)
-        if check is not None:
-            problems += check(state)
+        problems = unsettled(state, check)
         dc = state.summary.dc
         if dc is not None and not problems:
             # A DC that just died is still named until membership catches up, and
@@ -210,6 +216,9 @@ class Cluster:
                 dc_state = f"no answer within {DC_QUERY_TIMEOUT:g}s"
             if dc_state != "S_IDLE":
                 problems.insert(0, f"DC {dc}: {dc_state}, not S_IDLE")
+            else:
+                state = self.state(timeout)
+                problems = unsettled(state, check)
         return state, problems
 
     def wait_settled(
@@ -221,8 +230,9 @@ class Cluster:
         on, or is a :data:`Check`. Raises :class:`NotSettled` after
         ``deadline`` seconds, saying what it waited for and what it last saw.
 
-        A poll (one crm_mon, one crmadmin) starts every ``interval`` seconds,
-        counted from the start of the previous one: a poll that took longer
+        A poll (one crm_mon; crmadmin and crm_mon again once that one looks
+        settled) starts every ``interval`` seconds, counted from the start
+        of the previous one: a poll that took longer
         (crmadmin answers late while the DC is busy with a transition) is
         followed at once by the next, not by a pause. By default polls come
         every :data:`SETTLE_POLL` seconds for the first :data:`SETTLE_POLL_FAST_FOR`
