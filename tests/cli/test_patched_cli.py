@@ -1,8 +1,18 @@
-"""``rolling-upgrade patched``'s reading of lxc-ls: each running container's init pid in one command."""
+"""``rolling-upgrade patched``'s reading of lxc-ls: each running container's init pid in one command, and
+lxc-info alone for each named container when lxc-ls cannot list."""
 
 from __future__ import annotations
 
-from upgrader.cli.patched import lxc_inits
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from upgrader.cli.patched import NOT_RUNNING, lxc_inits, patched
 
 
 def test_lxc_ls_names_and_pids_are_read_and_a_row_without_a_pid_is_left_out() -> None:
@@ -11,3 +21,51 @@ def test_lxc_ls_names_and_pids_are_read_and_a_row_without_a_pid_is_left_out() ->
     out = "NAME   PID   \napp1   41236 \napp10  -     \napp2   41530 \n"
     assert lxc_inits(out) == {"app1": 41236, "app2": 41530}
     assert lxc_inits("") == {}
+
+
+def _tools(bin_dir: Path, info: str) -> None:
+    """An lxc-ls that cannot list (as when lxc's state directory is unreadable), an lxc-info from ``info``."""
+    bin_dir.mkdir()
+    for name, body in (("lxc-ls", 'echo "lxc-ls: cannot list containers" >&2; exit 1'), ("lxc-info", info)):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+
+
+@pytest.fixture
+def init_in_own_namespace() -> Iterator[int]:
+    """A real process as a container's init: pid 1 of a pid namespace of its own (its host pid given)."""
+    leader = subprocess.Popen(["unshare", "--pid", "--fork", "sleep", "60"])
+    try:
+        for _ in range(100):
+            children = Path(f"/proc/{leader.pid}/task/{leader.pid}/children").read_text().split()
+            if children:
+                break
+            time.sleep(0.05)
+        assert children, "unshare started no child"
+        yield int(children[0])
+    finally:
+        leader.kill()
+        leader.wait(timeout=10)
+
+
+def test_lxc_ls_failing_the_named_containers_are_asked_alone_with_lxc_info(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        init_in_own_namespace: int) -> None:
+    _tools(tmp_path / "bin", f'[ "$2" = app1 ] && {{ echo {init_in_own_namespace}; exit 0; }}\n'
+                             'echo "$2 doesn\'t exist" >&2; exit 1')
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    assert patched(["app1", "app9"], as_json=True) == NOT_RUNNING  # app9 is not on this node
+    found = json.loads(capsys.readouterr().out)["containers"]
+    assert found["app1"]["running"] and found["app1"]["processes"] == 1 and found["app1"]["stale"] == []
+    assert found["app9"] == {"running": False, "stale": []}
+    assert patched(["app1"], as_json=True) == 0
+
+
+def test_lxc_ls_and_lxc_info_both_failing_is_exit_2_naming_both(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _tools(tmp_path / "bin", 'echo "lxc-info: failed to get state" >&2; exit 1')
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    assert patched(["app1"], as_json=False) == 2
+    err = capsys.readouterr().err
+    assert "cannot list containers" in err and "failed to get state" in err and "app1" in err
+    assert patched([], as_json=False) == 2  # every running container: only lxc-ls can name them

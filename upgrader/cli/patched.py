@@ -4,7 +4,8 @@ Node-local (the level-4 check and ``check --patched`` run it on each node):
 the processes of each container (its init's pid namespace) are scanned by
 :func:`upgrader.packages.patched.stale_mappings_of`, in one
 scan for them all. Exit 0: none on old code;
-1: some are; 3: a container named is not running; 2: lxc could not be asked.
+1: some are; 3: a container named is not running; 2: lxc could not be asked
+(lxc-ls failing, each container named is asked alone with lxc-info: 2 only when that fails too).
 """
 
 from __future__ import annotations
@@ -26,12 +27,23 @@ def patched(containers: list[str], as_json: bool) -> int:
     try:
         inits = running_inits(runner)
     except CommandError as exc:
-        print(f"rolling-upgrade patched: {exc}", file=sys.stderr)
-        return 2
+        if not containers:  # every running container: only lxc-ls can name them
+            print(f"rolling-upgrade patched: {exc}", file=sys.stderr)
+            return 2
+        inits, listing = {}, exc  # the named ones: lxc-info asks each alone
+    else:
+        listing = None
     names = containers or sorted(inits)
     for name in names:
-        if name not in inits and (pid := init_pid(runner, name)) is not None:
-            inits[name] = pid  # lxc-ls gave no pid for it (a state in between): lxc-info asked alone
+        if name in inits:
+            continue
+        try:  # lxc-ls gave no pid for it (a state in between) or could not list: lxc-info asked alone
+            pid = init_pid(runner, name, strict=listing is not None)
+        except CommandError as exc:
+            print(f"rolling-upgrade patched: {listing}; and {exc}", file=sys.stderr)
+            return 2
+        if pid is not None:
+            inits[name] = pid
     members = namespace_members(inits[n] for n in names if n in inits)  # one pass over /proc for them all
     groups = {n: members[inits[n]] for n in names if n in inits and inits[n] in members}
     stale = stale_mappings_of(groups)  # one md5sums reading, each mapped object hashed once
@@ -73,8 +85,12 @@ def lxc_inits(output: str) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in rows if len(row) >= 2 and row[1].isdigit()}
 
 
-def init_pid(runner: Runner, name: str) -> int | None:
-    """The container's init pid on this node (``lxc-info -p -H``), None when it is not running."""
+def init_pid(runner: Runner, name: str, strict: bool = False) -> int | None:
+    """The container's init pid on this node (``lxc-info -p -H``), None when it is not running.
+    ``strict``: an lxc-info that fails raises :class:`CommandError` (lxc-ls could not list either, so a
+    failure is not "not running")."""
     result = runner.call(["lxc-info", "-n", name, "-p", "-H"])
+    if strict and result.returncode != 0 and "doesn't exist" not in result.stderr:  # no such container: not running
+        raise CommandError(result, f"asking lxc-info about {name}")
     text = result.stdout.strip()
     return int(text) if result.returncode == 0 and text.isdigit() else None

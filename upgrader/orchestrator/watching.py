@@ -49,7 +49,7 @@ def watching_each(run: RunContext, owners: Mapping[str, Iterable[str]]) -> Itera
 
 
 def _start(run: RunContext, node: str, rids: list[str]) -> Watch | None:
-    if not rids or not getattr(run.config, "health_outage_watch", True):
+    if not rids or not run.config.health_outage_watch:
         return None
     try:
         targets = run.checks.addresses(rids)
