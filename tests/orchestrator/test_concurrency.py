@@ -536,3 +536,26 @@ def test_a_signal_during_a_batchs_drain_puts_every_node_back_online_untouched(tm
     assert r.stop_reason == ("interrupted by SIGTERM: stopped at a safe point after draining node2 and node3 (put "
                              "back online, not upgraded)")
     assert r.results["node2"].result == r.results["node3"].result == "failed"
+
+
+def test_a_batchs_checks_run_with_its_preferences_in_place_as_one_nodes_do(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each batch node's fail-over check comes after the preferences that brought its share onto it were
+    written, before they are removed: the last cibadmin write before it is that --modify, not a removal."""
+    cluster = Scripted(5)
+    r, _, _ = rollout(tmp_path, cluster)
+
+    class Noting(Checks):
+        def verify(self, moved: Mapping[str, str], baseline: Any) -> HealthReport:
+            cluster.runner.calls.append(["verify", *sorted(moved)])
+            return super().verify(moved, baseline)
+
+    r.checks = Noting(cluster)  # type: ignore[assignment]
+    assert full_run(r, monkeypatch, plans(cluster)) == Outcome.DONE
+    calls = cluster.runner.calls
+    writes = [i for i, c in enumerate(calls) if c[0] == "cibadmin" and ("--modify" in c or "--delete-all" in c)]
+    # the batches (node2+node3, node4+node5): each node's own application back on it, checked on its own
+    shares = [i for i, c in enumerate(calls) if c[0] == "verify" and c[1:] in (["app2"], ["app3"], ["app4"], ["app5"])]
+    assert [calls[i][1] for i in shares] == ["app2", "app3", "app4", "app5"]
+    last_write = [calls[max(w for w in writes if w < i)] for i in shares]
+    assert all("--modify" in c for c in last_write), [c[:2] for c in last_write]

@@ -336,19 +336,19 @@ def fail_over(run: RunContext, steps: Steps, nodes: list[str], drained: Mapping[
             share[nodes[0]] |= {rid: w for rid, w in moved.items() if w not in nodes}  # elsewhere: as one node's
             for n in nodes:
                 run.note_moves(n, None, share[n])
-        for n in nodes:
-            move = Move(before, share[n], suspects={n}, after=after)
-            try:
-                if move.moved:
-                    run.phase(n, "verify")
-                    steps.verify(n, move)
-            except BaseException as exc:  # a fail back of this node: the others are still checked
-                raised = blocks[n].end(exc)
-                if raised is not None:
-                    stops[n] = raised
-                continue
-            run.report.step(n, "fail-over", f"online; {len(move.moved)} resource(s) restarted on the patched "
-                            "root and healthy" if move.moved else "online")
+            for n in nodes:  # checked with the preferences still in place, as one node's fail over is
+                move = Move(before, share[n], suspects={n}, after=after)
+                try:
+                    if move.moved:
+                        run.phase(n, "verify")
+                        steps.verify(n, move)
+                except BaseException as exc:  # a fail back of this node: the others are still checked
+                    raised = blocks[n].end(exc)
+                    if raised is not None:
+                        stops[n] = raised
+                    continue
+                run.report.step(n, "fail-over", f"online; {len(move.moved)} resource(s) restarted on the "
+                                "patched root and healthy" if move.moved else "online")
     run.placed = placement(after)
 
 
