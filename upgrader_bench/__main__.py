@@ -7,7 +7,7 @@ Prints the tables and writes bench/results.json.
     python -m upgrader_bench [--reps N] [--big-reps N] [--big-sleep S] [--growth-reps N] [--main-only] [--out FILE]
     python -m upgrader_bench --staging-only [--staging-reps N] [--staging-rate B] [--staging-padding B]
     python -m upgrader_bench --growth-only [--growth-apps-reps N] [--growth-apps 12,48,120] [--out FILE]
-    python -m upgrader_bench --concurrency-only [--concurrency-reps N] [--out FILE]
+    python -m upgrader_bench --concurrency-only [--concurrency-reps N] [--concurrency-postinst S] [--out FILE]
     python -m upgrader_bench --automatic-only [--automatic-reps N] [--automatic-packages N] [--out FILE]
 
 --main-only keeps to the 3-node lab (health scaling on its 3 applications,
@@ -19,7 +19,8 @@ each), its tables printed and ``growth_apps`` written into the results file, the
 bench`` leaves it out (about 25 minutes) unless --growth-apps-in-bench, and keeps the file's earlier
 ``growth_apps`` (which carries its own measured_at).
 --concurrency-only: only a 5-node run with Rolling-Upgrade::Concurrency 2 against 1 (:mod:`upgrader_bench.concurrency`),
-as JSON on stdout and merged into the results file (concurrency_2_vs_1; every other key kept).
+as JSON on stdout and merged into the results file (concurrency_2_vs_1 and, with a postinst of
+--concurrency-postinst seconds, concurrency_2_vs_1_realistic_size; every other key kept).
 --automatic-only: only how long the automatic path keeps a node drained against the tool's node upgrade
 (:mod:`upgrader_bench.automatic`, lab bnauto), as JSON on stdout and merged into the results file
 (``automatic`` and ``automatic_vs_node_upgrade``; every other key kept).
@@ -200,7 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency-only", action="store_true",
                    help="only a 5-node rolling upgrade with Concurrency 2 against 1 (JSON on stdout, merged into --out)")
     p.add_argument("--concurrency-reps", type=int, default=2,
-                   help="pairs of runs (Concurrency 1, Concurrency 2) in the concurrency scenario (default 2)")
+                   help="pairs of runs (Concurrency 1, Concurrency 2) in the concurrency scenario, at each "
+                        "size (default 2)")
+    p.add_argument("--concurrency-postinst", type=float, default=10.0,
+                   help="seconds the package's postinst takes in the concurrency scenario's realistic size "
+                        "(default 10; 0: the lab's size only)")
     add_automatic_options(p)
     args = p.parse_args(argv)
     if args.automatic_only:
@@ -240,11 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.concurrency_only:
         from upgrader_bench import concurrency
 
-        if args.concurrency_reps < 1:
-            p.error("--concurrency-reps must be at least 1")
+        if args.concurrency_reps < 1 or args.concurrency_postinst < 0:
+            p.error("--concurrency-reps must be at least 1, --concurrency-postinst at least 0")
         def concurrency_only() -> dict:
             with suite.lab_up(concurrency.LAB, concurrency.NODES, concurrency.APPS, say) as lab:
-                return concurrency.measure(lab, args.concurrency_reps, say)
+                return concurrency.measure(lab, args.concurrency_reps, say, args.concurrency_postinst)
 
         found, failed = one_scenario(concurrency_only)
         if failed is not None:

@@ -11,7 +11,15 @@ removed after. ``concurrency_2_vs_1``: per repetition the N=2 run's wall time
 :data:`TARGET`. Each run must end with every node ok, and the N=2 run must
 have drained two nodes together (its history), or the scenario fails.
 
-    python -m upgrader_bench --concurrency-only [--concurrency-reps N]
+The same pairs are then run at a realistic upgrade size (``realistic_size``,
+``concurrency_2_vs_1_realistic_size``): the package's postinst sleeps
+:data:`REALISTIC_POSTINST` seconds, as the main bench's realistic size does
+for ``run_overhead``. The lab's own package installs in a fraction of a
+second, so at the lab's size a step is nearly all moves, settles and checks,
+which a batch does once for its nodes but not in half the time; the part a
+batch runs in parallel, dpkg, is the one a real upgrade spends its time in.
+
+    python -m upgrader_bench --concurrency-only [--concurrency-reps N] [--concurrency-postinst S]
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from upgrader_lab.layout import Lab
 
 LAB, NODES, APPS = "bnconc", 5, 5
 TARGET = 0.65  # concurrency_2_vs_1 at most this
+REALISTIC_POSTINST = 10.0  # seconds dpkg's postinst takes per node at the realistic size (as --big-sleep)
 SETTING = "/etc/apt/apt.conf.d/61upgrader-bench-concurrency"  # in every node, for one run
 Say = Callable[[str], None]
 
@@ -96,14 +105,25 @@ def concurrent_run(lab: Lab, versions: Versions, concurrency: int) -> Concurrent
                          {e["node"]: e["seconds"] for e in events if (e["phase"], e["event"]) == ("upgrade", "end")})
 
 
-def measure(lab: Lab, reps: int, say: Say) -> dict[str, Any]:
+def measure(lab: Lab, reps: int, say: Say, postinst: float = REALISTIC_POSTINST) -> dict[str, Any]:
+    """``reps`` pairs at the lab's size, then ``reps`` pairs with a postinst of ``postinst`` seconds (0: not)."""
     versions = Versions()
+    found = summary(pairs(lab, versions, reps, say, "lab size"))
+    if postinst > 0:
+        versions.postinst_sleep = postinst
+        found["realistic_size"] = summary(pairs(lab, versions, reps, say, f"a postinst of {postinst:g}s"))
+        found["realistic_size"]["postinst_s"] = postinst
+    return found
+
+
+def pairs(lab: Lab, versions: Versions, reps: int, say: Say, size: str) -> list[ConcurrentRun]:
+    """``reps`` pairs of runs, Concurrency 1 and 2, the order alternating."""
     runs: list[ConcurrentRun] = []
     for i in range(reps):
         for n in ((1, 2) if i % 2 == 0 else (2, 1)):
-            say(f"concurrency {i + 1}/{reps}: rolling-upgrade run with Rolling-Upgrade::Concurrency {n}")
+            say(f"concurrency {i + 1}/{reps} ({size}): rolling-upgrade run with Rolling-Upgrade::Concurrency {n}")
             runs.append(concurrent_run(lab, versions, n))
-    return summary(runs)
+    return runs
 
 
 def summary(runs: list[ConcurrentRun]) -> dict[str, Any]:
@@ -120,7 +140,7 @@ def summary(runs: list[ConcurrentRun]) -> dict[str, Any]:
                 str(n): summarize(values).as_dict() for n, values in
                 ((1, [v for r in one for v in r.upgrade_seconds.values()]),
                  (2, [v for r in two for v in r.upgrade_seconds.values()])) if values},
-            "definition": __doc__.split("\n\n")[1].replace("\n", " ")}
+            "definition": " ".join(__doc__.split("\n\n")[1:3]).replace("\n", " ")}
 
 
 def merge(out: Path, found: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +151,8 @@ def merge(out: Path, found: dict[str, Any]) -> dict[str, Any]:
     except (FileNotFoundError, ValueError):
         doc = {}
     doc["concurrency_2_vs_1"] = found["concurrency_2_vs_1"]["median"]
+    if "realistic_size" in found:
+        doc["concurrency_2_vs_1_realistic_size"] = found["realistic_size"]["concurrency_2_vs_1"]["median"]
     doc["concurrency"] = found
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")

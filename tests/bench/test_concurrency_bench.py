@@ -21,3 +21,15 @@ def test_drains_group_the_nodes_drained_together_and_the_ratio_is_n2_over_n1(tmp
     doc = c.merge(out, found)
     assert doc["run_overhead"] == 1.1 and doc["targets"] == {"run_overhead": 1.2}  # the others' keys kept
     assert json.loads(out.read_text())["concurrency_2_vs_1"] == 0.65
+
+
+def test_the_realistic_size_is_merged_under_its_own_key_beside_the_lab_size(tmp_path: Path) -> None:
+    found = c.summary([c.ConcurrentRun(1, 20.0), c.ConcurrentRun(2, 17.0)])
+    found["realistic_size"] = c.summary([c.ConcurrentRun(1, 80.0), c.ConcurrentRun(2, 50.0)])
+    found["realistic_size"]["postinst_s"] = c.REALISTIC_POSTINST
+    assert not found["met"] and found["realistic_size"]["met"]  # 0.85x and 0.625x against 0.65x
+    out = tmp_path / "results.json"
+    doc = c.merge(out, found)
+    assert doc["concurrency_2_vs_1"] == 0.85 and doc["concurrency_2_vs_1_realistic_size"] == 0.625
+    assert doc["concurrency"]["realistic_size"]["postinst_s"] == c.REALISTIC_POSTINST
+    assert "realistic upgrade size" in found["definition"]
