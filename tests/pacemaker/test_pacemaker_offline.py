@@ -90,6 +90,34 @@ def test_a_poll_that_cannot_be_settled_does_not_ask_the_dc(offline: Offline) -> 
     assert asked == ["crm_mon", "crmadmin"]  # everything else holds: now the DC is asked
 
 
+@pytest.mark.parametrize("situation", ["all-online", "promotable", "ban", "node3-offline"])
+def test_the_prediction_is_the_summary_crm_simulate_s_would_give(offline: Offline, situation: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prediction asks ``crm_simulate --run`` (the scheduler's answer alone); ``--simulate`` also fakes
+    the transition's execution, far slower with many moves, and prints the same transition summary: for
+    every captured CIB and every node's standby, in and out, the two agree."""
+    cluster = offline(situation)
+    flags: list[str] = []
+    real = cluster.runner.run
+
+    def as_asked(argv: list[str], *args: Any, **kw: Any) -> Any:
+        if argv[0] == "crm_simulate":
+            flags.append(argv[-1])
+        return real(argv, *args, **kw)
+
+    def simulated(argv: list[str], *args: Any, **kw: Any) -> Any:
+        return as_asked([*argv[:-1], "--simulate"] if argv[0] == "crm_simulate" else argv, *args, **kw)
+
+    for node in ("node1", "node2", "node3"):
+        for standby in (True, False):
+            monkeypatch.setattr(cluster.runner, "run", as_asked)
+            predicted = cluster.predict_standby(node, standby)
+            monkeypatch.setattr(cluster.runner, "run", simulated)
+            assert predicted == cluster.predict_standby(node, standby), (situation, node, standby)
+    assert set(flags) == {"--run", "--simulate"}
+    assert any(cluster.predict_standby(n) for n in ("node1", "node2", "node3")), "some standby moves something"
+
+
 def test_a_settled_poll_returns_the_state_read_after_the_dc_answered_idle(offline: Offline) -> None:
     """crmadmin can take seconds under load: what changed while it answered (here node2 put in standby,
     as a transition that ran meanwhile would change the state) is in the state returned, checked again."""

@@ -326,7 +326,10 @@ class Cluster:
                          what=f"setting standby {'on' if on else 'off'} for {node} in the copy of the CIB")
             if prepare is not None:
                 prepare(Cluster(copy))
-            return self.runner.run(["crm_simulate", f"--xml-file={path}", "--simulate"], timeout=SIMULATE_TIMEOUT,
+            # --run: the scheduler's answer (its transition summary) and nothing more. --simulate would also
+            # fake every action of the transition and show the status after it, with the same summary: at 120
+            # applications (40 moves) that took 13 s of a prediction's 13.1 (crm_simulate --run 0.11 s).
+            return self.runner.run(["crm_simulate", f"--xml-file={path}", "--run"], timeout=SIMULATE_TIMEOUT,
                                    what="crm_simulate (prediction)").stdout
         finally:
             self.runner.run(["rm", "-rf", "--", tmp], what="removing the temporary copy of the CIB")

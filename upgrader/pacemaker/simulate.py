@@ -1,4 +1,4 @@
-"""What Pacemaker would do: the "Transition Summary" of ``crm_simulate -S``.
+"""What Pacemaker would do: the "Transition Summary" of ``crm_simulate --run`` (``-S`` prints the same one).
 
 Pure parsing of crm_simulate's text output, lines such as::
 
@@ -55,7 +55,7 @@ def parse_transition_summary(text: str) -> tuple[Move, ...]:
     try:
         start = next(i for i, line in enumerate(lines) if line.strip() == "Transition Summary:")
     except StopIteration:
-        raise SimulateParseError("crm_simulate output has no 'Transition Summary:' section (was it run with -S?)") from None
+        raise SimulateParseError("crm_simulate output has no 'Transition Summary:' section (was it run with --run or -S?)") from None
     moves = []
     for line in lines[start + 1 :]:
         stripped = line.strip()
