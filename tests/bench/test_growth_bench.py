@@ -196,3 +196,14 @@ def test_a_size_that_fails_keeps_the_sizes_measured_and_says_why(monkeypatch: py
     monkeypatch.setattr(growth, "measure_size", down)
     with pytest.raises(RuntimeError, match="no size could be measured: 12: down"):
         growth.measure((12,), 1, said.append)
+
+
+def test_the_runs_own_watch_gives_each_application_its_longest_outage_per_node() -> None:
+    from upgrader_bench.scenario import watched
+
+    # the shape of `rolling-upgrade run --json`: each node's result with the longest outage of each resource
+    # its moves moved (NodeResult.outages); a node that moved nothing has none
+    doc = {"nodes": [{"node": "node2", "outages": {"app2": 0.41, "app5": 0.62}},
+                     {"node": "node3", "outages": {"app2": 0.38}}, {"node": "node1", "outages": {}}]}
+    assert watched(doc) == {"app2": [0.41, 0.38], "app5": [0.62]}
+    assert watched({"nodes": []}) == {}
