@@ -123,7 +123,8 @@ def watched(doc: dict[str, Any]) -> dict[str, list[float]]:
     found: dict[str, list[float]] = {}
     for result in doc.get("nodes", []):
         for app, seconds in (result.get("outages") or {}).items():
-            found.setdefault(app, []).append(float(seconds))
+            if float(seconds) > 0:  # 0.0: watched, no outage seen (the prober's figures hold outages only)
+                found.setdefault(app, []).append(float(seconds))
     return found
 
 

@@ -204,6 +204,6 @@ def test_the_runs_own_watch_gives_each_application_its_longest_outage_per_node()
     # the shape of `rolling-upgrade run --json`: each node's result with the longest outage of each resource
     # its moves moved (NodeResult.outages); a node that moved nothing has none
     doc = {"nodes": [{"node": "node2", "outages": {"app2": 0.41, "app5": 0.62}},
-                     {"node": "node3", "outages": {"app2": 0.38}}, {"node": "node1", "outages": {}}]}
-    assert watched(doc) == {"app2": [0.41, 0.38], "app5": [0.62]}
+                     {"node": "node3", "outages": {"app2": 0.38, "app7": 0.0}}, {"node": "node1", "outages": {}}]}
+    assert watched(doc) == {"app2": [0.41, 0.38], "app5": [0.62]}  # app7 watched, never down: no outage
     assert watched({"nodes": []}) == {}

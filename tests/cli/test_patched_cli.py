@@ -34,7 +34,10 @@ def _tools(bin_dir: Path, info: str) -> None:
 @pytest.fixture
 def init_in_own_namespace() -> Iterator[int]:
     """A real process as a container's init: pid 1 of a pid namespace of its own (its host pid given)."""
-    leader = subprocess.Popen(["unshare", "--pid", "--fork", "sleep", "60"])
+    if os.geteuid() != 0:
+        pytest.skip("a pid namespace of its own needs root (make test runs as root)")
+    leader = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "sleep", "60"])
+    children: list[str] = []
     try:
         for _ in range(100):
             children = Path(f"/proc/{leader.pid}/task/{leader.pid}/children").read_text().split()
@@ -44,6 +47,11 @@ def init_in_own_namespace() -> Iterator[int]:
         assert children, "unshare started no child"
         yield int(children[0])
     finally:
+        for pid in children:  # pid 1 of the namespace: ended with it, and by its pid in case
+            try:
+                os.kill(int(pid), 9)
+            except ProcessLookupError:
+                pass
         leader.kill()
         leader.wait(timeout=10)
 

@@ -31,6 +31,8 @@ def patched(containers: list[str], as_json: bool) -> int:
             print(f"rolling-upgrade patched: {exc}", file=sys.stderr)
             return 2
         inits, listing = {}, exc  # the named ones: lxc-info asks each alone
+        print(f"rolling-upgrade patched: {exc}; each container named is asked alone with lxc-info",
+              file=sys.stderr)
     else:
         listing = None
     names = containers or sorted(inits)
