@@ -55,6 +55,37 @@ def test_a_heartbeat_before_a_move_leaves_a_fresh_lock_unwritten_but_checks_it(o
         mine.heartbeat("fail-over", before_move=True)  # gone: said so even when no write was due
 
 
+def test_a_runs_phases_before_a_wait_on_the_dc_leave_a_fresh_lock_unwritten_and_upgrade_writes_it(
+        offline: Offline, tmp_path) -> None:
+    """Each crm_config write costs the DC a second: a run writes its lock at "upgrade" (dpkg runs meanwhile),
+    not at "stage" or "verify" (the next drain's settle waited for them) while the lock is fresh."""
+    from upgrader.config import Config
+    from upgrader.history import History
+    from upgrader.orchestrator.context import RunContext
+
+    class Local:
+        local = "node1"
+
+    class Quiet:
+        def step(self, *args) -> None: ...
+
+        def progress(self, *args) -> None: ...
+
+    cluster = offline("all-online")
+    run = RunContext(cluster, Local(), None, Config(), History(tmp_path / "history.jsonl"), Quiet(),  # type: ignore[arg-type]
+                     "20261202T060000-node1-abcdef")
+    now = [datetime(2026, 12, 2, 6, 0, tzinfo=timezone.utc)]
+    run.lock.clock = lambda: now[0]
+    run.lock.acquire()
+    for phase in ("stage", "drain", "verify", "fail-over", "fail-back"):
+        now[0] += timedelta(seconds=5)
+        run.phase("node2", phase)
+        assert lock.read(cluster).phase == "acquired", phase  # fresh: checked, not written
+    now[0] += timedelta(seconds=5)
+    run.phase("node2", "upgrade")
+    assert (lock.read(cluster).phase, lock.read(cluster).heartbeat) == ("upgrade", now[0])
+
+
 def test_nvpair_ids_are_unique_in_the_cib(offline: Offline) -> None:
     cluster = offline("all-online")
     lock.UpgradeLock(cluster, "run-1", "node1").acquire()

@@ -33,7 +33,11 @@ if TYPE_CHECKING:
     from upgrader.orchestrator.gate import Baseline
 
 HEARTBEAT_EVERY = 60.0  # seconds between the lock's heartbeats during a node's upgrade (at most a third of its ttl)
-MOVE_PHASES = ("drain", "fail-over", "fail-back")  # a move follows at once: the lock is not rewritten if fresh
+# Phases a move, or a wait for the DC to be idle, follows within a second: the lock is only checked to be ours,
+# not rewritten, while it is fresh (lock.FRESH_ENOUGH). A write into crm_config keeps the DC busy for a second
+# (its controller sleeps while it re-reads the options): a "stage" or "verify" write made the next drain's
+# first settle wait 0.3-0.5 s for it (make bench's trace). "upgrade" is written: dpkg runs meanwhile.
+MOVE_PHASES = ("drain", "fail-over", "fail-back", "stage", "verify")
 
 
 class Result(StrEnum):

@@ -41,10 +41,12 @@ from upgrader.runs import APT_RUN_PREFIX, DPKG_FAILED
 LOCK_ID = "rolling-upgrade-lock"
 _XPATH = f"/cib/configuration/crm_config/cluster_property_set[@id='{LOCK_ID}']"
 DEFAULT_TTL = 900.0
-# A write into crm_config makes the DC's controller re-read the cluster options, which keeps it
-# busy for about a second (Pacemaker 2.1.5, measured by make bench): a heartbeat written right
-# before a standby delays that move by as much. A heartbeat before a move therefore writes only
-# when the last write is older than this (at most a quarter of the ttl).
+# A write into crm_config makes the DC's controller re-read the cluster options; its scheduler call then
+# finds that query pending and sleeps a second before it asks again (Pacemaker 2.1.5's
+# do_pe_invoke_callback, "Re-asking for the CIB"; every lock write in the DC's log: 1.01 s to the next
+# transition, a standby's 0.016 s). A heartbeat written right before a standby delays that move by as much,
+# and a wait for the DC to be idle waits for it. A heartbeat before a move (or such a wait) therefore writes
+# only when the last write is older than this (at most a quarter of the ttl).
 FRESH_ENOUGH = 60.0
 
 Clock = Callable[[], datetime]
@@ -279,7 +281,7 @@ class UpgradeLock:
     def heartbeat(self, phase: str | None = None, *, before_move: bool = False) -> LockInfo:
         """Refresh the expiry (and set the phase); :class:`LockLost` if the lock is no longer ours.
 
-        ``before_move``: a move follows at once; within :data:`FRESH_ENOUGH` seconds of the last write
+        ``before_move``: a move, or a wait for the DC to be idle, follows at once; within :data:`FRESH_ENOUGH` seconds of the last write
         (at most ttl/4) the lock is only checked to be ours, not written: its phase then lags until the
         next write (the history has every phase).
         """
