@@ -9,6 +9,7 @@ Prints the tables and writes bench/results.json.
     python -m upgrader_bench --growth-only [--growth-apps-reps N] [--growth-apps 12,48,120] [--out FILE]
     python -m upgrader_bench --concurrency-only [--concurrency-reps N] [--concurrency-postinst S] [--out FILE]
     python -m upgrader_bench --automatic-only [--automatic-reps N] [--automatic-packages N] [--out FILE]
+    python -m upgrader_bench --anatomy-only [--anatomy-apps N] [--anatomy-reps N] [--anatomy-keep DIR] [--out FILE]
 
 --main-only keeps to the 3-node lab (health scaling on its 3 applications,
 no growth labs, no staging lab): quicker, for profiling; ``make bench`` runs everything.
@@ -24,6 +25,9 @@ as JSON on stdout and merged into the results file (concurrency_2_vs_1 and, with
 --automatic-only: only how long the automatic path keeps a node drained against the tool's node upgrade
 (:mod:`upgrader_bench.automatic`, lab bnauto), as JSON on stdout and merged into the results file
 (``automatic`` and ``automatic_vs_node_upgrade``; every other key kept).
+--anatomy-only: only a bare standby move split from the cluster's own timings, per application
+(:mod:`upgrader_bench.anatomy`, lab bnanat), as JSON on stdout and merged into the results file
+(``move_anatomy``, keyed by the number of applications; every other key kept).
 """
 
 from __future__ import annotations
@@ -207,9 +211,21 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds the package's postinst takes in the concurrency scenario's realistic size "
                         "(default 10; 0: the lab's size only)")
     add_automatic_options(p)
+    p.add_argument("--anatomy-only", action="store_true",
+                   help="only the anatomy of a bare standby move: each application's outage split from the "
+                        "cluster's own timings (JSON on stdout, merged into --out as move_anatomy)")
+    p.add_argument("--anatomy-apps", type=int, default=3,
+                   help="applications in the anatomy's lab of 3 nodes (default 3)")
+    p.add_argument("--anatomy-reps", type=int, default=2,
+                   help="bare moves of every node in the anatomy scenario (default 2)")
+    p.add_argument("--anatomy-keep", type=Path, default=None,
+                   help="a directory for the first repetition's raw logs and probes, a file per move (what "
+                        "tests/bench/capture_anatomy.py captures for the unit tests)")
     args = p.parse_args(argv)
     if args.automatic_only:
         return automatic_only(args)
+    if args.anatomy_only:
+        return anatomy_only(args)
     if args.reps < 5 or args.growth_reps < 1 or args.big_reps < 0 or args.big_sleep < 0:
         p.error("--reps must be at least 5, --growth-reps at least 1, --big-reps and --big-sleep at least 0")
     if args.growth_apps_reps < 1:
@@ -390,6 +406,59 @@ def automatic_only(args: argparse.Namespace) -> int:
     merge_automatic(args.out, found)
     out.print(f"merged into {args.out}")
     return 0
+
+
+ANATOMY_LAB = "bnanat"
+
+
+def anatomy_only(args: argparse.Namespace) -> int:
+    from rich.table import Table
+    from rich.text import Text
+
+    from upgrader_bench import anatomy
+
+    if args.anatomy_reps < 1 or not 3 <= args.anatomy_apps <= 120:
+        print("--anatomy-reps must be at least 1 and --anatomy-apps 3 to 120", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    signal.signal(signal.SIGTERM, _interrupted)
+    out = Console()
+
+    def say(text: str) -> None:
+        out.print(f"[dim]{time.monotonic() - started:6.0f}s[/] {text}")
+
+    def work() -> dict[str, Any]:
+        with suite.lab_up(ANATOMY_LAB, 3, args.anatomy_apps, say) as lab:
+            return anatomy.measure(lab, args.anatomy_reps, say, args.anatomy_keep)
+
+    found, failed = one_scenario(work)
+    if failed is not None:
+        return failed
+    print(json.dumps(found, indent=2))
+    table = Table(title=f"a bare standby move, split per application ({found['apps']} applications on "
+                        f"{found['nodes']} nodes, {found['reps']} moves of each node): median (min-max) s")
+    table.add_column("part")
+    table.add_column("seconds", justify="right")
+    for what, value in anatomy.rows(found):
+        table.add_row(Text(what), value)  # plain text: "ocf:heartbeat:lxc" is no emoji code
+    out.print(table)
+    doc = json.loads(args.out.read_text()) if args.out.exists() else {}
+    doc.setdefault("move_anatomy", {})[str(found["apps"])] = found
+    doc.setdefault("definitions", {})["move_anatomy"] = DEFINITIONS_ANATOMY
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    out.print(f"merged into {args.out}")
+    return 0
+
+
+DEFINITIONS_ANATOMY = (
+    "move_anatomy (python -m upgrader_bench --anatomy-only; upgrader_bench.anatomy), per number of applications: "
+    "bare standby moves of each node (crm_attribute, nothing of the tool), each moved application's outage split "
+    "from every node's Pacemaker detail log (DC's 'Initiating' lines, the executing node's 'Result of' lines, "
+    "execd's execution times; one clock) and the prober's last answer before the outage and first after: "
+    "dc_reaction (standby -> its first action initiated), agents (each stop and start's execution time), "
+    "cluster_hops (first action initiated -> last result, less the agents), serving (container start done -> "
+    "it answers); against the floor (lxc-stop + lxc-start until serving)")
 
 
 if __name__ == "__main__":

@@ -4,12 +4,14 @@ What an operator would do by hand, with no guard and no checks, timed
 in-process (interpreter start-up is not counted); each prints one JSON
 object:
 
-    move NODE on|off [--check]
+    move NODE on|off [--check] [--members]
                            crm_attribute standby, until the cluster is settled
                            (DC idle, nothing in flight, NODE's resources elsewhere);
                            --check: then the product's own health check of the
                            moved resources where they landed (all three levels,
-                           the lab's Health:: settings), timed on its own
+                           the lab's Health:: settings), timed on its own;
+                           --members: each moved resource's primitives and agents;
+                           wall_start: the epoch time just before the standby
     place RID=NODE ...     put resources where they are wanted (crm_resource --move,
                            settled, --clear); not a measurement, the setup of one
     dist-upgrade           apt-get dist-upgrade on this node with upgrader's APT and
@@ -30,7 +32,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from time import monotonic
+from time import monotonic, time
 from typing import Any
 
 from upgrader import config as configuration
@@ -47,13 +49,16 @@ DPKG_SNIPPET = Path("/etc/dpkg/dpkg.cfg.d/rolling-upgrade")
 DPKG_ASIDE = DPKG_SNIPPET.with_name(".rolling-upgrade.bench-aside")  # dpkg skips names with a dot
 
 
-def move(cluster: Cluster, node: str, on: bool, check: bool = False) -> dict[str, Any]:
+def move(cluster: Cluster, node: str, on: bool, check: bool = False, members: bool = False) -> dict[str, Any]:
     state, baseline = health.read_state(cluster)
     resources = shapes.movable_on(state, node)  # what a standby moves: not the clones' instances
-    started = monotonic()
+    wall, started = time(), monotonic()
     cluster.set_standby(node, on)
     after = cluster.wait_settled(drained(node, resources) if on else None, deadline=SETTLE_DEADLINE, interval=POLL)
-    doc: dict[str, Any] = {"seconds": monotonic() - started, "moved": list(resources) if on else []}
+    doc: dict[str, Any] = {"seconds": monotonic() - started, "moved": list(resources) if on else [],
+                           "wall_start": wall}
+    if members:
+        doc["members"] = {rid: [(r.id, r.agent) for r in state.members(rid)] for rid in doc["moved"]}
     if check and on and resources:
         cfg = configuration.load()
         landed = {rid: sorted(after.running_on(rid))[0] for rid in resources}
@@ -140,7 +145,7 @@ def main(argv: list[str]) -> int:
     cluster = Cluster(Runner(timeout=30))
     command, args = argv[0], argv[1:]
     if command == "move":
-        doc = move(cluster, args[0], args[1] == "on", "--check" in args[2:])
+        doc = move(cluster, args[0], args[1] == "on", "--check" in args[2:], "--members" in args[2:])
     elif command == "ssh":
         doc = ssh(args[0])
     elif command == "place":

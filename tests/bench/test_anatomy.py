@@ -1,0 +1,81 @@
+"""The move anatomy's pure parts on a real lab's logs and probes (captured by tests/bench/capture_anatomy.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from upgrader_bench import anatomy
+
+DATA = Path(__file__).parent / "data" / "anatomy"
+MOVES = sorted(DATA.glob("move-*.json"))
+
+
+def load(path: Path) -> tuple[dict[str, Any], anatomy.Move]:
+    doc = json.loads(path.read_text())
+    lines = anatomy.parse_log("\n".join(doc["log"]), doc["year"])
+    return doc, anatomy.actions(lines, doc["moved"]["wall_start"], doc["end"])
+
+
+def test_the_capture_holds_a_move_of_every_node() -> None:
+    assert [p.stem for p in MOVES] == ["move-node1", "move-node2", "move-node3"]
+
+
+@pytest.mark.parametrize("path", MOVES, ids=lambda p: p.stem)
+def test_a_moved_group_stops_in_reverse_order_on_its_node_then_starts_in_order_elsewhere(path: Path) -> None:
+    doc, move = load(path)
+    node = path.stem.removeprefix("move-")
+    for app in doc["moved"]["moved"]:
+        members = [rid for rid, _ in doc["moved"]["members"][app]]
+        mine = sorted((a for a in move.actions if a.resource in members), key=lambda a: a.initiated)
+        expected = [(rid, "stop") for rid in reversed(members)] + [(rid, "start") for rid in members]
+        assert [(a.resource, a.op) for a in mine] == expected  # the DC's own actions ("locally on") too
+        assert {a.node for a in mine if a.op == "stop"} == {node}
+        assert len({a.node for a in mine if a.op == "start"} - {node}) == 1
+        assert all(a.result == "ok" and a.done is not None and a.exec_s is not None for a in mine)
+        for earlier, later in zip(mine, mine[1:]):  # a group is serial: each action ended before the next began
+            assert earlier.done <= later.initiated
+
+
+@pytest.mark.parametrize("path", MOVES, ids=lambda p: p.stem)
+def test_an_applications_outage_splits_into_parts_that_fit_inside_it(path: Path) -> None:
+    doc, move = load(path)
+    start, end = doc["moved"]["wall_start"], doc["end"]
+    assert move.calculated_at is not None and start <= move.calculated_at <= min(a.initiated for a in move.actions)
+    assert move.complete_at is not None and move.idle_at is not None and move.complete_at <= move.idle_at <= end
+    for app in doc["moved"]["moved"]:
+        span = anatomy.longest_outage([tuple(s) for s in doc["samples"][app]], start, end)
+        assert span is not None and start <= span[0] < span[1] <= end
+        split = anatomy.application(move, [tuple(m) for m in doc["moved"]["members"][app]], span)
+        assert split["actions"] == 2 * len(doc["moved"]["members"][app])
+        assert 0 < split["dc_reaction_s"] < end - start
+        assert 0 < split["agents_s"] <= split["actions_span_s"] and split["cluster_hops_s"] >= 0
+        assert split["down_after_first_action_s"] > 0  # it answered until its container's stop had begun
+        assert split["down_after_first_action_s"] < split["actions_span_s"]
+        assert abs(split["serving_s"]) < split["outage_s"]
+
+
+def test_an_application_whose_actions_the_log_does_not_show_is_said_by_name() -> None:
+    doc, move = load(MOVES[0])
+    with pytest.raises(ValueError, match=r"no-such-ct"):
+        anatomy.application(move, [("no-such-ct", "ocf:heartbeat:lxc")], None)
+
+
+def test_the_summary_and_rows_name_every_part_with_its_spread() -> None:
+    apps, moves = [], []
+    for path in MOVES:
+        doc, move = load(path)
+        moves.append(move)
+        for app in doc["moved"]["moved"]:
+            span = anatomy.longest_outage([tuple(s) for s in doc["samples"][app]], doc["moved"]["wall_start"],
+                                          doc["end"])
+            apps.append(anatomy.application(move, [tuple(m) for m in doc["moved"]["members"][app]], span))
+    summary = anatomy.summary(apps, moves)
+    assert summary["outage_s"]["n"] == len(apps)
+    assert summary["outage_s"]["min"] <= summary["outage_s"]["median"] <= summary["outage_s"]["max"]
+    assert {"agent stop lxc s", "agent start lxc s", "agent stop IPaddr2 s", "agent start IPaddr2 s"} <= set(summary)
+    shown = dict(anatomy.rows({"summary": summary, "floor_lxc_stop_plus_start_s": 0.07}))
+    assert len(shown) == sum(1 for key, _ in anatomy.ROWS if key in summary) + 1
