@@ -444,7 +444,8 @@ def anatomy_only(args: argparse.Namespace) -> int:
     out.print(table)
     doc = json.loads(args.out.read_text()) if args.out.exists() else {}
     doc.setdefault("move_anatomy", {})[str(found["apps"])] = found
-    doc.setdefault("definitions", {})["move_anatomy"] = DEFINITIONS_ANATOMY
+    doc["definitions"] = [d for d in doc.get("definitions", []) if not d.startswith("move_anatomy ")] \
+        + [DEFINITIONS_ANATOMY]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     out.print(f"merged into {args.out}")

@@ -149,7 +149,10 @@ def test_one_cluster_reading_per_round_for_many_resources() -> None:
     report = check_health(targets, snapshot=snapshot, baseline=BASELINE, runner_for=lambda node: Runner(), defaults=FAST)
     assert report.ok
     assert len(calls) == 3  # three rounds, not 20 x 3 crm_mon calls
-    assert {r.attempts for r in report.results if r.level is Level.CLUSTER} == {3}
+    attempts = [r.attempts for r in report.results if r.level is Level.CLUSTER]
+    # the check that asked for the second reading saw all three; one whose thread began late (a loaded
+    # machine) joined at the second or third reading and needed fewer: none needed more
+    assert max(attempts) == 3 and all(1 <= a <= 3 for a in attempts), attempts
 
 
 def test_fifty_probes_cost_about_one(serve) -> None:

@@ -229,6 +229,42 @@ def test_release_expired_ends_the_holds_a_newer_version_supersedes(tmp_path: Pat
     assert holding.release_expired(cluster, nodes, ["node1", "node2", "node3"], {}) == []  # type: ignore[arg-type]
 
 
+def test_release_expired_syncs_only_the_nodes_whose_pins_differ_from_the_cibs_holds(tmp_path: Path) -> None:
+    """Each node's plan says what its pin file pins: a node already pinning exactly the CIB's holds is not
+    asked again (a remote call per node and run saved); one pinning something else, one that could not say
+    (None) and one its plan did not reach are synced; after a release the comparison is with what is left."""
+    cib = tmp_path / "cib.xml"
+    shutil.copy(DATA / "cib-all-online.xml", cib)
+    cluster = CibCluster(cib)
+    demo, lib = Hold("demo-app", "3", RUN, "node2", SINCE), Hold("libstdc++6", "12.2.0-14", RUN, "node2", SINCE)
+    store.add(cluster, [demo, lib])  # type: ignore[arg-type]
+    everyone = ["node1", "node2", "node3", "node4"]
+    nodes = Nodes({n: "pinned demo-app 3" for n in everyone})
+    both = frozenset({demo, lib})
+    lines = holding.release_expired(cluster, nodes, everyone, {}, {"node1": both, "node2": frozenset({lib}),  # type: ignore[arg-type]
+                                                                   "node3": None})
+    assert [n for n, _ in nodes.calls] == ["node2", "node3", "node4"]
+    assert lines == ["node2: pinned demo-app 3", "node3: pinned demo-app 3", "node4: pinned demo-app 3"]
+    nodes = Nodes({n: "unpinned demo-app 3" for n in everyone})
+    holding.release_expired(cluster, nodes, everyone, {"demo-app": "4"},  # type: ignore[arg-type]
+                            {n: both for n in everyone} | {"node4": frozenset({lib})})
+    assert [n for n, _ in nodes.calls] == ["node1", "node2", "node3"]  # demo-app 3 released: node4 is right
+    nodes = Nodes({n: "unchanged (1 hold)" for n in everyone})
+    assert holding.release_expired(cluster, nodes, everyone, {}, {n: frozenset({lib}) for n in everyone}) == []  # type: ignore[arg-type]
+    assert nodes.calls == []
+
+
+def test_a_nodes_plan_says_its_pins_and_anything_unreadable_is_unknown() -> None:
+    from upgrader.orchestrator.remote import pins_of
+
+    hold = Hold("demo-app", "3", RUN, "node2", SINCE)
+    assert pins_of({"pins": [hold.document()]}) == frozenset({hold})
+    assert pins_of({"pins": []}) == frozenset()
+    assert pins_of({"pins": None}) is None  # the pin file unreadable there
+    assert pins_of({}) is None  # an older tool's plan
+    assert pins_of({"pins": [{**hold.document(), "version": "not a version!"}]}) is None
+
+
 def test_release_expired_says_a_cib_it_cannot_read_and_still_syncs(tmp_path: Path) -> None:
     (tmp_path / "cib.xml").write_text("not a CIB\n")
 

@@ -38,8 +38,17 @@ def plan_command(as_json: bool, out: Console) -> int:
 
 
 def plan_json() -> int:
-    """``plan --local --json``: the plan as indented JSON on stdout, without loading rich (run on every node)."""
-    print(json.dumps(local_plan().document(), indent=2))
+    """``plan --local --json``: the plan as indented JSON on stdout, without loading rich (run on every node);
+    with ``pins``, the holds this node's pin file pins now (null when it is unreadable), so that a run syncs
+    only the nodes whose pins differ from the CIB's."""
+    from upgrader.packages import holds
+
+    doc = local_plan().document()
+    try:
+        doc["pins"] = [h.document() for h in holds.read_local()]
+    except holds.HoldError:
+        doc["pins"] = None
+    print(json.dumps(doc, indent=2))
     return 0
 
 

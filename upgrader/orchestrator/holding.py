@@ -92,20 +92,29 @@ def sync_everywhere(nodes: Nodes, all_nodes: Sequence[str]) -> list[str]:
     return [line for _, line in _sync(nodes, all_nodes)]
 
 
-def release_expired(cluster: Cluster, nodes: Nodes, all_nodes: Sequence[str], newest: Mapping[str, str]) -> list[str]:
+def release_expired(cluster: Cluster, nodes: Nodes, all_nodes: Sequence[str], newest: Mapping[str, str],
+                    pins: Mapping[str, frozenset[Hold] | None] | None = None) -> list[str]:
     """End the holds a newer version of their package supersedes (``newest``: package -> a candidate or
-    installed version seen), then sync every node (also one that missed an earlier sync); the lines to
-    report: what was released, the nodes whose pins changed or that could not be reached. Never raises."""
-    lines = []
+    installed version seen), then sync every node whose pins differ from the CIB's holds (also one that
+    missed an earlier sync; ``pins``: per node, what its plan said its pin file pins, None or absent:
+    unknown, synced); the lines to report: what was released, the nodes whose pins changed or that could
+    not be reached. Never raises."""
+    lines, held = [], None
     try:
-        gone = expired(store.read(cluster), newest)
+        held = store.read(cluster)
+        gone = expired(held, newest)
         for h in store.remove_holds(cluster, gone) if gone else []:
             lines.append(f"released the hold on {h.text()} (failed on {h.node} in run {h.run_id}): "
                          f"{newest[h.package]} is newer")
+        if gone:
+            held = store.read(cluster)
     except Exception as exc:  # noqa: BLE001 - the preflight goes on; the pins stay as they are
         lines.append(f"the holds could not be checked for newer versions ({type(exc).__name__}: {exc}); "
                      "they stay; see 'rolling-upgrade holds'")
-    return lines + [line for news, line in _sync(nodes, all_nodes) if news]
+        held = None
+    wanted = frozenset(held) if held is not None else None
+    behind = [n for n in all_nodes if wanted is None or (pins or {}).get(n) != wanted]
+    return lines + [line for news, line in _sync(nodes, behind) if news]
 
 
 def _sync(nodes: Nodes, all_nodes: Sequence[str]) -> list[tuple[bool, str]]:

@@ -135,7 +135,8 @@ class Rollout(RunContext):
     def stage(self, plans: dict[str, NodePlan], order: list[str], lagging: Mapping[str, str]) -> list[str]:
         """Before the first drain: holds a newer build ends are released, lagging nodes deferred, and every
         node stages the set (:mod:`staging`); the nodes to upgrade, ``plans`` set to what each one stages."""
-        for line in holding.release_expired(self.cluster, self.nodes, self.all_nodes, preflight.newest(plans)):
+        for line in holding.release_expired(self.cluster, self.nodes, self.all_nodes, preflight.newest(plans),
+                                            {n: p.pins for n, p in plans.items()}):
             self.report.step(None, "hold", line)
         for n, why in lagging.items():
             staging.defer(self, n, why)

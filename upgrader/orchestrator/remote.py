@@ -15,6 +15,7 @@ from typing import Any, Callable
 from upgrader.config import Config, node_runner, tool_path
 from upgrader.packages.pkgset import PackageSet
 from upgrader.packages.plan import Change
+from upgrader.pacemaker.holds import Hold
 from upgrader.runs import RUN_ID_ENV
 from upgrader.runner import NODE_TIMEOUT, PLAN_TIMEOUT, RUN_STATE_TIMEOUT, Runner
 
@@ -29,6 +30,7 @@ class NodePlan:
     changes: tuple[Change, ...] = ()
     error: str | None = None
     skipped: tuple[tuple[Change, str], ...] = ()  # pending, but left out by the selection (and why)
+    pins: frozenset[Hold] | None = None  # the holds its pin file pins (None: unknown, unreadable)
 
     @property
     def ha_stack(self) -> bool:
@@ -37,6 +39,15 @@ class NodePlan:
     @property
     def security(self) -> int:
         return sum(c.security for c in self.changes)
+
+
+def pins_of(doc: dict[str, Any]) -> frozenset[Hold] | None:
+    """The holds a node's ``plan --local --json`` says its pin file pins; None when it could not say
+    (an unreadable pin file, an older tool, a malformed entry): that node is synced."""
+    try:
+        return frozenset(Hold(d["package"], d["version"], d["run"], d["node"], d["since"]) for d in doc["pins"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -98,7 +109,7 @@ class Nodes:
             return NodePlan(node, error=f"planning on {node} failed: {why}")
         try:
             doc = json.loads(result.stdout)
-            return NodePlan(node, tuple(Change.from_json(c) for c in doc["changes"]))
+            return NodePlan(node, tuple(Change.from_json(c) for c in doc["changes"]), pins=pins_of(doc))
         except (ValueError, KeyError, TypeError) as exc:
             return NodePlan(node, error=f"planning on {node} gave unreadable output ({exc})")
 
