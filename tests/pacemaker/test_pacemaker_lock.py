@@ -55,10 +55,11 @@ def test_a_heartbeat_before_a_move_leaves_a_fresh_lock_unwritten_but_checks_it(o
         mine.heartbeat("fail-over", before_move=True)  # gone: said so even when no write was due
 
 
-def test_a_runs_phases_before_a_wait_on_the_dc_leave_a_fresh_lock_unwritten_and_upgrade_writes_it(
+def test_a_runs_phases_leave_a_fresh_lock_unwritten_and_a_stale_one_gets_the_phase(
         offline: Offline, tmp_path) -> None:
-    """Each crm_config write costs the DC a second: a run writes its lock at "upgrade" (dpkg runs meanwhile),
-    not at "stage" or "verify" (the next drain's settle waited for them) while the lock is fresh."""
+    """Each crm_config write costs the DC's controller a second: while the lock is fresh, a run's phases
+    (stage, drain, verify, upgrade, the moves) only check that it is still ours; once its last write is a
+    minute old, the next phase writes it, with that phase."""
     from upgrader.config import Config
     from upgrader.history import History
     from upgrader.orchestrator.context import RunContext
@@ -77,12 +78,12 @@ def test_a_runs_phases_before_a_wait_on_the_dc_leave_a_fresh_lock_unwritten_and_
     now = [datetime(2026, 12, 2, 6, 0, tzinfo=timezone.utc)]
     run.lock.clock = lambda: now[0]
     run.lock.acquire()
-    for phase in ("stage", "drain", "verify", "fail-over", "fail-back"):
+    for phase in ("stage", "drain", "upgrade", "fail-over", "verify", "fail-back"):
         now[0] += timedelta(seconds=5)
         run.phase("node2", phase)
         assert lock.read(cluster).phase == "acquired", phase  # fresh: checked, not written
-    now[0] += timedelta(seconds=5)
-    run.phase("node2", "upgrade")
+    now[0] += timedelta(seconds=31)
+    run.phase("node3", "upgrade")
     assert (lock.read(cluster).phase, lock.read(cluster).heartbeat) == ("upgrade", now[0])
 
 

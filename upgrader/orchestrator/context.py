@@ -33,11 +33,13 @@ if TYPE_CHECKING:
     from upgrader.orchestrator.gate import Baseline
 
 HEARTBEAT_EVERY = 60.0  # seconds between the lock's heartbeats during a node's upgrade (at most a third of its ttl)
-# Phases a move, or a wait for the DC to be idle, follows within a second: the lock is only checked to be ours,
-# not rewritten, while it is fresh (lock.FRESH_ENOUGH). A write into crm_config keeps the DC busy for a second
-# (its controller sleeps while it re-reads the options): a "stage" or "verify" write made the next drain's
-# first settle wait 0.3-0.5 s for it (make bench's trace). "upgrade" is written: dpkg runs meanwhile.
-MOVE_PHASES = ("drain", "fail-over", "fail-back", "stage", "verify")
+# Phases a move, a wait for the DC to be idle or a question to the DC's controller follows within a second:
+# the lock is only checked to be ours, not rewritten, while it is fresh (lock.FRESH_ENOUGH); its phase is then
+# the one of its last write, at most a heartbeat (HEARTBEAT_EVERY) behind in a long step; the history has every
+# phase. A write into crm_config keeps the DC's controller asleep for a second (make bench's trace): a "stage"
+# or "verify" write made the next drain's first settle wait 0.3-0.5 s for it, and an "upgrade" write made the
+# guard's first Pre-Invoke on the DC's own node (crm_node asks the local controller) wait 0.6 s before dpkg.
+MOVE_PHASES = ("drain", "fail-over", "fail-back", "stage", "verify", "upgrade")
 
 
 class Result(StrEnum):
