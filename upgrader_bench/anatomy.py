@@ -87,6 +87,12 @@ class Move:
     complete_at: float | None  # that transition's end (the last one ending after the last action)
     idle_at: float | None  # the DC back in S_IDLE after it
 
+    @property
+    def span_s(self) -> float | None:
+        """The first action initiated to the last result."""
+        done = [a.done for a in self.actions if a.done is not None]
+        return max(done) - min(a.initiated for a in self.actions) if done else None
+
 
 def actions(lines: Iterable[LogLine], standby_at: float, until: float) -> Move:
     """The stops and starts the DC initiated between ``standby_at`` and ``until``, each with its result and
@@ -189,6 +195,13 @@ def summary(apps: Sequence[Mapping[str, Any]], moves: Sequence[Move]) -> dict[st
     tail = [m.idle_at - m.complete_at for m in moves if m.idle_at is not None and m.complete_at is not None]
     if schedule:
         found["standby_to_transition_s"] = spread(schedule)
+    spans = [m.span_s for m in moves if m.span_s]
+    if spans:
+        found["move_actions_span_s"] = spread(spans)
+        # how many applications' action chains ran at once, on average over a move
+        found["parallel_applications"] = spread([
+            sum(a["actions_span_s"] for a in apps if a.get("move") == i) / m.span_s
+            for i, m in enumerate(moves) if m.span_s and any(a.get("move") == i for a in apps)])
     if tail:
         found["transition_end_to_idle_s"] = spread(tail)
     return found
@@ -240,7 +253,8 @@ def measure(lab: Any, reps: int, say: Callable[[str], None], keep: Path | None =
                 for app in [a for a in moved["moved"] if a in lab.app_names]:  # not a fencing device
                     span = longest_outage(samples.get(app, []), moved["wall_start"] - offset, end - offset)
                     wall = (span[0] + offset, span[1] + offset) if span else None
-                    apps.append({"app": app, "node": n, **application(move, moved["members"][app], wall)})
+                    apps.append({"app": app, "node": n, "move": len(moves) - 1,
+                                 **application(move, moved["members"][app], wall)})
                 innode(lab, VIA, "move", n, "off")
     return {"nodes": lab.nodes, "apps": lab.apps, "reps": reps, "applications": apps,
             "floor_lxc_stop_plus_start_s": statistics.median(
@@ -261,6 +275,8 @@ ROWS = (  # (figure key, what it is), in the order of a move
     ("down_after_first_action_s", "its first action initiated -> its last answer before the outage"),
     ("outage_s", "the outage the prober saw (20 ms probes)"),
     ("transition_end_to_idle_s", "the transition complete -> the DC idle"),
+    ("move_actions_span_s", "the whole move: its first action initiated -> its last result"),
+    ("parallel_applications", "applications moving at once (their action spans over the move's)"),
 )
 
 

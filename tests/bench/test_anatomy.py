@@ -10,8 +10,8 @@ import pytest
 
 from upgrader_bench import anatomy
 
-DATA = Path(__file__).parent / "data" / "anatomy"
-MOVES = sorted(DATA.glob("move-*.json"))
+DATA = Path(__file__).parent / "data"
+MOVES = sorted(DATA.glob("anatomy-*/move-*.json"))  # 3 applications (one moving at a time) and 12 (four)
 
 
 def load(path: Path) -> tuple[dict[str, Any], anatomy.Move]:
@@ -20,11 +20,12 @@ def load(path: Path) -> tuple[dict[str, Any], anatomy.Move]:
     return doc, anatomy.actions(lines, doc["moved"]["wall_start"], doc["end"])
 
 
-def test_the_capture_holds_a_move_of_every_node() -> None:
-    assert [p.stem for p in MOVES] == ["move-node1", "move-node2", "move-node3"]
+def test_each_capture_holds_a_move_of_every_node() -> None:
+    assert sorted(p.parent.name for p in MOVES) == ["anatomy-12"] * 3 + ["anatomy-3"] * 3
+    assert {p.stem for p in MOVES} == {"move-node1", "move-node2", "move-node3"}
 
 
-@pytest.mark.parametrize("path", MOVES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", MOVES, ids=lambda p: f"{p.parent.name}-{p.stem}")
 def test_a_moved_group_stops_in_reverse_order_on_its_node_then_starts_in_order_elsewhere(path: Path) -> None:
     doc, move = load(path)
     node = path.stem.removeprefix("move-")
@@ -40,7 +41,7 @@ def test_a_moved_group_stops_in_reverse_order_on_its_node_then_starts_in_order_e
             assert earlier.done <= later.initiated
 
 
-@pytest.mark.parametrize("path", MOVES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", MOVES, ids=lambda p: f"{p.parent.name}-{p.stem}")
 def test_an_applications_outage_splits_into_parts_that_fit_inside_it(path: Path) -> None:
     doc, move = load(path)
     start, end = doc["moved"]["wall_start"], doc["end"]
@@ -64,18 +65,29 @@ def test_an_application_whose_actions_the_log_does_not_show_is_said_by_name() ->
         anatomy.application(move, [("no-such-ct", "ocf:heartbeat:lxc")], None)
 
 
-def test_the_summary_and_rows_name_every_part_with_its_spread() -> None:
-    apps, moves = [], []
-    for path in MOVES:
+@pytest.mark.parametrize("capture", ["anatomy-3", "anatomy-12"])
+def test_the_summary_and_rows_name_every_part_with_its_spread(capture: str) -> None:
+    apps, moves, moved = [], [], []
+    for path in sorted((DATA / capture).glob("move-*.json")):
         doc, move = load(path)
         moves.append(move)
+        moved.append(len(doc["moved"]["moved"]))
         for app in doc["moved"]["moved"]:
             span = anatomy.longest_outage([tuple(s) for s in doc["samples"][app]], doc["moved"]["wall_start"],
                                           doc["end"])
-            apps.append(anatomy.application(move, [tuple(m) for m in doc["moved"]["members"][app]], span))
+            apps.append({"move": len(moves) - 1,
+                         **anatomy.application(move, [tuple(m) for m in doc["moved"]["members"][app]], span)})
     summary = anatomy.summary(apps, moves)
-    assert summary["outage_s"]["n"] == len(apps)
+    assert summary["outage_s"]["n"] == len(apps) == sum(moved)
     assert summary["outage_s"]["min"] <= summary["outage_s"]["median"] <= summary["outage_s"]["max"]
     assert {"agent stop lxc s", "agent start lxc s", "agent stop IPaddr2 s", "agent start IPaddr2 s"} <= set(summary)
+    # how many moved at once: one application alone is its move's whole span; several overlap, but no more
+    # of them than moved, and a move lasts at least as long as its longest application's chain
+    parallel = summary["parallel_applications"]
+    if max(moved) == 1:
+        assert parallel["min"] == pytest.approx(1.0) and parallel["max"] == pytest.approx(1.0)
+    else:
+        assert 1.0 < parallel["min"] and parallel["max"] <= max(moved)
+    assert summary["move_actions_span_s"]["max"] >= summary["actions_span_s"]["max"]
     shown = dict(anatomy.rows({"summary": summary, "floor_lxc_stop_plus_start_s": 0.07}))
     assert len(shown) == sum(1 for key, _ in anatomy.ROWS if key in summary) + 1
