@@ -61,8 +61,10 @@ def test_ratio_table_marks_each_target_met_or_missed_in_a_fixed_order() -> None:
                        "hook_repeat_vs_crm_mon": Summary(0.84, 0.8, 0.9, 5)})
     assert rows == [("hook_repeat_vs_crm_mon", "0.84x", "0.80-0.90", "5", "<= 1.5x", "met"),
                     ("run_overhead", "2.35x", "2.00-3.00", "5", "<= 1.2x", "MISSED")]
-    assert list(TARGETS) == ["hook_repeat_vs_crm_mon", "downtime_vs_bare_standby", "run_overhead", "health_50_vs_1",
-                             "automatic_vs_node_upgrade"]
+    assert list(TARGETS) == ["hook_repeat_vs_crm_mon", "downtime_vs_bare_standby", "run_overhead",
+                             "run_overhead_realistic_size", "health_50_vs_1", "automatic_vs_node_upgrade"]
+    realistic = ratio_rows({"run_overhead_realistic_size": Summary(1.189, 1.186, 1.208, 3)})
+    assert realistic == [("run_overhead_realistic_size", "1.19x", "1.19-1.21", "3", "<= 1.1x", "MISSED")]
 
 
 def test_the_bare_dist_upgrade_drops_only_upgraders_hook_entries(tmp_path) -> None:
