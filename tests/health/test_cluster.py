@@ -89,3 +89,17 @@ def test_rounds_share_one_reading_and_retry_after_fetch_errors() -> None:
     assert len(calls) == 2
     assert readers[0](1.0).resources["vip"].nodes == ("3",)  # after an error, the next round fetches
     assert readers[1](1.0).resources["vip"].nodes == ("3",) and len(calls) == 3
+
+
+def test_a_reading_the_caller_just_made_is_the_first_round_and_the_next_fetches() -> None:
+    calls: list[float] = []
+
+    def fetch(timeout: float) -> Snapshot:
+        calls.append(timeout)
+        return snap(started("vip", "fetched"))
+
+    rounds = SnapshotRounds(fetch, first=snap(started("vip", "given")))
+    one, two = rounds.reader(), rounds.reader()
+    assert one(1.0).resources["vip"].nodes == ("given",) and two(1.0).resources["vip"].nodes == ("given",)
+    assert calls == []  # the given reading served every reader's first round
+    assert one(1.0).resources["vip"].nodes == ("fetched",) and calls == [1.0]

@@ -92,7 +92,7 @@ class FreshLock:
     def heartbeat(self, phase: str | None = None, *, before_move: bool = False) -> None: ...
 
 
-def healthy(moved: Any, before: Any) -> HealthReport:
+def healthy(moved: Any, before: Any, first: Any = None) -> HealthReport:
     return HealthReport(tuple(CheckResult(rid, where, Level.APPLICATION, "probe", ok=True) for rid, where in moved.items()),
                         0.1)
 

@@ -19,7 +19,7 @@ class History:
 
 
 def run_with(results: tuple[CheckResult, ...]) -> SimpleNamespace:
-    checks = SimpleNamespace(verify=lambda moved, before: HealthReport(results, 0.1))
+    checks = SimpleNamespace(verify=lambda moved, before, first=None: HealthReport(results, 0.1))
     return SimpleNamespace(checks=checks, results={"node1": NodeResult("node1")}, history=History(), run_id="r1")
 
 

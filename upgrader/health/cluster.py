@@ -116,12 +116,13 @@ class SnapshotRounds:
     round's answer for everyone; the next round fetches again.
     """
 
-    def __init__(self, fetch: Callable[[float], Any], what: str = "the cluster status") -> None:
+    def __init__(self, fetch: Callable[[float], Any], what: str = "the cluster status", first: Any = None) -> None:
+        """``first``: a reading the caller just made, taken as the first round's (no fetch for it)."""
         self._fetch = fetch
         self.what = what  # what one fetch reads, for its errors
         self._lock = threading.Lock()
-        self._round = 0
-        self._value: Any = RuntimeError("no reading yet")
+        self._round = 0 if first is None else 1
+        self._value: Any = RuntimeError("no reading yet") if first is None else first
 
     def reader(self) -> Callable[[float], ClusterSnapshot]:
         """A function giving, within ``timeout`` seconds, a reading newer than its previous one."""

@@ -100,16 +100,18 @@ def check_health(
     baseline: ClusterSnapshot,
     runner_for: Callable[[str], Runner],
     defaults: HealthDefaults = HealthDefaults(),
+    first: ClusterSnapshot | None = None,
 ) -> HealthReport:
     """Check every level of every target in parallel.
 
     ``snapshot(timeout)`` reads the cluster status (one crm_mon call) and is
     called once per poll round for all level-1 checks; ``baseline`` is such a
-    reading from before the move. ``runner_for(node)`` gives the Runner that
-    reaches ``node``.
+    reading from before the move; ``first``, one the caller has just made, is
+    the first round's (a crm_mon saved: 0.25 s at 120 applications).
+    ``runner_for(node)`` gives the Runner that reaches ``node``.
     """
     started = monotonic()
-    rounds = SnapshotRounds(snapshot)
+    rounds = SnapshotRounds(snapshot, first=first)
     checks: list[_Check] = []
     notes: list[CheckResult] = []
     per_node = _NodeReadings(targets, runner_for, defaults)

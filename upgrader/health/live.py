@@ -126,10 +126,12 @@ def node_runners(cluster: Cluster, config: Config) -> Callable[[str], Runner]:
 
 
 def verify_moved(cluster: Cluster, moved: Mapping[str, str], baseline: ClusterSnapshot,
-                 defaults: HealthDefaults, config: Config = Config()) -> HealthReport:
+                 defaults: HealthDefaults, config: Config = Config(),
+                 first: ClusterSnapshot | None = None) -> HealthReport:
     """All three levels for each moved resource (group or primitive id -> the node it must run on).
 
-    ``baseline`` comes from :func:`read_baseline` before the move. Raises
+    ``baseline`` comes from :func:`read_baseline` before the move; ``first``, a reading made just now (the
+    settled state the move was seen in), is the level-1 checks' first (a crm_mon less). Raises
     ProbeSpecError for a malformed declaration of a moved resource (preflight
     should have refused it) and KeyError for an id the CIB does not define.
     """
@@ -141,7 +143,7 @@ def verify_moved(cluster: Cluster, moved: Mapping[str, str], baseline: ClusterSn
             raise KeyError(f"no group or ungrouped primitive called {rid!r} in the CIB")
     return check_health([Target(found.specs[rid], node) for rid, node in moved.items()],
                         snapshot=lambda t: read_state(cluster, t)[1], baseline=baseline,
-                        runner_for=node_runners(cluster, config), defaults=defaults)
+                        runner_for=node_runners(cluster, config), defaults=defaults, first=first)
 
 
 def check_cluster(cluster: Cluster, found: Declarations, defaults: HealthDefaults,
@@ -152,7 +154,7 @@ def check_cluster(cluster: Cluster, found: Declarations, defaults: HealthDefault
     baseline is empty): they need a ``crm_resource --cleanup``. A resource
     that runs nowhere fails unless it is stopped on purpose (target-role Stopped).
     """
-    state, _ = read_state(cluster, defaults.attempt_timeout)
+    state, now = read_state(cluster, defaults.attempt_timeout)
     targets: list[Target] = []
     extra: list[CheckResult] = []
     for rid, spec in found.specs.items():
@@ -167,7 +169,7 @@ def check_cluster(cluster: Cluster, found: Declarations, defaults: HealthDefault
                                      error=f"{rid} runs on no node"))
     extra += [_collection_row(state, rid) for rid in found.skipped]
     report = check_health(targets, snapshot=lambda t: read_state(cluster, t)[1], baseline=Snapshot(),
-                          runner_for=node_runners(cluster, config), defaults=defaults)
+                          runner_for=node_runners(cluster, config), defaults=defaults, first=now)
     return HealthReport(report.results + tuple(extra), report.seconds)
 
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from upgrader.health.outage import Address
     from upgrader.health.report import HealthReport
     from upgrader.orchestrator.gate import Baseline
+    from upgrader.pacemaker.state import ClusterState
 
 HEARTBEAT_EVERY = 60.0  # seconds between the lock's heartbeats during a node's upgrade (at most a third of its ttl)
 # Phases a move, a wait for the DC to be idle or a question to the DC's controller follows within a second:
@@ -77,8 +78,9 @@ class Checks(Protocol):
     def baseline(self) -> Baseline:
         """The state now, and the reading a later :meth:`verify` compares with (one crm_mon)."""
 
-    def verify(self, moved: Mapping[str, str], baseline: Baseline) -> HealthReport:
-        """All three levels for each resource on the node it moved to."""
+    def verify(self, moved: Mapping[str, str], baseline: Baseline, first: ClusterState | None = None) -> HealthReport:
+        """All three levels for each resource on the node it moved to; ``first``, a state read just before,
+        is the level-1 checks' first reading (one crm_mon less)."""
 
     def addresses(self, rids: Iterable[str]) -> dict[str, list[Address]]:
         """The level-3 probe addresses of each of ``rids`` that declares one: what a move's outage watch probes."""

@@ -41,6 +41,7 @@ class Move:
     untouched_too: tuple[str, ...] = ()  # the other nodes drained with it (Concurrency): back online with it
     instances: tuple[str, ...] = ()  # clones whose instance on the drained node stopped (it comes back with it)
     after: ClusterState | None = None  # the settled state the move ended in
+    first_reading: ClusterState | None = None  # read just before its check: that check's first level-1 reading
 
 
 @contextmanager
@@ -62,13 +63,14 @@ def refuse_stops(run: RunContext, state: ClusterState, node: str) -> list[str]:
 
 
 @contextmanager
-def draining(run: RunContext, node: str) -> Iterator[Move]:
+def draining(run: RunContext, node: str, before: Baseline | None = None) -> Iterator[Move]:
     """Standby: the node's resources move, onto patched nodes once there are any; its clone instances stop.
 
-    A drain that took something down (a resource stopped instead of moved, a clone's other
-    instances or its Promoted role lost) is undone at once: :func:`undo_drain`.
+    ``before``: the state read just now, settled (else one crm_mon). A drain that took something down (a
+    resource stopped instead of moved, a clone's other instances or its Promoted role lost) is undone at
+    once: :func:`undo_drain`.
     """
-    before = run.checks.baseline()
+    before = before or run.checks.baseline()
     state = before[0]
     resources, clones = shapes.movable_on(state, node), shapes.instances_on(state, node)
     onto_patched = bool(run.patched - {node})
@@ -86,7 +88,7 @@ def draining(run: RunContext, node: str) -> Iterator[Move]:
         moved = {rid: sorted(after.running_on(rid))[0] for rid in resources} | moved_since(after, placement(state))
         run.note_moves(node, node, moved)
         yield Move(before, moved, suspects={where for where in moved.values() if where in run.patched},
-                   untouched=node, instances=clones, after=after)
+                   untouched=node, instances=clones, after=after, first_reading=after)
 
 
 def cleared(node: str, rids: tuple[str, ...]) -> Check:
@@ -151,7 +153,7 @@ def failing_over(run: RunContext, node: str, back: list[str], instances: tuple[s
             # may have moved more before the cluster was seen idle.
             moved = {rid: sorted(after.running_on(rid))[0] for rid in coming} | moved_since(after, placement(before[0]))
             run.note_moves(node, None, moved)
-            yield Move(before, moved, suspects={node}, after=after)
+            yield Move(before, moved, suspects={node}, after=after, first_reading=after)
 
 
 def came_back(state: ClusterState, back: list[str], predicted: tuple[PredictedMove, ...],

@@ -24,7 +24,7 @@ finishing step is :mod:`finishing`.
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from upgrader.config import Config
 from upgrader.history import History
@@ -64,6 +64,9 @@ from upgrader.pacemaker.state import ParseError
 from upgrader.packages.pkgset import SetError
 from upgrader.packages.summary import summary
 from upgrader.runner import CommandError
+
+if TYPE_CHECKING:
+    from upgrader.orchestrator.gate import Baseline
 
 __all__ = ["Checks", "Confirm", "NodeResult", "Outcome", "Refused", "Reporter", "Result", "Rollout", "Stop"]
 
@@ -197,13 +200,13 @@ class Rollout(RunContext):
         Refused first, nothing changed, when Pacemaker would stop something instead of moving it.
         """
         self.phase(node, "drain")
-        self.catch_up(node)
+        before = self.catch_up(node) or self.checks.baseline()
         if node not in self.kept_in_standby:  # asked again: the cluster may have changed since the preflight
-            down = refuse_stops(self, self.cluster.state(), node)
+            down = refuse_stops(self, before[0], node)
             if down:
                 raise Stop(Outcome.NEEDS_PERSON, f"stopped before draining {node}: its standby would take down "
                            f"what it should move: {'; '.join(down)}")
-        with draining(self, node) as move:
+        with draining(self, node, before) as move:
             if move.moved:
                 self.verify(node, move)
         self.placed = placement(move.after) if move.after else self.placed
@@ -276,19 +279,23 @@ class Rollout(RunContext):
         self.report.step(node, "fail-over", f"online; {len(move.moved)} resource(s) restarted on the patched root "
                          "and healthy" if move.moved else "online")
 
-    def catch_up(self, node: str) -> None:
+    def catch_up(self, node: str) -> Baseline | None:
         """What moved since it was last checked (a later transition of Pacemaker's: a promotion once a score
         is set, a move after a fail over had settled) is checked where it runs now, before anything else
-        is touched; a bad check fails back like any move's."""
+        is touched; a bad check fails back like any move's. The settled reading when nothing had moved
+        (what a drain that follows at once starts from: a crm_mon or two less), else None."""
         self.cluster.wait_settled(None, deadline=self.config.settle_timeout)  # what moves late, moved first
         before = self.checks.baseline()
         late = moved_since(before[0], self.placed)
-        if late:
-            self.report.step(node, "verify", f"{', '.join(late)} moved since last checked: checking where it runs")
-            self.note_moves(node, "(later)", late)
-            self.verify(node, Move(before, late, suspects={n for n in late.values() if n in self.patched},
-                                   after=before[0]))
+        if not late:
+            self.placed = placement(before[0])
+            return before
+        self.report.step(node, "verify", f"{', '.join(late)} moved since last checked: checking where it runs")
+        self.note_moves(node, "(later)", late)
+        self.verify(node, Move(before, late, suspects={n for n in late.values() if n in self.patched},
+                               after=before[0], first_reading=before[0]))
         self.placed = placement(before[0])
+        return None
 
     def verify(self, node: str, move: Move) -> None:
         """The moved resources checked where they run now; on a bad check: fail back, and stop."""
