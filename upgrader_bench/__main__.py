@@ -386,17 +386,25 @@ def one_scenario(work: Callable[[], Any]) -> tuple[Any, int | None]:
         return None, 130
 
 
-def automatic_only(args: argparse.Namespace) -> int:
-    if args.automatic_reps < 1 or args.automatic_packages < 100:
-        print("--automatic-reps must be at least 1 and --automatic-packages at least 100 (a point update's size)",
-              file=sys.stderr)
-        return 2
+def scenario_console() -> tuple[Console, Callable[[str], None]]:
+    """For one "-only" scenario: its console and ``say`` (each line with the seconds since now); SIGTERM
+    interrupts it like Ctrl-C, so its lab is taken down."""
     started = time.monotonic()
     signal.signal(signal.SIGTERM, _interrupted)
     out = Console()
 
     def say(text: str) -> None:
         out.print(f"[dim]{time.monotonic() - started:6.0f}s[/] {text}")
+
+    return out, say
+
+
+def automatic_only(args: argparse.Namespace) -> int:
+    if args.automatic_reps < 1 or args.automatic_packages < 100:
+        print("--automatic-reps must be at least 1 and --automatic-packages at least 100 (a point update's size)",
+              file=sys.stderr)
+        return 2
+    out, say = scenario_console()
 
     found, failed = one_scenario(lambda: automatic_lab(args, say))
     if failed is not None:
@@ -419,12 +427,7 @@ def anatomy_only(args: argparse.Namespace) -> int:
     if args.anatomy_reps < 1 or not 3 <= args.anatomy_apps <= 120:
         print("--anatomy-reps must be at least 1 and --anatomy-apps 3 to 120", file=sys.stderr)
         return 2
-    started = time.monotonic()
-    signal.signal(signal.SIGTERM, _interrupted)
-    out = Console()
-
-    def say(text: str) -> None:
-        out.print(f"[dim]{time.monotonic() - started:6.0f}s[/] {text}")
+    out, say = scenario_console()
 
     def work() -> dict[str, Any]:
         with suite.lab_up(ANATOMY_LAB, 3, args.anatomy_apps, say) as lab:
