@@ -68,7 +68,8 @@ def recover(cluster: Cluster, nodes: Nodes, history: History, config: Config) ->
         return Recovered()
     entries = history.entries(info.run_id)
     last = next((e for e in reversed(entries) if e.get("phase") in NODE_PHASES and e.get("node")), None)
-    done = Recovered([f"found run {info.run_id} interrupted in phase {info.phase} (pid {info.pid} is gone)"])
+    done = Recovered([f"found run {info.run_id} interrupted in phase {interrupted_in(entries, info)} "
+                      f"(pid {info.pid} is gone)"])
     done.package_set = info.package_set
     all_nodes = [n.name for n in cluster.state().nodes]
     done += [f"removed {item}" for item in steering.clean_up(cluster, all_nodes)]
@@ -82,6 +83,15 @@ def recover(cluster: Cluster, nodes: Nodes, history: History, config: Config) ->
     done.append(f"released the lock of run {info.run_id}")
     history.record(info.run_id, None, "recovered", "note", actions=done, package_set=info.package_set or None)
     return done
+
+
+def interrupted_in(entries: list[dict], info: lock.LockInfo) -> str:
+    """The phase a dead run was in: its history's last node phase, else its last phase started; the lock's
+    phase only without either (the lock is not rewritten at every phase: it may be a step behind)."""
+    last = next((e["phase"] for e in reversed(entries) if e.get("phase") in NODE_PHASES and e.get("node")), None)
+    started = next((e["phase"] for e in reversed(entries) if e.get("event") == "start" and e.get("phase") != "run"),
+                   None)
+    return last or started or info.phase
 
 
 def open_nodes(entries: list[dict]) -> dict[str, str]:
