@@ -26,6 +26,7 @@ by ``tests/bench/capture_anatomy.py``).
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 import statistics
@@ -53,15 +54,17 @@ class LogLine:
     text: str
 
 
-def parse_log(text: str, year: int) -> list[LogLine]:
-    """The lines of a Pacemaker detail log (local time, no year: ``year`` given), other lines skipped."""
+def parse_log(text: str, year: int, utc_offset: float) -> list[LogLine]:
+    """The lines of a Pacemaker detail log, other lines skipped. Its stamps are the nodes' local time with
+    no year and no zone: ``year`` and ``utc_offset`` (seconds east of UTC, ``tm_gmtoff``) are the nodes'."""
     found = []
     for raw in text.splitlines():
         m = LINE.match(raw)
         if m is None:
             continue
         whole, millis = m["stamp"].rsplit(".", 1)
-        moment = time.mktime(time.strptime(f"{year} {whole}", "%Y %b %d %H:%M:%S")) + int(millis) / 1000
+        moment = calendar.timegm(time.strptime(f"{year} {whole}", "%Y %b %d %H:%M:%S")) - utc_offset \
+            + int(millis) / 1000
         found.append(LogLine(moment, m["node"], m["daemon"], m["text"]))
     return found
 
@@ -144,7 +147,10 @@ def application(move: Move, members: Sequence[tuple[str, str]], outage: tuple[fl
                          + (", ".join(missing) if missing else "no action initiated"))
     first = min(a.initiated for a in mine)
     last = max(a.done for a in mine if a.done is not None)
-    agents = {f"{a.op} {agent[a.resource].rsplit(':', 1)[-1]}": a.exec_s or 0.0 for a in mine}
+    agents: dict[str, float] = {}
+    for a in mine:  # two members of one kind (two IPs) add up
+        kind = f"{a.op} {agent[a.resource].rsplit(':', 1)[-1]}"
+        agents[kind] = agents.get(kind, 0.0) + (a.exec_s or 0.0)
     doc: dict[str, Any] = {
         "dc_reaction_s": first - move.standby_at,
         "agents": agents,
@@ -160,21 +166,11 @@ def application(move: Move, members: Sequence[tuple[str, str]], outage: tuple[fl
 
 
 def longest_outage(samples: Sequence[tuple[float, bool]], start: float, end: float) -> tuple[float, float] | None:
-    """The longest (last answer, next answer) span with failed probes between, in [start, end] (the last
-    answer before ``start`` may open it); None when no probe failed there."""
-    best: tuple[float, float] | None = None
-    last_ok = max((t for t, ok in samples if ok and t < start), default=None)
-    failed = False
-    for t, ok in sorted(samples):
-        if t < start or t > end:
-            continue
-        if not ok:
-            failed = True
-            continue
-        if failed and last_ok is not None and (best is None or t - last_ok > best[1] - best[0]):
-            best = (last_ok, t)
-        failed, last_ok = False, t
-    return best
+    """The longest (last answer, next answer) span with failed probes between, in [start, end] (the product's
+    rule, :func:`upgrader.health.outage.outage_spans`, as the prober counts: none before a first answer)."""
+    from upgrader.health.outage import outage_spans
+
+    return max(outage_spans(samples, start, end, from_start=False), key=lambda s: s[1] - s[0], default=None)
 
 
 def summary(apps: Sequence[Mapping[str, Any]], moves: Sequence[Move]) -> dict[str, Any]:
@@ -234,10 +230,10 @@ def measure(lab: Any, reps: int, say: Callable[[str], None], keep: Path | None =
                     moved = innode(lab, VIA, "move", n, "on", "--members")
                     time.sleep(TAIL)
                 end = time.time()
-                year = time.localtime().tm_year
+                year, utc_offset = time.localtime().tm_year, time.localtime().tm_gmtoff  # the nodes' are the host's
                 texts = {m: lab_node.runner(lab, m).run(["tail", "-c", f"+{sizes[m] + 1}", log],
                                                         what="the log").stdout for m in lab.node_names}
-                lines = [line for m in lab.node_names for line in parse_log(texts[m], year)]
+                lines = [line for m in lab.node_names for line in parse_log(texts[m], year, utc_offset)]
                 move = actions(lines, moved["wall_start"], end)
                 moves.append(move)
                 samples = prober.samples
@@ -245,8 +241,8 @@ def measure(lab: Any, reps: int, say: Callable[[str], None], keep: Path | None =
                     keep.mkdir(parents=True, exist_ok=True)
                     (keep / f"move-{n}.json").write_text(json.dumps({
                         "log": [raw for m in lab.node_names for raw in texts[m].splitlines()
-                                if (t := parse_log(raw, year)) and t[0].at >= moved["wall_start"] - 1],
-                        "year": year, "end": end, "moved": moved,
+                                if (t := parse_log(raw, year, utc_offset)) and t[0].at >= moved["wall_start"] - 1],
+                        "year": year, "utc_offset": utc_offset, "end": end, "moved": moved,
                         "samples": {a: [(t + offset, ok) for t, ok in samples.get(a, [])
                                         if moved["wall_start"] - 2 <= t + offset <= end] for a in moved["moved"]},
                     }, indent=0) + "\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ MOVES = sorted(DATA.glob("anatomy-*/move-*.json"))  # 3 applications (one moving
 
 def load(path: Path) -> tuple[dict[str, Any], anatomy.Move]:
     doc = json.loads(path.read_text())
-    lines = anatomy.parse_log("\n".join(doc["log"]), doc["year"])
+    # the nodes' zone; the captures made before it was kept come from a UTC host
+    lines = anatomy.parse_log("\n".join(doc["log"]), doc["year"], doc.get("utc_offset", 0))
     return doc, anatomy.actions(lines, doc["moved"]["wall_start"], doc["end"])
 
 
@@ -91,3 +93,14 @@ def test_the_summary_and_rows_name_every_part_with_its_spread(capture: str) -> N
     assert summary["move_actions_span_s"]["max"] >= summary["actions_span_s"]["max"]
     shown = dict(anatomy.rows({"summary": summary, "floor_lxc_stop_plus_start_s": 0.07}))
     assert len(shown) == sum(1 for key, _ in anatomy.ROWS if key in summary) + 1
+
+
+def test_the_logs_are_read_on_the_nodes_clock_whatever_zone_the_bench_runs_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    utc = [len(load(path)[1].actions) for path in MOVES]
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        assert [len(load(path)[1].actions) for path in MOVES] == utc and min(utc) >= 4
+    finally:
+        monkeypatch.undo()
+        time.tzset()

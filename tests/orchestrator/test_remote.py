@@ -79,3 +79,29 @@ def test_apply_goes_on_only_after_go() -> None:
     code, events, stderr = _apply_child("go\n")
     assert [e["event"] for e in events] == ["ready"]
     assert "touched" in stderr  # it went on to the upgrade (stubbed here to end the child)
+
+
+def test_a_nodes_plan_says_its_pins_and_the_run_reads_them_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """``plan --local --json`` on a node with a pin file (written by the sync's own code), read back by Nodes.plan
+    through a remote shell: the same holds; an unreadable pin file says null, read back as unknown."""
+    from upgrader.cli import plan as plan_cli
+    from upgrader.packages import holds as local
+    from upgrader.packages.plan import Plan
+    from upgrader.pacemaker.holds import Hold
+
+    pinned = {Hold("demo-app", "3", RUN_ID, "node2", "2026-12-01T02:10:00Z"),
+              Hold("libfoo1", "1.2-1", RUN_ID, "node2", "2026-12-01T02:10:00Z")}
+    pins = tmp_path / "rolling-upgrade-holds"
+    local.write_local(pinned, pins)
+    monkeypatch.setattr(plan_cli, "local_plan", lambda: Plan("node2", ()))
+    monkeypatch.setattr(local, "read_local", lambda: local.parse_preferences(pins.read_text(), str(pins)))
+    for said in ("good", "unreadable"):
+        if said == "unreadable":
+            pins.write_text("Package: not one of ours\n")
+        assert plan_cli.plan_json() == 0
+        out = tmp_path / f"plan-{said}.json"
+        out.write_text(capsys.readouterr().out)
+        plan = nodes_with_shell("sh", "-c", f"cat {out}").plan("node2")
+        assert plan.error is None
+        assert plan.pins == (frozenset(pinned) if said == "good" else None)

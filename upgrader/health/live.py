@@ -24,7 +24,7 @@ from upgrader.health.cluster import ClusterSnapshot, Snapshot
 from upgrader.health.engine import HealthDefaults, Target, check_health
 from upgrader.health.errors import ProbeSpecError
 from upgrader.health.report import CheckResult, HealthReport, Level
-from upgrader.health.snapshot import to_snapshot
+from upgrader.health.snapshot import snapshot_of
 from upgrader.health.spec import CHECK_CMD_ATTR, HealthSpec, health_spec
 
 ATTEMPT_TIMEOUT = 5.0  # seconds for one probe, one lxc command, one crm_mon reading
@@ -96,7 +96,7 @@ def read_state(cluster: Cluster, timeout: float | None = None) -> tuple[ClusterS
     The fail-counts come parsed with the state (``<node_history>`` of the same output).
     """
     state = cluster.state(timeout)
-    return state, to_snapshot(state, state.fail_count_map())
+    return state, snapshot_of(state)
 
 
 def read_baseline(cluster: Cluster, timeout: float | None = None) -> Snapshot:

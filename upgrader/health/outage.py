@@ -63,7 +63,14 @@ def address(host: str, port: int) -> Address | None:
 
 
 def outages(samples: Sequence[Sample], start: float, end: float, *, from_start: bool = True) -> list[float]:
-    """Each span between two successful probes with a failed one between them, within [start, end].
+    """Each span between two successful probes with a failed one between them, within [start, end], in
+    seconds (:func:`outage_spans`)."""
+    return [up - down for down, up in outage_spans(samples, start, end, from_start=from_start)]
+
+
+def outage_spans(samples: Sequence[Sample], start: float, end: float, *,
+                 from_start: bool = True) -> list[tuple[float, float]]:
+    """Each (last answer, next answer) span with a failed probe between them, within [start, end].
 
     The last success before ``start`` anchors a span that begins before it; with none, a failure
     at the start counts from ``start`` (``from_start`` False: it does not count, as the benchmarks
@@ -81,10 +88,10 @@ def outages(samples: Sequence[Sample], start: float, end: float, *, from_start: 
             failed = True
             continue
         if failed and last_ok is not None:
-            found.append(t - last_ok)
+            found.append((last_ok, t))
         failed, last_ok = False, t
     if failed and last_ok is not None:
-        found.append(end - last_ok)
+        found.append((last_ok, end))
     return found
 
 

@@ -18,7 +18,12 @@ from upgrader.health.cluster import Snapshot
 def read_crm_mon(text: str) -> tuple[ClusterState, Snapshot]:
     """Parse crm_mon's XML into the cluster state and the engine's snapshot."""
     state = parse_crm_mon(text)
-    return state, to_snapshot(state, state.fail_count_map())
+    return state, snapshot_of(state)
+
+
+def snapshot_of(state: ClusterState) -> Snapshot:
+    """The snapshot of a whole crm_mon reading: its fail-counts with it."""
+    return to_snapshot(state, state.fail_count_map())
 
 
 def to_snapshot(state: ClusterState, counts: dict[tuple[str, str], int] | None = None) -> Snapshot:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import asdict
-from typing import Callable, Iterator, Mapping, Protocol
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Protocol
 
 from upgrader.orchestrator import steering
 from upgrader.orchestrator.context import RunContext
@@ -45,11 +45,14 @@ from upgrader.pacemaker.utilization import shortfall
 from upgrader.runner import CommandError
 from upgrader.runs import WAITING
 
+if TYPE_CHECKING:
+    from upgrader.orchestrator.gate import Baseline
+
 
 class Steps(Protocol):
     """What a batch asks of the rollout: its steps for one node (:class:`~upgrader.orchestrator.procedure.Rollout`)."""
 
-    def catch_up(self, node: str) -> None: ...
+    def catch_up(self, node: str) -> Baseline | None: ...
 
     def upgrade(self, node: str, stack: bool = False, packages: int = 0) -> ApplyResult: ...
 

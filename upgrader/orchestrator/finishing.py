@@ -23,7 +23,7 @@ from upgrader.pacemaker.state import ClusterState
 from upgrader.runs import APT_RUN_PREFIX, WAITING
 
 FailOver = Callable[[str, Mapping[str, str]], None]  # the procedure's step: node, resources to take (id -> node)
-CatchUp = Callable[[str], None]  # the procedure's check of what moved since it was last checked
+CatchUp = Callable[[str], object]  # the procedure's check of what moved since it was last checked
 
 
 def finish(run: RunContext, fail_over: FailOver, catch_up: CatchUp | None = None) -> Outcome:

@@ -10,7 +10,7 @@ from upgrader.health import live
 from upgrader.health.cluster import Snapshot
 from upgrader.health.outage import Address, address
 from upgrader.health.report import HealthReport
-from upgrader.health.snapshot import to_snapshot
+from upgrader.health.snapshot import snapshot_of
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.state import ClusterState
 
@@ -50,8 +50,8 @@ class HealthGate:
 
     def verify(self, moved: Mapping[str, str], baseline: Baseline, first: ClusterState | None = None) -> HealthReport:
         """``first``: the settled state the move was just seen in, the level-1 checks' first reading."""
-        reading = to_snapshot(first, first.fail_count_map()) if first is not None else None
-        return live.verify_moved(self._known(), moved, baseline[1], self.defaults, self.config, first=reading)
+        return live.verify_moved(self._known(), moved, baseline[1], self.defaults, self.config,
+                                 first=snapshot_of(first) if first is not None else None)
 
     def addresses(self, rids: Iterable[str]) -> dict[str, list[Address]]:
         """The level-3 probe addresses (IP literals, host:port) of each of ``rids`` that declares one (one

@@ -67,8 +67,8 @@ def recover(cluster: Cluster, nodes: Nodes, history: History, config: Config) ->
     if info is None or info.holder != nodes.local or lock.run_alive(info):
         return Recovered()
     entries = history.entries(info.run_id)
-    last = next((e for e in reversed(entries) if e.get("phase") in NODE_PHASES and e.get("node")), None)
-    done = Recovered([f"found run {info.run_id} interrupted in phase {interrupted_in(entries, info)} "
+    last = last_node_record(entries)
+    done = Recovered([f"found run {info.run_id} interrupted in phase {interrupted_in(entries, last, info)} "
                       f"(pid {info.pid} is gone)"])
     done.package_set = info.package_set
     all_nodes = [n.name for n in cluster.state().nodes]
@@ -85,13 +85,19 @@ def recover(cluster: Cluster, nodes: Nodes, history: History, config: Config) ->
     return done
 
 
-def interrupted_in(entries: list[dict], info: lock.LockInfo) -> str:
-    """The phase a dead run was in: its history's last node phase, else its last phase started; the lock's
-    phase only without either (the lock is not rewritten at every phase: it may be a step behind)."""
-    last = next((e["phase"] for e in reversed(entries) if e.get("phase") in NODE_PHASES and e.get("node")), None)
+def last_node_record(entries: list[dict]) -> dict | None:
+    """The run's last history record of a node phase: where it was when it died."""
+    return next((e for e in reversed(entries) if e.get("phase") in NODE_PHASES and e.get("node")), None)
+
+
+def interrupted_in(entries: list[dict], last: dict | None, info: lock.LockInfo) -> str:
+    """The phase a dead run was in: ``last`` (:func:`last_node_record`), else its last phase started;
+    the lock's phase only without either (the lock is not rewritten at every phase: it may be a step behind)."""
+    if last is not None:
+        return last["phase"]
     started = next((e["phase"] for e in reversed(entries) if e.get("event") == "start" and e.get("phase") != "run"),
                    None)
-    return last or started or info.phase
+    return started or info.phase
 
 
 def open_nodes(entries: list[dict]) -> dict[str, str]:
