@@ -40,6 +40,8 @@ def status(cluster: Cluster, as_json: bool, out: Console) -> int:
         doc = status_document(state, held, now, held_back)
         if doc["lock"] is not None:
             doc["lock"]["interrupted"] = gone
+            if gone and info is not None:
+                doc["lock"]["interrupted_in"] = interrupted_phase(info)
         if unreadable:
             doc["holds_error"] = unreadable
         doc["automatic"] = automatic.status_document()
@@ -48,7 +50,7 @@ def status(cluster: Cluster, as_json: bool, out: Console) -> int:
         _print_status(out, state, held, now)
         if gone and info is not None:
             out.print(f"[red]interrupted:[/] the run that holds the lock is gone (pid {info.pid}, phase "
-                      f"{escape(info.phase)}); the next 'rolling-upgrade run' on {escape(info.holder)} rolls it back "
+                      f"{escape(interrupted_phase(info))}); the next 'rolling-upgrade run' on {escape(info.holder)} rolls it back "
                       "and goes on")
         for line in status_lines(held_back):
             out.print(f"[yellow]hold:[/] {escape(line)}")
@@ -58,6 +60,20 @@ def status(cluster: Cluster, as_json: bool, out: Console) -> int:
             out.print(("[yellow]" if line.startswith("problem:") else "") + escape(line)
                       + ("[/]" if line.startswith("problem:") else ""))
     return EXIT_OK
+
+
+def interrupted_phase(info: lock.LockInfo) -> str:
+    """The phase a dead run of this node was in, from its history as recovery says it (the lock is not
+    rewritten at every phase); the lock's phase where the history cannot be read."""
+    from upgrader import config
+    from upgrader.history import History, HistoryError
+    from upgrader.orchestrator import recovery
+
+    try:
+        entries = History(config.load().history_file).entries(info.run_id)
+    except (config.ConfigError, HistoryError):
+        return info.phase
+    return recovery.interrupted_in(entries, recovery.last_node_record(entries), info)
 
 
 def _holds(cluster: Cluster) -> tuple[list[Hold], str | None]:
