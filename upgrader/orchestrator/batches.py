@@ -28,6 +28,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import asdict
+import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Protocol
 
 from upgrader.orchestrator import steering
@@ -39,7 +40,6 @@ from upgrader.orchestrator.remote import ApplyResult, NodePlan
 from upgrader.orchestrator.stops import STOPS, NodeWork, named, recorded, safe_point, still_whole
 from upgrader.orchestrator.watching import watching_each
 from upgrader.pacemaker import shapes
-from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.state import ClusterState, ParseError
 from upgrader.pacemaker.utilization import shortfall
 from upgrader.runner import CommandError
@@ -150,8 +150,8 @@ def predicted_stops(run: RunContext, state: ClusterState, nodes: list[str]) -> l
     resources, targets = steer(run, state, nodes)
     onto = bool(run.patched - set(nodes))
 
-    def prefer(copy: Cluster) -> None:
-        steering.prefer_all(copy, resources, run.run_id, patched=True, targets=targets)
+    def prefer(copy: ET.Element) -> None:
+        steering.prefer_in_copy(copy, resources, run.run_id, patched=True, targets=targets)
 
     predicted = run.cluster.predict_standbys(dict.fromkeys(nodes, True), prefer if onto else None)
     return shapes.stops_instead_of_moving_any(state, nodes, predicted)

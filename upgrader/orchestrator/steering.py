@@ -23,7 +23,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Iterable, Mapping, Sequence
 
-from upgrader.pacemaker import names
+from upgrader.pacemaker import cibcopy, names
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.state import ClusterState
 from upgrader.runner import NO_SUCH_OBJECT
@@ -58,6 +58,24 @@ def prefer_all(cluster: Cluster, rids: Iterable[str], run_id: str, *, patched: b
     rids = [resource_id(rid) for rid in rids]
     if not rids:
         return
+    constraints = preferences(rids, run_id, patched=patched, targets=targets)
+    drop_all(cluster, rids)
+    cluster.runner.run(["cibadmin", "--modify", "--scope", "constraints",
+                        f"--xml-text={ET.tostring(constraints, encoding='unicode')}"],
+                       what=f"adding {len(constraints)} constraint(s) {constraints[0].get('id')}"
+                            f"{' ...' if len(constraints) > 1 else ''}")
+
+
+def prefer_in_copy(cib: ET.Element, rids: Iterable[str], run_id: str, *, patched: bool,
+                   targets: Mapping[str, str] | None = None) -> None:
+    """:func:`prefer_all` on a copy of the CIB in memory (a prediction's: :mod:`~upgrader.pacemaker.cibcopy`)."""
+    rids = [resource_id(rid) for rid in rids]
+    cibcopy.replace_constraints(cib, preference_ids(rids), preferences(rids, run_id, patched=patched, targets=targets))
+
+
+def preferences(rids: Sequence[str], run_id: str, *, patched: bool,
+                targets: Mapping[str, str] | None = None) -> ET.Element:
+    """The ``<constraints>`` of :func:`prefer_all` for ``rids`` (validated ids)."""
     constraints = ET.Element("constraints")
     for rid in rids:
         cid = CONSTRAINT_PREFIX + rid
@@ -70,21 +88,17 @@ def prefer_all(cluster: Cluster, rids: Iterable[str], run_id: str, *, patched: b
         if target is not None and patched:
             ET.SubElement(constraints, "rsc_location", id=cid + TARGET_SUFFIX, rsc=rid, node=names.node_name(target),
                           score=TARGET_SCORE)
-    drop_all(cluster, rids)
-    cluster.runner.run(["cibadmin", "--modify", "--scope", "constraints",
-                        f"--xml-text={ET.tostring(constraints, encoding='unicode')}"],
-                       what=f"adding {len(constraints)} constraint(s) {constraints[0].get('id')}"
-                            f"{' ...' if len(constraints) > 1 else ''}")
+    return constraints
 
 
-def drop_preference(cluster: Cluster, rid: str) -> None:
-    drop_all(cluster, [rid])
+def preference_ids(rids: Iterable[str]) -> list[str]:
+    """The ids of every preference :func:`prefer_all` may have made for ``rids`` (targets included)."""
+    return [f"{CONSTRAINT_PREFIX}{resource_id(rid)}{suffix}" for rid in rids for suffix in ("", TARGET_SUFFIX)]
 
 
 def drop_all(cluster: Cluster, rids: Iterable[str]) -> None:
     """The preferences of ``rids`` (and their targets) removed, in one CIB write per :data:`PER_WRITE`."""
-    ids = [f"{CONSTRAINT_PREFIX}{resource_id(rid)}{suffix}" for rid in rids for suffix in ("", TARGET_SUFFIX)]
-    _delete_all(cluster, ids)
+    _delete_all(cluster, preference_ids(rids))
 
 
 def _delete_all(cluster: Cluster, ids: Sequence[str]) -> None:

@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Literal, Mapping
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay
 
-from upgrader.pacemaker import names
+from upgrader.pacemaker import cibcopy, names
 from upgrader.pacemaker.compat import verify_errors
 from upgrader.pacemaker.quorum import Votes, parse_quorumtool
 from upgrader.pacemaker.simulate import Move, parse_transition_summary
@@ -296,43 +296,38 @@ class Cluster:
     def simulate_standby(self, node: str, standby: bool = True) -> str:
         """crm_simulate's text output for "``node`` goes into standby" (or, ``standby`` False, comes out of it).
 
-        Works on a copy of the live CIB (in a temporary directory made by the
-        runner, so it also works through a prefix): the live cluster is not touched.
+        Works on a copy of the live CIB, read through the runner (so it also works through a prefix) and
+        edited in memory: the live cluster is not touched.
         """
         return self.simulate_standbys({node: standby})
 
     def predict_standbys(self, standby: Mapping[str, bool],
-                         prepare: Callable[["Cluster"], None] | None = None) -> tuple[Move, ...]:
+                         prepare: Callable[[ET.Element], None] | None = None) -> tuple[Move, ...]:
         """The actions Pacemaker would take if every node of ``standby`` went into standby (True) or came
         out of it (False) at once now, ``prepare`` first applied to the copy (our preferences)."""
         return parse_transition_summary(self.simulate_standbys(standby, prepare))
 
-    def simulate_standbys(self, standby: Mapping[str, bool], prepare: Callable[["Cluster"], None] | None = None) -> str:
+    def simulate_standbys(self, standby: Mapping[str, bool], prepare: Callable[[ET.Element], None] | None = None) -> str:
         """crm_simulate's text output for several nodes' standby changed at once, on a copy of the live CIB
-        (as :meth:`simulate_standby`); ``prepare`` gets a Cluster whose commands go to the copy."""
+        (as :meth:`simulate_standby`); ``prepare`` edits the copy's XML (:mod:`cibcopy`) before it is asked.
+
+        The copy is edited in memory and given to crm_simulate on its standard input: two commands, where a
+        copy on disk edited by crm_attribute and cibadmin took one a node and one a write more (each of
+        them rewrites the whole copy: 0.4 s at 120 applications)."""
         for node in standby:
             names.node_name(node)
-        tmp = self.runner.run(["mktemp", "-d", "/tmp/rolling-upgrade-plan.XXXXXX"], what="making a temporary directory").stdout.strip()
-        path = f"{tmp}/cib.xml"
-        try:
-            # The live CIB (status included), as crm_simulate --live-check --save-input writes it, but without
-            # a scheduler run of its own: a prediction costs one scheduler run, not two.
-            live = self.runner.run(["cibadmin", "--query"], what="reading the live CIB").stdout
-            self.runner.run(["tee", "--", path], input=live, what="copying the live CIB")
-            copy = self.runner.with_env(CIB_file=path)
-            for node, on in standby.items():
-                copy.run(["crm_attribute", "--node", node, "--name", "standby", f"--update={'on' if on else 'off'}",
-                          "--lifetime", "forever"],
-                         what=f"setting standby {'on' if on else 'off'} for {node} in the copy of the CIB")
-            if prepare is not None:
-                prepare(Cluster(copy))
-            # --run: the scheduler's answer (its transition summary) and nothing more. --simulate would also
-            # fake every action of the transition and show the status after it, with the same summary: at 120
-            # applications (40 moves) that took 13 s of a prediction's 13.1 (crm_simulate --run 0.11 s).
-            return self.runner.run(["crm_simulate", f"--xml-file={path}", "--run"], timeout=SIMULATE_TIMEOUT,
-                                   what="crm_simulate (prediction)").stdout
-        finally:
-            self.runner.run(["rm", "-rf", "--", tmp], what="removing the temporary copy of the CIB")
+        # The live CIB (status included), as crm_simulate --live-check --save-input reads it, but without
+        # a scheduler run of its own: a prediction costs one scheduler run, not two.
+        cib = cibcopy.parse(self.runner.run(["cibadmin", "--query"], what="reading the live CIB").stdout)
+        for node, on in standby.items():
+            cibcopy.set_standby(cib, node, on)
+        if prepare is not None:
+            prepare(cib)
+        # --run: the scheduler's answer (its transition summary) and nothing more. --simulate would also
+        # fake every action of the transition and show the status after it, with the same summary: at 120
+        # applications (40 moves) that took 13 s of a prediction's 13.1 (crm_simulate --run 0.11 s).
+        return self.runner.run(["crm_simulate", "--xml-pipe", "--run"], input=cibcopy.text(cib),
+                               timeout=SIMULATE_TIMEOUT, what="crm_simulate (prediction)").stdout
 
     def votes(self) -> Votes:
         """corosync's votes now (``corosync-quorumtool -s``); :class:`CommandError` or :class:`ParseError`
