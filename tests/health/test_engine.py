@@ -11,6 +11,7 @@ import threading
 from time import monotonic
 from typing import Sequence
 
+import pytest
 from rich.console import Console
 
 from tests.health.level1 import Failure, Resource
@@ -203,3 +204,68 @@ def test_no_attempt_starts_too_close_to_the_deadline_to_be_useful() -> None:
     # attempts at 0 and 0.48; a third at 0.96 would have 0.04 s, less than a tenth of attempt_timeout
     assert (cluster.ok, cluster.attempts) == (False, 2)
     assert cluster.error == "app-vip runs on node3, expected node2"
+
+
+def test_checks_sharing_a_reading_run_as_one_task_those_that_do_not_each_as_their_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Level 1 of every resource is one task (one worker); level 2 without a check command one a node; a
+    container's check command (lxc-attach) and a probe each their own, so that they still run in parallel."""
+    from upgrader.health import engine
+
+    tasks: list[tuple[tuple[Level, str], ...]] = []
+    real = engine._run_together
+
+    def recording(task, d):
+        tasks.append(tuple((c.level, c.node) for c in task))
+        return real(task, d)
+
+    monkeypatch.setattr(engine, "_run_together", recording)
+    plain = [ResourceConfig(f"p{i}", meta={PROBE_ATTR: "tcp://127.0.0.1:9"}, members=(
+        ResourceConfig(f"p{i}-ct", "ocf:heartbeat:lxc", {"container": f"p{i}-c"}),)) for i in range(6)]
+    commanded = [lxc_group(f"c{i}") for i in range(3)]
+    targets = [Target(health_spec(r), f"node{1 + i % 2}") for i, r in enumerate(plain)] + \
+        [Target(health_spec(r), "node3") for r in commanded]
+    calls: list[tuple[str, ...]] = []
+
+    class AllRunning(LxcRunner):
+        def call(self, argv: Sequence[str], *, timeout: float | None = None, **_: object) -> Result:
+            self.calls.append(tuple(argv))
+            names = [c.name for t in targets for c in t.spec.containers]
+            return Result(tuple(argv), 0, lxc_ls_answer(*names) if tuple(argv) == LXC_LS else "", "", 0.0)
+
+    placed = {p: t.node for t in targets for p in t.spec.primitives}
+    report = check_health(targets, snapshot=lambda t: Snapshot({rid: Resource(rid, "Started", (node,))
+                                                                for rid, node in placed.items()}),
+                          baseline=BASELINE, runner_for=lambda node: AllRunning(node, calls),
+                          defaults=HealthDefaults(deadline=0.3, attempt_timeout=0.2, interval=0.05))
+    assert len(placed) == 12 and all(r.ok for r in report.results if r.level is not Level.APPLICATION), report
+    assert len(report.results) == 9 + 9 + 6 + 3  # level 1 and 2 of each, 6 probes, 3 "no probe" notes
+    shape = sorted((len(t), t[0]) for t in tasks)
+    assert shape == sorted([(9, (Level.CLUSTER, "node1")), (3, (Level.CONTAINER, "node1")),
+                            (3, (Level.CONTAINER, "node2"))] + [(1, (Level.CONTAINER, "node3"))] * 3
+                           + [(1, (Level.APPLICATION, t.node)) for t in targets[:6]]), shape
+    assert all(len(set(t)) == 1 for t in tasks if t[0][0] is not Level.CLUSTER), "a task keeps to its node"
+    assert sum(1 for c in calls if c == LXC_LS) == 3, "one lxc-ls a node"
+    assert sum(1 for c in calls if c[0] == "lxc-attach") == 3
+
+
+def test_in_a_shared_worker_each_check_ends_on_its_own() -> None:
+    """One resource's new failure ends its check at once; another's start is waited for; a third that never
+    starts fails at the deadline with its last error; each says its own attempts."""
+    rounds: list[int] = []
+
+    def snapshot(timeout: float) -> Snapshot:
+        rounds.append(1)
+        late = "Started" if len(rounds) >= 3 else "Starting"
+        return Snapshot({"a": Resource("a", "Started", ("node2",)), "b": Resource("b", late, ("node2",)),
+                         "c": Resource("c", "Stopped", ())},
+                        failures=(Failure("a", "node2", "a_monitor_5000"),))
+
+    targets = [Target(health_spec(ResourceConfig(rid, "ocf:heartbeat:anything")), "node2") for rid in "abc"]
+    report = check_health(targets, snapshot=snapshot, baseline=BASELINE, runner_for=lambda node: Runner(),
+                          defaults=HealthDefaults(deadline=0.6, attempt_timeout=0.2, interval=0.05))
+    got = {r.resource: r for r in report.results if r.level is Level.CLUSTER}
+    assert (got["a"].ok, got["a"].attempts, got["a"].error) == (False, 1, "new failure of a on node2: a_monitor_5000")
+    assert (got["b"].ok, got["b"].attempts) == (True, 3)
+    assert not got["c"].ok and got["c"].attempts == len(rounds) > 3 and got["c"].error == "c runs on no node, expected node2"
+    assert got["a"].seconds < got["b"].seconds < got["c"].seconds

@@ -1,4 +1,10 @@
-"""Runs every check of every moved resource in parallel, each retried within its deadline."""
+"""Runs every check of every moved resource in parallel, each retried within its deadline.
+
+Checks that read one shared reading a round (level 1: one crm_mon; level 2 without a check command: one
+lxc-ls a node; level 4: one patched scan a node) run together in one worker, a round at a time, instead of
+one thread each waiting on the same reading: at 120 applications, 5 threads instead of 240 beside the
+probes.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from functools import partial
 from time import monotonic
 from typing import Callable, Sequence
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_never, wait_fixed
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_never, wait_fixed
 from tenacity.stop import stop_base
 
 from upgrader.runner import Runner
@@ -61,6 +67,7 @@ class _Check:
     target: str
     attempt: Callable[[float], None]  # one try within the given seconds; raises CheckFailed
     attempt_timeout: float | None = None  # one try's bound when not the default's (a node's batched reading)
+    shared: str | None = None  # the reading its attempts share with others' (they run together: _run_together)
 
 
 PER_CONTAINER = 0.05  # seconds one container adds to its node's batched state reading (lxc-ls), at most
@@ -117,16 +124,18 @@ def check_health(
     per_node = _NodeReadings(targets, runner_for, defaults)
     for t in targets:
         checks.append(_Check(t.spec.resource, t.node, Level.CLUSTER, ", ".join(t.spec.primitives),
-                             _cluster_attempt(rounds, t.spec.primitives, t.node, baseline)))
+                             _cluster_attempt(rounds, t.spec.primitives, t.node, baseline), shared="cluster"))
         if t.spec.containers:
             runner = runner_for(t.node)
             checks += [_Check(t.spec.resource, t.node, Level.CONTAINER, c.name,
                               partial(check_container, runner, c, states=per_node.states(t.node)),
-                              per_node.timeout(t.node)) for c in t.spec.containers]
+                              per_node.timeout(t.node), shared=None if c.command else f"states on {t.node}")
+                       for c in t.spec.containers]  # a check command runs in its container: a thread each
             if defaults.patched_tool:
                 checks += [_Check(t.spec.resource, t.node, Level.PATCHED, c.name,
                                   partial(check_patched, runner, defaults.patched_tool, c, scan=per_node.scan(t.node)),
-                                  per_node.timeout(t.node, PATCHED_PER_CONTAINER)) for c in t.spec.containers]
+                                  per_node.timeout(t.node, PATCHED_PER_CONTAINER), shared=f"scan on {t.node}")
+                           for c in t.spec.containers]
         if t.spec.container_note:
             notes.append(_note(t, Level.CONTAINER, t.spec.container_note))
         checks += [_Check(t.spec.resource, t.node, Level.APPLICATION, p.text, partial(run_probe, p))
@@ -159,18 +168,23 @@ def _note(t: Target, level: Level, note: str) -> CheckResult:
 def _run_all(checks: list[_Check], d: HealthDefaults) -> list[CheckResult]:
     if not checks:
         return []
-    workers = min(d.workers, len(checks))
+    tasks: dict[object, list[int]] = {}  # checks sharing a reading together, every other one alone
+    for i, c in enumerate(checks):
+        tasks.setdefault(c.shared if c.shared is not None else i, []).append(i)
+    workers = min(d.workers, len(tasks))
     longest = max(c.attempt_timeout or d.attempt_timeout for c in checks)
-    limit = math.ceil(len(checks) / workers) * (d.deadline + longest) + 1.0
+    limit = math.ceil(len(tasks) / workers) * (d.deadline + longest) + 1.0
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health")
-    futures = [pool.submit(_run_one, c, d) for c in checks]
-    wait(futures, timeout=limit)
+    futures = [(task, pool.submit(_run_together, [checks[i] for i in task], d)) for task in tasks.values()]
+    wait([f for _, f in futures], timeout=limit)
     pool.shutdown(wait=False, cancel_futures=True)
-    return [
-        f.result() if f.done() else CheckResult(
-            c.resource, c.node, c.level, c.target, ok=False, error=f"check did not finish within {limit:.0f}s")
-        for c, f in zip(checks, futures)
-    ]
+    results: list[CheckResult | None] = [None] * len(checks)
+    for task, f in futures:
+        for i, r in zip(task, f.result() if f.done() else [None] * len(task)):
+            c = checks[i]
+            results[i] = r or CheckResult(c.resource, c.node, c.level, c.target, ok=False,
+                                          error=f"check did not finish within {limit:.0f}s")
+    return [r for r in results if r is not None]
 
 
 class StopBefore(stop_base):
@@ -186,26 +200,54 @@ class StopBefore(stop_base):
         return (retry_state.seconds_since_start or 0.0) + self.pause >= self.delay
 
 
-def _run_one(check: _Check, d: HealthDefaults) -> CheckResult:
+class _Pending(Exception):
+    """Checks of a task have neither passed nor finally failed yet: another round."""
+
+
+def _run_together(task: list[_Check], d: HealthDefaults) -> list[CheckResult]:
+    """Rounds of one attempt of every check of ``task`` still pending, until each has passed or finally
+    failed, or no round may start before the deadline; a check alone is a task of one."""
     started = monotonic()
     deadline = started + d.deadline
-    attempts, error = 0, None
-    bound = check.attempt_timeout or d.attempt_timeout
-    last_start = d.deadline - max(MIN_ATTEMPT, MIN_SHARE * bound)
+    bound = [c.attempt_timeout or d.attempt_timeout for c in task]
+    last_start = d.deadline - max(MIN_ATTEMPT, MIN_SHARE * max(bound))
+    attempts = [0] * len(task)
+    errors: list[str | None] = [None] * len(task)
+    ended: list[float | None] = [None] * len(task)
+    pending = list(range(len(task)))
     retrying = Retrying(
         stop=StopBefore(last_start, d.interval) | (stop_never if d.retries is None else stop_after_attempt(d.retries + 1)),
         wait=wait_fixed(d.interval),
-        retry=retry_if_exception(lambda exc: isinstance(exc, CheckFailed) and not exc.final),
+        retry=retry_if_exception_type(_Pending),
         reraise=True,
     )
     try:
         for attempt in retrying:
             with attempt:
-                attempts += 1
-                check.attempt(max(min(bound, deadline - monotonic()), MIN_ATTEMPT))
+                still = []
+                for i in pending:
+                    attempts[i] += 1
+                    errors[i], again = _attempt(task[i], max(min(bound[i], deadline - monotonic()), MIN_ATTEMPT))
+                    if again:
+                        still.append(i)
+                    else:
+                        ended[i] = monotonic()
+                pending = still
+                if pending:
+                    raise _Pending
+    except _Pending:
+        pass  # no round may start any more: the pending checks' last errors stand
+    now = monotonic()
+    return [CheckResult(c.resource, c.node, c.level, c.target, ok=errors[i] is None, attempts=attempts[i],
+                        seconds=(ended[i] or now) - started, error=errors[i]) for i, c in enumerate(task)]
+
+
+def _attempt(check: _Check, timeout: float) -> tuple[str | None, bool]:
+    """One attempt: its error (None: passed) and whether another may fix it."""
+    try:
+        check.attempt(timeout)
     except CheckFailed as exc:
-        error = str(exc)
+        return str(exc), not exc.final
     except Exception as exc:  # noqa: BLE001 - a bug in one check must not hide the others' results
-        error = f"unexpected {type(exc).__name__}: {exc}"
-    return CheckResult(check.resource, check.node, check.level, check.target, ok=error is None,
-                       attempts=attempts, seconds=monotonic() - started, error=error)
+        return f"unexpected {type(exc).__name__}: {exc}", False
+    return None, False
