@@ -63,7 +63,11 @@ def test_lxc_ls_failing_the_named_containers_are_asked_alone_with_lxc_info(
                              'echo "$2 doesn\'t exist" >&2; exit 1')
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     assert patched(["app1", "app9"], as_json=True) == NOT_RUNNING  # app9 is not on this node
-    found = json.loads(capsys.readouterr().out)["containers"]
+    said = capsys.readouterr()
+    found = json.loads(said.out)["containers"]
+    assert said.err.splitlines() == ["rolling-upgrade patched: listing the running containers failed: error "
+                                     "(lxc-ls: cannot list containers); each container named was asked alone "
+                                     "with lxc-info"], said.err
     assert found["app1"]["running"] and found["app1"]["processes"] == 1 and found["app1"]["stale"] == []
     assert found["app9"] == {"running": False, "stale": []}
     assert patched(["app1"], as_json=True) == 0
@@ -76,4 +80,5 @@ def test_lxc_ls_and_lxc_info_both_failing_is_exit_2_naming_both(
     assert patched(["app1"], as_json=False) == 2
     err = capsys.readouterr().err
     assert "cannot list containers" in err and "failed to get state" in err and "app1" in err
+    assert len(err.splitlines()) == 1 and err.count("cannot list containers") == 1, "one line, each error once"
     assert patched([], as_json=False) == 2  # every running container: only lxc-ls can name them

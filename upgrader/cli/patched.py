@@ -30,9 +30,7 @@ def patched(containers: list[str], as_json: bool) -> int:
         if not containers:  # every running container: only lxc-ls can name them
             print(f"rolling-upgrade patched: {exc}", file=sys.stderr)
             return 2
-        inits, listing = {}, exc  # the named ones: lxc-info asks each alone
-        print(f"rolling-upgrade patched: {exc}; each container named is asked alone with lxc-info",
-              file=sys.stderr)
+        inits, listing = {}, exc  # the named ones: lxc-info asks each alone (said once it has answered)
     else:
         listing = None
     names = containers or sorted(inits)
@@ -46,6 +44,9 @@ def patched(containers: list[str], as_json: bool) -> int:
             return 2
         if pid is not None:
             inits[name] = pid
+    if listing is not None:
+        print(f"rolling-upgrade patched: {listing}; each container named was asked alone with lxc-info",
+              file=sys.stderr)
     members = namespace_members(inits[n] for n in names if n in inits)  # one pass over /proc for them all
     groups = {n: members[inits[n]] for n in names if n in inits and inits[n] in members}
     stale = stale_mappings_of(groups)  # one md5sums reading, each mapped object hashed once
