@@ -540,7 +540,7 @@ def test_a_signal_during_a_batchs_drain_puts_every_node_back_online_untouched(tm
 
 def test_a_batchs_checks_run_with_its_preferences_in_place_as_one_nodes_do(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each batch node's fail-over check comes after the preferences that brought its share onto it were
+    """A batch's fail-over check (its nodes' shares at once) comes after the preferences that brought its share onto it were
     written, before they are removed: the last cibadmin write before it is that --modify, not a removal."""
     cluster = Scripted(5)
     r, _, _ = rollout(tmp_path, cluster)
@@ -554,11 +554,35 @@ def test_a_batchs_checks_run_with_its_preferences_in_place_as_one_nodes_do(
     assert full_run(r, monkeypatch, plans(cluster)) == Outcome.DONE
     calls = cluster.runner.calls
     writes = [i for i, c in enumerate(calls) if c[0] == "cibadmin" and ("--modify" in c or "--delete-all" in c)]
-    # the batches (node2+node3, node4+node5): each node's own application back on it, checked on its own
-    shares = [i for i, c in enumerate(calls) if c[0] == "verify" and c[1:] in (["app2"], ["app3"], ["app4"], ["app5"])]
-    assert [calls[i][1] for i in shares] == ["app2", "app3", "app4", "app5"]
+    # the batches (node2+node3, node4+node5): what their drain moved checked at once, then each node's own
+    # application back on it, both shares checked in one check too (each judged on its own rows)
+    checks = [i for i, c in enumerate(calls) if c[0] == "verify" and c[1:] in (["app2", "app3"], ["app4", "app5"])]
+    assert [calls[i][1:] for i in checks] == [["app2", "app3"]] * 2 + [["app4", "app5"]] * 2
+    shares = checks[1::2]
     last_write = [calls[max(w for w in writes if w < i)] for i in shares]
     assert all("--modify" in c for c in last_write), [c[:2] for c in last_write]
+
+
+def test_a_batchs_shares_are_checked_at_once_and_one_that_cannot_be_checked_is_its_node_s_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The joint check raising (a declaration it cannot read, here app3's) leaves each share to its own
+    check, as before: node2's share passes, node3's raises for node3 alone."""
+    cluster = Scripted(5)
+    r, _, _ = rollout(tmp_path, cluster)
+    asked: list[list[str]] = []
+
+    class Unreadable(Checks):
+        def verify(self, moved: Mapping[str, str], baseline: Any, first: Any = None) -> HealthReport:
+            asked.append(sorted(moved))
+            if "app3" in moved and len(asked) > 1:  # after the drain's joint check (app2, app3 onto old nodes)
+                raise KeyError("no group or ungrouped primitive called 'app3' in the CIB")
+            return super().verify(moved, baseline, first)
+
+    r.checks = Unreadable(cluster)  # type: ignore[assignment]
+    assert full_run(r, monkeypatch, plans(cluster)) != Outcome.DONE
+    assert asked[:4] == [["app2", "app3"], ["app2", "app3"], ["app2"], ["app3"]], asked
+    assert r.results["node2"].result == "ok" and r.results["node3"].result != "ok"
+    assert "app3" in (r.results["node3"].error or ""), r.results["node3"]
 
 
 def test_one_nodes_drain_starts_from_the_settled_reading_and_its_checks_from_the_moves(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from enum import Enum
+from typing import Iterable
 
 from rich.console import Console
 from rich.markup import escape
@@ -46,6 +47,11 @@ class HealthReport:
     @property
     def failures(self) -> list[CheckResult]:
         return [r for r in self.results if not r.ok]
+
+    def of(self, resources: Iterable[str]) -> HealthReport:
+        """The rows of ``resources`` alone (a share of a check made for more), with the whole check's time."""
+        wanted = set(resources)
+        return HealthReport(tuple(r for r in self.results if r.resource in wanted), self.seconds)
 
     def problems(self) -> list[str]:
         """One sentence per failed check, for logs and for the fail-back decision."""

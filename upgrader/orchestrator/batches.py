@@ -339,11 +339,15 @@ def fail_over(run: RunContext, steps: Steps, nodes: list[str], drained: Mapping[
             share[nodes[0]] |= {rid: w for rid, w in moved.items() if w not in nodes}  # elsewhere: as one node's
             for n in nodes:
                 run.note_moves(n, None, share[n])
+            moves = {n: Move(before, share[n], suspects={n}, after=after) for n in nodes}
+            for n in nodes:
+                if moves[n].moved:
+                    run.phase(n, "verify")
+            check_together([m for m in moves.values() if m.moved], run, after)
             for n in nodes:  # checked with the preferences still in place, as one node's fail over is
-                move = Move(before, share[n], suspects={n}, after=after)
+                move = moves[n]
                 try:
                     if move.moved:
-                        run.phase(n, "verify")
                         steps.verify(n, move)
                 except BaseException as exc:  # a fail back of this node: the others are still checked
                     raised = blocks[n].end(exc)
@@ -353,6 +357,21 @@ def fail_over(run: RunContext, steps: Steps, nodes: list[str], drained: Mapping[
                 run.report.step(n, "fail-over", f"online; {len(move.moved)} resource(s) restarted on the "
                                 "patched root and healthy" if move.moved else "online")
     run.placed = placement(after)
+
+
+def check_together(moves: list[Move], run: RunContext, first: ClusterState) -> None:
+    """The shares of several nodes checked in one health check (each share then judged on its own rows,
+    :attr:`Move.checked`): one check's time for the batch, not one a node after the other. A check that
+    cannot be made at all leaves each share to be checked on its own, as before (its error, its node's)."""
+    if len(moves) < 2:
+        return
+    joint = {rid: where for m in moves for rid, where in m.moved.items()}
+    try:
+        report = run.checks.verify(joint, moves[0].before, first)
+    except Exception:  # noqa: BLE001 - each share's own check raises it again, for its own node alone
+        return
+    for m in moves:
+        m.checked = report.of(m.moved)
 
 
 __all__ = ["STOPS", "choose", "together"]

@@ -28,6 +28,7 @@ from upgrader.pacemaker.state import ClusterState
 
 if TYPE_CHECKING:
     from upgrader.orchestrator.gate import Baseline
+    from upgrader.health.report import HealthReport
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Move:
     instances: tuple[str, ...] = ()  # clones whose instance on the drained node stopped (it comes back with it)
     after: ClusterState | None = None  # the settled state the move ended in
     first_reading: ClusterState | None = None  # read just before its check: that check's first level-1 reading
+    checked: HealthReport | None = None  # its check, already made with others' (a batch's shares at once)
 
 
 @contextmanager
