@@ -90,6 +90,21 @@ class Scripted:
     def set_attribute(self, node: str, name: str, value: str, lifetime: str = "forever") -> None:
         self.marks[(node, name)] = value
 
+    def set_node_attributes(self, values: Mapping[str, Mapping[str, str]]) -> None:
+        """One CIB write (recorded as one call), then each standby as Pacemaker's one transition applies it."""
+        with self.lock:
+            self.calls.append(("write", {n: dict(a) for n, a in values.items()}))
+        for node, attrs in values.items():
+            for name, value in attrs.items():
+                if name == "standby":
+                    self.set_standby(node, value == "on")
+                else:
+                    self.set_attribute(node, name, value)
+
+    def delete_node_attributes(self, nodes: Any, name: str) -> None:
+        for node in nodes:
+            self.marks.pop((node, name), None)
+
     def get_attribute(self, node: str, name: str, lifetime: str = "forever") -> str | None:
         return self.marks.get((node, name))
 
@@ -228,10 +243,15 @@ def test_a_batch_of_two_is_drained_and_upgraded_together(tmp_path: Path, monkeyp
     (a0, a1), (b0, b1) = nodes.spans["node2"], nodes.spans["node3"]
     assert a0 < b1 and b0 < a1  # their upgrades overlapped
     assert cluster.standby == set() and cluster.where == cluster.home
-    # one standby each, then one settle; asked with both in standby at once first
+    # both standbys and their drain's marks in one CIB write (one transition), then one settle; asked with
+    # both in standby at once first; back online together in one write too
     assert ("predict", ("node2", "node3"), True) in cluster.calls
     i = cluster.calls.index(("standby", "node2", True))
-    assert cluster.calls[i:i + 3] == [("standby", "node2", True), ("standby", "node3", True), ("settled",)]
+    mark = {"standby": "on", "rolling-upgrade-waiting": RUN}
+    assert cluster.calls[i - 1:i + 3] == [("write", {"node2": mark, "node3": mark}), ("standby", "node2", True),
+                                          ("standby", "node3", True), ("settled",)]
+    assert ("write", {"node2": {"standby": "off"}, "node3": {"standby": "off"}}) in cluster.calls
+    assert not [k for k in cluster.marks if k[1] == "rolling-upgrade-waiting"]
     assert ("node2", "plan", "draining node2 and node3 together (Concurrency 2)") in said.lines
     # each node its own record: one start and one end, ok, with its moves
     entries = History(tmp_path / "history.jsonl").entries(RUN)

@@ -5,7 +5,7 @@ packages were untouched, in standby and quarantined when they may have changed; 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import pytest
 
@@ -42,6 +42,18 @@ class FakeCluster:
 
     def get_attribute(self, node: str, name: str, lifetime: str = "forever") -> str | None:
         return self.marks.get((node, name))
+
+    def set_node_attributes(self, values: Mapping[str, Mapping[str, str]]) -> None:
+        for node, attrs in values.items():
+            for name, value in attrs.items():
+                if name == "standby":
+                    self.set_standby(node, value == "on")
+                else:
+                    self.set_attribute(node, name, value)
+
+    def delete_node_attributes(self, nodes: Any, name: str) -> None:
+        for node in nodes:
+            self.marks.pop((node, name), None)
 
     def wait_settled(self, expect: object = None, *, deadline: float, interval: float | None = None):
         self.calls.append(("settled",))

@@ -51,6 +51,54 @@ def test_standby_in_memory_is_crm_attribute_s(tmp_path: Path, name: str) -> None
 
 
 @pytest.mark.parametrize("name", CAPTURED)
+def test_several_nodes_attributes_in_one_write_are_crm_attribute_s(tmp_path: Path, name: str) -> None:
+    """Cluster.set_node_attributes (one cibadmin --modify of :func:`cibcopy.nodes_update`'s fragment) leaves
+    the nodes section as crm_attribute a node and attribute at a time does, created, updated and back; and
+    delete_node_attributes as crm_attribute --delete does, in one write."""
+    one = tmp_path / "one"
+    one.mkdir()
+    joint, joint_path = on_file(tmp_path, name)
+    single, single_path = on_file(one, name)
+    mark = "rolling-upgrade-waiting"
+    for values in ({"node2": {"standby": "on", mark: "run-1"}, "node3": {"standby": "on", mark: "run-1"}},
+                   {"node2": {"standby": "off"}, "node3": {"standby": "off", mark: "run-2"}},
+                   {n: {"standby": "on", mark: "run-3"} for n in NODES}):
+        joint.set_node_attributes(values)
+        for node, attrs in values.items():
+            for attr, value in attrs.items():
+                single.runner.run(["crm_attribute", "--node", node, "--name", attr, f"--update={value}",
+                                   "--lifetime", "forever"])
+        assert section(cibcopy.parse(joint_path.read_text()), "configuration/nodes") == \
+            section(cibcopy.parse(single_path.read_text()), "configuration/nodes"), (name, values)
+    joint.delete_node_attributes(["node1", "node3"], mark)
+    for node in ("node1", "node3"):
+        single.delete_attribute(node, mark)
+    after = cibcopy.parse(joint_path.read_text())
+    assert section(after, "configuration/nodes") == section(cibcopy.parse(single_path.read_text()),
+                                                             "configuration/nodes")
+    assert [p.get("value") for p in after.iter("nvpair") if p.get("name") == mark] == ["run-3"]  # node2's
+
+
+def test_several_nodes_attributes_are_one_write(tmp_path: Path) -> None:
+    cluster, path = on_file(tmp_path, CAPTURED[0])
+    commands: list[list[str]] = []
+    run = cluster.runner.run
+
+    def counted(argv: list[str], **kwargs: object):
+        commands.append(argv)
+        return run(argv, **kwargs)
+
+    cluster.runner.run = counted  # type: ignore[method-assign]
+    cluster.set_node_attributes({n: {"standby": "on", "rolling-upgrade-waiting": "r"} for n in NODES})
+    assert [c[:2] for c in commands] == [["cibadmin", "--query"], ["cibadmin", "--modify"]]
+    commands.clear()
+    cluster.set_node_attributes({"node1": {"standby": "off"}})  # one attribute of one node: crm_attribute's own
+    assert [c[0] for c in commands] == ["crm_attribute"]
+    with pytest.raises(ValueError, match="standby is 'on' or 'off', not 'maybe'"):
+        cluster.set_node_attributes({"node1": {"standby": "maybe"}, "node2": {"standby": "on"}})
+
+
+@pytest.mark.parametrize("name", CAPTURED)
 def test_preferences_in_memory_are_cibadmin_s(tmp_path: Path, name: str) -> None:
     real, path = on_file(tmp_path, name)
     rids = [r.id for r in real.state().resources if not r.id.startswith("fence")][:3]

@@ -43,7 +43,6 @@ from upgrader.pacemaker import shapes
 from upgrader.pacemaker.state import ClusterState, ParseError
 from upgrader.pacemaker.utilization import shortfall
 from upgrader.runner import CommandError
-from upgrader.runs import WAITING
 
 if TYPE_CHECKING:
     from upgrader.orchestrator.gate import Baseline
@@ -260,10 +259,7 @@ def draining(run: RunContext, batch: list[str]) -> Iterator[tuple[Move, dict[str
     onto_patched = bool(run.patched - set(batch))
     with preferring(run, moving if onto_patched else (), patched=True, targets=targets), \
             watching_each(run, resources):
-        for n in batch:
-            run.cluster.set_standby(n, True)
-            if not state.node(n).standby:
-                run.cluster.set_attribute(n, WAITING, run.run_id)
+        run.put_in_standby(batch, state)  # one write: one transition moves them all
         after = run.cluster.wait_settled(all_of(*(cleared(n, resources[n] + clones[n]) for n in batch)),
                                          deadline=run.config.settle_timeout)
         lost = shapes.taken_down_together(state, after, resources, clones)
@@ -328,8 +324,7 @@ def fail_over(run: RunContext, steps: Steps, nodes: list[str], drained: Mapping[
                                 "they move onto a patched node when their node is drained")
             watched.enter_context(watching_each(run, {n: [rid for rid in coming if rid in drained[n].moved]
                                                       for n in nodes}))
-            for n in nodes:
-                run.back_online(n)
+            run.back_online(*nodes)  # one write: one transition brings them all back
             after = run.cluster.wait_settled(all_of(on_patched(run, coming),
                                                     *(instances_back(n, instances[n]) for n in nodes)),
                                              deadline=run.config.settle_timeout)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Protocol, Sequence
 
 from upgrader.config import Config
 from upgrader.orchestrator import steering
@@ -174,13 +174,20 @@ class RunContext:
         if lost:
             raise lost[0]
 
-    def back_online(self, node: str, *, settle: bool = False) -> None:
-        """Out of standby; with ``settle``, until the cluster settled (Settle-Timeout)."""
-        self.cluster.set_standby(node, False)
-        if self.cluster.get_attribute(node, WAITING) is not None:
-            self.cluster.delete_attribute(node, WAITING)
+    def back_online(self, *nodes: str, settle: bool = False) -> None:
+        """Out of standby, every one of ``nodes`` in one CIB write (one transition), then their drain's mark
+        removed; with ``settle``, until the cluster settled (Settle-Timeout)."""
+        self.cluster.set_node_attributes({n: {"standby": "off"} for n in nodes})
+        self.cluster.delete_node_attributes(nodes, WAITING)
         if settle:
             self.cluster.wait_settled(None, deadline=self.config.settle_timeout)
+
+    def put_in_standby(self, nodes: Sequence[str], state: ClusterState) -> None:
+        """Standby for every one of ``nodes`` in one CIB write (one transition), each marked as this run's
+        drain in the same write unless ``state`` shows it in standby already (an operator's: a run that
+        stops before bringing it back leaves it to the next run)."""
+        self.cluster.set_node_attributes({n: {"standby": "on"} | ({} if state.node(n).standby else
+                                                                   {WAITING: self.run_id}) for n in nodes})
 
     def mark_patched(self, node: str) -> None:
         steering.mark_patched(self.cluster, node, self.run_id)

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence
 
-from upgrader.runs import WAITING
 from upgrader.orchestrator import steering
 from upgrader.orchestrator.context import RunContext
 from upgrader.orchestrator.outcome import Outcome, Stop
@@ -79,9 +78,7 @@ def draining(run: RunContext, node: str, before: Baseline | None = None) -> Iter
     targets = steering.spread(resources, steering.load(state, run.patched - {node})) if onto_patched else {}
     with preferring(run, resources if onto_patched else (), patched=True, targets=targets), \
             watching(run, node, resources):
-        run.cluster.set_standby(node, True)
-        if not state.node(node).standby:  # ours, not an operator's: a run that stops before bringing it back
-            run.cluster.set_attribute(node, WAITING, run.run_id)  # leaves it to the next run
+        run.put_in_standby([node], state)  # with the drain's mark, in one write
         after = run.cluster.wait_settled(cleared(node, resources + clones), deadline=run.config.settle_timeout)
         lost = shapes.taken_down(state, after, node, resources, clones)
         if lost:
@@ -108,8 +105,7 @@ def undo_drain(run: RunContext, node: str | Sequence[str], before: ClusterState,
     said, who, are = "; ".join(lost), named(nodes), "is" if len(nodes) == 1 else "are"
     for n in nodes:
         run.history.record(run.run_id, n, "drain", "end", ok=False, problems=said)
-    for n in nodes:
-        run.back_online(n)
+    run.back_online(*nodes)
     try:
         run.cluster.wait_settled(restored(before), deadline=run.config.settle_timeout)
     except NotSettled as exc:

@@ -64,8 +64,7 @@ def safe_point(run: RunContext, node: str | Sequence[str] | None, drained_untouc
         return
     nodes = _nodes(node)
     if nodes and drained_untouched:
-        for n in nodes:
-            run.back_online(n)
+        run.back_online(*nodes)
         run.cluster.wait_settled(None, deadline=run.config.settle_timeout)
     where = f"after draining {named(nodes)} (put back online, not upgraded)" if nodes else "between nodes"
     raise Stop(Outcome.NEEDS_PERSON, f"interrupted by {run.interrupted}: stopped at a safe point {where}")
@@ -81,8 +80,7 @@ def still_whole(run: RunContext, node: str | Sequence[str], drained_untouched: b
     why = f"nodes offline: {', '.join(gone)}" if gone else "the cluster lost quorum"
     nodes = _nodes(node)
     if drained_untouched:
-        for n in nodes:
-            run.back_online(n)
+        run.back_online(*nodes)
         raise Stop(Outcome.NEEDS_PERSON, f"{why}; stopped after draining {named(nodes)} (put back online, not "
                    "upgraded)")
     raise Stop(Outcome.NEEDS_PERSON, f"{why}; stopped before draining {named(nodes)}")

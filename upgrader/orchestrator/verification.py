@@ -38,12 +38,14 @@ def problems(run: RunContext, node: str, move: Move) -> str | None:
     return found
 
 
+def drained_nodes(move: Move) -> list[str]:
+    """The untouched nodes the move drained (a batch's: all of them), to put back online together."""
+    return [n for n in (move.untouched, *move.untouched_too) if n]
+
+
 def not_upgraded(run: RunContext, node: str, move: Move, problems: str) -> Stop:
     """Moved onto old packages and unhealthy there: not the upgrade's doing; the drained node back online."""
-    if move.untouched:
-        run.back_online(move.untouched)
-    for other in move.untouched_too:
-        run.back_online(other)
+    run.back_online(*drained_nodes(move))
     drained = " and ".join((node, *move.untouched_too))
     return Stop(Outcome.NEEDS_PERSON, f"resources moved off {drained} are unhealthy on nodes that were not "
                 f"upgraded: {problems}; {drained} {'were' if move.untouched_too else 'was'} put back online, "
@@ -58,10 +60,7 @@ def fail_back(run: RunContext, node: str, move: Move, problems: str) -> Stop:
     before = run.checks.baseline()
     try:
         with preferring(run, move.moved, patched=False), watching(run, node, move.moved):
-            if move.untouched:
-                run.back_online(move.untouched)
-            for other in move.untouched_too:
-                run.back_online(other)
+            run.back_online(*drained_nodes(move))
             for suspect in move.suspects:
                 run.cluster.set_standby(suspect, True)
                 run.quarantine(suspect)

@@ -8,7 +8,7 @@ The edited copy goes to ``crm_simulate --xml-pipe``; the live CIB is never touch
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from upgrader.pacemaker.state import ParseError
 
@@ -28,6 +28,20 @@ def parse(text: str) -> ET.Element:
     return cib
 
 
+def parse_configuration(text: str) -> ET.Element:
+    """The ``<configuration>`` of ``cibadmin --query --scope configuration``, under a ``<cib>`` of its own
+    (what :func:`set_node_attribute` edits; the status is not needed to write node attributes)."""
+    try:
+        configuration = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise CibCopyError(f"cibadmin --query --scope configuration gave no readable XML ({exc})") from None
+    if configuration.tag != "configuration":
+        raise CibCopyError("cibadmin --query --scope configuration gave no <configuration>")
+    cib = ET.Element("cib")
+    cib.append(configuration)
+    return cib
+
+
 def text(cib: ET.Element) -> str:
     return ET.tostring(cib, encoding="unicode")
 
@@ -36,20 +50,25 @@ def set_standby(cib: ET.Element, node: str, on: bool) -> None:
     """As ``crm_attribute --node NODE --name standby --update on|off --lifetime forever``: the node's one
     ``standby`` nvpair among its instance attributes gets the value; without one, it is added in the set
     ``nodes-ID`` (crm_attribute's names). Two such nvpairs: refused, as crm_attribute refuses them."""
+    set_node_attribute(cib, node, "standby", "on" if on else "off")
+
+
+def set_node_attribute(cib: ET.Element, node: str, name: str, value: str) -> tuple[ET.Element, ET.Element, ET.Element]:
+    """As ``crm_attribute --node NODE --name NAME --update VALUE --lifetime forever`` (see
+    :func:`set_standby`); the node's entry, the set and the nvpair written."""
     nodes = cib.find("configuration/nodes")
     entries = [] if nodes is None else [n for n in nodes.findall("node") if n.get("uname") == node]
     if len(entries) != 1:
         raise CibCopyError(f"the CIB has {'no' if not entries else len(entries)} <node> entries named {node!r} "
                            "(is it a cluster node?)")
     entry = entries[0]
-    pairs = [p for s in entry.iter("instance_attributes") for p in s.iter("nvpair") if p.get("name") == "standby"]
+    pairs = [(s, p) for s in entry.iter("instance_attributes") for p in s.iter("nvpair") if p.get("name") == name]
     if len(pairs) > 1:
-        raise CibCopyError(f"node {node} has {len(pairs)} 'standby' attributes in the CIB "
-                           f"({', '.join(p.get('id', '?') for p in pairs)}); crm_attribute would refuse them too")
-    value = "on" if on else "off"
+        raise CibCopyError(f"node {node} has {len(pairs)} {name!r} attributes in the CIB "
+                           f"({', '.join(p.get('id', '?') for _, p in pairs)}); crm_attribute would refuse them too")
     if pairs:
-        pairs[0].set("value", value)
-        return
+        pairs[0][1].set("value", value)
+        return entry, pairs[0][0], pairs[0][1]
     node_id = entry.get("id") or node
     taken = {e.get("id") for e in cib.iter() if e.get("id")}
     set_id = f"nodes-{node_id}"
@@ -57,7 +76,28 @@ def set_standby(cib: ET.Element, node: str, on: bool) -> None:
     if attrs is None:
         attrs = ET.SubElement(entry, "instance_attributes", id=_free(set_id, taken))
         taken.add(attrs.get("id"))
-    ET.SubElement(attrs, "nvpair", id=_free(f"{set_id}-standby", taken), name="standby", value=value)
+    pair = ET.SubElement(attrs, "nvpair", id=_free(f"{set_id}-{name}", taken), name=name, value=value)
+    return entry, attrs, pair
+
+
+def nodes_update(cib: ET.Element, values: Mapping[str, Mapping[str, str]]) -> ET.Element:
+    """``values`` ({node: {name: value}}) written into ``cib`` as crm_attribute would write each, and the
+    ``<nodes>`` fragment of just those nvpairs (with their sets' and nodes' ids) for one
+    ``cibadmin --modify --scope nodes``, which merges it by ids: nothing else of the section is rewritten."""
+    fragment = ET.Element("nodes")
+    for node, attrs in values.items():
+        entry_out: ET.Element | None = None
+        sets_out: dict[str, ET.Element] = {}
+        for name, value in attrs.items():
+            entry, attr_set, pair = set_node_attribute(cib, node, name, value)
+            if entry_out is None:
+                entry_out = ET.SubElement(fragment, "node", {k: v for k, v in entry.attrib.items()
+                                                             if k in ("id", "uname")})
+            set_id = attr_set.get("id", "")
+            if set_id not in sets_out:
+                sets_out[set_id] = ET.SubElement(entry_out, "instance_attributes", id=set_id)
+            ET.SubElement(sets_out[set_id], "nvpair", id=pair.get("id", ""), name=name, value=value)
+    return fragment
 
 
 def replace_constraints(cib: ET.Element, remove: Iterable[str], add: Iterable[ET.Element]) -> None:
