@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from collections.abc import Iterable
 
 
@@ -17,3 +19,13 @@ def drained_together(events: Iterable[dict]) -> list[list[str]]:
         if e["event"] == "start" and e["phase"] in ("drain", "upgrade", "fail-over"):
             last = e["phase"]
     return groups
+
+
+def write_node_attributes(cluster: Any, values: Mapping[str, Mapping[str, str]]) -> None:
+    """A fake cluster's one write of several nodes' attributes, as its set_standby and set_attribute apply them."""
+    for node, attrs in values.items():
+        for name, value in attrs.items():
+            if name == "standby":
+                cluster.set_standby(node, value == "on")
+            else:
+                cluster.set_attribute(node, name, value)

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 import pytest
 
-from tests.helpers import drained_together
+from tests.helpers import drained_together, write_node_attributes
 from upgrader.config import Config, ConfigError, load
 from upgrader.health.outage import Address
 from upgrader.health.report import CheckResult, HealthReport, Level
@@ -94,12 +94,7 @@ class Scripted:
         """One CIB write (recorded as one call), then each standby as Pacemaker's one transition applies it."""
         with self.lock:
             self.calls.append(("write", {n: dict(a) for n, a in values.items()}))
-        for node, attrs in values.items():
-            for name, value in attrs.items():
-                if name == "standby":
-                    self.set_standby(node, value == "on")
-                else:
-                    self.set_attribute(node, name, value)
+        write_node_attributes(self, values)
 
     def delete_node_attributes(self, nodes: Any, name: str) -> None:
         for node in nodes:

@@ -9,6 +9,8 @@ from typing import Any, Mapping
 
 import pytest
 
+from tests.helpers import write_node_attributes
+
 from upgrader.config import Config
 from upgrader.history import History
 from upgrader.orchestrator.context import NodeResult
@@ -44,12 +46,7 @@ class FakeCluster:
         return self.marks.get((node, name))
 
     def set_node_attributes(self, values: Mapping[str, Mapping[str, str]]) -> None:
-        for node, attrs in values.items():
-            for name, value in attrs.items():
-                if name == "standby":
-                    self.set_standby(node, value == "on")
-                else:
-                    self.set_attribute(node, name, value)
+        write_node_attributes(self, values)
 
     def delete_node_attributes(self, nodes: Any, name: str) -> None:
         for node in nodes:
