@@ -68,9 +68,26 @@ def test_only_the_exact_internal_command_lines_take_the_fast_path() -> None:
         assert cli._internal(argv) is None, argv
 
 
+def test_the_health_checks_patched_scan_takes_the_fast_path_only_as_the_check_spells_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import upgrader.cli.patched as scan
+
+    seen: list[tuple[list[str], bool]] = []
+    monkeypatch.setattr(scan, "patched", lambda names, as_json: seen.append((names, as_json)) or 0)
+    one = cli._internal(["patched", "--container", "app1", "--json"])
+    two = cli._internal(["patched", "--container", "app1", "--container", "web.2", "--json"])
+    assert one is not None and two is not None
+    assert (one(), two()) == (0, 0)
+    assert seen == [(["app1"], True), (["app1", "web.2"], True)]
+    for argv in (["patched", "--json"], ["patched", "--container", "app1"], ["patched", "--container", "-x", "--json"],
+                 ["patched", "--container", "a;b", "--json"], ["patched", "--container", "app1", "app2", "--json"],
+                 ["patched", "--json", "--container", "app1"], ["patched", "--container", "app1", "--json", "--x"]):
+        assert cli._internal(argv) is None, argv
+
+
 def test_the_fast_path_does_not_load_rich_or_the_orchestrator() -> None:
     code = ("import sys; from upgrader import cli; cli._internal(['apply', '--events']); "
-            "cli._internal(['plan', '--local', '--json']); "
+            "cli._internal(['plan', '--local', '--json']); cli._internal(['patched', '--container', 'a', '--json']); "
             "print(sorted(m for m in ('rich', 'upgrader.orchestrator.procedure', 'upgrader.health.engine') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)

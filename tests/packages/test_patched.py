@@ -256,3 +256,21 @@ def test_report_lines_say_one_line_per_process() -> None:
     assert report_lines(found) == ["corosync (pid 3) maps old /usr/lib/libnss3.so",
                                    "sshd (pid 7) maps old /usr/lib/libcrypto.so.3, /usr/lib/libssl.so.3"]
     assert str(found[0]) == "sshd (pid 7) maps old /usr/lib/libssl.so.3"
+
+
+def test_the_index_of_wanted_paths_is_the_full_index_cut_to_them(tmp_path: Path) -> None:
+    """The real dpkg database and merged /usr: looking each line up as it is spelled keeps exactly what
+    canonicalising every line and filtering kept, spellings through /lib, /bin and /sbin included."""
+    aliases = merged_aliases()
+    full = md5sums_index(DPKG_INFO, None, aliases)
+    wanted = set(sorted(full)[::97]) | {str(ZLIB), "/usr/lib/no/such/file"}
+    if aliases:
+        wanted.add(next(iter(aliases)) + "/not-canonical")  # a spelling no canonical line path ever is
+    assert md5sums_index(DPKG_INFO, None, aliases, wanted) == {k: v for k, v in full.items() if k in wanted}
+    info = tmp_path / "info"
+    write_md5sums(info, "old-spelling", {"/lib/x86_64-linux-gnu/libdemo.so.1": b"a"})
+    write_md5sums(info, "new-spelling", {"/usr/lib/x86_64-linux-gnu/libdemo.so.1": b"b"})
+    merged = {"/lib": "/usr/lib"}
+    index = md5sums_index(info, None, merged, {"/usr/lib/x86_64-linux-gnu/libdemo.so.1"})
+    assert sorted(p for _, p in index["/usr/lib/x86_64-linux-gnu/libdemo.so.1"]) == ["new-spelling", "old-spelling"]
+    assert md5sums_index(info, None, merged, {"/lib/x86_64-linux-gnu/libdemo.so.1"}) == {}

@@ -164,8 +164,11 @@ def _digest(text: str) -> str:
     return text
 
 
+_CONTAINER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
 def _container(text: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", text):
+    if not _CONTAINER.fullmatch(text):
         raise argparse.ArgumentTypeError(f"invalid container name {text!r}: use letters, digits, '.', '_' or '-'")
     return text
 
@@ -180,7 +183,8 @@ def _nodes(text: str) -> list[str]:
 def _internal(argv: list[str]) -> Callable[[], int] | None:
     """The node-local commands a run starts on every node, when given exactly as the run gives them.
 
-    ``apply --events``, ``stage --events``, ``plan --local --json`` and ``holds --sync`` run once per node and run:
+    ``apply --events``, ``stage --events``, ``plan --local --json`` and ``holds --sync`` run once per node and run,
+    ``patched --container NAME... --json`` once per node and health check:
     they skip building the full parser, which imports every subcommand's
     module (rich, the orchestrator, the health engine) and costs more than a
     small upgrade's dpkg run. Any other spelling (``--help``, a typo, other
@@ -207,6 +211,12 @@ def _internal(argv: list[str]) -> Callable[[], int] | None:
         from upgrader.cli.holds import sync
 
         return sync
+    names = argv[2:-1:2]
+    if (argv[:1] == ["patched"] and argv[-1:] == ["--json"] and len(argv) % 2 == 0 and names
+            and argv[1:-1:2] == ["--container"] * len(names) and all(_CONTAINER.fullmatch(n) for n in names)):
+        from upgrader.cli.patched import patched
+
+        return lambda: patched(names, True)
     return None
 
 

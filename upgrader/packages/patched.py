@@ -136,6 +136,7 @@ def md5sums_index(dpkg_info: Path, packages: Iterable[str] | None = None, aliase
         for name in dict.fromkeys(packages):
             files += [dpkg_info / f"{name}.md5sums"] if ":" in name else [dpkg_info / f"{name}.md5sums",
                                                                            *sorted(dpkg_info.glob(f"{name}:*.md5sums"))]
+    spelled = None if wanted is None else spellings(wanted, aliases)
     index: dict[str, list[tuple[str, str]]] = {}
     for path in files:
         package = path.name.removesuffix(".md5sums").partition(":")[0]
@@ -148,10 +149,28 @@ def md5sums_index(dpkg_info: Path, packages: Iterable[str] | None = None, aliase
             md5, sep, name = line.partition("  ")  # "<32 hex>  <path without the leading slash>"
             if not sep or len(md5) != 32 or not name:
                 continue
-            key = canonical_path("/" + name.lstrip("/"), aliases)
-            if wanted is None or key in wanted:
-                index.setdefault(key, []).append((md5.lower(), package))
+            if spelled is None:
+                key = canonical_path("/" + name.lstrip("/"), aliases)
+            elif (found := spelled.get(name.lstrip("/"))) is not None:
+                key = found
+            else:
+                continue
+            index.setdefault(key, []).append((md5.lower(), package))
     return index
+
+
+def spellings(wanted: Iterable[str], aliases: dict[str, str]) -> dict[str, str]:
+    """Every way an md5sums line may spell a path of ``wanted`` (no leading slash), and that path: the
+    paths whose :func:`canonical_path` is in ``wanted``, so that a scan of every package's lines (100,000
+    on a small host) looks each up as it is, canonicalising none of them."""
+    found: dict[str, str] = {}
+    for w in wanted:
+        if canonical_path(w, aliases) == w:
+            found[w.lstrip("/")] = w
+        for alias, target in aliases.items():
+            if w.startswith(target + "/") and canonical_path(spelt := alias + w[len(target):], aliases) == w:
+                found[spelt.lstrip("/")] = w
+    return found
 
 
 def container_pids(init_pid: int, proc: Path = Path("/proc")) -> list[int]:
