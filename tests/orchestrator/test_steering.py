@@ -159,3 +159,42 @@ def test_a_drain_of_many_resources_is_two_cib_writes_and_its_end_one(tmp_path) -
     runner.writes.clear()
     steering.drop_all(cluster, rids)
     assert runner.writes == ["--delete-all"] and steering.our_constraints(cluster) == []
+
+
+def test_clean_up_and_quarantine_readings_take_one_command_whatever_the_nodes(tmp_path) -> None:
+    """Every node's patched mark removed in one CIB write and every node's quarantine read in one query; on
+    a CIB captured from the lab, through Pacemaker's own tools (CIB_file)."""
+    import shutil
+    from pathlib import Path
+
+    from upgrader.runs import PATCHED, QUARANTINE
+
+    cib = tmp_path / "cib.xml"
+    shutil.copy(Path(__file__).parents[1] / "pacemaker" / "data" / "cib-all-online.xml", cib)
+    real = Runner(env={"CIB_file": str(cib)}, timeout=30)
+    cluster = Cluster(real)
+    for node in ("node1", "node2", "node3"):
+        cluster.set_attribute(node, PATCHED, "run-1")
+    cluster.set_attribute("node2", QUARANTINE, "run run-1 at 2026-12-03T09:00:00Z")
+
+    class Counting(Runner):
+        def __init__(self) -> None:
+            super().__init__(env={"CIB_file": str(cib)}, timeout=30)
+            self.calls: list[list[str]] = []
+
+        def call(self, argv, *, timeout=None, input=None, cwd=None):  # type: ignore[override]
+            self.calls.append(list(argv))
+            return real.call(argv, timeout=timeout, input=input, cwd=cwd)
+
+    counted = Counting()
+    assert steering.quarantined(Cluster(counted), ["node1", "node2", "node3"]) == {
+        "node2": "run run-1 at 2026-12-03T09:00:00Z"}
+    assert len(counted.calls) == 1
+    assert steering.quarantined(Cluster(counted), ["node2"]) == {"node2": "run run-1 at 2026-12-03T09:00:00Z"}
+    counted.calls.clear()
+    assert steering.clean_up(Cluster(counted), ["node1", "node2", "node3"]) == [
+        f"{PATCHED} on node1", f"{PATCHED} on node2", f"{PATCHED} on node3"]
+    writes = [c for c in counted.calls if "--query" not in c]
+    assert len(writes) == 1 and writes[0][:3] == ["cibadmin", "--delete-all", "--force"]
+    assert [cluster.get_attribute(n, PATCHED) for n in ("node1", "node2", "node3")] == [None, None, None]
+    assert cluster.get_attribute("node2", QUARANTINE) is not None  # a quarantine outlives the run

@@ -149,12 +149,13 @@ def quarantine(cluster: Cluster, node: str, run_id: str, when: str) -> None:
 
 
 def quarantined(cluster: Cluster, nodes: list[str]) -> dict[str, str]:
-    found = {}
-    for node in nodes:
-        value = cluster.get_attribute(node, QUARANTINE)
-        if value is not None:
-            found[node] = value
-    return found
+    """The quarantine mark of each of ``nodes`` that has one: one node asked alone (an unknown name is an
+    error), several in one reading of the CIB's nodes."""
+    if len(nodes) == 1:
+        value = cluster.get_attribute(nodes[0], QUARANTINE)
+        return {} if value is None else {nodes[0]: value}
+    marks = node_attributes(cluster) if nodes else {}
+    return {n: marks[n][QUARANTINE] for n in nodes if QUARANTINE in marks.get(n, {})}
 
 
 def clear_quarantine(cluster: Cluster, node: str) -> bool:
@@ -185,14 +186,12 @@ def clean_up(cluster: Cluster, nodes: list[str]) -> list[str]:
     _delete_all(cluster, found)
     removed += [f"constraint {cid}" for cid in found]
     marks = node_attributes(cluster)
-    for node in nodes:
-        found = marks.get(node, {})
-        if PATCHED in found:
-            cluster.delete_attribute(node, PATCHED)
-            removed.append(f"{PATCHED} on {node}")
-        if WAITING in found and found.get("standby", "off").lower() not in ("on", "true", "yes", "1"):
-            cluster.delete_attribute(node, WAITING)
-            removed.append(f"{WAITING} on {node} (online again)")
+    patched = [n for n in nodes if PATCHED in marks.get(n, {})]
+    waiting = [n for n in nodes if WAITING in marks.get(n, {})
+               and marks[n].get("standby", "off").lower() not in ("on", "true", "yes", "1")]
+    cluster.delete_node_attributes(patched, PATCHED)  # one write for every node (none when empty)
+    cluster.delete_node_attributes(waiting, WAITING)
+    removed += [f"{PATCHED} on {n}" for n in patched] + [f"{WAITING} on {n} (online again)" for n in waiting]
     left = our_constraints(cluster)
     if left:
         raise RuntimeError(f"constraints still in the CIB after removing them: {', '.join(left)}")
