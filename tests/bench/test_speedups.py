@@ -94,6 +94,14 @@ def test_the_fast_path_does_not_load_rich_or_the_orchestrator() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_the_node_local_side_of_holds_does_not_load_the_cluster_side() -> None:
+    """plan --local and apply read the pins through upgrader.packages.holds: not Cluster, tenacity, asyncio."""
+    code = ("import sys; import upgrader.packages.holds, upgrader.cli.apply, upgrader.cli.plan; "
+            "print(sorted(m for m in ('tenacity', 'asyncio', 'upgrader.pacemaker.live', 'rich') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
 def test_trace_names_commands_and_splits_the_main_thread() -> None:
     assert trace.kind_of(["ssh", "-o", "BatchMode=yes", "node2", "env", "'X=1'", "/v/bin/rolling-upgrade", "apply"]) \
         == "ssh rolling-upgrade apply"

@@ -38,11 +38,13 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from upgrader.pacemaker import names
-from upgrader.pacemaker.live import Cluster
 from upgrader.runner import ALREADY_EXISTS, NO_SUCH_OBJECT
+
+if TYPE_CHECKING:  # a type only: the node-local commands (plan, apply) that read holds never load the CLI's cluster side
+    from upgrader.pacemaker.live import Cluster
 
 HOLDS_ID = "rolling-upgrade-holds"
 PREFIX = "rolling-upgrade-hold-"
