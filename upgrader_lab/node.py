@@ -144,6 +144,17 @@ def _prepare_ssh(lab: Lab, node: str, upper: Path) -> None:
     (dot_ssh / "config").write_text(
         "Host *\n    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n    LogLevel ERROR\n"
         "    ConnectTimeout 5\n")
+    _stock_root_shell(upper)
+
+
+def _stock_root_shell(upper: Path) -> None:
+    """Root's ~/.bashrc and ~/.profile in the node as a fresh Debian install has them (base-files' own),
+    not the host's: bash reads ~/.bashrc for every command sshd starts, and a developer's (a pyenv init)
+    made each remote shell session of a run cost 0.15 s in the lab instead of 0.03 s."""
+    for name in ("bashrc", "profile"):
+        stock = Path("/usr/share/base-files") / f"dot.{name}"
+        if stock.exists():
+            shutil.copy(stock, upper / "root" / f".{name}")
 
 
 def launch(lab: Lab, node: str, *, hold: bool) -> int:
