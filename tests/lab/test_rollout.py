@@ -41,6 +41,15 @@ def test_full_rolling_upgrade_to_version_2(rlab: Lab) -> None:
     ends = [e for e in events if e["phase"] == "node" and e["event"] == "end"]
     assert sorted(e["node"] for e in ends) == rlab.node_names and all(e["result"] == "ok" for e in ends)
     assert events[-1]["phase"] == "run" and events[-1]["event"] == "end"
+    # Each node's apply decided the guard's verdict itself (upgrader.guard.ahead), before dpkg started: the
+    # hook's first Pre-Invoke of that apt run only read it.
+    for n in rlab.node_names:
+        lines = node.runner(rlab, n).run(["cat", "/var/log/upgrader/hooks.jsonl"]).stdout.splitlines()
+        seen = [json.loads(line) for line in lines if line.strip()]
+        key = next(e["run"] for e in reversed(seen) if e["event"] == "allowed-ahead")
+        mine = [(e["stage"], e["event"]) for e in seen if e["run"] == key]
+        assert mine.index(("pre-invoke", "allowed-ahead")) < mine.index(("pre-invoke", "cached-allowed")), mine
+        assert ("pre-invoke", "allowed") not in mine, mine
 
 
 def test_bad_build_fails_back_and_quarantines(rlab: Lab) -> None:

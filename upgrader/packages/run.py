@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from upgrader import runkey
 from upgrader.guard import store
+from upgrader.guard.ahead import Ahead
 from upgrader.runs import RUN_ID_ENV
 from upgrader.packages.after import old_code, stale_processes
 from upgrader.packages.pkgset import PackageSet, SetError, differences, held_back
@@ -71,11 +72,11 @@ def wait_for_dpkg_lock(progress: Progress | None, limit: float,
     lock (a dpkg whose apt was killed may outlive it a moment); the holder's pid if one still does, else None.
     An apt run the guard refuses here (the node is drained for a rolling upgrade) ends within seconds;
     apt-daily's runs within a minute or two."""
-    from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
-
     holder = runkey.package_lock_holder(paths)
     if not holder:
         return None
+    from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
     if progress:
         progress.waiting(f"waiting up to {limit:.0f}s for {holder_text(holder)} to let go of dpkg's lock")
     try:
@@ -210,7 +211,21 @@ def upgrade_node(progress: Progress | None = None, run_id: str | None = None,
     if holder:
         return UpgradeReport("busy", f"another package manager is running: {holder_text(holder)} still held "
                                      f"dpkg's lock after {LOCK_WAIT:.0f}s; wait until it ends")
-    cache = apt.Cache()
+    # The orchestrator's run: the guard's first Pre-Invoke verdict decided here, while the cache opens
+    # (upgrader.guard.ahead); waited for before dpkg starts, and before any other way out.
+    ahead = Ahead(run_id) if run_id else None
+    try:
+        return _upgrade(apt.Cache(), progress, run_id, pkgset, started, ahead)
+    finally:
+        if ahead is not None:
+            ahead.wait()
+
+
+def _upgrade(cache: Any, progress: Progress | None, run_id: str | None, pkgset: PackageSet | None,
+             started: float, ahead: Ahead | None) -> UpgradeReport:
+    """The upgrade marked in ``cache`` and committed, once ``ahead``'s verdict (if any) is in."""
+    import apt
+
     if pkgset is None:
         changes = plan_node(cache)
     else:
@@ -233,6 +248,8 @@ def upgrade_node(progress: Progress | None = None, run_id: str | None = None,
     if run_id:
         os.environ[RUN_ID_ENV] = run_id
     try:
+        if ahead is not None:
+            ahead.wait()
         cache.commit(fetch, install)
         report = UpgradeReport("ok", f"{len(changes)} packages changed", changes)
     except apt.cache.LockFailedException as exc:
