@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+import xml.etree.ElementTree as ET
 from typing import Any, Iterable, Mapping
 
 import pytest
@@ -18,7 +19,7 @@ from upgrader.config import Config, ConfigError, load
 from upgrader.health.outage import Address
 from upgrader.health.report import CheckResult, HealthReport, Level
 from upgrader.history import History
-from upgrader.orchestrator import batches, holding, staging, steering
+from upgrader.orchestrator import batches, holding, staging
 from upgrader.orchestrator.context import NodeResult
 from upgrader.orchestrator.outcome import Outcome
 from upgrader.orchestrator.procedure import Rollout
@@ -29,6 +30,7 @@ from upgrader.pacemaker.simulate import Move as Predicted
 from upgrader.pacemaker.state import ClusterState, Node, Resource, Summary
 from upgrader.pacemaker.utilization import Utilization, parse as parse_utilization, shortfall
 from upgrader.runner import Result
+from upgrader.runs import PATCHED, WAITING
 
 RUN = "20261201T020000-node1-abcdef"
 LIB = Change("demo-libfoo", "1", "2")
@@ -36,14 +38,29 @@ STACK = Change("pacemaker", "2.1.5-1", "2.1.5-2", security=True, ha_stack=True)
 
 
 class Recorder:
-    """The cluster's runner: cibadmin calls (our preferences) recorded, every one succeeds."""
+    """The cluster's runner: cibadmin calls (our preferences) recorded, every one succeeds; a reading of the
+    nodes' section (the clean-up's) shows ``cluster``'s standbys and marks."""
 
-    def __init__(self) -> None:
+    def __init__(self, cluster: Scripted) -> None:
         self.calls: list[list[str]] = []
+        self.cluster = cluster
 
     def run(self, argv, **_: Any) -> Result:
         self.calls.append(list(argv))
+        if argv[:4] == ["cibadmin", "--query", "--scope", "nodes"]:
+            return Result(tuple(argv), 0, self.nodes_section(), "", 0.0)
         return Result(tuple(argv), 0, "<constraints/>", "", 0.0)
+
+    def nodes_section(self) -> str:
+        nodes = ET.Element("nodes")
+        for i, n in enumerate(self.cluster.names, 1):
+            attrs = {name: v for (node, name), v in self.cluster.marks.items() if node == n}
+            attrs |= {"standby": "on"} if n in self.cluster.standby else {}
+            entry = ET.SubElement(ET.SubElement(nodes, "node", id=str(i), uname=n), "instance_attributes",
+                                  id=f"nodes-{i}")
+            for name, value in sorted(attrs.items()):
+                ET.SubElement(entry, "nvpair", id=f"nodes-{i}-{name}", name=name, value=value)
+        return ET.tostring(nodes, encoding="unicode")
 
 
 class Scripted:
@@ -60,7 +77,7 @@ class Scripted:
         self.stops = dict(stops or {})
         self._votes = votes
         self.util = util
-        self.runner = Recorder()
+        self.runner = Recorder(self)
         self.lock = threading.Lock()
 
     def state(self, timeout: float | None = None) -> ClusterState:
@@ -97,6 +114,9 @@ class Scripted:
         write_node_attributes(self, values)
 
     def delete_node_attributes(self, nodes: Any, name: str) -> None:
+        nodes = list(nodes)
+        with self.lock:
+            self.calls.append(("delete", tuple(nodes), name))
         for node in nodes:
             self.marks.pop((node, name), None)
 
@@ -112,6 +132,11 @@ class Scripted:
 
     def predict_standbys(self, standby: Mapping[str, bool], prepare: Any = None) -> tuple[Predicted, ...]:
         self.calls.append(("predict", tuple(sorted(standby)), all(standby.values())))
+        if prepare is not None:  # what the prediction's CIB copy is given: the nodes it marks patched
+            cib = ET.fromstring(f"<cib><configuration>{self.runner.nodes_section()}</configuration></cib>")
+            prepare(cib)
+            self.calls.append(("prepared", tuple(sorted(n.get("uname", "") for n in cib.iter("node")
+                                                        if n.find(f"*/nvpair[@name='{PATCHED}']") is not None))))
         if not all(standby.values()):  # coming back: their own come home
             return tuple(Predicted("Move", rid, self.where[rid], home, None, False)
                          for rid, home in self.home.items() if home in standby and self.where[rid] != home)
@@ -219,7 +244,6 @@ def full_run(r: Rollout, monkeypatch: pytest.MonkeyPatch, the_plans: dict[str, N
     r.preflight = lambda only: dict(the_plans)  # type: ignore[method-assign]
     monkeypatch.setattr(staging, "freeze", lambda run, p, resumed="": {})
     monkeypatch.setattr(staging, "stage", lambda run, order: {n: the_plans[n].changes for n in order})
-    monkeypatch.setattr(steering, "clean_up", lambda cluster, nodes: [])
     monkeypatch.setattr("upgrader.orchestrator.procedure.holding.release_expired", lambda *a: [])
     return r.run()
 
@@ -245,7 +269,8 @@ def test_a_batch_of_two_is_drained_and_upgraded_together(tmp_path: Path, monkeyp
     mark = {"standby": "on", "rolling-upgrade-waiting": RUN}
     assert cluster.calls[i - 1:i + 3] == [("write", {"node2": mark, "node3": mark}), ("standby", "node2", True),
                                           ("standby", "node3", True), ("settled",)]
-    assert ("write", {"node2": {"standby": "off"}, "node3": {"standby": "off"}}) in cluster.calls
+    back = {"standby": "off", "rolling-upgrade-patched": RUN}  # marked patched in the same write
+    assert ("write", {"node2": back, "node3": back}) in cluster.calls
     assert not [k for k in cluster.marks if k[1] == "rolling-upgrade-waiting"]
     assert ("node2", "plan", "draining node2 and node3 together (Concurrency 2)") in said.lines
     # each node its own record: one start and one end, ok, with its moves
@@ -254,6 +279,27 @@ def test_a_batch_of_two_is_drained_and_upgraded_together(tmp_path: Path, monkeyp
     assert sorted(e["node"] for e in ends) == sorted(cluster.names) and all(e["result"] == "ok" for e in ends)
     assert any("app3 node3 -> " in m for m in r.results["node3"].moves)
     assert ("node3", "apt", "installing on node3") in said.lines  # progress lines name their node
+
+
+def test_a_node_comes_back_marked_patched_in_the_same_write_and_the_drain_marks_go_at_the_clean_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One CIB write (one transition) ends a node's standby and marks it patched; its drain's mark is not
+    removed right after (that write stopped the transition), but with every node's at the clean-up."""
+    cluster = Scripted(3)
+    r, said, nodes = rollout(tmp_path, cluster, concurrency=1)
+    assert full_run(r, monkeypatch, plans(cluster)) == Outcome.DONE
+    back = {"standby": "off", PATCHED: RUN}
+    for n in cluster.names:
+        assert ("write", {n: back}) in cluster.calls
+    assert not [c for c in cluster.calls if c[0] == "standby" and c[2] is False and ("write", {c[1]: back})
+                not in cluster.calls[cluster.calls.index(c) - 1:cluster.calls.index(c)]]  # each from that write
+    # a fail over that predicts what comes back asks with the node already marked in the CIB copy
+    asked = [cluster.calls[i + 1] for i, c in enumerate(cluster.calls) if c[0] == "predict" and c[2] is False]
+    assert asked and all(p[0] == "prepared" for p in asked)
+    assert all(set(p[1]) >= {cluster.calls[cluster.calls.index(p) - 1][1][0]} for p in asked)
+    assert [c for c in cluster.calls if c[0] == "delete" and c[2] == WAITING] == [("delete", tuple(cluster.names),
+                                                                                 WAITING)]
+    assert not [k for k in cluster.marks if k[1] in (WAITING, PATCHED)]
 
 
 def test_a_batch_shrinks_when_crm_simulate_predicts_a_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -283,6 +329,7 @@ def test_a_fail_back_on_one_node_of_a_batch_quarantines_it_alone_and_stops_the_r
     assert drains(tmp_path) == [["node2", "node3"]]  # stopped before the next batch
     assert r.results["node3"].result == "quarantined" and r.results["node2"].result == "ok"
     assert cluster.standby == {"node3"} and ("node3", "rolling-upgrade-quarantine") in cluster.marks
+    assert ("node3", WAITING) not in cluster.marks  # its standby is the fail back's, not a drain's to end
     assert no_holds == [{"node3"}]  # blamed alone
     assert cluster.where["app2"] == "node2"  # the other node failed over, verified, and runs its own again
     assert set(nodes.spans) == {"node2", "node3"}

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Protocol
 
 from upgrader.orchestrator import steering
 from upgrader.orchestrator.context import RunContext
-from upgrader.orchestrator.moves import (Move, all_of, came_back, cleared, instances_back, moved_since, on_patched,
-                                         placement, preferring, undo_drain)
+from upgrader.orchestrator.moves import (Move, all_of, came_back, cleared, instances_back, marked_patched,
+                                         moved_since, on_patched, placement, preferring, undo_drain)
 from upgrader.orchestrator.outcome import Outcome, Stop
 from upgrader.orchestrator.remote import ApplyResult, NodePlan
 from upgrader.orchestrator.stops import STOPS, NodeWork, named, recorded, safe_point, still_whole
@@ -310,13 +310,13 @@ def fail_over(run: RunContext, steps: Steps, nodes: list[str], drained: Mapping[
     node's share of what moved (what runs on it now) checked on its own, a bad check failing back that node."""
     for n in nodes:
         run.phase(n, "fail-over")
-        run.mark_patched(n)
-    back = [rid for n in nodes for rid, where in drained[n].moved.items() if where not in run.patched]
+    back = [rid for n in nodes for rid, where in drained[n].moved.items() if where not in run.patched | set(nodes)]
     instances = {n: drained[n].instances for n in nodes}
     before = run.checks.baseline()
     with ExitStack() as watched:  # the outage watch: from the first node back online until every check ended
         with preferring(run, back, patched=True):
-            coming = came_back(before[0], back, run.cluster.predict_standbys(dict.fromkeys(nodes, False)),
+            coming = came_back(before[0], back, run.cluster.predict_standbys(dict.fromkeys(nodes, False),
+                                                                              marked_patched(run, nodes)),
                                run.patched | set(nodes)) if back else []
             stays = [rid for rid in back if rid not in coming]
             if stays:
@@ -324,7 +324,7 @@ def fail_over(run: RunContext, steps: Steps, nodes: list[str], drained: Mapping[
                                 "they move onto a patched node when their node is drained")
             watched.enter_context(watching_each(run, {n: [rid for rid in coming if rid in drained[n].moved]
                                                       for n in nodes}))
-            run.back_online(*nodes)  # one write: one transition brings them all back
+            run.back_online(*nodes, patched=True)  # one write: one transition brings them all back, marked
             after = run.cluster.wait_settled(all_of(on_patched(run, coming),
                                                     *(instances_back(n, instances[n]) for n in nodes)),
                                              deadline=run.config.settle_timeout)

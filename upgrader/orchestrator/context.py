@@ -25,7 +25,7 @@ from upgrader.packages.plan import Change
 from upgrader.packages.choose import Selection
 from upgrader.pacemaker.live import Cluster
 from upgrader.pacemaker.lock import LockLost, UpgradeLock
-from upgrader.runs import WAITING
+from upgrader.runs import PATCHED, WAITING
 
 if TYPE_CHECKING:
     from upgrader.health.outage import Address
@@ -174,11 +174,17 @@ class RunContext:
         if lost:
             raise lost[0]
 
-    def back_online(self, *nodes: str, settle: bool = False) -> None:
-        """Out of standby, every one of ``nodes`` in one CIB write (one transition), then their drain's mark
-        removed; with ``settle``, until the cluster settled (Settle-Timeout)."""
-        self.cluster.set_node_attributes({n: {"standby": "off"} for n in nodes})
-        self.cluster.delete_node_attributes(nodes, WAITING)
+    def back_online(self, *nodes: str, settle: bool = False, patched: bool = False) -> None:
+        """Out of standby, every one of ``nodes`` in one CIB write (one transition); with ``patched``, marked
+        patched in that same write, so that the transition it starts already prefers them. Their drain's
+        mark stays until the clean-up removes every online node's in one write (a removal right after this
+        write stopped the transition it had started: 40 ms later, a write and a transition more a node);
+        a node put in standby again within the run loses it then (:meth:`standby_again`).
+        With ``settle``, until the cluster settled (Settle-Timeout)."""
+        mark = {PATCHED: self.run_id} if patched else {}
+        self.cluster.set_node_attributes({n: {"standby": "off"} | mark for n in nodes})
+        if patched:
+            self.patched.update(nodes)
         if settle:
             self.cluster.wait_settled(None, deadline=self.config.settle_timeout)
 
@@ -188,6 +194,15 @@ class RunContext:
         stops before bringing it back leaves it to the next run)."""
         self.cluster.set_node_attributes({n: {"standby": "on"} | ({} if state.node(n).standby else
                                                                    {WAITING: self.run_id}) for n in nodes})
+
+    def standby_again(self, nodes: Iterable[str]) -> None:
+        """Back in standby after their fail over (a fail back): each of ``nodes`` without the drain's mark it
+        kept online, so that, as before, its standby is no run's to end (it is quarantined, and stays in
+        standby until a person brings it back)."""
+        nodes = list(nodes)
+        self.cluster.delete_node_attributes(nodes, WAITING)  # first: stopped in between, it is simply online
+        for node in nodes:
+            self.cluster.set_standby(node, True)
 
     def mark_patched(self, node: str) -> None:
         steering.mark_patched(self.cluster, node, self.run_id)

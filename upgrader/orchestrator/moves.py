@@ -13,17 +13,19 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence
+import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Sequence
 
 from upgrader.orchestrator import steering
 from upgrader.orchestrator.context import RunContext
 from upgrader.orchestrator.outcome import Outcome, Stop
 from upgrader.orchestrator.stops import named
 from upgrader.orchestrator.watching import watching
-from upgrader.pacemaker import shapes
+from upgrader.pacemaker import cibcopy, shapes
 from upgrader.pacemaker.live import Check, NotSettled
 from upgrader.pacemaker.simulate import Move as PredictedMove
 from upgrader.pacemaker.state import ClusterState
+from upgrader.runs import PATCHED
 
 if TYPE_CHECKING:
     from upgrader.orchestrator.gate import Baseline
@@ -138,13 +140,14 @@ def failing_over(run: RunContext, node: str, back: list[str], instances: tuple[s
     """
     before = run.checks.baseline()
     with preferring(run, back, patched=True):
-        coming = came_back(before[0], back, run.cluster.predict_standby(node, standby=False), run.patched | {node})
+        coming = came_back(before[0], back, run.cluster.predict_standbys({node: False}, marked_patched(run, [node])),
+                           run.patched | {node})
         stays = [rid for rid in back if rid not in coming]
         if stays:
             run.report.step(node, "fail-over", f"{', '.join(stays)} stay(s) where Pacemaker keeps them; they move "
                             "onto a patched node when their node is drained")
         with watching(run, node, coming):
-            run.back_online(node)
+            run.back_online(node, patched=True)
             after = run.cluster.wait_settled(all_of(on_patched(run, coming), instances_back(node, instances)),
                                              deadline=run.config.settle_timeout)
             # What moved, not only what was predicted: a later transition (a promotion once its score is set)
@@ -152,6 +155,15 @@ def failing_over(run: RunContext, node: str, back: list[str], instances: tuple[s
             moved = {rid: sorted(after.running_on(rid))[0] for rid in coming} | moved_since(after, placement(before[0]))
             run.note_moves(node, None, moved)
             yield Move(before, moved, suspects={node}, after=after, first_reading=after)
+
+
+def marked_patched(run: RunContext, nodes: list[str]) -> Callable[[ET.Element], None]:
+    """A prediction's CIB copy given the patched marks that :meth:`RunContext.back_online` writes with the
+    standby's end, in one write (the preferences for patched nodes read them)."""
+    def prepare(cib: ET.Element) -> None:
+        for n in nodes:
+            cibcopy.set_node_attribute(cib, n, PATCHED, run.run_id)
+    return prepare
 
 
 def came_back(state: ClusterState, back: list[str], predicted: tuple[PredictedMove, ...],

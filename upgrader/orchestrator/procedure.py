@@ -265,10 +265,9 @@ class Rollout(RunContext):
         if node in self.kept_in_standby:
             self.report.step(node, "fail-over", "left in standby, as it was before the run (an operator's standby)")
             return
-        self.mark_patched(node)
-        back = [rid for rid, where in moved_away.items() if where not in self.patched]
+        back = [rid for rid, where in moved_away.items() if where not in self.patched | {node}]
         if not back and not instances:  # its resources already run on patched nodes: nothing to wait for
-            self.back_online(node)
+            self.back_online(node, patched=True)
             self.report.step(node, "fail-over", "online")
             return
         with failing_over(self, node, back, instances) as move:

@@ -61,8 +61,8 @@ def fail_back(run: RunContext, node: str, move: Move, problems: str) -> Stop:
     try:
         with preferring(run, move.moved, patched=False), watching(run, node, move.moved):
             run.back_online(*drained_nodes(move))
+            run.standby_again(sorted(move.suspects))
             for suspect in move.suspects:
-                run.cluster.set_standby(suspect, True)
                 run.quarantine(suspect)
                 run.results[suspect].result = Result.QUARANTINED
                 run.results[suspect].error = f"quarantined: {problems}"
