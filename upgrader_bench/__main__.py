@@ -327,11 +327,42 @@ def main(argv: list[str] | None = None) -> int:
         doc["ratios"]["automatic_vs_node_upgrade"] = automatic_found["automatic_vs_node_upgrade"]
         doc["automatic_vs_node_upgrade"] = automatic_found["automatic_vs_node_upgrade"]["median"]
     doc["automatic"] = automatic_found
+    doc["main_measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     report.render(doc, out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    args.out.write_text(json.dumps(merged(previous_results(args.out), doc, args.main_only), indent=2) + "\n")
     out.print(f"wrote {args.out}")
     return 0
+
+
+def previous_results(path: Path) -> dict:
+    """What ``path`` holds now (empty when missing or unreadable)."""
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def merged(previous: dict, doc: dict, main_only: bool) -> dict:
+    """``doc`` written over ``previous``, whose keys ``doc`` does not have are kept (what the -only
+    scenarios merged in: concurrency, the anatomy of a move, growth in applications). ``main_only``: what
+    that run did not measure is kept too: a scenario it left out (None), the ratios, figures and growth
+    entries of the other labs."""
+    out = {**previous, **doc}
+    if not main_only:
+        return out
+    for key, value in doc.items():
+        old = previous.get(key)
+        if value is None and old is not None:
+            out[key] = old
+        elif isinstance(value, dict) and isinstance(old, dict) and key in ("ratios", "figures", "targets"):
+            out[key] = {**old, **value}
+        elif key == "growth" and isinstance(old, list):
+            fresh = {(g.get("apps"), g.get("nodes")) for g in value}
+            kept = [g for g in old if isinstance(g, dict) and (g.get("apps"), g.get("nodes")) not in fresh]
+            out[key] = sorted(kept + value, key=lambda g: (g.get("apps", 0), g.get("nodes", 0)))
+    return out
 
 
 AUTOMATIC_LAB = "bnauto"

@@ -86,3 +86,25 @@ def test_the_bare_dist_upgrade_drops_only_upgraders_hook_entries(tmp_path) -> No
     assert before.value_list("DPkg::Pre-Invoke") == []
     assert before.value_list("DPkg::Post-Invoke") == ["rm -f /var/cache/apt/archives/*.deb || true"]
     assert before.value_list("DPkg::Pre-Install-Pkgs") == ["/usr/sbin/dpkg-preconfigure --apt || true"]
+
+
+def test_a_main_only_bench_merges_into_the_results_instead_of_replacing_them() -> None:
+    """--main-only measures the 3-node lab alone: what it left out stays as the file had it."""
+    from upgrader_bench.__main__ import merged
+
+    previous = {"run_overhead": 1.9, "concurrency_2_vs_1": 0.96, "move_anatomy": {"3": {}}, "seed": {"x": 1},
+                "ratios": {"run_overhead": {"median": 1.9}, "automatic_vs_node_upgrade": {"median": 0.99}},
+                "figures": {"ssh_round_trip_s": {"median": 0.1}, "seed_figure": {"median": 2}},
+                "growth": [{"apps": 3, "nodes": 2, "run_seconds": 1}, {"apps": 3, "nodes": 3, "run_seconds": 9}]}
+    doc = {"run_overhead": 1.8, "seed": None, "ratios": {"run_overhead": {"median": 1.8}},
+           "figures": {"ssh_round_trip_s": {"median": 0.01}},
+           "growth": [{"apps": 3, "nodes": 3, "run_seconds": 8}]}
+    out = merged(previous, doc, main_only=True)
+    assert out["run_overhead"] == 1.8 and out["concurrency_2_vs_1"] == 0.96 and out["move_anatomy"] == {"3": {}}
+    assert out["seed"] == {"x": 1}  # not measured by this run: kept
+    assert out["ratios"] == {"run_overhead": {"median": 1.8}, "automatic_vs_node_upgrade": {"median": 0.99}}
+    assert out["figures"] == {"ssh_round_trip_s": {"median": 0.01}, "seed_figure": {"median": 2}}
+    assert out["growth"] == [{"apps": 3, "nodes": 2, "run_seconds": 1}, {"apps": 3, "nodes": 3, "run_seconds": 8}]
+    # a whole bench writes what it measured, None included, and keeps only the keys it has not
+    full = merged(previous, doc, main_only=False)
+    assert full["seed"] is None and full["growth"] == doc["growth"] and full["concurrency_2_vs_1"] == 0.96
