@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import AheadNoted
 from upgrader.config import Config
 from upgrader.orchestrator.restarts import Restarts
 from upgrader.runner import Result
@@ -20,7 +19,7 @@ class Shell:
         return Result(tuple(argv), 0, "", "", 0.1)
 
 
-class FakeNodes(AheadNoted):
+class FakeNodes:
     local, tool = "node1", "/usr/sbin/rolling-upgrade"
 
     def __init__(self) -> None:

@@ -9,7 +9,6 @@ same way for the local node and for a peer. ``apply`` writes JSON lines:
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -18,12 +17,11 @@ from upgrader.packages.pkgset import PackageSet
 from upgrader.packages.plan import Change
 from upgrader.pacemaker.holds import Hold
 from upgrader.runs import RUN_ID_ENV
-from upgrader.runner import NODE_TIMEOUT, PLAN_TIMEOUT, RUN_STATE_TIMEOUT, Channel, Runner
+from upgrader.runner import NODE_TIMEOUT, PLAN_TIMEOUT, RUN_STATE_TIMEOUT, Runner
 
 # apply results that leave the node's packages as they were
 UNTOUCHED = ("download-failed", "refused", "busy", "no-go", "unavailable")
 READY, GO = "ready", "go\n"  # apply's first line, and the answer without which it touches nothing
-WAIT, NO = "wait\n", "no\n"  # to an apply started ahead of its node's drain: the go comes later; no go at all
 
 
 @dataclass(frozen=True)
@@ -86,82 +84,6 @@ class StageResult:
 REMOTE_SHELL_LOST = 255  # ssh's own error: the connection failed or dropped
 
 
-class Gate:
-    """When an apply gets its go: at once, when it says it is ready."""
-
-    def __init__(self) -> None:
-        self.readied = self.went = False
-        self.final: dict[str, Any] = {}
-        self.on_event: Callable[[dict[str, Any]], None] | None = None
-
-    def talk(self, channel: Channel) -> None:
-        pass
-
-    def at_ready(self) -> str:
-        self.readied = self.went = True
-        return GO
-
-
-class Prepared(Gate):
-    """An apply started ahead of its node's drain (:meth:`Nodes.prepare_apply`), in a thread of its own:
-    told ``wait`` when ready, then ``go`` (:meth:`go`) or ``no`` (:meth:`drop`), whichever comes first.
-    Its command is bounded by the wait (:data:`WAIT_LIMIT`, apply's own) and, from its go on, by the
-    upgrade's own ``timeout``, as an apply started then would be."""
-
-    def __init__(self, nodes: Nodes, node: str, run_id: str, timeout: float, set_digest: str | None) -> None:
-        super().__init__()
-        self.upgrade = (run_id, set_digest)
-        self.timeout = timeout
-        self.result: ApplyResult | None = None
-        self._lock = threading.Lock()
-        self._channel: Channel | None = None
-        self._told: str | None = None
-        self._thread = threading.Thread(target=self._run, args=(nodes, node, run_id, set_digest),
-                                        name=f"apply-{node}", daemon=True)
-        self._thread.start()
-
-    def _run(self, nodes: Nodes, node: str, run_id: str, set_digest: str | None) -> None:
-        self.result = nodes._apply(node, run_id, lambda e: None, WAIT_LIMIT + GO_GRACE, set_digest, self)
-
-    def talk(self, channel: Channel) -> None:
-        with self._lock:
-            self._channel = channel
-
-    def at_ready(self) -> str:
-        with self._lock:
-            self.readied = True
-            if self._told is None:
-                return WAIT
-            if self._told == GO and self._channel is not None:
-                self._channel.rebound(self.timeout)
-            self.went = self._told == GO
-            return self._told
-
-    def _tell(self, word: str) -> None:
-        with self._lock:
-            self._told = word
-            if self.readied and self._channel is not None:
-                if word == GO:
-                    self._channel.rebound(self.timeout)
-                self.went = self._channel.send(word) and word == GO
-
-    def go(self, on_event: Callable[[dict[str, Any]], None]) -> ApplyResult | None:
-        """The go, then the upgrade's result (None: it never ended, which its bounds rule out)."""
-        self.on_event = on_event
-        self._tell(GO)
-        self._thread.join()
-        return self.result
-
-    def drop(self) -> None:
-        self._tell(NO)
-        self._thread.join(DROP_GRACE)
-
-
-WAIT_LIMIT = 600.0  # as apply's WAIT_TIMEOUT (upgrader.cli.apply): how long a prepared apply waits for its go
-GO_GRACE = 60.0  # beyond it, for the go itself to arrive and be read
-DROP_GRACE = 10.0  # how long a dropped apply is given to end (it ends at once: nothing to undo)
-
-
 class Nodes:
     """Runners and package operations for every node, from the node this tool runs on."""
 
@@ -169,7 +91,6 @@ class Nodes:
         self.config = config
         self.local = local
         self.tool = tool or tool_path()
-        self._prepared: dict[str, Prepared] = {}
 
     def runner(self, node: str, timeout: float = NODE_TIMEOUT) -> Runner:
         return node_runner(self.config, node, self.local, Runner(timeout=timeout))
@@ -223,20 +144,6 @@ class Nodes:
                                seconds=result.seconds)
         return StageResult(node, str(final.get("result")), final.get("error"), changes, result.seconds)
 
-    def prepare_apply(self, node: str, run_id: str, timeout: float = 3600, set_digest: str | None = None) -> None:
-        """``apply`` started on ``node`` now, ahead of its upgrade: told ``wait`` when it is ready, it waits
-        for the go that :meth:`apply` sends once the node is drained (its interpreter, python-apt and the
-        guard's code load meanwhile: about 0.3 s of a node's upgrade on the lab's nodes). Until that go it
-        touches nothing; :meth:`drop_prepared` tells it no."""
-        self.drop_prepared(node)
-        self._prepared[node] = Prepared(self, node, run_id, timeout, set_digest)
-
-    def drop_prepared(self, node: str) -> None:
-        """The apply started ahead for ``node``, if it was not used: told no (it ends, nothing changed)."""
-        prepared = self._prepared.pop(node, None)
-        if prepared is not None:
-            prepared.drop()
-
     def apply(self, node: str, run_id: str, on_event: Callable[[dict[str, Any]], None],
               timeout: float = 3600, set_digest: str | None = None) -> ApplyResult:
         """Upgrade ``node``'s packages now (it must be drained); never raises for a failed upgrade.
@@ -244,24 +151,13 @@ class Nodes:
         Whether anything ran there is a fact, not a reading of ssh's words: ``apply`` prints
         ``ready`` before it touches anything and goes on only once it reads ``go`` back. Without
         our ``go`` (the remote shell never connected, or dropped before), nothing ran there.
-        An apply started ahead for the same upgrade (:meth:`prepare_apply`) gets the go; one that our go
-        never reached (it ended before: its shell dropped, its wait ran out) is started afresh.
         """
-        prepared = self._prepared.pop(node, None)
-        if prepared is not None and prepared.upgrade == (run_id, set_digest):
-            result = prepared.go(on_event)
-            if result is not None and prepared.went and prepared.final.get("result") != "no-go":
-                return result
-        elif prepared is not None:
-            prepared.drop()
-        return self._apply(node, run_id, on_event, timeout, set_digest, Gate())
-
-    def _apply(self, node: str, run_id: str, on_event: Callable[[dict[str, Any]], None], timeout: float,
-               set_digest: str | None, gate: Gate) -> ApplyResult:
         events: list[dict[str, Any]] = []
-        final = gate.final
+        final: dict[str, Any] = {}
+        went = False
 
         def line(text: str) -> str | None:
+            nonlocal went
             try:
                 event = json.loads(text)
             except ValueError:
@@ -269,18 +165,18 @@ class Nodes:
             if not isinstance(event, dict):
                 return None
             events.append(event)
-            if event.get("event") == READY and not gate.readied:
-                return gate.at_ready()
+            if event.get("event") == READY and not went:
+                went = True
+                return GO
             if event.get("event") == "result":
                 final.update(event)
             else:
-                gate.on_event(event) if gate.on_event is not None else on_event(event)
+                on_event(event)
             return None
 
         argv = ["env", f"{RUN_ID_ENV}={run_id}", self.tool, "apply", "--events",
                 *(["--set", set_digest] if set_digest else [])]
-        result = self.runner(node).stream(argv, line, timeout=timeout, replies=True, talk=gate.talk)
-        went = gate.went
+        result = self.runner(node).stream(argv, line, timeout=timeout, replies=True)
         if not final:
             why = result.last_words
             lost = node != self.local and result.returncode == REMOTE_SHELL_LOST
