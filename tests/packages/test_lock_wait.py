@@ -80,3 +80,14 @@ def test_dpkgs_own_lock_is_waited_for_when_its_frontend_is_gone(tmp_path: Path) 
     finally:
         holder.kill()
         holder.wait(10)
+
+
+def test_python_apt_looks_at_the_dpkg_run_it_forked_often_enough_to_see_its_end_at_once() -> None:
+    """Its default (a look every 0.1 s) kept a drained node waiting 0.05 s on average after dpkg ended."""
+    import apt.progress.base as base
+
+    from upgrader.packages import run
+
+    install = run._progress_adapters(None)[1]
+    assert isinstance(install, base.InstallProgress)
+    assert install.select_timeout == run.INSTALL_POLL < base.InstallProgress.select_timeout

@@ -87,6 +87,7 @@ def wait_for_dpkg_lock(progress: Progress | None, limit: float,
     return None
 
 
+INSTALL_POLL = 0.01  # seconds between python-apt's looks at the dpkg run it forked (its default 0.1)
 MARK_ROUNDS = 6  # rounds of pinning candidates until the resolver's changes are the set's (a chain of deps)
 
 
@@ -299,6 +300,9 @@ def _progress_adapters(progress: Progress | None) -> tuple[Any, Any]:
         def __init__(self) -> None:
             super().__init__()
             self.errors: list[tuple[str, str]] = []
+            # python-apt notices dpkg's end at its next look: every 0.1 s by default, 0.05 s of a node's
+            # drained time on average; a look costs a select and a waitpid.
+            self.select_timeout = INSTALL_POLL
 
         def status_change(self, pkg: str, percent: float, status: str) -> None:
             if progress:
