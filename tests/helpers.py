@@ -29,3 +29,14 @@ def write_node_attributes(cluster: Any, values: Mapping[str, Mapping[str, str]])
                 cluster.set_standby(node, value == "on")
             else:
                 cluster.set_attribute(node, name, value)
+
+
+class AheadNoted:
+    """A fake Nodes' :meth:`~upgrader.orchestrator.remote.Nodes.prepare_apply` and ``drop_prepared``: each
+    noted (``prepared``, ``dropped``: node names in order), nothing started."""
+
+    def prepare_apply(self, node: str, run_id: str, timeout: float = 3600, set_digest: str | None = None) -> None:
+        self.__dict__.setdefault("prepared", []).append(node)
+
+    def drop_prepared(self, node: str) -> None:
+        self.__dict__.setdefault("dropped", []).append(node)

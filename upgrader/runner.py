@@ -230,6 +230,7 @@ class Runner:
         timeout: float | None = None,
         replies: bool = False,
         input: str | None = None,
+        talk: Callable[[Channel], None] | None = None,
     ) -> Result:
         """Run ``argv``, handing each stdout line to ``on_line`` as it comes.
 
@@ -241,6 +242,8 @@ class Runner:
         its stdout is read for at most :data:`KILLED_GRACE` seconds, even when
         a grandchild that left the process group (setsid) keeps it open.
         ``input`` (without ``replies``) is written to its stdin, which is then closed.
+        ``talk`` (with ``replies``) is handed, once the command started, a :class:`Channel` to write to its
+        stdin from any thread and to bound it anew from then on.
         """
         full = self._full(argv)
         limit = timeout if timeout is not None else self.timeout
@@ -257,18 +260,28 @@ class Runner:
         reader.start()
         if input is not None and not replies and proc.stdin is not None:
             threading.Thread(target=_feed, args=(proc.stdin, input), daemon=True).start()
+        writing = threading.Lock()
+        bound = [started + limit]
+
+        def send(text: str) -> bool:
+            with writing:
+                return proc.stdin is not None and _send(proc.stdin, text)
+
+        if talk is not None and replies:
+            talk(Channel(send, lambda seconds: bound.__setitem__(0, time.monotonic() + seconds),
+                         lambda: bound.__setitem__(0, 0.0)))
         lines: list[str] = []
         timed_out = False
         try:
             assert proc.stdout is not None
-            for line in _lines_until(proc, started + limit):
+            for line in _lines_until(proc, lambda: bound[0]):
                 if line is None:  # the deadline: the group killed, what is left read for the grace
                     timed_out = True
                     continue
                 lines.append(line)
                 reply = on_line(line.rstrip("\n"))
-                if reply is not None and proc.stdin is not None:
-                    _send(proc.stdin, reply)
+                if reply is not None:
+                    send(reply)
             try:
                 proc.wait(timeout=KILLED_GRACE)
             except subprocess.TimeoutExpired:
@@ -280,12 +293,13 @@ class Runner:
             raise
         finally:
             reader.join(timeout=STDERR_GRACE)
-            for pipe in (proc.stdin, proc.stdout):
-                if pipe is not None:
-                    try:
-                        pipe.close()
-                    except OSError:
-                        pass
+            with writing:  # a send from another thread sees it closed, never half-closed
+                for pipe in (proc.stdin, proc.stdout):
+                    if pipe is not None:
+                        try:
+                            pipe.close()
+                        except OSError:
+                            pass
         seconds = time.monotonic() - started
         code = TIMED_OUT if timed_out and proc.returncode < 0 else proc.returncode
         return Result(full, code, "".join(lines), "".join(err), seconds)
@@ -327,16 +341,21 @@ def _leftover_output(proc: subprocess.Popen) -> tuple[str, str]:
         return "", ""
 
 
-def _lines_until(proc: subprocess.Popen, deadline: float) -> Iterator[str | None]:
-    """``proc``'s stdout lines (newline kept) as they come; at ``deadline`` its group is killed and None
-    yielded once. Ends at end of file, or :data:`KILLED_GRACE` after the process ended or was killed."""
+def _lines_until(proc: subprocess.Popen, deadline: float | Callable[[], float]) -> Iterator[str | None]:
+    """``proc``'s stdout lines (newline kept) as they come; at ``deadline`` (a time, or a function giving
+    it now) its group is killed and None yielded once. Ends at end of file, or :data:`KILLED_GRACE` after
+    the process ended or was killed."""
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     pending = b""
     ended_at: float | None = None
     while True:
         now = time.monotonic()
-        if ended_at is None and now >= deadline:
+        if callable(deadline):
+            deadline_now = deadline()
+        else:
+            deadline_now = deadline
+        if ended_at is None and now >= deadline_now:
             _kill_group(proc)
             ended_at = now
             yield None
@@ -344,7 +363,7 @@ def _lines_until(proc: subprocess.Popen, deadline: float) -> Iterator[str | None
             ended_at = now  # exited: its output is all written, unless a grandchild holds the pipe
         if ended_at is not None and now >= ended_at + KILLED_GRACE:
             break
-        wait = min(POLL, (ended_at + KILLED_GRACE if ended_at is not None else deadline) - now)
+        wait = min(POLL, (ended_at + KILLED_GRACE if ended_at is not None else deadline_now) - now)
         if not select.select([fd], [], [], max(0.0, wait))[0]:
             continue
         chunk = os.read(fd, 65536)
@@ -367,13 +386,25 @@ def _feed(stdin, text: str) -> None:
         pass
 
 
-def _send(stdin, text: str) -> None:
-    """Write a reply to a command's stdin; a command that is gone simply does not get it."""
+@dataclass(frozen=True)
+class Channel:
+    """A streamed command, for another thread: ``send(text)`` to its stdin, True when written (False: the
+    command is gone); ``rebound(seconds)``: its whole bound ends that many seconds from now instead;
+    ``end()``: its process group killed now (the stream then ends as at its bound)."""
+
+    send: Callable[[str], bool]
+    rebound: Callable[[float], None]
+    end: Callable[[], None]
+
+
+def _send(stdin, text: str) -> bool:
+    """Write a reply to a command's stdin, True when written; a command that is gone simply does not get it."""
     try:
         stdin.write(text)
         stdin.flush()
     except (BrokenPipeError, OSError, ValueError):
-        pass
+        return False
+    return True
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

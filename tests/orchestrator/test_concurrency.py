@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 
 import pytest
 
-from tests.helpers import drained_together, write_node_attributes
+from tests.helpers import AheadNoted, drained_together, write_node_attributes
 from upgrader.config import Config, ConfigError, load
 from upgrader.health.outage import Address
 from upgrader.health.report import CheckResult, HealthReport, Level
@@ -175,7 +175,7 @@ class Checks:
         return {}  # no probe on an address: no outage watch (a test that watches sets its own)
 
 
-class Nodes:
+class Nodes(AheadNoted):
     """Each node's upgrade takes ``seconds``; the times each ran are kept (they overlap in a batch)."""
 
     local, tool = "node1", "/usr/sbin/rolling-upgrade"
@@ -300,6 +300,8 @@ def test_a_node_comes_back_marked_patched_in_the_same_write_and_the_drain_marks_
     assert [c for c in cluster.calls if c[0] == "delete" and c[2] == WAITING] == [("delete", tuple(cluster.names),
                                                                                  WAITING)]
     assert not [k for k in cluster.marks if k[1] in (WAITING, PATCHED)]
+    # each node's apply started ahead of its drain, and let go of once its block ended (a no-op once used)
+    assert nodes.prepared == nodes.dropped == ["node2", "node3", "node1"]  # type: ignore[attr-defined]
 
 
 def test_a_batch_shrinks_when_crm_simulate_predicts_a_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.orchestrator.test_unexpected import STATE, FakeCluster
+from tests.helpers import AheadNoted
 from upgrader.config import Config
 from upgrader.health.report import CheckResult, HealthReport, Level
 from upgrader.history import History
@@ -61,7 +62,7 @@ class Answers(Runner):
         return Result(tuple(argv), 0, self.said + "\n", "", 0.2)
 
 
-class Nodes:
+class Nodes(AheadNoted):
     local, tool = "node1", "/usr/sbin/rolling-upgrade"
 
     def __init__(self, answers: dict[str, str | None]) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import AheadNoted
 from upgrader.config import Config
 from upgrader.history import History
 from upgrader.orchestrator.preflight import order
@@ -20,7 +21,7 @@ from upgrader.runner import Runner
 CAPTURED = Path(__file__).parents[1] / "pacemaker" / "data" / "cib-all-online.xml"
 
 
-class Plans:
+class Plans(AheadNoted):
     """Node plans as `rolling-upgrade plan --local` would give them (no node is asked)."""
 
     local = "node1"

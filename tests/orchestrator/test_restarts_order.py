@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import AheadNoted
 from upgrader.config import Config
 from upgrader.orchestrator.restarts import Restarts
 from upgrader.runner import Result
@@ -19,7 +20,7 @@ class Shell:
         return Result(tuple(argv), 0, "", "", 0.1)
 
 
-class FakeNodes:
+class FakeNodes(AheadNoted):
     local, tool = "node1", "/usr/sbin/rolling-upgrade"
 
     def __init__(self) -> None:

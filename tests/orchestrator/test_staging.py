@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import AheadNoted
 from upgrader import cli
 from upgrader.config import Config
 from upgrader.history import History
@@ -26,7 +27,7 @@ SET = PackageSet((Pinned("demo-libfoo", "2", "upgrader-lab lab"),))
 CHANGE = Change("demo-libfoo", "1", "2")
 
 
-class FakeNodes:
+class FakeNodes(AheadNoted):
     """Each node stages what it is asked, recorded with the download flag."""
 
     local = "node1"

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 import pytest
 
-from tests.helpers import write_node_attributes
+from tests.helpers import AheadNoted, write_node_attributes
 
 from upgrader.config import Config
 from upgrader.history import History
@@ -67,7 +67,7 @@ class FreshLock:
     def heartbeat(self, phase: str | None = None, *, before_move: bool = False) -> None: ...
 
 
-class FakeNodes:
+class FakeNodes(AheadNoted):
     local = "node1"
 
 

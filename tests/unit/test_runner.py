@@ -92,3 +92,26 @@ def test_work_in_a_child_answers_times_out_or_says_what_it_raised() -> None:
 
     with pytest.raises(WorkFailed, match="^ValueError: no such host$"):  # not reported as a timeout
         call_in_child(broken, 5)
+
+
+def test_a_streamed_commands_channel_writes_from_another_thread_and_moves_its_bound() -> None:
+    """What an apply started ahead of its node's drain is given: a go sent later, its bound counted from then."""
+    import threading
+
+    channels: list = []
+    seen: list[str] = []
+
+    def later() -> None:
+        deadline = time.monotonic() + 10
+        while not channels and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert channels[0].send("hello\n")
+        channels[0].rebound(0.5)
+
+    talker = threading.Thread(target=later)
+    talker.start()
+    result = Runner(timeout=30).stream(["sh", "-c", "read w; echo got $w; sleep 30"], seen.append, replies=True,
+                                       talk=channels.append)
+    talker.join()
+    assert seen == ["got hello"] and result.returncode == TIMED_OUT and result.seconds < 10
+    assert not channels[0].send("late\n")  # the command is gone: nothing written, no error

@@ -51,22 +51,33 @@ class JsonProgress:
 
 
 GO_TIMEOUT = 60.0  # how long apply waits for the orchestrator's go after saying it is ready
+# After the orchestrator's ``wait`` (it started apply ahead of the node's drain, so that the interpreter and
+# python-apt load meanwhile): its go comes once the node is drained and its moves checked.
+WAIT_TIMEOUT = 600.0  # as upgrader.orchestrator.remote.WAIT_LIMIT
 
 
-def _wait_for_go(timeout: float = GO_TIMEOUT) -> str | None:
-    """Say ``ready``, then read the orchestrator's ``go``: None once it came, else why it did not."""
+def _wait_for_go(timeout: float = GO_TIMEOUT, waited: float = WAIT_TIMEOUT) -> str | None:
+    """Say ``ready``, then read the orchestrator's ``go`` (after any number of ``wait``, each answered
+    ``waiting`` and giving it ``waited`` seconds more): None once it came, else why it did not."""
     _emit(event="ready", pid=os.getpid())
     deadline = time.monotonic() + timeout
     got = b""
-    while b"\n" not in got:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([sys.stdin], [], [], left)[0]:
-            return f"no go from the orchestrator within {timeout:g}s"
-        chunk = os.read(sys.stdin.fileno(), 64)
-        if not chunk:
-            return "the orchestrator's connection ended before its go"
-        got += chunk
-    return None if got.split(b"\n", 1)[0].strip() == b"go" else f"the orchestrator said {got.strip()!r}, not go"
+    while True:
+        while b"\n" not in got:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([sys.stdin], [], [], left)[0]:
+                return f"no go from the orchestrator within {timeout:g}s"
+            chunk = os.read(sys.stdin.fileno(), 64)
+            if not chunk:
+                return "the orchestrator's connection ended before its go"
+            got += chunk
+        line, got = got.split(b"\n", 1)
+        if line.strip() == b"go":
+            return None
+        if line.strip() != b"wait":
+            return f"the orchestrator said {line.strip()!r}, not go"
+        _emit(event="waiting")  # each wait answered: the orchestrator's proof that this session still carries
+        timeout, deadline = waited, time.monotonic() + waited
 
 
 def apply(handshake: bool = True, set_digest: str | None = None) -> int:
@@ -83,6 +94,9 @@ def apply(handshake: bool = True, set_digest: str | None = None) -> int:
         _emit(event="result", ok=False, result="unavailable", error=f"{exc}; nothing was changed", changes=[])
         return 1
     if handshake:
+        from upgrader.guard.ahead import preload
+
+        preload()  # before the go: the orchestrator may have started us ahead of the node's drain
         why = _wait_for_go()
         if why:
             _emit(event="result", ok=False, result="no-go", error=f"{why}; nothing was changed", changes=[])

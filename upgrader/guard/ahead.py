@@ -23,6 +23,20 @@ from upgrader.runs import GUARD_ENV
 JOIN_LIMIT = 120.0  # at most this long the commit waits for it; then the hook decides (its own bounds apply)
 
 
+def preload() -> None:
+    """Import what deciding needs (the cluster's side, the settings' reader, python-apt), changing nothing:
+    ``apply`` does it before its go, while the orchestrator still drains the node. One that fails here
+    fails again where it is used, and is said there."""
+    import importlib
+
+    for name in ("apt", "upgrader.boot", "upgrader.config", "upgrader.guard.auto", "upgrader.guard.decide",
+                 "upgrader.guard.peer", "upgrader.guard.record", "upgrader.pacemaker.live"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
 class Ahead:
     """The verdict being decided in a thread for this process's apt run (``run_id``, the orchestrator's)."""
 
