@@ -261,6 +261,8 @@ def test_a_batch_of_two_is_drained_and_upgraded_together(tmp_path: Path, monkeyp
     assert {n: r.results[n].result for n in cluster.names} == dict.fromkeys(cluster.names, "ok")
     (a0, a1), (b0, b1) = nodes.spans["node2"], nodes.spans["node3"]
     assert a0 < b1 and b0 < a1  # their upgrades overlapped
+    assert nodes.prepared == ["node2", "node3", "node4", "node5", "node1"]  # type: ignore[attr-defined]
+    assert sorted(nodes.dropped) == sorted(nodes.prepared)  # type: ignore[attr-defined]
     assert cluster.standby == set() and cluster.where == cluster.home
     # both standbys and their drain's marks in one CIB write (one transition), then one settle; asked with
     # both in standby at once first; back online together in one write too

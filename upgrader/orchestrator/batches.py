@@ -183,7 +183,15 @@ class Block:
 
 def together(run: RunContext, steps: Steps, batch: list[str], plans: Mapping[str, NodePlan]) -> None:
     """Drain ``batch`` at once, upgrade its nodes in parallel, fail them over at once, each verified on its
-    own; every node's record ends whatever happens, and the first stop is raised once all have."""
+    own; every node's record ends whatever happens, and the first stop is raised once all have. Each
+    node's apply starts ahead of the drain (:meth:`RunContext.applying_soon`)."""
+    with ExitStack() as soon:
+        for n in batch:
+            soon.enter_context(run.applying_soon(n, plans[n]))
+        _together(run, steps, batch, plans)
+
+
+def _together(run: RunContext, steps: Steps, batch: list[str], plans: Mapping[str, NodePlan]) -> None:
     blocks = {n: Block(run, n, plans[n]) for n in batch}
     stops: dict[str, BaseException] = {}
     try:

@@ -174,6 +174,19 @@ class RunContext:
         if lost:
             raise lost[0]
 
+    @contextmanager
+    def applying_soon(self, node: str, plan: NodePlan) -> Iterator[None]:
+        """The node's ``apply`` started now, ahead of its drain, waiting for its go (:meth:`Nodes.prepare_apply`):
+        its interpreter and python-apt load while the node drains. Not around an upgrade of the cluster
+        stack (its stack is stopped first). Told no if the block ends without using it."""
+        if not plan.ha_stack:
+            self.nodes.prepare_apply(node, self.run_id, timeout=self.config.apply_limit(len(plan.changes)),
+                                     set_digest=self.package_set.digest if self.package_set else None)
+        try:
+            yield
+        finally:
+            self.nodes.drop_prepared(node)
+
     def back_online(self, *nodes: str, settle: bool = False, patched: bool = False) -> None:
         """Out of standby, every one of ``nodes`` in one CIB write (one transition); with ``patched``, marked
         patched in that same write, so that the transition it starts already prefers them. Their drain's

@@ -23,9 +23,8 @@ finishing step is :mod:`finishing`.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import asdict, replace
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from upgrader.config import Config
 from upgrader.history import History
@@ -245,19 +244,6 @@ class Rollout(RunContext):
             self.report.step(node, "upgrade", "a reboot is required; Rolling-Upgrade::Reboot is off: not "
                              "rebooting (reported)")
         return applied
-
-    @contextmanager
-    def applying_soon(self, node: str, plan: NodePlan) -> Iterator[None]:
-        """The node's ``apply`` started now, ahead of its drain, waiting for its go (:meth:`Nodes.prepare_apply`):
-        its interpreter and python-apt load while the node drains. Not around an upgrade of the cluster
-        stack (its stack is stopped first). Told no if the block ends without using it."""
-        if not plan.ha_stack:
-            self.nodes.prepare_apply(node, self.run_id, timeout=self.config.apply_limit(len(plan.changes)),
-                                     set_digest=self.package_set.digest if self.package_set else None)
-        try:
-            yield
-        finally:
-            self.nodes.drop_prepared(node)
 
     def apply(self, node: str, packages: int = 0) -> ApplyResult:
         with self.heartbeats("upgrade"):
