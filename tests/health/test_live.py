@@ -111,3 +111,19 @@ def test_a_failed_start_counts_as_a_new_infinite_fail_count_against_the_baseline
 
 def test_live_glue_uses_no_private_adapter_call() -> None:
     assert "._xml(" not in inspect.getsource(live)
+
+
+def test_the_outage_watch_takes_its_addresses_from_the_declarations_the_preflight_read() -> None:
+    """A watch is news, never a verdict: one cibadmin call at the preflight, none before each move."""
+    from upgrader.orchestrator.gate import HealthGate
+
+    runner = CibRunner(CIB)
+    fresh = HealthGate(Cluster(runner), Config()).addresses(["app1", "app2"])  # no preflight: read now
+    assert sum(c[0] == "cibadmin" for c in runner.calls) == 1 and fresh
+    runner.calls.clear()
+    gate = HealthGate(Cluster(runner), Config())
+    gate.preflight()
+    read = sum(c[0] == "cibadmin" for c in runner.calls)
+    assert read == 1
+    assert gate.addresses(["app1", "app2"]) == gate.addresses(["app1", "app2"]) == fresh
+    assert sum(c[0] == "cibadmin" for c in runner.calls) == read  # no more reads

@@ -37,12 +37,14 @@ class HealthGate:
         self.config = config
         self.defaults = live.defaults_from(config)
         self._local: str | None = None
+        self._watched: Mapping[str, live.HealthSpec] | None = None  # the declarations read at the preflight
 
     def preflight(self) -> None:
         self._known()  # this node's name, asked once while the cluster is quiet
-        problems = live.validate_probes(self.cluster)
-        if problems:
-            raise ValueError("; ".join(problems))
+        found = live.read_declarations(self.cluster)
+        if found.problems:
+            raise ValueError("; ".join(found.problems.values()))
+        self._watched = found.specs
 
     def baseline(self) -> Baseline:
         """One crm_mon call: the state to plan the move on and the reading to compare after it."""
@@ -54,9 +56,10 @@ class HealthGate:
                                  first=snapshot_of(first) if first is not None else None)
 
     def addresses(self, rids: Iterable[str]) -> dict[str, list[Address]]:
-        """The level-3 probe addresses (IP literals, host:port) of each of ``rids`` that declares one (one
-        cibadmin call): what the outage watch of a move connects to."""
-        specs = live.read_declarations(self.cluster).specs
+        """The level-3 probe addresses (IP literals, host:port) of each of ``rids`` that declares one: what
+        the outage watch of a move connects to. The declarations the preflight read (a watch is news, never
+        a verdict: one cibadmin call less before each move's standby), else one cibadmin call."""
+        specs = self._watched if self._watched is not None else live.read_declarations(self.cluster).specs
         found = {rid: [a for p in specs[rid].probes if (a := address(p.host, p.port))] for rid in rids if rid in specs}
         return {rid: addrs for rid, addrs in found.items() if addrs}
 
