@@ -77,3 +77,25 @@ def test_a_decision_that_takes_too_long_is_not_waited_for_beyond_the_bound(
         assert ahead.Ahead(RUN).wait(limit=0.05) is None  # the hook decides then
     finally:
         release.set()
+
+
+def test_a_question_asked_beside_another_gives_its_answer_or_its_error_where_it_is_wanted() -> None:
+    """The guard asks crm_mon beside crm_node, the lock beside the quarantine mark (upgrader.guard.decide.Asked)."""
+    from upgrader.guard.decide import Asked
+    from upgrader.runner import CommandError, Result
+
+    asked_in: list[str] = []
+
+    def state() -> str:
+        asked_in.append(threading.current_thread().name)
+        return "the state"
+
+    assert Asked(state).result() == "the state" and asked_in == ["guard-ask"]
+    def not_connected() -> str:
+        raise CommandError(Result(("crm_mon",), 102, "", "Connection refused", 0.0), what="crm_mon")
+
+    broken = Asked(not_connected)
+    with pytest.raises(CommandError) as raised:
+        broken.result()
+    assert raised.value.returncode == 102  # as crm_mon said it, for decide's not-connected branch
+    Asked(lambda: 1 / 0)  # never wanted: its error is raised nowhere

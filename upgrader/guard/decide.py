@@ -8,7 +8,8 @@ to do; a refusal changes nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+import threading
+from typing import TYPE_CHECKING, Callable, Generic, TypeVar
 
 from upgrader.guard.decision import LOCK_PHASE, Decision
 from upgrader.pacemaker import lock
@@ -40,6 +41,33 @@ def judge(state: ClusterState, node: str) -> str | None:
     return None
 
 
+T = TypeVar("T")
+
+
+class Asked(Generic[T]):
+    """A read-only question to the cluster asked now, in a thread of its own (each answer is a process:
+    crm_mon beside crm_node, the lock beside the quarantine mark); its answer, or its error, when wanted.
+    One never wanted (the decision was made without it) changes nothing."""
+
+    def __init__(self, ask: Callable[[], T]) -> None:
+        self._answer: list[T] = []
+        self._error: list[BaseException] = []
+        self._thread = threading.Thread(target=self._ask, args=(ask,), name="guard-ask", daemon=True)
+        self._thread.start()
+
+    def _ask(self, ask: Callable[[], T]) -> None:
+        try:
+            self._answer.append(ask())
+        except BaseException as exc:  # noqa: BLE001 - raised where it is wanted
+            self._error.append(exc)
+
+    def result(self) -> T:
+        self._thread.join()  # the runner bounds every command it runs
+        if self._error:
+            raise self._error[0]
+        return self._answer[0]
+
+
 def decide(cluster: Cluster, run_id: str, lock_ttl: float, from_orchestrator: bool,
            auto_standby_within: float | None = None,
            ask_a_peer: Callable[[], Peer | str] | None = None) -> Decision:
@@ -51,8 +79,9 @@ def decide(cluster: Cluster, run_id: str, lock_ttl: float, from_orchestrator: bo
     manual procedure): None refuses then.
     """
     try:
+        asked = Asked(cluster.state)
         node = cluster.local_node()
-        state = cluster.state()
+        state = asked.result()
     except CommandError as exc:
         if exc.returncode == NOT_CONNECTED:
             from upgrader.hastack import marker
@@ -79,11 +108,12 @@ def decide(cluster: Cluster, run_id: str, lock_ttl: float, from_orchestrator: bo
         return drain_for_apt(cluster, state, node, run_id, lock_ttl, auto_standby_within)
     if why:
         return Decision(False, why, node)
+    lock_asked = Asked(lambda: lock.read(cluster))
     mark = cluster.get_attribute(node, QUARANTINE)
     if mark is not None:
         return Decision(False, f"refused: {node} is quarantined ({mark}): a run found it unhealthy after its "
                                f"upgrade; fix it, then clear it with 'rolling-upgrade unquarantine {node}'", node)
-    held = lock.read(cluster)
+    held = lock_asked.result()
     if held is not None and held.run_id == run_id and (held.holder == node or from_orchestrator):
         # An earlier call of this apt run, or the rolling-upgrade run that drives this node (it holds
         # the lock from the node it runs on): leave the lock and its phase as they are.
