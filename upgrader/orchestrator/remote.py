@@ -192,7 +192,7 @@ class Prepared(Gate):
 WAIT_LIMIT = 600.0  # as apply's WAIT_TIMEOUT (upgrader.cli.apply): how long a prepared apply waits for its go
 PULSE_LIMIT = 10.0  # how long a prepared apply's session has to answer the wait sent before its go
 GO_GRACE = 60.0  # beyond it, for the go itself to arrive and be read
-DROP_GRACE = 10.0  # how long a dropped apply is given to end (it ends at once: nothing to undo)
+DROP_GRACE = 2.0  # how long a dropped apply is given to end (it ends at once: nothing to undo), then ended
 
 
 class Nodes:
