@@ -162,6 +162,8 @@ def test_a_go_that_comes_before_the_ready_is_given_at_the_ready(tmp_path: Path) 
 def test_an_apply_started_ahead_that_ended_before_its_go_is_started_afresh(tmp_path: Path) -> None:
     """Its shell dropped while the node drained: our go never reached it, so nothing ran there, and the
     upgrade starts a new apply; an apply for another package set is not used either."""
+    from upgrader.orchestrator import remote
+
     tries = tmp_path / "tries"
     script = (f"echo x >> {tries}; [ $(wc -l < {tries}) -gt 1 ] || {{ echo 'Connection to node2 closed.' >&2; "
               f"exit 255; }}; " + _listening(tmp_path))
@@ -171,8 +173,10 @@ def test_an_apply_started_ahead_that_ended_before_its_go_is_started_afresh(tmp_p
     while not tries.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.3)
+    started = time.monotonic()
     result = nodes.apply("node2", RUN_ID, lambda e: None)
     assert result.ok and len(tries.read_text().split()) == 2
+    assert time.monotonic() - started < remote.PULSE_LIMIT  # its end was seen at once, not waited out
     assert (tmp_path / "heard").read_text().split() == ["go"]
     (tmp_path / "other").mkdir()
     other = nodes_with_shell("sh", "-c", _listening(tmp_path / "other"))

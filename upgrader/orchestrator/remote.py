@@ -124,12 +124,18 @@ class Prepared(Gate):
         self._channel: Channel | None = None
         self._due: str | None = None  # what a ready that comes now is answered (GO, NO), None: WAIT
         self._waits = self._answered = 0
+        self._finished = False  # its command ended (its result is in)
         self._thread = threading.Thread(target=self._run, args=(nodes, node, run_id, set_digest),
                                         name=f"apply-{node}", daemon=True)
         self._thread.start()
 
     def _run(self, nodes: Nodes, node: str, run_id: str, set_digest: str | None) -> None:
-        self.result = nodes._apply(node, run_id, lambda e: None, WAIT_LIMIT + GO_GRACE, set_digest, self)
+        try:
+            self.result = nodes._apply(node, run_id, lambda e: None, WAIT_LIMIT + GO_GRACE, set_digest, self)
+        finally:
+            with self._state:
+                self._finished = True
+                self._state.notify_all()
 
     def talk(self, channel: Channel) -> None:
         with self._state:
@@ -158,10 +164,12 @@ class Prepared(Gate):
         with self._state:
             if not self.readied:  # a ready that comes in time is answered go at once
                 self._due = GO
-                carries = self._state.wait_for(lambda: self.readied, PULSE_LIMIT)
+                self._state.wait_for(lambda: self.readied or self._finished, PULSE_LIMIT)
+                carries = self.readied
             elif self._channel is not None and self._channel.send(WAIT):
                 self._waits += 1
-                carries = self._state.wait_for(lambda: self._answered >= self._waits, PULSE_LIMIT)
+                self._state.wait_for(lambda: self._answered >= self._waits or self._finished, PULSE_LIMIT)
+                carries = self._answered >= self._waits and not self._finished
                 if carries:
                     self._channel.rebound(self.timeout)
                     self.went = self._channel.send(GO)
