@@ -341,20 +341,17 @@ def _leftover_output(proc: subprocess.Popen) -> tuple[str, str]:
         return "", ""
 
 
-def _lines_until(proc: subprocess.Popen, deadline: float | Callable[[], float]) -> Iterator[str | None]:
-    """``proc``'s stdout lines (newline kept) as they come; at ``deadline`` (a time, or a function giving
-    it now) its group is killed and None yielded once. Ends at end of file, or :data:`KILLED_GRACE` after
-    the process ended or was killed."""
+def _lines_until(proc: subprocess.Popen, deadline: Callable[[], float]) -> Iterator[str | None]:
+    """``proc``'s stdout lines (newline kept) as they come; at ``deadline()`` (asked at every look: a
+    channel may move it) its group is killed and None yielded once. Ends at end of file, or
+    :data:`KILLED_GRACE` after the process ended or was killed."""
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     pending = b""
     ended_at: float | None = None
     while True:
         now = time.monotonic()
-        if callable(deadline):
-            deadline_now = deadline()
-        else:
-            deadline_now = deadline
+        deadline_now = deadline()
         if ended_at is None and now >= deadline_now:
             _kill_group(proc)
             ended_at = now

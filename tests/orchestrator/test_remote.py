@@ -133,13 +133,17 @@ def _listening(tmp_path: Path, after: str = "echo '{\"event\": \"result\", \"ok\
 
 
 def test_an_apply_started_ahead_waits_and_gets_its_go_only_from_apply(tmp_path: Path) -> None:
-    nodes = nodes_with_shell("sh", "-c", _listening(tmp_path))
+    progress = "echo '{\"event\": \"progress\", \"text\": \"installing\"}'"
+    result_line = "echo '{\"event\": \"result\", \"ok\": true, \"result\": \"ok\"}'"
+    nodes = nodes_with_shell("sh", "-c", _listening(tmp_path, after=f"{progress}; {result_line}"))
     nodes.prepare_apply("node2", RUN_ID, set_digest="0123456789abcdef")
     assert _heard(tmp_path / "heard", ["wait"]) == ["wait"]  # told to wait: the node still drains
     time.sleep(0.2)
     assert (tmp_path / "heard").read_text().split() == ["wait"]  # and nothing more until the go
-    result = nodes.apply("node2", RUN_ID, lambda e: None, set_digest="0123456789abcdef")
+    seen: list[dict] = []
+    result = nodes.apply("node2", RUN_ID, seen.append, set_digest="0123456789abcdef")
     assert result.ok and result.touched
+    assert seen == [{"event": "progress", "text": "installing"}]  # its progress reaches the upgrade's caller
     assert (tmp_path / "heard").read_text().split() == ["wait", "wait", "go"]  # the go after a wait answered
 
 

@@ -92,7 +92,6 @@ class Gate:
     def __init__(self) -> None:
         self.readied = self.went = False
         self.final: dict[str, Any] = {}
-        self.on_event: Callable[[dict[str, Any]], None] | None = None
 
     def talk(self, channel: Channel) -> None:
         pass
@@ -125,13 +124,15 @@ class Prepared(Gate):
         self._due: str | None = None  # what a ready that comes now is answered (GO, NO), None: WAIT
         self._waits = self._answered = 0
         self._finished = False  # its command ended (its result is in)
+        self._on_event: Callable[[dict[str, Any]], None] = lambda e: None  # the upgrade's, from its go
         self._thread = threading.Thread(target=self._run, args=(nodes, node, run_id, set_digest),
                                         name=f"apply-{node}", daemon=True)
         self._thread.start()
 
     def _run(self, nodes: Nodes, node: str, run_id: str, set_digest: str | None) -> None:
         try:
-            self.result = nodes._apply(node, run_id, lambda e: None, WAIT_LIMIT + GO_GRACE, set_digest, self)
+            self.result = nodes._apply(node, run_id, lambda e: self._on_event(e), WAIT_LIMIT + GO_GRACE,
+                                       set_digest, self)
         finally:
             with self._state:
                 self._finished = True
@@ -160,7 +161,7 @@ class Prepared(Gate):
 
     def go(self, on_event: Callable[[dict[str, Any]], None]) -> ApplyResult | None:
         """The go, over a session that carries, then the upgrade's result; None: it never ended."""
-        self.on_event = on_event
+        self._on_event = on_event
         with self._state:
             if not self.readied:  # a ready that comes in time is answered go at once
                 self._due = GO
@@ -318,7 +319,7 @@ class Nodes:
             if event.get("event") == "result":
                 final.update(event)
             else:
-                gate.on_event(event) if gate.on_event is not None else on_event(event)
+                on_event(event)
             return None
 
         argv = ["env", f"{RUN_ID_ENV}={run_id}", self.tool, "apply", "--events",
