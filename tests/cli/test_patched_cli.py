@@ -12,15 +12,22 @@ from typing import Iterator
 
 import pytest
 
-from upgrader.cli.patched import NOT_RUNNING, lxc_inits, patched
+from upgrader.cli.patched import NOT_RUNNING, lxc_listing, patched
 
 
-def test_lxc_ls_names_and_pids_are_read_and_a_row_without_a_pid_is_left_out() -> None:
+def test_lxc_ls_states_and_pids_are_read_and_a_row_without_a_pid_has_no_init() -> None:
     # The shape of lxc 5.0's lxc-ls --fancy output (a header, padded columns; tests/lab/test_patched_lab.py
-    # checks this parser against the real one on every lab node). The "-" row is a made-up defensive case.
-    out = "NAME   PID   \napp1   41236 \napp10  -     \napp2   41530 \n"
-    assert lxc_inits(out) == {"app1": 41236, "app2": 41530}
-    assert lxc_inits("") == {}
+    # checks this parser against the real one on every lab node, a stopped container's row included).
+    out = "NAME   STATE   PID   \napp1   RUNNING 41236 \napp10  STOPPED -     \napp2   RUNNING 41530 \n"
+    assert lxc_listing(out) == ({"app1": "RUNNING", "app10": "STOPPED", "app2": "RUNNING"},
+                                {"app1": 41236, "app2": 41530})
+    assert lxc_listing("") == ({}, {})
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scan's md5sums cache in the test's directory, not this host's /run/upgrader."""
+    monkeypatch.setattr("upgrader.packages.sumcache.CACHE", tmp_path / "run" / "patched-md5sums.json")
 
 
 def _tools(bin_dir: Path, info: str) -> None:
@@ -65,11 +72,12 @@ def test_lxc_ls_failing_the_named_containers_are_asked_alone_with_lxc_info(
     assert patched(["app1", "app9"], as_json=True) == NOT_RUNNING  # app9 is not on this node
     said = capsys.readouterr()
     found = json.loads(said.out)["containers"]
-    assert said.err.splitlines() == ["rolling-upgrade patched: listing the running containers failed: error "
+    assert said.err.splitlines() == ["rolling-upgrade patched: listing the containers failed: error "
                                      "(lxc-ls: cannot list containers); each container named was asked alone "
                                      "with lxc-info"], said.err
     assert found["app1"]["running"] and found["app1"]["processes"] == 1 and found["app1"]["stale"] == []
     assert found["app9"] == {"running": False, "stale": []}
+    assert "state" not in found["app1"], "no state when lxc-ls could not list: level 2 asks lxc itself"
     assert patched(["app1"], as_json=True) == 0
 
 
@@ -82,3 +90,25 @@ def test_lxc_ls_and_lxc_info_both_failing_is_exit_2_naming_both(
     assert "cannot list containers" in err and "failed to get state" in err and "app1" in err
     assert len(err.splitlines()) == 1 and err.count("cannot list containers") == 1, "one line, each error once"
     assert patched([], as_json=False) == 2  # every running container: only lxc-ls can name them
+
+
+def test_each_named_containers_state_comes_from_the_same_lxc_ls(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        init_in_own_namespace: int) -> None:
+    """One lxc-ls gives the inits and every named container's state (level 2 reads it from the scan);
+    a container it does not list has the state "" (as level 2's own lxc-ls reading would say)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    rows = f"NAME STATE PID\napp1 RUNNING {init_in_own_namespace}\napp2 STOPPED -\n"
+    (bin_dir / "lxc-ls").write_text(f"#!/bin/sh\nprintf '{rows}'\n")
+    (bin_dir / "lxc-info").write_text("#!/bin/sh\necho \"lxc-info is not to be asked\" >&2; exit 1\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    assert patched(["app1", "app2", "app3"], as_json=True) == NOT_RUNNING
+    said = capsys.readouterr()
+    found = json.loads(said.out)["containers"]
+    assert (found["app1"]["running"], found["app1"]["state"], found["app1"]["processes"]) == (True, "RUNNING", 1)
+    assert found["app2"] == {"running": False, "stale": [], "state": "STOPPED"}
+    assert found["app3"] == {"running": False, "stale": [], "state": ""}
+    assert said.err == ""

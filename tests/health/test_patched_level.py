@@ -27,9 +27,10 @@ class NodeAnswers(Runner):
     """lxc-info says RUNNING; ``patched`` answers ``stale`` for each container (argv recorded, nothing run)."""
 
     def __init__(self, node: str, calls: list[tuple[str, ...]], stale: dict[str, list[str]],
-                 code: int | None = None) -> None:
+                 code: int | None = None, states: dict[str, str] | None = None) -> None:
         super().__init__(prefix=("ssh", node, "--"))
         self.calls, self.stale, self.code = calls, stale, code
+        self.states = states  # each container's "state" in the scan's answer (None: none, as an older tool)
 
     def call(self, argv: Sequence[str], *, timeout: float | None = None, **_: object) -> Result:
         full = tuple(self.prefix) + tuple(argv)
@@ -41,6 +42,8 @@ class NodeAnswers(Runner):
         names = [argv[i + 1] for i, a in enumerate(argv) if a == "--container"]
         running = self.code != NOT_RUNNING  # as the tool says it: exit 3, each named container "running": false
         doc = {"containers": {n: {"running": running, "processes": 3, "stale": self.stale.get(n, [])} for n in names}}
+        for n in names if self.states is not None else ():
+            doc["containers"][n]["state"] = self.states.get(n, "")
         code = self.code if self.code is not None else (1 if any(self.stale.get(n) for n in names) else 0)
         return Result(full, code, json.dumps(doc), "", 0.0)
 
@@ -58,6 +61,27 @@ def test_level_4_scans_each_moved_container_on_its_node_when_on() -> None:
     assert report.ok, report.problems()
     assert [(r.level, r.target) for r in report.results if r.level == Level.PATCHED] == [(Level.PATCHED, "app-c")]
     assert ("ssh", "node2", "--", TOOL, "patched", "--container", "app-c", "--json") in calls
+
+
+def test_level_2_reads_the_states_in_the_scan_and_its_own_lxc_ls_only_when_the_scan_gives_none() -> None:
+    spec = health_spec(lxc_group("app"))
+
+    def check(states: dict[str, str] | None) -> tuple[object, list[tuple[str, ...]]]:
+        calls: list[tuple[str, ...]] = []
+        report = check_health([Target(spec, "node2")], snapshot=lambda t: started_on("node2", "app-vip", "app-ct"),
+                              baseline=BASELINE, runner_for=lambda node: NodeAnswers(node, calls, {}, states=states),
+                              defaults=replace(FAST, patched_tool=TOOL))
+        return report, calls
+
+    report, calls = check({"app-c": "RUNNING"})
+    assert report.ok, report.problems()
+    assert sum(1 for c in calls if "patched" in c) == 1 and not [c for c in calls if c[3:] == LXC_LS], calls
+    report, calls = check(None)  # an older tool on the node: its scan says no state
+    assert report.ok and [c for c in calls if c[3:] == LXC_LS], calls
+    report, calls = check({"app-c": "STOPPED"})
+    level2 = [r for r in report.results if r.level == Level.CONTAINER]
+    assert [(r.ok, r.error) for r in level2] == [(False, "container app-c is STOPPED")]
+    assert not [c for c in calls if c[3:] == LXC_LS], "the scan's state stands: no second opinion"
 
 
 def test_level_4_is_off_without_a_tool() -> None:

@@ -141,18 +141,25 @@ def test_the_nodes_report_names_a_host_process_left_on_the_old_library(lab: Lab,
 
 
 def test_the_scans_init_pids_from_one_lxc_ls_are_each_running_containers_own(lab: Lab) -> None:
-    """``rolling-upgrade patched`` reads every init pid from one ``lxc-ls --fancy``: on each node, those are
-    lxc-info's pids of exactly the containers running there."""
-    from upgrader.cli.patched import lxc_inits
+    """``rolling-upgrade patched`` reads every init pid and state from one ``lxc-ls --fancy``: on each node,
+    those are lxc-info's pids of exactly the containers running there, and lxc-info's state of every
+    container there, a stopped one's included (each node holds every container's definition)."""
+    from upgrader.cli.patched import LXC_LS, lxc_listing
 
     seen = {}
+    stopped = 0
     for n in lab.node_names:
         runner = node.runner(lab, n)
-        out = runner.run(["lxc-ls", "--running", "--fancy", "--fancy-format", "NAME,PID"]).stdout
-        inits = lxc_inits(out)
+        out = runner.run(list(LXC_LS)).stdout
+        states, inits = lxc_listing(out)
         running = runner.run(["lxc-ls", "--running", "-1"]).stdout.split()
         assert sorted(inits) == sorted(running), out
         for name, pid in inits.items():
             assert runner.run(["lxc-info", "-n", name, "-p", "-H"]).stdout.strip() == str(pid), (name, out)
+        assert sorted(states) == sorted(runner.run(["lxc-ls", "-1"]).stdout.split()), out
+        for name, state in states.items():
+            assert runner.run(["lxc-info", "-n", name, "-s", "-H"]).stdout.strip() == state, (name, out)
+        stopped += sum(1 for name in states if name not in inits)
         seen.update(inits)
     assert sorted(seen) == sorted(lab.container(a) for a in lab.app_names)
+    assert stopped, "a stopped container's row was read somewhere (each runs on one node only)"

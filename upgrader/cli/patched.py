@@ -6,6 +6,10 @@ the processes of each container (its init's pid namespace) are scanned by
 scan for them all. Exit 0: none on old code;
 1: some are; 3: a container named is not running; 2: lxc could not be asked
 (lxc-ls failing, each container named is asked alone with lxc-info: 2 only when that fails too).
+
+Each named container's entry also carries its lxc ``state`` from that same lxc-ls (``""``: lxc-ls lists
+no such container here), so the health check's level 2 reads it from this scan instead of a second
+lxc-ls a round; no ``state`` when lxc-ls could not list (level 2 then asks lxc itself).
 """
 
 from __future__ import annotations
@@ -21,16 +25,17 @@ NOT_RUNNING = 3
 
 def patched(containers: list[str], as_json: bool) -> int:
     from upgrader.packages.patched import namespace_members, report_lines, stale_mappings_of
+    from upgrader.packages.sumcache import CACHE
 
     started = time.monotonic()
     runner = Runner(timeout=LXC_TIMEOUT)
     try:
-        inits = running_inits(runner)
+        states, inits = listed(runner)
     except CommandError as exc:
         if not containers:  # every running container: only lxc-ls can name them
             print(f"rolling-upgrade patched: {exc}", file=sys.stderr)
             return 2
-        inits, listing = {}, exc  # the named ones: lxc-info asks each alone (said once it has answered)
+        states, inits, listing = None, {}, exc  # the named ones: lxc-info asks each alone (said once it has answered)
     else:
         listing = None
     names = containers or sorted(inits)
@@ -49,7 +54,7 @@ def patched(containers: list[str], as_json: bool) -> int:
               file=sys.stderr)
     members = namespace_members(inits[n] for n in names if n in inits)  # one pass over /proc for them all
     groups = {n: members[inits[n]] for n in names if n in inits and inits[n] in members}
-    stale = stale_mappings_of(groups)  # one md5sums reading, each mapped object hashed once
+    stale = stale_mappings_of(groups, cache=CACHE)  # one md5sums reading (kept), each mapped object hashed once
     found: dict[str, dict] = {}
     missing = []
     for name in names:
@@ -58,6 +63,8 @@ def patched(containers: list[str], as_json: bool) -> int:
             found[name] = {"running": False, "stale": []}
         else:
             found[name] = {"running": True, "processes": len(groups[name]), "stale": report_lines(stale[name])}
+        if states is not None:
+            found[name]["state"] = states.get(name, "")
     if as_json:
         print(json.dumps({"containers": found, "seconds": round(time.monotonic() - started, 3)}, indent=2))
     else:
@@ -73,19 +80,21 @@ def patched(containers: list[str], as_json: bool) -> int:
     return 1 if any(got["stale"] for got in found.values()) else 0
 
 
-def running_inits(runner: Runner) -> dict[str, int]:
-    """Each running lxc container of this node and its init's pid, in one command
-    (``lxc-ls --running --fancy --fancy-format NAME,PID``)."""
-    out = runner.run(["lxc-ls", "--running", "--fancy", "--fancy-format", "NAME,PID"],
-                     what="listing the running containers").stdout
-    return lxc_inits(out)
+LXC_LS = ("lxc-ls", "--fancy", "--fancy-format", "NAME,STATE,PID")
 
 
-def lxc_inits(output: str) -> dict[str, int]:
-    """``{name: init pid}`` from ``lxc-ls --fancy --fancy-format NAME,PID`` output (a header line first);
-    a row without a numeric pid is left out."""
+def listed(runner: Runner) -> tuple[dict[str, str], dict[str, int]]:
+    """Every lxc container of this node and its state, and each running one's init pid, in one command
+    (``lxc-ls --fancy --fancy-format NAME,STATE,PID``)."""
+    return lxc_listing(runner.run(list(LXC_LS), what="listing the containers").stdout)
+
+
+def lxc_listing(output: str) -> tuple[dict[str, str], dict[str, int]]:
+    """``({name: state}, {name: init pid})`` from ``lxc-ls --fancy --fancy-format NAME,STATE,PID`` output
+    (a header line first); a row without a numeric pid has no init (not running, or a state in between)."""
     rows = [line.split() for line in output.splitlines()[1:]]
-    return {row[0]: int(row[1]) for row in rows if len(row) >= 2 and row[1].isdigit()}
+    states = {row[0]: row[1] for row in rows if len(row) >= 2}
+    return states, {row[0]: int(row[2]) for row in rows if len(row) >= 3 and row[2].isdigit()}
 
 
 def init_pid(runner: Runner, name: str, strict: bool = False) -> int | None:

@@ -3,7 +3,9 @@
 Checks that read one shared reading a round (level 1: one crm_mon; level 2 without a check command: one
 lxc-ls a node; level 4: one patched scan a node) run together in one worker, a round at a time, instead of
 one thread each waiting on the same reading: at 120 applications, 5 threads instead of 240 beside the
-probes.
+probes. With level 4 on, level 2 reads its states from that node's patched scan (the scan's own lxc-ls
+gives them): one remote command and one lxc-ls a node a round instead of two; a scan that gives no states
+(its lxc-ls failed, or an older tool on the node) or fails leaves level 2 to its own lxc-ls.
 """
 
 from __future__ import annotations
@@ -88,9 +90,30 @@ class _NodeReadings:
         self._scans = {n: SnapshotRounds(partial(node_scan, runner_for(n), d.patched_tool, tuple(names)),
                                          f"the patched scan on {n}")
                        for n, names in self.names.items() if names and d.patched_tool}
+        # level 2's bound a container: the scan's when its states come from the scan
+        self.state_share = PATCHED_PER_CONTAINER if d.patched_tool else PER_CONTAINER
 
     def states(self, node: str) -> Callable[[float], dict[str, str]]:
-        return self._states[node].reader()
+        """Level 2's reader: the states in the node's patched scan when there is one (else, or when it gives
+        none, the node's own lxc-ls reading)."""
+        own = self._states[node].reader()
+        if node not in self._scans:
+            return own
+        scan = self._scans[node].reader()
+
+        def read(timeout: float) -> dict[str, str]:
+            deadline = monotonic() + timeout
+            try:
+                found = scan(timeout)
+            except CheckFailed:
+                found = {}
+            states = {name: got["state"] for name, got in found.items()
+                      if isinstance(got, dict) and isinstance(got.get("state"), str)}
+            if self.names[node] and set(self.names[node]) <= set(states):
+                return states
+            return own(max(deadline - monotonic(), MIN_ATTEMPT))
+
+        return read
 
     def scan(self, node: str) -> Callable[[float], dict]:
         return self._scans[node].reader()
@@ -129,7 +152,8 @@ def check_health(
             runner = runner_for(t.node)
             checks += [_Check(t.spec.resource, t.node, Level.CONTAINER, c.name,
                               partial(check_container, runner, c, states=per_node.states(t.node)),
-                              per_node.timeout(t.node), shared=None if c.command else f"states on {t.node}")
+                              per_node.timeout(t.node, per_node.state_share),
+                              shared=None if c.command else f"states on {t.node}")
                        for c in t.spec.containers]  # a check command runs in its container: a thread each
             if defaults.patched_tool:
                 checks += [_Check(t.spec.resource, t.node, Level.PATCHED, c.name,

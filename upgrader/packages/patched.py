@@ -39,6 +39,7 @@ from pathlib import Path
 
 from upgrader.packages.after import MAX_PROCESSES, Mapping, file_mappings, read_maps
 from upgrader.packages.plan import MAX_LIST_BYTES, canonical_path, merged_aliases
+from upgrader.packages.sumcache import cached_index
 
 DELETED = "deleted"  # marked "(deleted)" by the kernel, and its content is not the installed one
 REPLACED = "replaced"  # the host's file at its path is another one, and the mapped content is not the installed one
@@ -79,11 +80,13 @@ def stale_mappings(pids: Iterable[int], host_root: Path = Path("/"), packages: I
 
 def stale_mappings_of(groups: dict[str, Iterable[int]], host_root: Path = Path("/"),
                       packages: Iterable[str] | None = None, proc: Path = Path("/proc"),
-                      dpkg_info: Path | None = None) -> dict[str, list[StaleMapping]]:
+                      dpkg_info: Path | None = None, cache: Path | None = None) -> dict[str, list[StaleMapping]]:
     """:func:`stale_mappings` of each group of processes (a container's), in one scan: dpkg's md5sums are
     read once for every group's mapped paths, and each mapped object is hashed once whichever group maps
     it, so a node's scan grows with its processes, not with its containers times its packages.
-    At most :data:`MAX_PROCESSES` processes per group."""
+    At most :data:`MAX_PROCESSES` processes per group. ``cache``: every package's md5sums of the mapped
+    paths kept there between scans while dpkg's database is unchanged (:mod:`.sumcache`; not with
+    ``packages``)."""
     aliases = merged_aliases(host_root)
     info = dpkg_info if dpkg_info is not None else host_root / "var/lib/dpkg/info"
     scanned: dict[str, list[tuple[int, list[Mapping]]]] = {}
@@ -95,7 +98,10 @@ def stale_mappings_of(groups: dict[str, Iterable[int]], host_root: Path = Path("
             except (OSError, ProcessLookupError):
                 continue
     wanted = {canonical_path(m.path, aliases) for group in scanned.values() for _, maps in group for m in maps}
-    index = md5sums_index(info, packages, aliases, wanted)
+    if cache is not None and packages is None:
+        index = cached_index(info, aliases, wanted, lambda paths: md5sums_index(info, None, aliases, paths), cache)
+    else:
+        index = md5sums_index(info, packages, aliases, wanted)
     checker = _Checker(proc, host_root)
     return {key: _stale(group, index, aliases, checker, proc) for key, group in scanned.items()}
 
