@@ -24,7 +24,8 @@ class Polled(Cluster):
         self.script = script
         self.starts: list[float] = []
 
-    def settled_problems(self, check: Any = None, timeout: float | None = None) -> tuple[Any, list[str]]:
+    def settled_problems(self, check: Any = None, timeout: float | None = None,
+                         now: Any = None) -> tuple[Any, list[str]]:
         self.starts.append(time.monotonic())
         took, problems = self.script.pop(0) if self.script else (0.0, [])
         time.sleep(took)

@@ -102,7 +102,7 @@ def rollout(tmp_path: Path, nodes: Nodes) -> tuple[Rollout, CibCluster, Steps]:
     cib = tmp_path / "cib.xml"
     shutil.copy(DATA / "cib-all-online.xml", cib)
     cluster, steps = CibCluster(cib), Steps()
-    checks = SimpleNamespace(baseline=lambda: (STATE, None), verify=healthy, addresses=lambda rids: {})
+    checks = SimpleNamespace(baseline=lambda state=None: (state or STATE, None), verify=healthy, addresses=lambda rids: {})
     r = Rollout(cluster, nodes, checks, Config(settle_timeout=5),  # type: ignore[arg-type]
                 History(tmp_path / "history.jsonl"), steps, RUN)
     r.lock = FreshLock()  # type: ignore[assignment]

@@ -52,7 +52,7 @@ class FakeCluster:
         for node in nodes:
             self.marks.pop((node, name), None)
 
-    def wait_settled(self, expect: object = None, *, deadline: float, interval: float | None = None):
+    def wait_settled(self, expect: object = None, *, deadline: float, interval: float | None = None, first=None):
         self.calls.append(("settled",))
         return STATE
 
@@ -92,7 +92,7 @@ def test_an_unexpected_error_at_any_phase_of_a_node_ends_like_a_failed_check(tmp
     r, cluster = rollout(tmp_path)
     moved = type("Drained", (), {"moved": {}, "instances": ()})()
 
-    def drained(node: str) -> Any:
+    def drained(node: str, now: Any = None) -> Any:
         cluster.set_standby(node, True)
         return moved
 
@@ -161,7 +161,7 @@ def test_a_history_that_cannot_be_written_still_puts_the_drained_node_back(tmp_p
         def record(self, *args: object, **kwargs: object) -> None:
             raise HistoryError("cannot write the history: No space left on device")
 
-    def drained(node: str) -> Any:
+    def drained(node: str, now: Any = None) -> Any:
         cluster.set_standby(node, True)
         r.history = FullDisk()  # type: ignore[assignment]  # /var fills up right after the drain
         raise HistoryError("cannot write the history: No space left on device")
@@ -213,9 +213,9 @@ def test_an_unexpected_error_in_the_nightly_window_ends_like_a_failed_check(tmp_
     r.lock = type("L", (), {"acquire": lambda self, phase, **k: None, "heartbeat": lambda self, *a, **k: None,  # type: ignore[assignment]
                             "release": lambda self: released.append(True)})()
     r.preflight = lambda only: {"node2": PLAN}  # type: ignore[method-assign]
-    r.catch_up = lambda node: None  # type: ignore[method-assign]
+    r.catch_up = lambda node, now=None: None  # type: ignore[method-assign]
 
-    def drained_then_boom(node: str) -> Any:
+    def drained_then_boom(node: str, now: Any = None) -> Any:
         cluster.set_standby(node, True)
         raise RuntimeError("boom [/etc/app.conf]")
 

@@ -90,6 +90,30 @@ def test_a_poll_that_cannot_be_settled_does_not_ask_the_dc(offline: Offline) -> 
     assert asked == ["crm_mon", "crmadmin"]  # everything else holds: now the DC is asked
 
 
+def test_a_state_just_read_is_the_first_polls_first_reading_only(offline: Offline) -> None:
+    """A caller's fresh reading saves the first poll's crm_mon; the settled state is still read after the DC
+    answered, and later polls read their own."""
+    cluster = offline("all-online")
+    asked: list[str] = []
+    call = cluster.runner.call
+
+    def noting(argv: list[str], *args: Any, **kw: Any) -> Any:
+        asked.append(argv[0])
+        return call(argv, *args, **kw)
+
+    now = cluster.state()
+    cluster.runner.call = noting  # type: ignore[method-assign]
+    state, problems = cluster.settled_problems(lambda s: ["app1 not yet on node3"], timeout=5, now=now)
+    assert (state, problems, asked) == (now, ["app1 not yet on node3"], [])
+    with pytest.raises(CommandError, match="crmadmin"):
+        cluster.settled_problems(lambda s: [], timeout=5, now=now)
+    assert asked == ["crmadmin"]
+    asked.clear()
+    with pytest.raises(NotSettled):
+        cluster.wait_settled(lambda s: [], deadline=1, interval=0.2, first=now)
+    assert asked[:2] == ["crmadmin", "crm_mon"] and asked.count("crm_mon") == asked.count("crmadmin") - 1, asked
+
+
 @pytest.mark.parametrize("situation", ["all-online", "promotable", "ban", "node3-offline"])
 def test_the_prediction_is_the_summary_crm_simulate_s_would_give(offline: Offline, situation: str,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:

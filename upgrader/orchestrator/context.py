@@ -75,8 +75,9 @@ class Checks(Protocol):
     def preflight(self) -> None:
         """Raise with a one-line reason when a probe declaration is malformed."""
 
-    def baseline(self) -> Baseline:
-        """The state now, and the reading a later :meth:`verify` compares with (one crm_mon)."""
+    def baseline(self, state: ClusterState | None = None) -> Baseline:
+        """The state now, and the reading a later :meth:`verify` compares with (one crm_mon; none when
+        ``state``, one just read, is given)."""
 
     def verify(self, moved: Mapping[str, str], baseline: Baseline, first: ClusterState | None = None) -> HealthReport:
         """All three levels for each resource on the node it moved to; ``first``, a state read just before,

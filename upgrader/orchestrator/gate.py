@@ -46,9 +46,10 @@ class HealthGate:
             raise ValueError("; ".join(found.problems.values()))
         self._watched = found.specs
 
-    def baseline(self) -> Baseline:
-        """One crm_mon call: the state to plan the move on and the reading to compare after it."""
-        return live.read_state(self.cluster)
+    def baseline(self, state: ClusterState | None = None) -> Baseline:
+        """One crm_mon call: the state to plan the move on and the reading to compare after it; ``state``,
+        one just read (a settled one), instead of the call."""
+        return live.read_state(self.cluster) if state is None else (state, snapshot_of(state))
 
     def verify(self, moved: Mapping[str, str], baseline: Baseline, first: ClusterState | None = None) -> HealthReport:
         """``first``: the settled state the move was just seen in, the level-1 checks' first reading."""

@@ -67,6 +67,7 @@ from upgrader.runner import CommandError
 
 if TYPE_CHECKING:
     from upgrader.orchestrator.gate import Baseline
+    from upgrader.pacemaker.state import ClusterState
 
 __all__ = ["Checks", "Confirm", "NodeResult", "Outcome", "Refused", "Reporter", "Result", "Rollout", "Stop"]
 
@@ -185,8 +186,8 @@ class Rollout(RunContext):
     def upgrade_one(self, node: str, plan: NodePlan) -> None:
         """Drain, upgrade, fail over; its result recorded whatever happens, a stop raised on (:func:`recorded`)."""
         with recorded(self, node, [asdict(c) for c in plan.changes]) as work, self.applying_soon(node, plan):
-            still_whole(self, node)
-            drained = self.drain(node)
+            whole = still_whole(self, node)
+            drained = self.drain(node, whole)
             safe_point(self, node, drained_untouched=True)
             still_whole(self, node, drained_untouched=True)
             work.touched = True  # from here its packages may change
@@ -194,13 +195,14 @@ class Rollout(RunContext):
             work.upgraded(applied.changes)
             self.fail_over(node, drained.moved, drained.instances)
 
-    def drain(self, node: str) -> Move:
+    def drain(self, node: str, now: ClusterState | None = None) -> Move:
         """Standby; the node's resources move (onto patched nodes once there are any) and are checked.
 
-        Refused first, nothing changed, when Pacemaker would stop something instead of moving it.
+        Refused first, nothing changed, when Pacemaker would stop something instead of moving it. ``now``:
+        a state just read, where the wait for a settled cluster starts.
         """
         self.phase(node, "drain")
-        before = self.catch_up(node) or self.checks.baseline()
+        before = self.catch_up(node, now) or self.checks.baseline()
         if node not in self.kept_in_standby:  # asked again: the cluster may have changed since the preflight
             down = refuse_stops(self, before[0], node)
             if down:
@@ -278,13 +280,15 @@ class Rollout(RunContext):
         self.report.step(node, "fail-over", f"online; {len(move.moved)} resource(s) restarted on the patched root "
                          "and healthy" if move.moved else "online")
 
-    def catch_up(self, node: str) -> Baseline | None:
+    def catch_up(self, node: str, now: ClusterState | None = None) -> Baseline | None:
         """What moved since it was last checked (a later transition of Pacemaker's: a promotion once a score
         is set, a move after a fail over had settled) is checked where it runs now, before anything else
         is touched; a bad check fails back like any move's. The settled reading when nothing had moved
-        (what a drain that follows at once starts from: a crm_mon or two less), else None."""
-        self.cluster.wait_settled(None, deadline=self.config.settle_timeout)  # what moves late, moved first
-        before = self.checks.baseline()
+        (what a drain that follows at once starts from: a crm_mon or two less), else None. ``now``: a state
+        just read, the settle's first reading; the settled state is the baseline (read after the DC
+        answered idle: a crm_mon less)."""
+        settled = self.cluster.wait_settled(None, deadline=self.config.settle_timeout, first=now)  # late moves first
+        before = self.checks.baseline(settled)
         late = moved_since(before[0], self.placed)
         if not late:
             self.placed = placement(before[0])

@@ -23,7 +23,7 @@ from upgrader.orchestrator.context import NodeResult, Result, RunContext
 from upgrader.orchestrator.outcome import Deferred, Outcome, Stop
 from upgrader.pacemaker.live import NotSettled
 from upgrader.pacemaker.lock import LockError
-from upgrader.pacemaker.state import ParseError
+from upgrader.pacemaker.state import ClusterState, ParseError
 from upgrader.runner import CommandError
 
 STOPS = (Stop, CommandError, ParseError, NotSettled, LockError)  # what stops a run where it is raised
@@ -70,13 +70,14 @@ def safe_point(run: RunContext, node: str | Sequence[str] | None, drained_untouc
     raise Stop(Outcome.NEEDS_PERSON, f"interrupted by {run.interrupted}: stopped at a safe point {where}")
 
 
-def still_whole(run: RunContext, node: str | Sequence[str], drained_untouched: bool = False) -> None:
+def still_whole(run: RunContext, node: str | Sequence[str], drained_untouched: bool = False) -> ClusterState:
     """Stop before touching ``node`` (a batch's nodes) if a node left the cluster or quorum was lost since
-    the preflight; drained (untouched), put back online first."""
+    the preflight; drained (untouched), put back online first. The state it read (what the drain's settle
+    starts from)."""
     state = run.cluster.state()
     gone = [n.name for n in state.nodes if not n.online]
     if state.summary.quorum and not gone:
-        return
+        return state
     why = f"nodes offline: {', '.join(gone)}" if gone else "the cluster lost quorum"
     nodes = _nodes(node)
     if drained_untouched:

@@ -243,15 +243,17 @@ class Cluster:
             raise ParseError(f"{what} gave no <crmd> element")
         return crmd.get("state", "unknown")
 
-    def settled_problems(self, check: Check | None = None, timeout: float | None = None) -> tuple[ClusterState, list[str]]:
+    def settled_problems(self, check: Check | None = None, timeout: float | None = None,
+                         now: ClusterState | None = None) -> tuple[ClusterState, list[str]]:
         """The state now and what keeps it from being settled (empty when settled).
 
         The DC's own state (one more command, the slower one) is asked only when crm_mon shows nothing in
         flight and ``check`` holds: otherwise the poll cannot be settled anyway. A settled state is one
         read *after* the DC answered idle (crm_mon once more, checked again): under load crmadmin can take
         seconds, and a transition that ran meanwhile (a failed start recovered, a resource stopped) is
-        over by then but not in the state read before it."""
-        state = self.state(timeout)
+        over by then but not in the state read before it. ``now``: a state the caller has just read, taken
+        as the first crm_mon's."""
+        state = now if now is not None else self.state(timeout)
         problems = unsettled(state, check)
         dc = state.summary.dc
         if dc is not None and not problems:
@@ -269,7 +271,8 @@ class Cluster:
         return state, problems
 
     def wait_settled(
-        self, expect: Mapping[str, str] | Check | None = None, *, deadline: float, interval: float | None = None
+        self, expect: Mapping[str, str] | Check | None = None, *, deadline: float, interval: float | None = None,
+        first: ClusterState | None = None,
     ) -> ClusterState:
         """Wait until the DC is idle, nothing is in flight and ``expect`` holds.
 
@@ -285,19 +288,23 @@ class Cluster:
         every :data:`SETTLE_POLL` seconds for the first :data:`SETTLE_POLL_FAST_FOR`
         seconds of the wait (a lab move settles in one to two seconds), then
         every :data:`SETTLE_POLL_LATE` seconds. Each poll's commands are bounded
-        by the runner's timeout, and never by less than one second.
+        by the runner's timeout, and never by less than one second. ``first``: a state the caller has just
+        read, the first poll's first crm_mon (one crm_mon less; the settled state is always read after the
+        DC answered idle).
         """
         check = placement(expect) if isinstance(expect, Mapping) else expect
         started = time.monotonic()
         end = started + deadline
         polled = [started]
         last = ["nothing yet"]
+        given = [first]
 
         def attempt() -> ClusterState | None:
             polled[0] = time.monotonic()
             timeout = round(max(1.0, min(self.runner.timeout, end - polled[0])), 1)
+            now, given[0] = given[0], None
             try:
-                state, problems = self.settled_problems(check, timeout)
+                state, problems = self.settled_problems(check, timeout, now)
             except (CommandError, ParseError, ET.ParseError) as exc:
                 problems = [str(exc)]
             last[:] = problems or last
