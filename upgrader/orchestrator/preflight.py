@@ -32,12 +32,12 @@ from upgrader.runs import WAITING
 
 def check(run: RunContext, only: list[str] | None) -> dict[str, NodePlan]:
     """Every reason not to start, before anything changes (:class:`Refused`); the plans, in upgrade order."""
-    facts = run.cluster.preflight()
+    state = run.cluster.state()  # one crm_mon for the preflight's facts and the plans' order
+    facts = run.cluster.preflight(state)
     problems = facts.problems()
     held = lock_status(run.cluster)
     if held is not None and not held.breakable:  # said first: an offline holder is also an offline node
         problems.insert(0, f"the upgrade lock is held: {held.describe(utcnow())}")
-    state = run.cluster.state()
     run.all_nodes = [n.name for n in state.nodes]
     unknown = [n for n in only or [] if n not in run.all_nodes]
     if unknown:

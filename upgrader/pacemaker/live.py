@@ -339,9 +339,10 @@ class Cluster:
                                  what="crm_verify (the live CIB)")
         return verify_errors(result.returncode, result.stderr + result.stdout)
 
-    def preflight(self) -> Preflight:
-        """Quorum, nodes, failures, maintenance-mode, stray cli- constraints and fencing, now."""
-        return Preflight.from_state(self.state(), self.cli_constraints())
+    def preflight(self, state: ClusterState | None = None) -> Preflight:
+        """Quorum, nodes, failures, maintenance-mode, stray cli- constraints and fencing, now (``state``: a
+        reading just made, instead of a crm_mon)."""
+        return Preflight.from_state(state if state is not None else self.state(), self.cli_constraints())
 
     def predict_standby(self, node: str, standby: bool = True) -> tuple[Move, ...]:
         """The actions Pacemaker would take if ``node`` went into standby now (``standby`` False: came out of it)."""
