@@ -29,7 +29,7 @@ from upgrader.orchestrator.start import rollout as new_rollout
 from upgrader.pacemaker.live import Cluster, NotSettled
 from upgrader.pacemaker.lock import LockError
 from upgrader.runner import CommandError
-from upgrader.runs import APT_RUN_PREFIX, RUN_ID_ENV
+from upgrader.runs import APT_RUN_PREFIX, RUN_ID_ENV, WAITING
 
 
 def rollout(cluster: Cluster, out: Console, as_json: bool, security_only: bool = False) -> Rollout:
@@ -160,11 +160,24 @@ def send_report(r: Rollout, source: str, code: int, refused: str | None, error: 
 
 def unquarantine(cluster: Cluster, out: Console, node_name: str) -> int:
     if steering.clear_quarantine(cluster, node_name):
-        out.print(f"{node_name}: quarantine cleared; it stays in standby until you bring it online "
-                  f"(crm_attribute --node {node_name} --name standby --update off) or the next run does")
+        out.print(f"{node_name}: quarantine cleared; {after_quarantine(cluster, node_name)}")
     else:
         out.print(f"{node_name} was not quarantined; nothing changed")
     return Outcome.DONE
+
+
+def after_quarantine(cluster: Cluster, node_name: str) -> str:
+    """What becomes of a node whose quarantine was just cleared: a run brings it online only when a run's
+    drain left it in standby (its waiting mark, as a failed dpkg leaves it); a fail back's standby, like an
+    operator's, is no run's to end."""
+    by_hand = f"crm_attribute --node {node_name} --name standby --update off"
+    found = cluster.state().node(node_name)
+    if found is None or not found.standby:
+        return "it is not in standby"
+    if WAITING in steering.node_attributes(cluster).get(node_name, {}):
+        return f"it stays in standby until you bring it online ({by_hand}) or the next run does"
+    return (f"it stays in standby until you bring it online ({by_hand}); a run upgrades a node in standby "
+            "but leaves it there, as an operator's standby")
 
 
 def _no_terminal(plans: dict[str, NodePlan], order: list[str]) -> bool:
