@@ -99,16 +99,20 @@ def test_each_named_containers_state_comes_from_the_same_lxc_ls(
     a container it does not list has the state "" (as level 2's own lxc-ls reading would say)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    rows = f"NAME STATE PID\napp1 RUNNING {init_in_own_namespace}\napp2 STOPPED -\n"
+    rows = f"NAME STATE PID\napp1 RUNNING {init_in_own_namespace}\napp2 STOPPED -\napp4 STARTING -\n"
+    asked = tmp_path / "lxc-info.asked"
     (bin_dir / "lxc-ls").write_text(f"#!/bin/sh\nprintf '{rows}'\n")
-    (bin_dir / "lxc-info").write_text("#!/bin/sh\necho \"lxc-info is not to be asked\" >&2; exit 1\n")
+    (bin_dir / "lxc-info").write_text(f"#!/bin/sh\necho \"$2\" >> {asked}\nexit 1\n")
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    assert patched(["app1", "app2", "app3"], as_json=True) == NOT_RUNNING
+    assert patched(["app1", "app2", "app3", "app4"], as_json=True) == NOT_RUNNING
     said = capsys.readouterr()
     found = json.loads(said.out)["containers"]
     assert (found["app1"]["running"], found["app1"]["state"], found["app1"]["processes"]) == (True, "RUNNING", 1)
     assert found["app2"] == {"running": False, "stale": [], "state": "STOPPED"}
     assert found["app3"] == {"running": False, "stale": [], "state": ""}
+    assert found["app4"] == {"running": False, "stale": [], "state": "STARTING"}
     assert said.err == ""
+    # lxc-info only for the one in between (no pid yet): not for a stopped one, nor one lxc-ls does not know
+    assert asked.read_text().split() == ["app4"]

@@ -53,3 +53,18 @@ def test_a_drained_node_that_dpkg_failed_on_is_brought_online_by_the_next_run(cl
 def test_a_node_already_online_is_said_to_be(cluster: Cluster) -> None:
     cluster.set_attribute("node2", QUARANTINE, "r1 2026-12-03T02:00:00Z")
     assert said(cluster) == "node2: quarantine cleared; it is not in standby"
+
+
+def test_the_quarantine_cleared_is_said_even_when_the_cluster_cannot_then_be_read(
+        cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    from upgrader.runner import CommandError, Result
+
+    cluster.set_attribute("node2", QUARANTINE, "r1 2026-12-03T02:00:00Z")
+
+    def unreadable(timeout: float | None = None) -> object:
+        raise CommandError(Result(("crm_mon",), 102, "", "crm_mon: Connection to cluster failed", 0.0), "crm_mon")
+
+    monkeypatch.setattr(cluster, "state", unreadable)
+    text = said(cluster)
+    assert text.startswith("node2: quarantine cleared; could not tell whether it is in standby (crm_mon failed"), text
+    assert cluster.get_attribute("node2", QUARANTINE) is None

@@ -7,6 +7,7 @@ answer is the JSON ``rolling-upgrade patched --container NAME --json`` prints (a
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from typing import Sequence
 
@@ -82,6 +83,35 @@ def test_level_2_reads_the_states_in_the_scan_and_its_own_lxc_ls_only_when_the_s
     level2 = [r for r in report.results if r.level == Level.CONTAINER]
     assert [(r.ok, r.error) for r in level2] == [(False, "container app-c is STOPPED")]
     assert not [c for c in calls if c[3:] == LXC_LS], "the scan's state stands: no second opinion"
+
+
+@pytest.mark.parametrize("scan", ["fails", "hangs"])
+def test_a_scan_that_cannot_tell_leaves_level_2_to_its_own_lxc_ls_for_the_rest_of_the_check(scan: str) -> None:
+    """Level 4 fails on its own error; level 2 is not blamed for it: it asks lxc-ls (at once when the failed
+    scan left it time, else at its next attempt, naming the scan) and passes, one scan a round at most."""
+    from upgrader.runner import CommandTimeout
+
+    class Broken(NodeAnswers):
+        def call(self, argv: Sequence[str], *, timeout: float | None = None, **kw: object) -> Result:
+            if "patched" not in argv:
+                return super().call(argv, timeout=timeout, **kw)
+            self.calls.append(tuple(self.prefix) + tuple(argv))
+            if scan == "fails":
+                return Result(tuple(argv), 2, "", "rolling-upgrade patched: lxc-ls: cannot list", 0.0)
+            time.sleep(timeout or 0)
+            raise CommandTimeout(Result(tuple(argv), -9, "", "", timeout or 0), timeout or 0, "the patched scan")
+
+    calls: list[tuple[str, ...]] = []
+    spec = health_spec(lxc_group("app"))
+    report = check_health([Target(spec, "node2")], snapshot=lambda t: started_on("node2", "app-vip", "app-ct"),
+                          baseline=BASELINE, runner_for=lambda node: Broken(node, calls, {}, states={"app-c": "RUNNING"}),
+                          defaults=replace(FAST, patched_tool=TOOL, deadline=2.0, attempt_timeout=0.5))
+    got = {r.level: r for r in report.results}
+    assert got[Level.CONTAINER].ok, got[Level.CONTAINER]
+    assert not got[Level.PATCHED].ok and ("cannot list" if scan == "fails" else "did not answer") in \
+        (got[Level.PATCHED].error or "")
+    assert got[Level.CONTAINER].attempts == (1 if scan == "fails" else 2), got[Level.CONTAINER]
+    assert [c for c in calls if c[3:] == LXC_LS], calls
 
 
 def test_level_4_is_off_without_a_tool() -> None:

@@ -74,6 +74,7 @@ class Scripted:
         self.standby: set[str] = set()
         self.marks: dict[tuple[str, str], str] = {}
         self.calls: list[tuple[Any, ...]] = []
+        self.firsts: list[ClusterState | None] = []
         self.stops = dict(stops or {})
         self._votes = votes
         self.util = util
@@ -129,6 +130,7 @@ class Scripted:
     def wait_settled(self, expect: object = None, *, deadline: float, interval: float | None = None,
                      first: ClusterState | None = None) -> ClusterState:
         self.calls.append(("settled",))
+        self.firsts.append(first)  # a state the caller had just read (its first poll's), or None
         return self.state()
 
     def predict_standbys(self, standby: Mapping[str, bool], prepare: Any = None) -> tuple[Predicted, ...]:
@@ -679,7 +681,9 @@ def test_one_nodes_drain_starts_from_the_settled_reading_and_its_checks_from_the
     assert len(drains) == 3
     for i in drains:
         settled = max(j for j in range(i) if calls[j] == ("settled",))
-        # the settle's own reading, which is the baseline too; before: three more (the stops' refusal, the
-        # drain's, the baseline's)
+        # the settle's own reading, which is the baseline too (a baseline's own crm_mon came after it before)
         assert [c for c in calls[settled:i] if c == ("state",)] == [("state",)], calls[settled:i]
+        # and the settle started from the state the check that the cluster is whole had just read
+        index = sum(1 for c in calls[:settled + 1] if c == ("settled",)) - 1
+        assert cluster.firsts[index] is not None and calls[settled - 1] == ("state",), calls[settled - 3:settled + 1]
     assert Noting.firsts and all(Noting.firsts)

@@ -40,8 +40,8 @@ def patched(containers: list[str], as_json: bool) -> int:
         listing = None
     names = containers or sorted(inits)
     for name in names:
-        if name in inits:
-            continue
+        if name in inits or (states is not None and states.get(name, "STOPPED") == "STOPPED"):
+            continue  # running, or lxc-ls says it is stopped or no container of this node: not running
         try:  # lxc-ls gave no pid for it (a state in between) or could not list: lxc-info asked alone
             pid = init_pid(runner, name, strict=listing is not None)
         except CommandError as exc:

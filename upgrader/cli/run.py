@@ -28,6 +28,7 @@ from upgrader.orchestrator.start import wait_joined
 from upgrader.orchestrator.start import rollout as new_rollout
 from upgrader.pacemaker.live import Cluster, NotSettled
 from upgrader.pacemaker.lock import LockError
+from upgrader.pacemaker.state import ParseError
 from upgrader.runner import CommandError
 from upgrader.runs import APT_RUN_PREFIX, RUN_ID_ENV, WAITING
 
@@ -160,7 +161,11 @@ def send_report(r: Rollout, source: str, code: int, refused: str | None, error: 
 
 def unquarantine(cluster: Cluster, out: Console, node_name: str) -> int:
     if steering.clear_quarantine(cluster, node_name):
-        out.print(f"{node_name}: quarantine cleared; {after_quarantine(cluster, node_name)}")
+        try:
+            after = after_quarantine(cluster, node_name)
+        except (CommandError, ParseError) as exc:  # cleared all the same: said first, never lost in an error
+            after = f"could not tell whether it is in standby ({exc})"
+        out.print(f"{node_name}: quarantine cleared; {after}")
     else:
         out.print(f"{node_name} was not quarantined; nothing changed")
     return Outcome.DONE
@@ -172,7 +177,9 @@ def after_quarantine(cluster: Cluster, node_name: str) -> str:
     operator's, is no run's to end."""
     by_hand = f"crm_attribute --node {node_name} --name standby --update off"
     found = cluster.state().node(node_name)
-    if found is None or not found.standby:
+    if found is None:
+        return "it is not in the cluster's status (crm_mon): see 'rolling-upgrade status'"
+    if not found.standby:
         return "it is not in standby"
     if WAITING in steering.node_attributes(cluster).get(node_name, {}):
         return f"it stays in standby until you bring it online ({by_hand}) or the next run does"

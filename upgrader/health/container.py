@@ -43,7 +43,8 @@ def node_states(runner: Runner, timeout: float) -> dict[str, str]:
 def check_container(runner: Runner, container: ContainerSpec, timeout: float,
                     states: Callable[[float], Mapping[str, str]] | None = None) -> None:
     """One attempt within ``timeout`` seconds; raise CheckFailed. ``states``: a reading of every container's
-    state on that node, shared with the other checks there (one lxc-ls a round); else lxc-info for this one."""
+    state on that node, shared with the other checks there (one lxc-ls a round, or the patched scan's);
+    else lxc-info for this one."""
     deadline = monotonic() + timeout
     name = container.name
     if states is not None:

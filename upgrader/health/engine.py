@@ -74,11 +74,13 @@ class _Check:
 
 PER_CONTAINER = 0.05  # seconds one container adds to its node's batched state reading (lxc-ls), at most
 PATCHED_PER_CONTAINER = 0.15  # and to its node's patched scan (bench: 0.058 s a container)
+FALLBACK_MIN = 1.0  # seconds (or half the attempt) left for level 2's own lxc-ls after the scan could not tell
 
 
 class _NodeReadings:
-    """Per node, one reading a round shared by its containers' checks: their states (one ``lxc-ls``) and,
-    for level 4, one patched scan of them all; one remote shell each instead of one per container."""
+    """Per node, one reading a round shared by its containers' checks: one patched scan of them all when
+    level 4 is on, whose own lxc-ls gives level 2 their states; else (or once that scan failed or gave no
+    states) one ``lxc-ls`` for level 2; one remote shell each instead of one per container."""
 
     def __init__(self, targets: Sequence[Target], runner_for: Callable[[str], Runner], d: HealthDefaults) -> None:
         self.defaults = d
@@ -90,12 +92,14 @@ class _NodeReadings:
         self._scans = {n: SnapshotRounds(partial(node_scan, runner_for(n), d.patched_tool, tuple(names)),
                                          f"the patched scan on {n}")
                        for n, names in self.names.items() if names and d.patched_tool}
+        self._own_states: dict[str, str] = {}  # node: why its level 2 reads its own lxc-ls from now on
         # level 2's bound a container: the scan's when its states come from the scan
         self.state_share = PATCHED_PER_CONTAINER if d.patched_tool else PER_CONTAINER
 
     def states(self, node: str) -> Callable[[float], dict[str, str]]:
-        """Level 2's reader: the states in the node's patched scan when there is one (else, or when it gives
-        none, the node's own lxc-ls reading)."""
+        """Level 2's reader: the states in the node's patched scan when there is one; else, and for the rest
+        of the check once that scan failed or gave no states, the node's own lxc-ls reading. A scan that
+        failed too late in an attempt for an lxc-ls to follow fails the attempt naming it (retried)."""
         own = self._states[node].reader()
         if node not in self._scans:
             return own
@@ -103,14 +107,20 @@ class _NodeReadings:
 
         def read(timeout: float) -> dict[str, str]:
             deadline = monotonic() + timeout
-            try:
-                found = scan(timeout)
-            except CheckFailed:
-                found = {}
-            states = {name: got["state"] for name, got in found.items()
-                      if isinstance(got, dict) and isinstance(got.get("state"), str)}
-            if self.names[node] and set(self.names[node]) <= set(states):
-                return states
+            if node not in self._own_states:
+                try:
+                    found = scan(timeout)
+                    why = "it gave no container states (an older rolling-upgrade there?)"
+                except CheckFailed as exc:
+                    found, why = {}, str(exc)
+                states = {name: got["state"] for name, got in found.items()
+                          if isinstance(got, dict) and isinstance(got.get("state"), str)}
+                if self.names[node] and set(self.names[node]) <= set(states):
+                    return states
+                self._own_states[node] = why
+                if deadline - monotonic() < min(FALLBACK_MIN, timeout / 2):
+                    raise CheckFailed(f"the patched scan on {node} could not give the containers' states ({why}); "
+                                      "lxc-ls is asked at the next attempt")
             return own(max(deadline - monotonic(), MIN_ATTEMPT))
 
         return read

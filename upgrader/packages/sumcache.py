@@ -5,16 +5,20 @@ few dozen mapped paths; the health check scans every node after every move. The
 cache keeps the index of those paths with what it was read from, and is used
 only while all of that is unchanged:
 
-- the ``info`` directory itself (device, inode, mtime): dpkg adds, renames and
-  removes its files there, and each of those changes the directory's mtime;
-- each md5sums file an entry came from (inode, size, mtime): an edit in place;
-- the aliases (merged /usr) and the directory's path.
+- the ``info`` directory itself (device, inode, size, mtime, ctime): dpkg adds,
+  renames and removes its files there, and each of those changes the directory;
+- each md5sums file an entry came from (device, inode, size, mtime, ctime; dpkg's
+  own files carry the package's build time as mtime, their ctime is when they
+  arrived): an edit in place changes its ctime whatever its mtime says;
+- the aliases (merged /usr), the directory's path and the cache's format.
 
 Wanted paths it does not cover are read from every file again, and the cache
-then covers both (at most :data:`MAX_PATHS`). Nothing is written while the
-directory changed less than :data:`RACY` seconds ago (a change within the same
-clock tick would leave its mtime as it was), nor kept when it is not a regular
-file of ours (0600, through no symlink). Any unreadable cache is no cache.
+then covers both (at most :data:`MAX_PATHS`). Nothing is written when the
+directory or a source changed less than :data:`RACY` seconds before it was
+looked at (a change within the same clock tick would leave it as it was), nor
+when the directory changed while the files were read, nor kept when it is not a
+regular file of ours (0600, through no symlink). A cache that cannot be read or
+is not of this format is no cache: the files are read.
 """
 
 from __future__ import annotations
@@ -34,9 +38,17 @@ MAX_BYTES = 8 << 20  # a cache file read at most
 RACY = 2.0  # seconds: a directory changed more recently than this is not cached
 
 
+FORMAT = 1  # of the cache file; another one is no cache
+
+
 def _identity(path: Path) -> list[int]:
     st = os.stat(path)
-    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _settled(identity: list[int], seen_at: int) -> bool:
+    """Whether the file of ``identity``, looked at ``seen_at`` (ns), had last changed RACY seconds before."""
+    return seen_at - max(identity[3], identity[4]) > RACY * 1e9
 
 
 def cached_index(info: Path, aliases: dict[str, str], wanted: set[str], read: Callable[[set[str]], Index],
@@ -47,16 +59,25 @@ def cached_index(info: Path, aliases: dict[str, str], wanted: set[str], read: Ca
         directory = _identity(info)
     except OSError:
         return read(wanted)
-    key = {"info": str(info), "aliases": aliases, "directory": directory}
+    seen_at = time.time_ns()
+    key = {"format": FORMAT, "info": str(info), "aliases": aliases, "directory": directory}
     kept = _load(cache)
-    if kept is not None and kept.get("key") == key and wanted <= set(kept["covered"]) and _unchanged(info, kept):
-        return {p: [tuple(e) for e in kept["index"][p]] for p in wanted if p in kept["index"]}
-    covered = wanted | (set(kept["covered"]) if kept is not None and kept.get("key", {}).get("info") == str(info)
-                        else set())
+    try:
+        if kept is not None and kept["key"] == key and wanted <= set(kept["covered"]) and _unchanged(info, kept):
+            return {p: [(str(md5), str(package)) for md5, package in kept["index"][p]]
+                    for p in wanted if p in kept["index"]}
+        same_info = kept is not None and kept["key"].get("format") == FORMAT and kept["key"].get("info") == str(info)
+        covered = wanted | ({p for p in kept["covered"] if isinstance(p, str)} if same_info else set())
+    except (KeyError, TypeError, AttributeError, ValueError):  # not a cache of this format: none
+        covered = set(wanted)
     if len(covered) > MAX_PATHS:
         covered = set(wanted)
     index = read(covered)
-    if time.time_ns() - directory[3] > RACY * 1e9:
+    try:
+        unchanged = _identity(info) == directory  # nothing added, renamed or removed while it was read
+    except OSError:
+        unchanged = False
+    if unchanged and _settled(directory, seen_at):
         _save(cache, key, covered, index, info)
     return {p: v for p, v in index.items() if p in wanted}
 
@@ -101,9 +122,10 @@ def _load(cache: Path) -> dict | None:
 
 
 def _save(cache: Path, key: dict, covered: set[str], index: Index, info: Path) -> None:
+    seen_at = time.time_ns()
     sources = _sources(info, index)
-    if any(time.time_ns() - identity[3] <= RACY * 1e9 for identity in sources.values()):
-        return  # one just edited: its mtime may not tell the next edit within the same tick
+    if not all(_settled(identity, seen_at) for identity in sources.values()):
+        return  # one just changed: its times may not tell the next change within the same tick
     doc = {"key": key, "covered": sorted(covered), "index": index, "sources": sources}
     tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
     old = os.umask(0o077)
