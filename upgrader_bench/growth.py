@@ -133,7 +133,8 @@ def _median(entry: Mapping[str, Any] | None, key: str) -> float | None:
 def ratios(sizes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """The growth targets, from the smallest and the largest size in ``sizes`` (keyed by the size as text).
 
-    Each: value (None when a figure is missing or a denominator is not positive), target, unit, verdict
+    Each: value (None when a figure is missing, or a denominator or the own cost compared is not positive:
+    a run that beat its own irreducible parts measured the noise, not the figure), target, unit, verdict
     ("met", "MISSED" or "not measured"), the sizes compared, and the label."""
     if not sizes:
         return {}
@@ -142,7 +143,7 @@ def ratios(sizes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
 
     def over(key: str) -> float | None:
         num, den = _median(b, key), _median(s, key)
-        return None if num is None or den is None or den <= 0 or small == big else num / den
+        return None if num is None or den is None or den <= 0 or num <= 0 or small == big else num / den
 
     values = {"downtime_vs_bare_standby": _median(b, "downtime_vs_bare_standby"),
               "own_cost_vs_smallest": over("own_cost_s"),

@@ -86,6 +86,11 @@ def test_a_missing_figure_or_a_single_size_is_not_measured_rather_than_a_guess()
     cheap = sizes()
     cheap["12"] = entry(12, 5.0, 0.2, 1.0)  # wall below its irreducible parts: no ratio over it
     assert growth.ratios(cheap)["own_cost_vs_smallest"]["value"] is None
+    beaten = sizes()
+    beaten["120"] = entry(120, 5.0, 0.5, 2.9)  # the big run beat its irreducible parts: noise, never "met"
+    assert beaten["120"]["own_cost_s"]["median"] < 0
+    assert (growth.ratios(beaten)["own_cost_vs_smallest"]["value"],
+            growth.ratios(beaten)["own_cost_vs_smallest"]["verdict"]) == (None, "not measured")
     assert growth.ratios({}) == {}
     assert growth.verdict(1.1, 1.1) == "met" and growth.verdict(3.0, 3.0, strict=True) == "MISSED"
 
