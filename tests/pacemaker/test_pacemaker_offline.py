@@ -71,9 +71,8 @@ def test_wait_settled_gives_up_at_its_deadline_saying_why(offline: Offline) -> N
     assert "last seen: crmadmin (state of DC" in text
 
 
-def test_a_poll_that_cannot_be_settled_does_not_ask_the_dc(offline: Offline) -> None:
-    """crmadmin (the slower call) only when crm_mon shows nothing in flight and the expectation holds."""
-    cluster = offline("all-online")
+def noted(cluster: Cluster) -> list[str]:
+    """The programs the cluster's runner runs from now on, in order (each still run)."""
     asked: list[str] = []
     call = cluster.runner.call
 
@@ -82,6 +81,13 @@ def test_a_poll_that_cannot_be_settled_does_not_ask_the_dc(offline: Offline) -> 
         return call(argv, *args, **kw)
 
     cluster.runner.call = noting  # type: ignore[method-assign]
+    return asked
+
+
+def test_a_poll_that_cannot_be_settled_does_not_ask_the_dc(offline: Offline) -> None:
+    """crmadmin (the slower call) only when crm_mon shows nothing in flight and the expectation holds."""
+    cluster = offline("all-online")
+    asked = noted(cluster)
     _, problems = cluster.settled_problems(lambda state: ["app1 not yet on node3"], timeout=5)
     assert problems == ["app1 not yet on node3"] and "crmadmin" not in asked and "crm_mon" in asked
     asked.clear()
@@ -94,15 +100,8 @@ def test_a_state_just_read_is_the_first_polls_first_reading_only(offline: Offlin
     """A caller's fresh reading saves the first poll's crm_mon; the settled state is still read after the DC
     answered, and later polls read their own."""
     cluster = offline("all-online")
-    asked: list[str] = []
-    call = cluster.runner.call
-
-    def noting(argv: list[str], *args: Any, **kw: Any) -> Any:
-        asked.append(argv[0])
-        return call(argv, *args, **kw)
-
     now = cluster.state()
-    cluster.runner.call = noting  # type: ignore[method-assign]
+    asked = noted(cluster)
     state, problems = cluster.settled_problems(lambda s: ["app1 not yet on node3"], timeout=5, now=now)
     assert (state, problems, asked) == (now, ["app1 not yet on node3"], [])
     with pytest.raises(CommandError, match="crmadmin"):
