@@ -8,7 +8,9 @@ lab, as the main bench does on its 3 applications (:mod:`upgrader_bench.scenario
   dist-upgrade without upgrader's hooks, standby off), the prober running: each application's outage when a
   bare standby of its node moved it, and the irreducible parts;
 - the product's whole health check of every resource (``innode check-all``: what ``rolling-upgrade check``
-  runs, timed in-process, :data:`CHECKS` runs after a warm-up);
+  runs, timed in-process, :data:`CHECKS` runs after a warm-up), each followed by the reads no check can do
+  without, timed alike (the CIB's resources and crm_mon, and at once on each node LXC's states and PIDs):
+  Pacemaker's and LXC's own cost at that size, and the check's own part (check minus those reads, paired);
 - ``rolling-upgrade plan --json`` in node1, its wall time (:data:`PLANS` runs), against a fresh version;
 - ``rolling-upgrade run --yes --json`` of another fresh version. Each application's outages in the run are
   those the run's own outage watch saw (the product's :class:`~upgrader.health.outage.Watch`, 20 ms, around
@@ -25,7 +27,8 @@ resources per node is Pacemaker's own transition for 40 simultaneous moves: the 
 
 Ratios (:data:`TARGETS`), between the smallest and the largest size measured (12 and 120 by default): the
 longest outage per application in the run over its bare standby move, paired per (repetition, application),
-at the largest size; own cost largest / smallest; one whole health check largest / smallest; ``plan``'s wall
+at the largest size; own cost largest / smallest; one whole health check largest / smallest, and its own
+part alike; ``plan``'s wall
 time at the largest size, in seconds. The sizes are separate labs brought up one after the other, so the
 ratios across sizes are not interleaved as the main bench's are: read them with the absolute figures.
 """
@@ -63,12 +66,14 @@ TARGETS: dict[str, tuple[float, str, bool]] = {
     "downtime_vs_bare_standby": (1.1, "x", False),
     "own_cost_vs_smallest": (2.0, "x", False),
     "health_vs_smallest": (2.0, "x", False),
+    "health_own_vs_smallest": (2.0, "x", False),
     "plan_s": (3.0, "s", True),
 }
 LABELS = {
     "downtime_vs_bare_standby": "longest outage per app at {big}: run / bare standby move (paired)",
     "own_cost_vs_smallest": "the run's own cost (wall - irreducible), {big} / {small} applications",
     "health_vs_smallest": "one health check of every resource, {big} / {small} applications",
+    "health_own_vs_smallest": "the check's own part (minus Pacemaker's and LXC's reads, paired), {big} / {small}",
     "plan_s": "rolling-upgrade plan's wall time at {big} applications",
 }
 
@@ -81,8 +86,9 @@ DEFINITION = (
     "own_cost_s: run wall minus its irreducible parts (as run_overhead's); fixed_cost_per_node_s: that over the "
     "nodes; downtime_vs_bare_standby: per (repetition, application) its longest outage in the run over its outage "
     "in the bare standby move of its node; ratios: downtime_vs_bare_standby at the largest size, own cost and one "
-    "whole health check at the largest size over the smallest (separate labs, not interleaved), plan_s at the "
-    "largest size")
+    "whole health check at the largest size over the smallest (separate labs, not interleaved), its own part "
+    "(each check minus the reads of Pacemaker and LXC timed right after it: the CIB's resources, crm_mon, and "
+    "at once on each node lxc-ls of the containers' states and PIDs) alike, plan_s at the largest size")
 
 
 def lab_name(apps: int) -> str:
@@ -120,6 +126,8 @@ def size_entry(apps: int, nodes: int, bare: Sequence[Sequence[Bare]], runs: Sequ
         "downtime_vs_bare_standby": _summary(paired_downtime([list(b) for b in bare], list(runs))),
         "health_check_all_s": _summary(s for c in checks for s in c["seconds"]),
         "health_check_resources": max((c["resources"] for c in checks), default=0),
+        "health_floor_s": _summary(s for c in checks for s in c.get("floor_seconds", ())),
+        "health_own_s": _summary(s - f for c in checks for s, f in zip(c["seconds"], c.get("floor_seconds", ()))),
         "plan_s": _summary(plans),
         "run_steps_s": {s: round(statistics.median(r.steps.get(s, 0.0) for r in runs), 3) for s in steps},
     }
@@ -148,6 +156,7 @@ def ratios(sizes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     values = {"downtime_vs_bare_standby": _median(b, "downtime_vs_bare_standby"),
               "own_cost_vs_smallest": over("own_cost_s"),
               "health_vs_smallest": over("health_check_all_s"),
+              "health_own_vs_smallest": over("health_own_s"),
               "plan_s": _median(b, "plan_s")}
     found = {}
     for key, value in values.items():
@@ -187,7 +196,9 @@ SIZE_COLUMNS = (("run wall s", "run_wall_s"), ("irreducible s", "run_irreducible
                 ("longest outage run s", "run_longest_outage_s"),
                 ("longest outage bare s", "bare_standby_longest_outage_s"),
                 ("outage run / bare (paired)", "downtime_vs_bare_standby"),
-                ("health check all s", "health_check_all_s"), ("plan s", "plan_s"))
+                ("health check all s", "health_check_all_s"),
+                ("its reads of Pacemaker and LXC s", "health_floor_s"), ("its own part s", "health_own_s"),
+                ("plan s", "plan_s"))
 
 
 COUNTS = {"run_move_steps", "bare_move_resources"}

@@ -21,7 +21,11 @@ object:
                            three times
     check-all REPS         the product's whole health check (what 'rolling-upgrade check'
                            runs: every resource where it runs, all levels, the lab's
-                           Health:: settings), REPS times after one warm-up, timed in-process
+                           Health:: settings), REPS times after one warm-up, timed in-process;
+                           each followed by the reads no check can do without, timed
+                           alike (floor_seconds): the CIB's resources and crm_mon, and
+                           at once on each node whose containers it checked, lxc-ls
+                           of their states and PIDs (Pacemaker's and LXC's own cost)
 
 A leading ``--deadline S`` sets how long a move or a placement may take to
 settle (default :data:`SETTLE_DEADLINE`; a lab of 120 applications moves 40 at once).
@@ -31,12 +35,15 @@ from __future__ import annotations
 
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from time import monotonic, time
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from upgrader import config as configuration
+from upgrader.cli.patched import LXC_LS
 from upgrader.health import live as health
+from upgrader.health.report import Level
 from upgrader.pacemaker import shapes
 from upgrader.pacemaker.live import Cluster, drained
 from upgrader.runner import Runner
@@ -125,17 +132,40 @@ def dist_upgrade() -> dict[str, Any]:
 
 def check_all(cluster: Cluster, reps: int) -> dict[str, Any]:
     """``reps`` timed runs of the whole check (declarations read, then every resource where it runs), after one
-    warm-up run (the remote shell's shared connections opened)."""
+    warm-up run (the remote shell's shared connections opened); each followed by :func:`floor_reads` on the
+    nodes whose containers it checked, interleaved so that both see the same machine."""
     cfg = configuration.load()
     defaults = health.defaults_from(cfg)
-    runs = []
-    for _ in range(reps + 1):
+    runner_for = health.node_runners(cluster, cfg)
+    runs, floors = [], []
+    for i in range(reps + 1):
         started = monotonic()
         report = health.check_cluster(cluster, health.read_declarations(cluster), defaults, cfg)
         runs.append((monotonic() - started, report))
-    return {"seconds": [s for s, _ in runs[1:]], "ok": all(r.ok for _, r in runs[1:]),
+        nodes = sorted({r.node for r in report.results if r.level is Level.CONTAINER})
+        floor = floor_reads(cluster, runner_for, nodes)
+        if i:
+            floors.append(floor)
+    return {"seconds": [s for s, _ in runs[1:]], "floor_seconds": floors, "ok": all(r.ok for _, r in runs[1:]),
             "resources": len({r.resource for r in runs[-1][1].results}),
             "problems": sorted({str(p) for _, r in runs[1:] for p in r.problems()})}
+
+
+LXC_STATES = list(LXC_LS)  # what a node's patched scan asks LXC (level 2 alone asks NAME,STATE)
+
+
+def floor_reads(cluster: Cluster, runner_for: Callable[[str], Runner], nodes: Sequence[str]) -> float:
+    """Seconds for the external reads a whole check cannot do without, each as the check makes it: the CIB's
+    resources then crm_mon, and meanwhile, at once on each of ``nodes``, LXC's states and PIDs (locally or
+    over the remote shell). Commands only: no parsing, no thread of the check's own."""
+    started = monotonic()
+    with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+        states = [pool.submit(runner_for(n).run, LXC_STATES, timeout=30, what=f"lxc-ls on {n}") for n in nodes]
+        cluster.runner.run(["cibadmin", "--query", "--scope", "resources"], timeout=30, what="the CIB's resources")
+        cluster.runner.run(["crm_mon", "--one-shot", "--inactive", "--output-as=xml"], timeout=30, what="crm_mon")
+        for f in states:
+            f.result()
+    return monotonic() - started
 
 
 def main(argv: list[str]) -> int:

@@ -108,3 +108,34 @@ def test_a_main_only_bench_merges_into_the_results_instead_of_replacing_them() -
     # a whole bench writes what it measured, None included, and keeps only the keys it has not
     full = merged(previous, doc, main_only=False)
     assert full["seed"] is None and full["growth"] == doc["growth"] and full["concurrency_2_vs_1"] == 0.96
+
+
+def test_the_health_floor_reads_what_every_check_needs_and_each_node_at_once() -> None:
+    """The CIB's resources and crm_mon in turn, meanwhile LXC's states on each node; it waits for them all."""
+    import threading
+    from types import SimpleNamespace
+
+    from upgrader_bench.innode import LXC_STATES, floor_reads
+
+    calls: list[tuple[str, tuple[str, ...]]] = []
+    both = threading.Barrier(3, timeout=5)  # the two nodes' lxc-ls run at the same time, beside the main thread
+
+    class Fake:
+        def __init__(self, where: str) -> None:
+            self.where = where
+
+        def run(self, argv: list[str], timeout: float, what: str) -> None:
+            assert timeout > 0 and what
+            calls.append((self.where, tuple(argv)))
+            if argv == LXC_STATES:
+                both.wait()
+
+    main = Fake("local")
+    main.run = lambda argv, timeout, what: (calls.append(("local", tuple(argv))),  # type: ignore[method-assign]
+                                            both.wait() if argv[0] == "cibadmin" else None)
+    seconds = floor_reads(SimpleNamespace(runner=main), Fake, ["node1", "node2"])
+    assert seconds > 0
+    assert sorted(c for c in calls if c[1] == tuple(LXC_STATES)) == [("node1", tuple(LXC_STATES)),
+                                                                     ("node2", tuple(LXC_STATES))]
+    assert [c[1][0] for c in calls if c[0] == "local"] == ["cibadmin", "crm_mon"]
+    assert LXC_STATES[:3] == ["lxc-ls", "--fancy", "--fancy-format"] and "PID" in LXC_STATES[3]

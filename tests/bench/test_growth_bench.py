@@ -42,7 +42,8 @@ def test_fixed_cost_per_node_is_the_runs_own_cost_over_the_nodes() -> None:
 
 def entry(apps: int, wall: float, check: float, plan: float, outage: float = 0.5) -> dict[str, Any]:
     return growth.size_entry(apps, 3, [CYCLE], [run(wall, {"app1": [outage], "app2": [0.4], "app3": [0.1, 0.6]})],
-                             [{"seconds": [check, check * 1.1], "resources": apps, "ok": True, "problems": []}],
+                             [{"seconds": [check, check * 1.1], "floor_seconds": [check / 2, check / 4],
+                               "resources": apps, "ok": True, "problems": []}],
                              [plan, plan + 0.2])
 
 
@@ -55,6 +56,9 @@ def test_a_size_entry_holds_wall_irreducible_own_cost_outages_health_and_plan() 
     assert e["downtime_vs_bare_standby"] == {"median": 1.0, "min": 1.0, "max": 1.2, "n": 3}
     assert e["bare_standby_longest_outage_s"]["max"] == 0.5 and e["run_longest_outage_s"]["max"] == 0.6
     assert e["health_check_all_s"]["n"] == 2 and e["health_check_resources"] == 12
+    assert e["health_floor_s"] == {"median": 0.075, "min": 0.05, "max": 0.1, "n": 2}
+    # paired, each check with the reads right after it: 0.2 - 0.1 and 0.22 - 0.05
+    assert e["health_own_s"]["min"] == pytest.approx(0.1) and e["health_own_s"]["max"] == pytest.approx(0.17)
     assert e["plan_s"] == {"median": 1.1, "min": 1.0, "max": 1.2, "n": 2}
     assert e["bare_move_settle_s"]["median"] == 1.0 and e["bare_move_resources"]["max"] == 1
     assert e["run_steps_s"] == {"settle": 5.0}
@@ -73,6 +77,7 @@ def test_the_ratios_compare_the_largest_size_with_the_smallest_against_the_targe
     assert r["own_cost_vs_smallest"]["verdict"] == "MISSED"
     assert r["health_vs_smallest"]["value"] == pytest.approx(0.5 / 0.2) and r["health_vs_smallest"]["verdict"] == \
         "MISSED"
+    assert r["health_own_vs_smallest"]["value"] == pytest.approx(0.5 / 0.2, abs=0.01)  # medians rounded to ms
     assert r["downtime_vs_bare_standby"]["value"] == pytest.approx(1.2)  # app1 0.6/0.5, app2 1.0, app3 1.2
     assert r["plan_s"] == {"value": 3.0, "target": 3.0, "unit": "s", "verdict": "MISSED", "small": 12, "big": 120,
                            "label": "rolling-upgrade plan's wall time at 120 applications"}  # strictly under 3 s

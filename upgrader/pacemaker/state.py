@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterator
 
 from upgrader.pacemaker import names
@@ -191,7 +192,18 @@ class ClusterState:
 
     def members(self, rid: str) -> tuple[Resource, ...]:
         """The primitives a resource, group (``app1``) or clone id stands for."""
-        return tuple(r for r in self.resources if rid in (r.id, r.group, r.clone, _base(r.group)))
+        return self._members_by_id.get(rid, ())
+
+    @cached_property
+    def _members_by_id(self) -> dict[str, tuple[Resource, ...]]:
+        """Every id a primitive answers to (its own, its group's, its clone's, a cloned group's) -> the
+        primitives, in crm_mon's order: one pass, not one a lookup (a check of 120 groups asks 360 times)."""
+        found: dict[str, list[Resource]] = {}
+        for r in self.resources:
+            for key in dict.fromkeys((r.id, r.group, r.clone, _base(r.group))):
+                if key is not None:
+                    found.setdefault(key, []).append(r)
+        return {key: tuple(rs) for key, rs in found.items()}
 
     def running_on(self, rid: str) -> frozenset[str]:
         """Nodes where ``rid`` runs with nothing in flight.
