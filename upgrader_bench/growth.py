@@ -28,9 +28,9 @@ resources per node is Pacemaker's own transition for 40 simultaneous moves: the 
 Ratios (:data:`TARGETS`), between the smallest and the largest size measured (12 and 120 by default): the
 longest outage per application in the run over its bare standby move, paired per (repetition, application),
 at the largest size; own cost largest / smallest; one whole health check largest / smallest, and its own
-part alike; ``plan``'s wall
-time at the largest size, in seconds. The sizes are separate labs brought up one after the other, so the
-ratios across sizes are not interleaved as the main bench's are: read them with the absolute figures.
+part alike; ``plan``'s wall time at the largest size, in seconds. The sizes are separate labs brought up one
+after the other, so the ratios across sizes are not interleaved as the main bench's are: read them with the
+absolute figures.
 """
 
 from __future__ import annotations

@@ -204,3 +204,18 @@ def test_a_non_integer_failure_exit_code_or_ban_weight_is_a_parse_error() -> Non
         parse_crm_mon(captured_with("failed-action", 'exitcode="', 'exitcode="one'))
     with pytest.raises(ParseError, match="weight as 'heavy"):
         parse_crm_mon(captured_with("ban", 'weight="', 'weight="heavy'))
+
+
+@pytest.mark.parametrize("situation", sorted(p.name[len("crm_mon-"):-len(".xml")]
+                                             for p in (Path(__file__).parent / "data").glob("crm_mon-*.xml")))
+def test_members_by_id_are_those_every_primitive_answers_to(mon: Mon, situation: str) -> None:
+    """The one-pass index gives, for every id crm_mon shows (a primitive's, its group's, its clone's, a cloned
+    group's without its instance number), exactly the primitives naming it, in crm_mon's order."""
+    state = mon(situation)
+    ids = {i for r in state.resources for i in (r.id, r.group, r.clone, r.group and r.group.split(":")[0]) if i}
+    assert ids, situation
+    for rid in ids:
+        expected = tuple(r for r in state.resources
+                         if rid in (r.id, r.group, r.clone, r.group and r.group.split(":")[0]))
+        assert state.members(rid) == expected, (situation, rid)
+    assert state.members("no-such-resource") == ()
