@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
@@ -390,13 +390,19 @@ def wait_formed(lab: Lab, timeout: float, nodes: list[str] | None = None) -> Non
     _wait(f"nodes {', '.join(sorted(expected))} online with a DC", timeout, probe, poll_interval(lab))
 
 
-def wait_serving(lab: Lab, timeout: float, version: str | None = None) -> dict[str, str]:
-    """Every application Started and answering /version (optionally with ``version``)."""
+def wait_serving(lab: Lab, timeout: float, version: str | None = None,
+                 on: Sequence[str] | None = None) -> dict[str, str]:
+    """Every application Started and answering /version (optionally with ``version``); with ``on``, each one
+    running on those nodes, in the same reading (not a second look after it served: a recovery in between
+    would show an application placed nowhere)."""
     answers: dict[str, str] = {}
+
+    def placed(where: tuple[str, ...]) -> bool:
+        return bool(where) and (on is None or set(where) <= set(on))
 
     def probe() -> tuple[bool, str]:
         v = view(lab)
-        if not v.settled or not all(v.placement.get(a) for a in lab.app_names):
+        if not v.settled or not all(placed(v.placement.get(a, ())) for a in lab.app_names):
             return False, f"placement {v.placement}"
         with LabClient(lab.client_netns) as client:
             got = client.get_many([(lab.app_ip(a), "/version") for a in lab.app_names])
@@ -405,8 +411,8 @@ def wait_serving(lab: Lab, timeout: float, version: str | None = None) -> dict[s
         good = all(g.ok and (version is None or g.body == version) for g in got)
         return good, f"answers {answers}"
 
-    _wait("every application to answer /version" + (f" with {version}" if version else ""), timeout, probe,
-          poll_interval(lab))
+    _wait("every application to answer /version" + (f" with {version}" if version else "")
+          + (f" on {', '.join(on)}" if on is not None else ""), timeout, probe, poll_interval(lab))
     return answers
 
 

@@ -255,3 +255,45 @@ def test_a_nodes_root_shell_is_a_stock_debian_ones_not_the_hosts(tmp_path: Path)
     for name in ("bashrc", "profile"):
         stock = Path("/usr/share/base-files") / f"dot.{name}"
         assert (tmp_path / "root" / f".{name}").read_bytes() == stock.read_bytes()
+
+
+def test_serving_on_some_nodes_is_one_reading_placed_there_and_answering(monkeypatch: pytest.MonkeyPatch) -> None:
+    """wait_serving(on=...): each poll's own reading decides; app1 answering while it still runs on node2, or
+    placed nowhere for a moment (a recovery), is not done; done once every app is on the nodes asked, settled,
+    and answers."""
+    from upgrader_lab.client import Answer
+
+    lab = Lab(name="x", slice=0, nodes=3, apps=2)
+    readings = iter([
+        {"app1": ("node2",), "app2": ("node1",)},  # still on the node that left
+        {"app1": (), "app2": ("node1",)},  # a moment with no placement
+        {"app1": ("node3",), "app2": ("node1",)},
+    ])
+    seen: list[dict[str, tuple[str, ...]]] = []
+
+    def view(lab_: Lab, via: str | None = None) -> ops.View:
+        placement = next(readings)
+        seen.append(placement)
+        return ops.View(frozenset(lab_.node_names), "node1", placement, True)
+
+    class Client:
+        def __init__(self, netns: str) -> None:
+            pass
+
+        def __enter__(self) -> "Client":
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def get_many(self, requests: list[tuple[str, str]]) -> list[Answer]:
+            return [Answer(200, "1") for _ in requests]
+
+    monkeypatch.setattr(ops, "view", view)
+    monkeypatch.setattr(ops, "LabClient", Client)
+    monkeypatch.setattr(ops, "poll_interval", lambda lab_: 0.01)
+    assert ops.wait_serving(lab, 5, on=["node1", "node3"]) == {"app1": "1", "app2": "1"}
+    assert len(seen) == 3 and seen[-1]["app1"] == ("node3",)
+    readings = iter([{"app1": ("node2",), "app2": ("node1",)}] * 1000)
+    with pytest.raises(LabError, match=r"on node1, node3; last seen: placement .*'app1': \('node2',\)"):
+        ops.wait_serving(lab, 0.2, on=["node1", "node3"])
