@@ -74,11 +74,16 @@ def test_an_apt_run_on_a_standby_node_is_finished_by_the_packaged_command(dlab: 
     assert got.returncode == 0, got.stderr
     assert ops.installed_version(dlab, "node2") == version
     deadline = time.monotonic() + 120  # the finishing step (/usr/sbin/rolling-upgrade node --finish)
-    while cluster.state().node("node2").standby or lock.read(cluster) is not None:
-        assert time.monotonic() < deadline, "the finishing step did not bring node2 back"
+
+    def finished() -> list[dict]:
+        return [h for h in history(dlab, via="node2") if h["phase"] == "apt" and h["node"] == "node2"]
+
+    # The waiter writes its history line once the finishing step has exited, after the step brought node2
+    # back and released the lock: waited for with them (CI once read the history in between).
+    while cluster.state().node("node2").standby or lock.read(cluster) is not None or not finished():
+        assert time.monotonic() < deadline, "the finishing step did not bring node2 back and record it"
         time.sleep(1)
-    finished = [h for h in history(dlab, via="node2") if h["phase"] == "apt" and h["node"] == "node2"]
-    assert finished and finished[-1]["finish"].endswith("exit 0"), finished
+    assert finished()[-1]["finish"].endswith("exit 0"), finished()
 
 
 def test_purging_the_package_on_an_active_node_leaves_apt_working(dlab: Lab) -> None:
