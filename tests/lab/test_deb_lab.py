@@ -83,7 +83,8 @@ def test_an_apt_run_on_a_standby_node_is_finished_by_the_packaged_command(dlab: 
     while cluster.state().node("node2").standby or lock.read(cluster) is not None or not finished():
         assert time.monotonic() < deadline, "the finishing step did not bring node2 back and record it"
         time.sleep(1)
-    assert finished()[-1]["finish"].endswith("exit 0"), finished()
+    records = finished()
+    assert records[-1]["finish"].endswith("exit 0"), records
 
 
 def test_purging_the_package_on_an_active_node_leaves_apt_working(dlab: Lab) -> None:
